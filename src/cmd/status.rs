@@ -1,0 +1,19 @@
+//! `clockwatch status`.
+
+use std::process::ExitCode;
+
+use crate::cli::GlobalOpts;
+use crate::config::Config;
+use crate::db;
+use crate::error::Result;
+
+pub async fn status(global: &GlobalOpts, config: &Config, json: bool) -> Result<ExitCode> {
+    let client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
+    let status = crate::status::status(&client, &config.schema).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status).expect("status serialises"));
+    } else {
+        print!("{}", status.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}

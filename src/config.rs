@@ -1,0 +1,446 @@
+//! The configuration file: which host tables Clockwatch audits and how their columns map to
+//! Clockify's report fields. The file is the only thing that ties Clockwatch to a host schema, so
+//! it is read strictly (unknown keys are refused: a typo must not silently disable a mapping) and
+//! checked twice: here for shape, and by `install` against the live catalog.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Where the config is looked for when `--config` is not given, in order.
+pub const DEFAULT_PATHS: [&str; 2] = ["config/clockwatch.toml", "/etc/clockwatch/clockwatch.toml"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Clockwatch's own schema.
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// Database to use when neither `--database-url` nor the environment names one.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Time zone of the detail dates and times in the report views (IANA name).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    /// Where actor ids get their names; defaults to the users source.
+    #[serde(default)]
+    pub authors: Option<AuthorsConfig>,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Staged changes moved to events per transaction.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: i64,
+    /// How often the daemon looks at staging without being notified (notifications are lost
+    /// while it is disconnected, and capture only notifies an idle daemon).
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Longest wait between reconnection attempts.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            batch_size: default_batch_size(),
+            poll_interval_ms: default_poll_interval_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+        }
+    }
+}
+
+impl DaemonConfig {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.max_backoff_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorsConfig {
+    pub table: String,
+    #[serde(default = "default_id_column")]
+    pub id_column: String,
+    pub name_column: String,
+}
+
+/// The audited categories, as Clockify's Audit Log settings name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    TimeEntries,
+    Projects,
+    Tasks,
+    Clients,
+    Tags,
+    Expenses,
+    Users,
+}
+
+impl Category {
+    pub const ALL: [Category; 7] = [
+        Category::TimeEntries,
+        Category::Projects,
+        Category::Tasks,
+        Category::Clients,
+        Category::Tags,
+        Category::Expenses,
+        Category::Users,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::TimeEntries => "time_entries",
+            Category::Projects => "projects",
+            Category::Tasks => "tasks",
+            Category::Clients => "clients",
+            Category::Tags => "tags",
+            Category::Expenses => "expenses",
+            Category::Users => "users",
+        }
+    }
+
+    /// Singular form used in action codes (`time_entry.created`).
+    pub fn entity(self) -> &'static str {
+        match self {
+            Category::TimeEntries => "time_entry",
+            Category::Projects => "project",
+            Category::Tasks => "task",
+            Category::Clients => "client",
+            Category::Tags => "tag",
+            Category::Expenses => "expense",
+            Category::Users => "user",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == text.trim()).ok_or_else(|| {
+            Error::Input(format!(
+                "unknown category \"{text}\" (expected one of: {})",
+                Category::ALL.map(Category::as_str).join(", ")
+            ))
+        })
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One audited host table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub category: Category,
+    /// `schema.table`; a bare name means `public.name`.
+    pub table: String,
+    /// The column that identifies a row (the event's target id).
+    #[serde(default = "default_id_column")]
+    pub id_column: String,
+    pub workspace_column: String,
+    /// What the target is called in reports.
+    #[serde(default)]
+    pub name_column: Option<String>,
+    /// A column that is null while the row is live and set when it is deleted.
+    #[serde(default)]
+    pub soft_delete_column: Option<String>,
+    /// A column saying where the row came from; its values map to origins through `origins`.
+    #[serde(default)]
+    pub origin_column: Option<String>,
+    #[serde(default)]
+    pub origins: BTreeMap<String, String>,
+    /// Users only: the column that changes when the user logs in.
+    #[serde(default)]
+    pub login_column: Option<String>,
+    /// Users only: the column holding the user's role.
+    #[serde(default)]
+    pub role_column: Option<String>,
+    /// Columns whose changes alone are not worth an event (e.g. `updated_at`).
+    #[serde(default)]
+    pub ignore_columns: Vec<String>,
+    /// Columns never copied out of the host table at all (password hashes, PINs).
+    #[serde(default)]
+    pub exclude_columns: Vec<String>,
+    #[serde(default)]
+    pub fields: Fields,
+}
+
+/// Report detail field -> host column. All optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fields {
+    pub user: Option<String>,
+    pub description: Option<String>,
+    pub project: Option<String>,
+    pub task: Option<String>,
+    pub client: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub billable: Option<String>,
+    pub billable_rate: Option<String>,
+    pub cost_rate: Option<String>,
+    pub approved: Option<String>,
+    pub invoiced: Option<String>,
+    pub kiosk: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub tags: Option<String>,
+}
+
+impl Fields {
+    /// (detail field, host column) for every mapped field.
+    pub fn mapped(&self) -> Vec<(&'static str, &str)> {
+        let all = [
+            ("user", &self.user),
+            ("description", &self.description),
+            ("project", &self.project),
+            ("task", &self.task),
+            ("client", &self.client),
+            ("start", &self.start),
+            ("end", &self.end),
+            ("billable", &self.billable),
+            ("billable_rate", &self.billable_rate),
+            ("cost_rate", &self.cost_rate),
+            ("approved", &self.approved),
+            ("invoiced", &self.invoiced),
+            ("kiosk", &self.kiosk),
+            ("type", &self.kind),
+            ("tags", &self.tags),
+        ];
+        all.into_iter().filter_map(|(field, column)| column.as_deref().map(|c| (field, c))).collect()
+    }
+}
+
+impl SourceConfig {
+    /// Every host column this source refers to, with the key that names it (for error messages).
+    pub fn referenced_columns(&self) -> Vec<(String, &str)> {
+        let mut columns: Vec<(String, &str)> =
+            vec![("id_column".into(), &self.id_column), ("workspace_column".into(), &self.workspace_column)];
+        let optional = [
+            ("name_column", &self.name_column),
+            ("soft_delete_column", &self.soft_delete_column),
+            ("origin_column", &self.origin_column),
+            ("login_column", &self.login_column),
+            ("role_column", &self.role_column),
+        ];
+        columns.extend(optional.into_iter().filter_map(|(k, c)| c.as_deref().map(|c| (k.to_string(), c))));
+        columns.extend(self.ignore_columns.iter().map(|c| ("ignore_columns".to_string(), c.as_str())));
+        columns.extend(self.exclude_columns.iter().map(|c| ("exclude_columns".to_string(), c.as_str())));
+        columns.extend(self.fields.mapped().into_iter().map(|(f, c)| (format!("fields.{f}"), c)));
+        columns
+    }
+
+    pub fn table_name(&self) -> Result<TableName> {
+        TableName::parse(&self.table)
+            .map_err(|e| Error::Config(format!("source {}: table: {e}", self.category)))
+    }
+}
+
+/// A host table name, split so each part can be quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl TableName {
+    pub fn parse(text: &str) -> std::result::Result<TableName, String> {
+        let parts: Vec<&str> = text.split('.').collect();
+        let (schema, name) = match parts.as_slice() {
+            [name] => ("public", *name),
+            [schema, name] => (*schema, *name),
+            _ => return Err(format!("\"{text}\" is not a table name (expected schema.table)")),
+        };
+        if schema.is_empty() || name.is_empty() {
+            return Err(format!("\"{text}\" is not a table name (expected schema.table)"));
+        }
+        Ok(TableName { schema: schema.to_string(), name: name.to_string() })
+    }
+
+    /// The name quoted for SQL text.
+    pub fn quoted(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// Quote an identifier as PostgreSQL's `quote_ident` does when in doubt: always, doubling quotes.
+pub fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+impl Config {
+    /// Read the config from `path`, or from the first of [`DEFAULT_PATHS`] that exists.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let path = match path {
+            Some(p) if !p.exists() => {
+                return Err(Error::Config(format!("{}: file not found", p.display())));
+            }
+            Some(p) => p.to_path_buf(),
+            None => DEFAULT_PATHS.iter().map(PathBuf::from).find(|p| p.exists()).ok_or_else(|| {
+                Error::Config(format!(
+                    "no config file found at {}: pass --config PATH (see config/clockwatch.toml for an example)",
+                    DEFAULT_PATHS.join(" or ")
+                ))
+            })?,
+        };
+        let raw = config::Config::builder()
+            .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
+            .build()
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let cfg: Config =
+            raw.try_deserialize().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        cfg.validate().map_err(|e| match e {
+            Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
+            other => other,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parse a config from TOML text (tests and embedded examples).
+    pub fn from_toml(text: &str) -> Result<Config> {
+        let raw = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let cfg: Config = raw.try_deserialize().map_err(|e| Error::Config(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks that need no database.
+    fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        if self.schema.is_empty() || self.schema.len() > 40 || self.schema.starts_with("pg_") {
+            return bad(format!(
+                "schema: \"{}\" is not usable (1 to 40 characters, not starting with pg_)",
+                self.schema
+            ));
+        }
+        if self.daemon.batch_size < 1 || self.daemon.batch_size > 100_000 {
+            return bad(format!("daemon.batch_size: {} is out of range 1..=100000", self.daemon.batch_size));
+        }
+        if self.daemon.poll_interval_ms < 10 {
+            return bad("daemon.poll_interval_ms: must be at least 10".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for source in &self.sources {
+            let table = source.table_name()?;
+            if !seen.insert(table.clone().to_string()) {
+                return bad(format!("source {}: table {table} is listed twice", source.category));
+            }
+            if source.category != Category::Users && (source.login_column.is_some() || source.role_column.is_some()) {
+                return bad(format!(
+                    "source {}: login_column and role_column only apply to the users category",
+                    source.category
+                ));
+            }
+            if source.origin_column.is_none() && !source.origins.is_empty() {
+                return bad(format!("source {}: origins given without origin_column", source.category));
+            }
+        }
+        if let Some(authors) = &self.authors {
+            TableName::parse(&authors.table).map_err(|e| Error::Config(format!("authors.table: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The source configured for a category, if any (the first one when several share it).
+    pub fn source_for(&self, category: Category) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.category == category)
+    }
+
+    /// Where actor ids get their names: `[authors]`, else the users source when it has a name.
+    pub fn authors(&self) -> Option<AuthorsConfig> {
+        self.authors.clone().or_else(|| {
+            let users = self.source_for(Category::Users)?;
+            Some(AuthorsConfig {
+                table: users.table.clone(),
+                id_column: users.id_column.clone(),
+                name_column: users.name_column.clone()?,
+            })
+        })
+    }
+
+    /// The NOTIFY channel capture uses for this installation.
+    pub fn channel(&self) -> String {
+        format!("clockwatch_{}", self.schema)
+    }
+}
+
+fn default_schema() -> String {
+    "audit_log".into()
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn default_id_column() -> String {
+    "id".into()
+}
+fn default_batch_size() -> i64 {
+    1000
+}
+fn default_poll_interval_ms() -> u64 {
+    1000
+}
+fn default_max_backoff_ms() -> u64 {
+    30_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_default_to_public_and_quote_safely() {
+        assert_eq!(TableName::parse("t").unwrap().to_string(), "public.t");
+        assert_eq!(TableName::parse("a.b").unwrap().quoted(), "\"a\".\"b\"");
+        assert_eq!(TableName::parse("a.b\"; drop").unwrap().quoted(), "\"a\".\"b\"\"; drop\"");
+        assert!(TableName::parse("a.b.c").is_err());
+        assert!(TableName::parse(".b").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_and_categories_are_refused() {
+        let err = Config::from_toml("schemaa = 'x'").unwrap_err().to_string();
+        assert!(err.contains("schemaa"), "{err}");
+        let err = Config::from_toml(
+            "[[source]]\ncategory = 'invoices'\ntable = 'a.b'\nworkspace_column = 'w'\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("invoices"), "{err}");
+    }
+
+    #[test]
+    fn authors_default_to_the_users_source() {
+        let cfg = Config::from_toml(
+            "[[source]]\ncategory = 'users'\ntable = 'app.users'\nworkspace_column = 'ws'\nname_column = 'full_name'\n",
+        )
+        .unwrap();
+        let authors = cfg.authors().unwrap();
+        assert_eq!((authors.table.as_str(), authors.name_column.as_str()), ("app.users", "full_name"));
+    }
+}

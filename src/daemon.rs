@@ -1,0 +1,212 @@
+//! `clockwatch run`: the long-running daemon.
+//!
+//! NOTIFY is only a wake-up call; the staging table is the truth. So the daemon drains right after
+//! every (re)connect, drains when notified, and also polls on a timer, because notifications sent
+//! while it was disconnected are gone and capture only notifies a daemon that said it is idle.
+//!
+//! While it is busy the daemon clears the `wakeup.daemon_idle` flag and polls at a short interval
+//! instead; writers then skip NOTIFY, whose commit-time lock is cluster-wide. It sets the flag again
+//! after a quiet spell and drains once more, which closes the window where a writer saw the old
+//! flag value.
+//!
+//! Transient failures (the database restarting, the connection dropped) lead to a reconnect with
+//! capped, jittered exponential backoff; anything else (authentication, Clockwatch not installed)
+//! stops the daemon with the error. Shutdown is one `watch` channel; a batch in hand always
+//! commits or rolls back before the daemon exits.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep, timeout, Instant};
+use tokio_postgres::{Client, Notification};
+
+use crate::config::{quote_ident, Config};
+use crate::db;
+use crate::drain::{BatchReport, Drainer};
+use crate::error::{DbContext, Error, Result};
+use crate::install::require_installed;
+
+/// Poll interval while busy (the idle flag is cleared and writers do not notify).
+const BUSY_POLL: Duration = Duration::from_millis(5);
+/// How long staging must stay empty before the daemon declares itself idle again.
+const LINGER: Duration = Duration::from_millis(50);
+/// First reconnection delay; doubles up to `daemon.max_backoff_ms`.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// A drain or ping that takes longer than this means the connection is dead, not slow.
+const QUERY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Events the daemon reports to whoever supervises it (systemd readiness, tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Connected, listening and caught up with staging.
+    Ready,
+    /// Lost the database; reconnecting.
+    Reconnecting,
+}
+
+pub struct Daemon {
+    config: Config,
+    pg: tokio_postgres::Config,
+    drainer: Drainer,
+    shutdown: watch::Receiver<bool>,
+    lifecycle: Option<mpsc::UnboundedSender<Lifecycle>>,
+}
+
+impl Daemon {
+    pub fn new(config: Config, database_url: &str, shutdown: watch::Receiver<bool>) -> Result<Daemon> {
+        let pg = db::parse_url(database_url, "daemon")?;
+        let drainer = Drainer::new(config.clone());
+        Ok(Daemon { config, pg, drainer, shutdown, lifecycle: None })
+    }
+
+    /// Receive [`Lifecycle`] notices.
+    pub fn with_lifecycle(mut self, tx: mpsc::UnboundedSender<Lifecycle>) -> Daemon {
+        self.lifecycle = Some(tx);
+        self
+    }
+
+    fn announce(&self, event: Lifecycle) {
+        if let Some(tx) = &self.lifecycle {
+            let _ = tx.send(event);
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Run until shutdown is signalled (Ok) or a non-transient error happens (Err).
+    pub async fn run(mut self) -> Result<()> {
+        let mut failures: u32 = 0;
+        while !self.stopping() {
+            match self.session(&mut failures).await {
+                Ok(()) => break,
+                Err(e) if e.is_transient() => {
+                    self.announce(Lifecycle::Reconnecting);
+                    let delay = backoff(failures, self.config.daemon.max_backoff());
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "database unavailable; reconnecting");
+                    let mut shutdown = self.shutdown.clone();
+                    tokio::select! {
+                        _ = sleep(delay) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tracing::info!("daemon stopped");
+        Ok(())
+    }
+
+    /// One connection's life: connect, listen, catch up, then drain on every wake-up until the
+    /// connection dies or shutdown is asked for.
+    async fn session(&mut self, failures: &mut u32) -> Result<()> {
+        let (mut client, mut notifications) = db::connect(&self.pg).await?;
+        require_installed(&client, &self.config.schema).await?;
+        client
+            .batch_execute(&format!(
+                "set search_path = {}, pg_catalog; listen {}",
+                quote_ident(&self.config.schema),
+                quote_ident(&self.config.channel())
+            ))
+            .await
+            .context("listen")?;
+        self.drainer.reset();
+        let caught_up = self.drain_busy(&mut client).await?;
+        tracing::info!(drained = caught_up.staged, events = caught_up.events, "connected and listening");
+        *failures = 0;
+        self.announce(Lifecycle::Ready);
+
+        let mut poll = tokio::time::interval(self.config.daemon.poll_interval());
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                notification = notifications.recv() => match notification {
+                    Some(_) => {
+                        drain_channel(&mut notifications);
+                        self.drain_busy(&mut client).await?;
+                    }
+                    None => return Err(Error::Connect("the connection to the database was lost".into())),
+                },
+                _ = poll.tick() => {
+                    // Also serves as the application-level ping of an idle connection.
+                    self.drain_busy(&mut client).await?;
+                }
+            }
+            if self.stopping() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Drain with the idle flag cleared, polling fast, until staging stays empty for [`LINGER`];
+    /// then set the flag and drain once more for writers that saw it cleared.
+    async fn drain_busy(&mut self, client: &mut Client) -> Result<BatchReport> {
+        let mut total = self.drain_once(client).await?;
+        if total.staged == 0 {
+            return Ok(total);
+        }
+        set_idle(client, false).await?;
+        let mut quiet_since = Instant::now();
+        while quiet_since.elapsed() < LINGER && !self.stopping() {
+            let batch = self.drain_once(client).await?;
+            total += batch;
+            if batch.staged > 0 {
+                quiet_since = Instant::now();
+            } else {
+                sleep(BUSY_POLL).await;
+            }
+        }
+        set_idle(client, true).await?;
+        total += self.drain_once(client).await?;
+        if total.events > 0 || total.dead_lettered > 0 {
+            tracing::info!(staged = total.staged, events = total.events, unchanged = total.unchanged,
+                           dead_lettered = total.dead_lettered, "drained");
+        }
+        Ok(total)
+    }
+
+    async fn drain_once(&mut self, client: &mut Client) -> Result<BatchReport> {
+        match timeout(QUERY_DEADLINE, self.drainer.drain_all(client)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Connect(format!("no answer from the database within {QUERY_DEADLINE:?}"))),
+        }
+    }
+}
+
+async fn set_idle(client: &Client, idle: bool) -> Result<()> {
+    client.execute("update wakeup set daemon_idle = $1", &[&idle]).await.context("set idle flag")?;
+    Ok(())
+}
+
+fn drain_channel(rx: &mut mpsc::UnboundedReceiver<Notification>) {
+    while rx.try_recv().is_ok() {}
+}
+
+/// Jittered exponential backoff: a random delay between half and all of
+/// min(max, 100 ms * 2^failures), so that daemons restarted together do not reconnect together.
+pub fn backoff(failures: u32, max: Duration) -> Duration {
+    let ceiling = MIN_BACKOFF.saturating_mul(2u32.saturating_pow(failures.min(16))).min(max);
+    let ceiling_ms = ceiling.as_millis().max(1) as u64;
+    Duration::from_millis(rand::thread_rng().gen_range(ceiling_ms / 2..=ceiling_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let max = Duration::from_secs(30);
+        assert!(backoff(0, max) <= Duration::from_millis(100));
+        assert!(backoff(3, max) >= Duration::from_millis(400));
+        for failures in [10, 20, u32::MAX] {
+            let d = backoff(failures, max);
+            assert!(d <= max && d >= max / 2, "{d:?}");
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Connecting to PostgreSQL and classifying its errors.
+//!
+//! Errors are classified by SQLSTATE, never by message text: the daemon retries what may pass
+//! (connection lost, server starting or shutting down) and stops on what will not (bad password,
+//! missing database, Clockwatch not installed).
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
+
+use crate::error::{Error, Result};
+
+/// Value of `application_name` for every Clockwatch connection; `status` looks for it.
+pub const APPLICATION_NAME: &str = "clockwatch";
+
+/// Where the database URL comes from, in order: the flag, `CLOCKWATCH_DATABASE_URL`,
+/// `DATABASE_URL`, then `database_url` in the config file.
+pub fn resolve_url(flag: Option<&str>, config: Option<&str>) -> Result<String> {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var("CLOCKWATCH_DATABASE_URL").ok().filter(|s| !s.is_empty()))
+        .or_else(|| std::env::var("DATABASE_URL").ok().filter(|s| !s.is_empty()))
+        .or_else(|| config.map(str::to_string))
+        .ok_or(Error::NoDatabase)
+}
+
+/// Parse a libpq-style URL or key=value string, and set what every Clockwatch connection needs.
+pub fn parse_url(url: &str, role: &str) -> Result<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e: tokio_postgres::Error| Error::DatabaseUrl(describe(&e)))?;
+    if config.get_application_name().is_none() {
+        config.application_name(format!("{APPLICATION_NAME} {role}"));
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    // tokio-postgres' default keepalive idle time is 2 hours: a half-open connection would go
+    // unnoticed that long. These bound it to about a minute.
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(30));
+    config.keepalives_interval(Duration::from_secs(10));
+    config.keepalives_retries(3);
+    Ok(config)
+}
+
+/// Connect, and drive the connection on a task that forwards notifications.
+///
+/// The returned receiver yields every NOTIFY the session receives, and ends when the connection
+/// does: that is how the daemon learns its connection died even while it is idle.
+pub async fn connect(config: &tokio_postgres::Config) -> Result<(Client, mpsc::UnboundedReceiver<Notification>)> {
+    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| connect_error(&e))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        use futures_util::StreamExt;
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    // The daemon may have stopped listening; nothing to do then.
+                    let _ = tx.send(n);
+                }
+                Ok(AsyncMessage::Notice(notice)) => {
+                    tracing::debug!(message = notice.message(), "server notice");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %describe(&e), "database connection lost");
+                    break;
+                }
+            }
+        }
+    });
+    Ok((client, rx))
+}
+
+/// Connect for a one-shot command (install, status...), where notifications do not matter.
+pub async fn connect_once(url: &str, role: &str) -> Result<Client> {
+    let config = parse_url(url, role)?;
+    let (client, _notifications) = connect(&config).await?;
+    Ok(client)
+}
+
+fn connect_error(e: &tokio_postgres::Error) -> Error {
+    match e.code() {
+        Some(code) if !is_transient(e) => Error::Connect(format!("{} ({})", describe(e), code.code())),
+        _ => Error::Connect(describe(e)),
+    }
+}
+
+/// One line for a database error: the server's message (and detail), or the I/O cause.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = db.message().to_string();
+        if let Some(detail) = db.detail() {
+            text.push_str(": ");
+            text.push_str(detail);
+        }
+        return text;
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// Whether an error may go away by itself: connection-level failures and the server restarting,
+/// as opposed to authentication, permission or schema errors that need a person.
+pub fn is_transient(e: &tokio_postgres::Error) -> bool {
+    let Some(code) = e.code() else {
+        // No SQLSTATE: an I/O or protocol failure, i.e. the connection went away.
+        return true;
+    };
+    let class = &code.code()[..2];
+    // 08: connection exception; 57: operator intervention (admin shutdown, crash shutdown,
+    // cannot connect now); 53: insufficient resources; 40: serialization failure/deadlock.
+    matches!(class, "08" | "57" | "53" | "40")
+        && *code != SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        && *code != SqlState::INVALID_PASSWORD
+}

@@ -1,0 +1,254 @@
+//! Moving staged changes into the audit log.
+//!
+//! One transaction claims a batch of staged rows (`FOR UPDATE SKIP LOCKED`), writes their events,
+//! sets aside the ones that cannot be normalised, and deletes the batch from staging. Because the
+//! move is one transaction, a crash at any point leaves each change either still staged or an
+//! event, never both and never neither; and because claimed rows are locked, several daemons can
+//! drain at once without taking the same change twice.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, Utc};
+use serde_json::Value;
+use tokio_postgres::{Client, Transaction};
+
+use crate::config::{Config, SourceConfig};
+use crate::error::{DbContext, Result};
+use crate::normalize::{self, AuditEvent, Op, Outcome, StagedChange};
+use crate::resolve::{self, Resolver};
+
+const CLAIM: &str = include_str!("../sql/queries/claim.sql");
+const CAUSED_BY: &str = include_str!("../sql/queries/caused_by.sql");
+const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
+const DEAD_LETTER: &str = include_str!("../sql/queries/dead_letter.sql");
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Staged changes claimed (and removed from staging).
+    pub staged: usize,
+    pub events: usize,
+    /// Updates that changed nothing worth an event.
+    pub unchanged: usize,
+    pub dead_lettered: usize,
+}
+
+impl std::ops::AddAssign for BatchReport {
+    fn add_assign(&mut self, other: BatchReport) {
+        self.staged += other.staged;
+        self.events += other.events;
+        self.unchanged += other.unchanged;
+        self.dead_lettered += other.dead_lettered;
+    }
+}
+
+/// Drains staging into events for one configuration.
+pub struct Drainer {
+    config: Config,
+    sources: HashMap<String, SourceConfig>,
+    resolver: Option<Resolver>,
+    /// Months whose partition is known to exist.
+    partitions: HashSet<(i32, u32)>,
+}
+
+impl Drainer {
+    pub fn new(config: Config) -> Drainer {
+        let sources = config.sources.iter().map(|s| (s.table.clone(), s.clone())).collect();
+        Drainer { config, sources, resolver: None, partitions: HashSet::new() }
+    }
+
+    pub fn batch_size(&self) -> i64 {
+        self.config.daemon.batch_size
+    }
+
+    /// Forget what was learnt about the database (after a reconnect: it may have changed).
+    pub fn reset(&mut self) {
+        self.resolver = None;
+        self.partitions.clear();
+    }
+
+    /// Drain until staging is empty (as far as this daemon can see). Returns what was done.
+    pub async fn drain_all(&mut self, client: &mut Client) -> Result<BatchReport> {
+        let mut total = BatchReport::default();
+        loop {
+            let batch = self.drain_batch(client).await?;
+            total += batch;
+            if (batch.staged as i64) < self.batch_size() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Move one batch from staging to events, in one transaction.
+    pub async fn drain_batch(&mut self, client: &mut Client) -> Result<BatchReport> {
+        let mut tx = client.transaction().await.context("begin drain")?;
+        if self.resolver.is_none() {
+            self.resolver = Some(Resolver::prepare(&tx, &self.config).await?);
+        }
+        let rows = tx.query(CLAIM, &[&self.batch_size()]).await.context("claim staged changes")?;
+        if rows.is_empty() {
+            tx.commit().await.context("commit drain")?;
+            return Ok(BatchReport::default());
+        }
+        let mut report = BatchReport { staged: rows.len(), ..Default::default() };
+        let mut changes = Vec::with_capacity(rows.len());
+        let mut dead: Vec<(i64, String, Value)> = Vec::new();
+        for row in &rows {
+            let op: i8 = row.get("op");
+            let change = StagedChange {
+                id: row.get("id"),
+                source: row.get("source"),
+                category: row.get("category"),
+                op: Op::from_code(op).unwrap_or(Op::Update),
+                txid: row.get("txid"),
+                occurred_at: row.get("stmt_at"),
+                depth: row.get("depth"),
+                actor: row.get("actor"),
+                origin: row.get("origin"),
+                workspace_id: row.get("workspace_id"),
+                old_row: row.get("old_row"),
+                new_row: row.get("new_row"),
+            };
+            if Op::from_code(op).is_none() {
+                dead.push((change.id, format!("unknown operation code {op}"), change.to_json()));
+            } else if !self.sources.contains_key(&change.source) {
+                dead.push((
+                    change.id,
+                    format!("source {} is not in the config: add it back, or uninstall its triggers", change.source),
+                    change.to_json(),
+                ));
+            } else {
+                changes.push(change);
+            }
+        }
+
+        let refs: BTreeSet<_> =
+            changes.iter().flat_map(|c| normalize::references(c, &self.sources[&c.source])).collect();
+        let resolver = self.resolver.as_ref().expect("prepared above");
+        let names = resolver.resolve(&mut tx, &refs).await?;
+
+        let mut events = Vec::with_capacity(changes.len());
+        for change in &changes {
+            match normalize::normalise(change, &self.sources[&change.source], &names) {
+                Outcome::Event(event) => events.push(*event),
+                Outcome::NoChange => report.unchanged += 1,
+                Outcome::Failed(reason) => {
+                    tracing::warn!(staging_id = change.id, %reason, "change set aside in dead_letter");
+                    dead.push((change.id, reason, change.to_json()));
+                }
+            }
+        }
+        link_primaries(&tx, &mut events, &changes).await?;
+        self.ensure_partitions(&tx, &events).await?;
+        insert_events(&tx, &events).await?;
+        resolve::remember(&tx, seen_names(&events)).await?;
+        if !dead.is_empty() {
+            let (ids, reasons, bodies): (Vec<i64>, Vec<String>, Vec<Value>) = unzip3(dead);
+            tx.execute(DEAD_LETTER, &[&ids, &reasons, &bodies]).await.context("write dead letters")?;
+            report.dead_lettered = ids.len();
+        }
+        let claimed: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
+        tx.execute("delete from staging where id = any($1)", &[&claimed]).await.context("remove drained changes")?;
+        tx.commit().await.context("commit drain")?;
+        report.events = events.len();
+        tracing::debug!(staged = report.staged, events = report.events, unchanged = report.unchanged,
+                        dead_lettered = report.dead_lettered, "batch drained");
+        Ok(report)
+    }
+
+    async fn ensure_partitions(&mut self, tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()> {
+        let months: BTreeSet<(i32, u32)> = events.iter().map(|e| month(e.occurred_at)).collect();
+        for (year, month) in months {
+            if self.partitions.contains(&(year, month)) {
+                continue;
+            }
+            let first = events.iter().find(|e| self::month(e.occurred_at) == (year, month)).expect("month from events");
+            tx.execute("select ensure_partition($1)", &[&first.occurred_at]).await.context("create partition")?;
+            self.partitions.insert((year, month));
+        }
+        Ok(())
+    }
+}
+
+fn month(t: DateTime<Utc>) -> (i32, u32) {
+    (t.year(), t.month())
+}
+
+/// Point each linked change at its primary event.
+async fn link_primaries(tx: &Transaction<'_>, events: &mut [AuditEvent], changes: &[StagedChange]) -> Result<()> {
+    let linked: Vec<&StagedChange> = changes.iter().filter(|c| c.is_linked()).collect();
+    if linked.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = linked.iter().map(|c| c.id).collect();
+    let txids: Vec<i64> = linked.iter().map(|c| c.txid).collect();
+    let times: Vec<DateTime<Utc>> = linked.iter().map(|c| c.occurred_at).collect();
+    let rows = tx.query(CAUSED_BY, &[&ids, &txids, &times]).await.context("find primary events")?;
+    let primaries: HashMap<i64, Option<i64>> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for event in events.iter_mut().filter(|e| e.linked) {
+        event.caused_by = primaries.get(&event.event_id).copied().flatten();
+    }
+    Ok(())
+}
+
+async fn insert_events(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let col = |f: &dyn Fn(&AuditEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+    let event_ids: Vec<i64> = events.iter().map(|e| e.event_id).collect();
+    let occurred: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
+    let workspaces = col(&|e| Some(e.workspace_id.clone()));
+    let categories = col(&|e| Some(e.category.as_str().to_string()));
+    let codes = col(&|e| Some(e.action_code.clone()));
+    let actions = col(&|e| Some(e.action.to_string()));
+    let origins = col(&|e| e.origin.clone());
+    let author_ids = col(&|e| e.author_id.clone());
+    let authors = col(&|e| Some(e.author.clone()));
+    let target_ids = col(&|e| e.target_id.clone());
+    let targets = col(&|e| e.target.clone());
+    let caused_by: Vec<Option<i64>> = events.iter().map(|e| e.caused_by).collect();
+    let linked: Vec<bool> = events.iter().map(|e| e.linked).collect();
+    let txids: Vec<i64> = events.iter().map(|e| e.txid).collect();
+    let sources = col(&|e| Some(e.source.clone()));
+    let previous: Vec<Option<&Value>> = events.iter().map(|e| e.previous_value.as_ref()).collect();
+    let new: Vec<Option<&Value>> = events.iter().map(|e| e.new_value.as_ref()).collect();
+    let row_data: Vec<&Value> = events.iter().map(|e| &e.row_data).collect();
+    let details: Vec<Value> = events.iter().map(|e| Value::Object(e.details.clone())).collect();
+    tx.execute(
+        INSERT_EVENTS,
+        &[
+            &event_ids, &occurred, &workspaces, &categories, &codes, &actions, &origins, &author_ids, &authors,
+            &target_ids, &targets, &caused_by, &linked, &txids, &sources, &previous, &new, &row_data, &details,
+        ],
+    )
+    .await
+    .context("write events")?;
+    Ok(())
+}
+
+/// Names worth remembering from a batch: each event's target and each named author.
+fn seen_names(events: &[AuditEvent]) -> BTreeMap<(String, String), String> {
+    let mut seen = BTreeMap::new();
+    for e in events {
+        if let (Some(id), Some(name)) = (&e.target_id, &e.target) {
+            seen.insert((e.category.as_str().to_string(), id.clone()), name.clone());
+        }
+        if let Some(id) = e.author_id.as_ref().filter(|id| **id != e.author) {
+            seen.insert(resolve::author_key(id), e.author.clone());
+        }
+    }
+    seen
+}
+
+fn unzip3<A, B, C>(items: Vec<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
+    let mut a = Vec::with_capacity(items.len());
+    let mut b = Vec::with_capacity(items.len());
+    let mut c = Vec::with_capacity(items.len());
+    for (x, y, z) in items {
+        a.push(x);
+        b.push(y);
+        c.push(z);
+    }
+    (a, b, c)
+}

@@ -1,0 +1,77 @@
+//! The library's error type. Every variant renders as one line that names the operation and the
+//! object and, where there is one, the fix; the binary prints it as is.
+
+use thiserror::Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The config file is missing, unreadable or malformed.
+    #[error("config: {0}")]
+    Config(String),
+
+    /// The config names something the database does not have.
+    #[error("{0}")]
+    Schema(String),
+
+    /// No database URL was given anywhere.
+    #[error("no database configured: pass --database-url, or set CLOCKWATCH_DATABASE_URL or DATABASE_URL")]
+    NoDatabase,
+
+    /// The database URL could not be parsed.
+    #[error("database url: {0}")]
+    DatabaseUrl(String),
+
+    /// Could not reach the database at all (refused, unknown host, timed out).
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+
+    /// A migration already applied differs from the one in this binary.
+    #[error("migration {version} ({name}) was applied with a different checksum: the installed schema does not match this clockwatch version")]
+    MigrationChanged { version: i32, name: String },
+
+    /// Clockwatch's schema is not there: install has not run.
+    #[error("clockwatch is not installed in schema \"{0}\": run `clockwatch install` first")]
+    NotInstalled(String),
+
+    /// A value given on the command line is not acceptable.
+    #[error("{0}")]
+    Input(String),
+
+    /// Any other database error, with the operation it happened in.
+    #[error("{context}: {message}")]
+    Db {
+        context: String,
+        message: String,
+        /// Whether the same operation may succeed later (connection lost, server restarting).
+        transient: bool,
+    },
+}
+
+impl Error {
+    /// Whether retrying later may succeed (the database went away), as opposed to an error that
+    /// will repeat until someone changes the configuration.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connect(_) => true,
+            Error::Db { transient, .. } => *transient,
+            _ => false,
+        }
+    }
+}
+
+/// Attach the operation's name to a database error.
+pub trait DbContext<T> {
+    fn context(self, context: impl Into<String>) -> Result<T>;
+}
+
+impl<T> DbContext<T> for std::result::Result<T, tokio_postgres::Error> {
+    fn context(self, context: impl Into<String>) -> Result<T> {
+        self.map_err(|source| Error::Db {
+            context: context.into(),
+            message: crate::db::describe(&source),
+            transient: crate::db::is_transient(&source),
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! `install` and `uninstall`: Clockwatch's schema and the capture triggers on the host tables.
+//!
+//! Install is one transaction under an advisory lock: the config is checked against the live
+//! catalog first, then migrations run and triggers are attached. Any refusal rolls everything
+//! back, so nothing is ever half-installed, and running it again converges on the config
+//! (triggers on tables the config no longer lists are removed).
+
+use std::collections::BTreeSet;
+
+use tokio_postgres::{Client, Transaction};
+
+use crate::config::{quote_ident, Config, SourceConfig, TableName};
+use crate::error::{DbContext, Error, Result};
+use crate::migrate;
+
+/// Key of the advisory lock that serialises installs, migrations and uninstalls.
+const LOCK_CLASS: i32 = 0x0C10_C4;
+
+#[derive(Debug, Default)]
+pub struct InstallReport {
+    pub migrations_applied: usize,
+    pub attached: Vec<String>,
+    pub detached: Vec<String>,
+}
+
+pub async fn install(client: &mut Client, config: &Config) -> Result<InstallReport> {
+    let tx = client.transaction().await.context("begin install")?;
+    lock(&tx, &config.schema).await?;
+    for source in &config.sources {
+        check_source(&tx, source).await?;
+    }
+    if let Some(authors) = config.authors() {
+        let table = TableName::parse(&authors.table).map_err(|e| Error::Config(format!("authors.table: {e}")))?;
+        let columns = table_columns(&tx, &table)
+            .await?
+            .ok_or_else(|| Error::Schema(format!("authors: table {table} not found")))?;
+        for (key, column) in [("id_column", &authors.id_column), ("name_column", &authors.name_column)] {
+            if !columns.contains(column) {
+                return Err(Error::Schema(format!("authors: {key} \"{column}\" not found in {table}")));
+            }
+        }
+    }
+    let valid_zone: bool = tx
+        .query_one("select exists (select 1 from pg_timezone_names where name = $1)", &[&config.timezone])
+        .await
+        .context("check timezone")?
+        .get(0);
+    if !valid_zone {
+        return Err(Error::Config(format!(
+            "timezone: \"{}\" is not a time zone PostgreSQL knows (use an IANA name such as Europe/Berlin)",
+            config.timezone
+        )));
+    }
+
+    let mut report = InstallReport { migrations_applied: migrate::migrate(&tx, &config.schema).await?, ..Default::default() };
+    tx.execute("update settings set timezone = $1", &[&config.timezone]).await.context("save timezone")?;
+
+    let mut wanted = BTreeSet::new();
+    for source in &config.sources {
+        let table = source.table_name()?;
+        tx.execute(
+            "select attach($1::text::regclass, $2, $3, $4, $5, $6, $7)",
+            &[
+                &table.quoted(),
+                &source.table,
+                &source.category.as_str(),
+                &source.workspace_column,
+                &source.exclude_columns,
+                &source.ignore_columns,
+                &config.channel(),
+            ],
+        )
+        .await
+        .context(format!("attach triggers to {table}"))?;
+        let oid: u32 = tx
+            .query_one("select $1::text::regclass::oid", &[&table.quoted()])
+            .await
+            .context("resolve table")?
+            .get(0);
+        wanted.insert(oid);
+        report.attached.push(table.to_string());
+    }
+    for row in tx
+        .query("select t::oid, t::text from attached_tables() t", &[])
+        .await
+        .context("list attached tables")?
+    {
+        let oid: u32 = row.get(0);
+        if !wanted.contains(&oid) {
+            tx.execute("select detach($1::oid::regclass)", &[&oid]).await.context("detach triggers")?;
+            report.detached.push(row.get(1));
+        }
+    }
+    tx.commit().await.context("commit install")?;
+    Ok(report)
+}
+
+/// Remove the triggers from every host table; with `purge`, drop Clockwatch's schema too.
+/// Returns the tables the triggers were removed from.
+pub async fn uninstall(client: &mut Client, schema: &str, purge: bool) -> Result<Vec<String>> {
+    let tx = client.transaction().await.context("begin uninstall")?;
+    lock(&tx, schema).await?;
+    let mut detached = Vec::new();
+    if is_installed(&tx, schema).await? {
+        migrate::set_search_path(&tx, schema).await?;
+        for row in tx.query("select t::oid, t::text from attached_tables() t", &[]).await.context("list attached tables")? {
+            let oid: u32 = row.get(0);
+            tx.execute("select detach($1::oid::regclass)", &[&oid]).await.context("detach triggers")?;
+            detached.push(row.get(1));
+        }
+    }
+    if purge {
+        tx.batch_execute(&format!("drop schema if exists {} cascade", quote_ident(schema)))
+            .await
+            .context(format!("drop schema \"{schema}\""))?;
+    }
+    tx.commit().await.context("commit uninstall")?;
+    Ok(detached)
+}
+
+/// Whether Clockwatch's schema exists with its migrations table.
+pub async fn is_installed(client: &impl tokio_postgres::GenericClient, schema: &str) -> Result<bool> {
+    let row = client
+        .query_one("select to_regclass(format('%I.migrations', $1::text)) is not null", &[&schema])
+        .await
+        .context("look for clockwatch's schema")?;
+    Ok(row.get(0))
+}
+
+/// Fail with [`Error::NotInstalled`] unless install has run.
+pub async fn require_installed(client: &impl tokio_postgres::GenericClient, schema: &str) -> Result<()> {
+    if is_installed(client, schema).await? {
+        Ok(())
+    } else {
+        Err(Error::NotInstalled(schema.to_string()))
+    }
+}
+
+async fn lock(tx: &Transaction<'_>, schema: &str) -> Result<()> {
+    tx.execute("select pg_advisory_xact_lock($1, hashtext($2))", &[&LOCK_CLASS, &schema])
+        .await
+        .context("take the install lock")?;
+    Ok(())
+}
+
+/// Every column the source names must exist in its table; the message names the first that does not.
+async fn check_source(tx: &Transaction<'_>, source: &SourceConfig) -> Result<()> {
+    let table = source.table_name()?;
+    let columns = table_columns(tx, &table)
+        .await?
+        .ok_or_else(|| Error::Schema(format!("source {}: table {table} not found", source.category)))?;
+    for (key, column) in source.referenced_columns() {
+        if !columns.contains(column) {
+            return Err(Error::Schema(format!(
+                "source {}: {key}: column \"{column}\" not found in {table}",
+                source.category
+            )));
+        }
+    }
+    for kept in [&source.id_column, &source.workspace_column] {
+        if source.exclude_columns.contains(kept) {
+            return Err(Error::Config(format!(
+                "source {}: exclude_columns: \"{kept}\" identifies the row and cannot be excluded",
+                source.category
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The live columns of a table or partitioned table, or None when there is no such table.
+async fn table_columns(tx: &Transaction<'_>, table: &TableName) -> Result<Option<BTreeSet<String>>> {
+    let rows = tx
+        .query(
+            "select a.attname::text
+             from pg_class c
+             join pg_namespace n on n.oid = c.relnamespace
+             left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+             where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')",
+            &[&table.schema, &table.name],
+        )
+        .await
+        .context(format!("read columns of {table}"))?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(rows.iter().filter_map(|r| r.get::<_, Option<String>>(0)).collect()))
+}

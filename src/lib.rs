@@ -1,0 +1,36 @@
+//! Clockwatch: an audit log for time-tracking applications that keep their data in PostgreSQL.
+//!
+//! The pipeline, and the module that owns each step:
+//!
+//! - [`config`]: the TOML file that maps the host's tables and columns to audit categories and
+//!   Clockify's report fields. The only thing tied to a particular host schema.
+//! - [`install`] and [`migrate`]: Clockwatch's own schema (from the versioned files in `sql/`) and
+//!   the capture triggers on the host tables. The triggers (in `sql/0001_core.sql`) copy each
+//!   change, as jsonb, into a staging table and wake the daemon with NOTIFY.
+//! - [`daemon`]: `clockwatch run`. Listens, polls as a fallback, reconnects, shuts down cleanly.
+//! - [`drain`]: one transaction per batch moves staged changes into events, so none is lost or
+//!   doubled. [`normalize`] decides what each change means (action, author or System, changed
+//!   fields, details) and [`resolve`] looks up the names details refer to.
+//! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
+//! - [`cli`] and [`cmd`]: the command line; `main.rs` only parses arguments and sets up logging.
+//!
+//! Reports are SQL views (`audit_log.report`, `audit_log.report_changes`) created by the
+//! migrations, so applications query them directly.
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod daemon;
+pub mod db;
+pub mod drain;
+pub mod error;
+pub mod install;
+pub mod migrate;
+pub mod normalize;
+pub mod resolve;
+pub mod status;
+pub mod table;
+pub mod workspace;
+
+pub use config::Config;
+pub use error::{Error, Result};

@@ -1,0 +1,42 @@
+//! The `clockwatch` binary: parse arguments, set up logging, run the subcommand, and turn any
+//! error into one line on stderr and a non-zero exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clockwatch::cli::{Cli, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(clockwatch::cmd::dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, plain for journald or JSON for log shippers; `CLOCKWATCH_LOG` (or
+/// `RUST_LOG`) sets the filter, default `info`.
+fn init_logging(format: LogFormat) {
+    let filter = std::env::var("CLOCKWATCH_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,523 @@
+//! Turning one staged change (an old and a new host row as jsonb) into one audit event.
+//!
+//! Pure functions: everything they need from the database (names of users, projects...) is
+//! looked up beforehand by [`crate::resolve`] and handed in as [`Names`]. That keeps the rules of
+//! the audit log (what counts as a deletion, who is the author, which fields changed) testable
+//! without a database and keeps the drain loop to a fixed number of queries per batch.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use crate::config::{Category, SourceConfig};
+
+/// The author shown for changes with no actor, and for linked changes.
+pub const SYSTEM: &str = "System";
+
+/// Every action code and its label, as the report shows it.
+pub const ACTIONS: &[(&str, &str)] = &[
+    ("time_entry.created", "Created time entry"),
+    ("time_entry.updated", "Updated time entry"),
+    ("time_entry.deleted", "Deleted time entry"),
+    ("time_entry.restored", "Restored time entry"),
+    ("expense.created", "Created expense"),
+    ("expense.updated", "Updated expense"),
+    ("expense.deleted", "Deleted expense"),
+    ("expense.restored", "Restored expense"),
+    ("project.created", "Created project"),
+    ("project.updated", "Updated project"),
+    ("project.deleted", "Deleted project"),
+    ("task.created", "Created task"),
+    ("task.updated", "Updated task"),
+    ("task.deleted", "Deleted task"),
+    ("client.created", "Created client"),
+    ("client.updated", "Updated client"),
+    ("client.deleted", "Deleted client"),
+    ("tag.created", "Created tag"),
+    ("tag.updated", "Updated tag"),
+    ("tag.deleted", "Deleted tag"),
+    ("user.created", "Added user"),
+    ("user.deleted", "Removed user"),
+    ("user.logged_in", "Logged in"),
+    ("user.profile_updated", "Profile updated"),
+    ("user.role_changed", "Role changed"),
+];
+
+pub fn action_label(code: &str) -> Option<&'static str> {
+    ACTIONS.iter().find(|(c, _)| *c == code).map(|(_, label)| *label)
+}
+
+/// A row of the staging table: what a capture trigger recorded.
+#[derive(Debug, Clone)]
+pub struct StagedChange {
+    pub id: i64,
+    pub source: String,
+    pub category: String,
+    pub op: Op,
+    pub txid: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub depth: i32,
+    pub actor: Option<String>,
+    pub origin: Option<String>,
+    pub workspace_id: Option<String>,
+    pub old_row: Option<Value>,
+    pub new_row: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn from_code(code: i8) -> Option<Op> {
+        match code as u8 {
+            b'I' => Some(Op::Insert),
+            b'U' => Some(Op::Update),
+            b'D' => Some(Op::Delete),
+            _ => None,
+        }
+    }
+}
+
+impl StagedChange {
+    /// A change caused by another one (foreign-key cascade, host trigger).
+    pub fn is_linked(&self) -> bool {
+        self.depth > 1
+    }
+
+    /// The row as it is after the change, or as it was before a delete.
+    pub fn row(&self) -> Option<&Map<String, Value>> {
+        self.new_row.as_ref().or(self.old_row.as_ref()).and_then(Value::as_object)
+    }
+
+    /// The whole change as JSON, for the dead-letter table.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id, "source": self.source, "category": self.category,
+            "op": format!("{:?}", self.op), "txid": self.txid, "occurred_at": self.occurred_at,
+            "depth": self.depth, "actor": self.actor, "origin": self.origin,
+            "workspace_id": self.workspace_id, "old_row": self.old_row, "new_row": self.new_row,
+        })
+    }
+}
+
+/// An audit event, ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub event_id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub workspace_id: String,
+    pub category: Category,
+    pub action_code: String,
+    pub action: &'static str,
+    pub origin: Option<String>,
+    pub author_id: Option<String>,
+    pub author: String,
+    pub target_id: Option<String>,
+    pub target: Option<String>,
+    /// Filled in by the drain, which can see the other changes of the transaction.
+    pub caused_by: Option<i64>,
+    pub linked: bool,
+    pub txid: i64,
+    pub source: String,
+    pub previous_value: Option<Value>,
+    pub new_value: Option<Value>,
+    pub row_data: Value,
+    pub details: Map<String, Value>,
+}
+
+/// What became of one staged change.
+#[derive(Debug)]
+pub enum Outcome {
+    Event(Box<AuditEvent>),
+    /// An update that changed nothing worth recording.
+    NoChange,
+    /// Cannot be normalised; goes to the dead-letter table with this reason.
+    Failed(String),
+}
+
+/// A name the normaliser may need, collected before the lookups.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NameRef {
+    Author(String),
+    Entity(Category, String),
+    /// The client of a project, for entries that name a project but no client.
+    ProjectClient(String),
+}
+
+/// Names looked up for a batch.
+#[derive(Debug, Default)]
+pub struct Names {
+    pub authors: HashMap<String, String>,
+    pub entities: HashMap<(Category, String), String>,
+    pub project_clients: HashMap<String, String>,
+}
+
+impl Names {
+    fn entity(&self, category: Category, id: &str) -> Option<&str> {
+        self.entities.get(&(category, id.to_string())).map(String::as_str)
+    }
+}
+
+/// The text of a scalar JSON value as the host would print it; None for null.
+pub fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn column_text(row: &Map<String, Value>, column: Option<&str>) -> Option<String> {
+    column.and_then(|c| row.get(c)).and_then(scalar_text)
+}
+
+/// Names the normaliser will ask for; the drain looks them all up in one go.
+pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> {
+    let mut refs = Vec::new();
+    if let (Some(actor), false) = (&change.actor, change.is_linked()) {
+        refs.push(NameRef::Author(actor.clone()));
+    }
+    let Some(row) = change.row() else { return refs };
+    let fields = &source.fields;
+    if let Some(user) = column_text(row, fields.user.as_deref()) {
+        refs.push(NameRef::Author(user));
+    }
+    for (category, column) in
+        [(Category::Projects, &fields.project), (Category::Tasks, &fields.task), (Category::Clients, &fields.client)]
+    {
+        if let Some(id) = column_text(row, column.as_deref()) {
+            refs.push(NameRef::Entity(category, id));
+        }
+    }
+    if fields.client.is_none() || column_text(row, fields.client.as_deref()).is_none() {
+        if let Some(project) = column_text(row, fields.project.as_deref()) {
+            refs.push(NameRef::ProjectClient(project));
+        }
+    }
+    if let Some(Value::Array(tags)) = fields.tags.as_deref().and_then(|c| row.get(c)) {
+        refs.extend(tags.iter().filter_map(scalar_text).map(|t| NameRef::Entity(Category::Tags, t)));
+    }
+    refs
+}
+
+/// Decide what one staged change means.
+pub fn normalise(change: &StagedChange, source: &SourceConfig, names: &Names) -> Outcome {
+    let Some(workspace_id) = change.workspace_id.clone() else {
+        return Outcome::Failed(format!(
+            "source {}: the row has no column \"{}\" (renamed or dropped?): the workspace is unknown",
+            source.table, source.workspace_column
+        ));
+    };
+    let (Some(row), category) = (change.row(), source.category) else {
+        return Outcome::Failed("staged change has no row".into());
+    };
+    let empty = Map::new();
+    let old = change.old_row.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+    let new = change.new_row.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+
+    let (previous_value, new_value) = match change.op {
+        Op::Update => {
+            let (before, after) = diff(old, new, &source.ignore_columns);
+            if before.is_empty() && after.is_empty() {
+                return Outcome::NoChange;
+            }
+            (Some(Value::Object(before)), Some(Value::Object(after)))
+        }
+        Op::Insert | Op::Delete => (None, None),
+    };
+    let action_code = action_code(change.op, category, source, old, new, new_value.as_ref());
+    let Some(action) = action_label(&action_code) else {
+        return Outcome::Failed(format!("no label for action {action_code}"));
+    };
+
+    let (author_id, author) = match (&change.actor, change.is_linked()) {
+        (Some(actor), false) => {
+            (Some(actor.clone()), names.authors.get(actor).cloned().unwrap_or_else(|| actor.clone()))
+        }
+        _ => (None, SYSTEM.to_string()),
+    };
+    let origin = if change.is_linked() { None } else { origin(change, source, row) };
+
+    let target_id = column_text(row, Some(&source.id_column));
+    let target = column_text(row, source.name_column.as_deref());
+    let details = details(category, source, row, target.as_deref(), names);
+
+    Outcome::Event(Box::new(AuditEvent {
+        event_id: change.id,
+        occurred_at: change.occurred_at,
+        workspace_id,
+        category,
+        action_code,
+        action,
+        origin,
+        author_id,
+        author,
+        target_id,
+        target,
+        caused_by: None,
+        linked: change.is_linked(),
+        txid: change.txid,
+        source: change.source.clone(),
+        previous_value,
+        new_value,
+        row_data: Value::Object(row.clone()),
+        details,
+    }))
+}
+
+/// The columns whose value differs, before and after, leaving out ignored columns. A column
+/// present on one side only (the host table changed shape) is not a change of the data.
+fn diff(old: &Map<String, Value>, new: &Map<String, Value>, ignored: &[String]) -> (Map<String, Value>, Map<String, Value>) {
+    let mut before = Map::new();
+    let mut after = Map::new();
+    for (column, new_value) in new {
+        if ignored.iter().any(|i| i == column) {
+            continue;
+        }
+        if let Some(old_value) = old.get(column) {
+            if old_value != new_value {
+                before.insert(column.clone(), old_value.clone());
+                after.insert(column.clone(), new_value.clone());
+            }
+        }
+    }
+    (before, after)
+}
+
+fn action_code(
+    op: Op,
+    category: Category,
+    source: &SourceConfig,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    changed: Option<&Value>,
+) -> String {
+    let entity = category.entity();
+    let changed_column = |column: &Option<String>| {
+        column.as_deref().is_some_and(|c| changed.and_then(|v| v.get(c)).is_some())
+    };
+    let verb = match op {
+        Op::Insert => "created",
+        Op::Delete => "deleted",
+        Op::Update => {
+            let is_set = |row: &Map<String, Value>, column: &str| row.get(column).is_some_and(|v| !v.is_null());
+            let soft_delete = source.soft_delete_column.as_deref().filter(|c| changed_column(&Some(c.to_string())));
+            match soft_delete {
+                Some(c) if !is_set(old, c) && is_set(new, c) => "deleted",
+                Some(c) if is_set(old, c) && !is_set(new, c) && matches!(category, Category::TimeEntries | Category::Expenses) => {
+                    "restored"
+                }
+                _ if category == Category::Users => {
+                    if changed_column(&source.role_column) {
+                        "role_changed"
+                    } else if changed_column(&source.login_column) {
+                        "logged_in"
+                    } else {
+                        "profile_updated"
+                    }
+                }
+                _ => "updated",
+            }
+        }
+    };
+    format!("{entity}.{verb}")
+}
+
+/// Where the change came from: the row's origin column when mapped and set, else the
+/// transaction's `clockwatch.origin`.
+fn origin(change: &StagedChange, source: &SourceConfig, row: &Map<String, Value>) -> Option<String> {
+    if let Some(value) = column_text(row, source.origin_column.as_deref()) {
+        return Some(source.origins.get(&value).cloned().unwrap_or(value));
+    }
+    change.origin.as_deref().map(|o| {
+        let known: BTreeMap<&str, &str> = [
+            ("timer", "Timer"),
+            ("manual", "Manual"),
+            ("kiosk", "Kiosk"),
+            ("import", "Import"),
+            ("quickbooks", "QuickBooks"),
+        ]
+        .into();
+        known.get(o.to_ascii_lowercase().as_str()).map(|s| s.to_string()).unwrap_or_else(|| o.to_string())
+    })
+}
+
+/// Clockify's detail fields, resolved to names where they refer to other records.
+fn details(
+    category: Category,
+    source: &SourceConfig,
+    row: &Map<String, Value>,
+    target: Option<&str>,
+    names: &Names,
+) -> Map<String, Value> {
+    let fields = &source.fields;
+    let mut out = Map::new();
+    let mut put = |key: &str, value: Option<String>| {
+        if let Some(v) = value {
+            out.insert(key.to_string(), Value::String(v));
+        }
+    };
+    let text = |column: &Option<String>| column_text(row, column.as_deref());
+    let named = |category: Category, id: Option<String>| {
+        id.map(|id| names.entity(category, &id).map(str::to_string).unwrap_or(id))
+    };
+
+    put("user", text(&fields.user).map(|id| names.authors.get(&id).cloned().unwrap_or(id)));
+    put("description", text(&fields.description));
+    let project_id = text(&fields.project);
+    let own = |c: Category| if category == c { target.map(str::to_string) } else { None };
+    put("project", own(Category::Projects).or_else(|| named(Category::Projects, project_id.clone())));
+    put("task", own(Category::Tasks).or_else(|| named(Category::Tasks, text(&fields.task))));
+    let client_id = text(&fields.client)
+        .or_else(|| project_id.as_ref().and_then(|p| names.project_clients.get(p).cloned()));
+    put("client", own(Category::Clients).or_else(|| named(Category::Clients, client_id)));
+    put("start", text(&fields.start).map(|t| utc_timestamp(&t)));
+    put("end", text(&fields.end).map(|t| utc_timestamp(&t)));
+    for (key, column) in [
+        ("kiosk", &fields.kiosk),
+        ("type", &fields.kind),
+        ("billable", &fields.billable),
+        ("billable_rate", &fields.billable_rate),
+        ("cost_rate", &fields.cost_rate),
+        ("approved", &fields.approved),
+        ("invoiced", &fields.invoiced),
+    ] {
+        put(key, text(column));
+    }
+    if let Some(Value::Array(tags)) = fields.tags.as_deref().and_then(|c| row.get(c)) {
+        let tag_names = tags
+            .iter()
+            .filter_map(scalar_text)
+            .map(|id| Value::String(names.entity(Category::Tags, &id).map(str::to_string).unwrap_or(id)))
+            .collect();
+        out.insert("tags".into(), Value::Array(tag_names));
+    }
+    out
+}
+
+/// A host timestamp as RFC 3339 in UTC. `timestamp without time zone` values carry no zone
+/// and are taken as UTC; anything unparseable is kept as written.
+fn utc_timestamp(text: &str) -> String {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return t.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    }
+    match NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        Ok(t) => t.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        Err(_) => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    fn source() -> SourceConfig {
+        Config::from_toml(
+            r#"
+            [[source]]
+            category = "time_entries"
+            table = "app.time_entry"
+            workspace_column = "ws"
+            name_column = "description"
+            soft_delete_column = "deleted_at"
+            origin_column = "source"
+            ignore_columns = ["updated_at"]
+            [source.origins]
+            timer = "Timer"
+            [source.fields]
+            project = "project_id"
+            start = "start_at"
+            tags = "tag_ids"
+            "#,
+        )
+        .unwrap()
+        .sources
+        .remove(0)
+    }
+
+    fn change(op: Op, old: Option<Value>, new: Option<Value>) -> StagedChange {
+        StagedChange {
+            id: 7,
+            source: "app.time_entry".into(),
+            category: "time_entries".into(),
+            op,
+            txid: 1,
+            occurred_at: Utc::now(),
+            depth: 1,
+            actor: Some("u1".into()),
+            origin: None,
+            workspace_id: Some("w".into()),
+            old_row: old,
+            new_row: new,
+        }
+    }
+
+    fn event(outcome: Outcome) -> AuditEvent {
+        match outcome {
+            Outcome::Event(e) => *e,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn soft_delete_and_restore_are_recognised() {
+        let live = json!({"id": 1, "ws": "w", "deleted_at": null, "description": "a"});
+        let gone = json!({"id": 1, "ws": "w", "deleted_at": "2026-01-01T00:00:00", "description": "a"});
+        let names = Names::default();
+        let deleted = event(normalise(&change(Op::Update, Some(live.clone()), Some(gone.clone())), &source(), &names));
+        assert_eq!(deleted.action_code, "time_entry.deleted");
+        let restored = event(normalise(&change(Op::Update, Some(gone), Some(live)), &source(), &names));
+        assert_eq!(restored.action, "Restored time entry");
+    }
+
+    #[test]
+    fn ignored_columns_alone_are_no_change() {
+        let a = json!({"id": 1, "ws": "w", "updated_at": "x"});
+        let b = json!({"id": 1, "ws": "w", "updated_at": "y"});
+        assert!(matches!(normalise(&change(Op::Update, Some(a), Some(b)), &source(), &Names::default()), Outcome::NoChange));
+    }
+
+    #[test]
+    fn details_resolve_names_and_origins_map() {
+        let mut names = Names::default();
+        names.authors.insert("u1".into(), "Ann".into());
+        names.entities.insert((Category::Projects, "5".into()), "Apollo".into());
+        names.entities.insert((Category::Tags, "9".into()), "urgent".into());
+        names.project_clients.insert("5".into(), "3".into());
+        names.entities.insert((Category::Clients, "3".into()), "ACME".into());
+        let row = json!({"id": 1, "ws": "w", "project_id": 5, "tag_ids": [9, 10], "source": "timer",
+                         "start_at": "2026-11-02T09:00:00", "description": "x"});
+        let e = event(normalise(&change(Op::Insert, None, Some(row)), &source(), &names));
+        assert_eq!(e.author, "Ann");
+        assert_eq!(e.origin.as_deref(), Some("Timer"));
+        assert_eq!(e.details["project"], "Apollo");
+        assert_eq!(e.details["client"], "ACME");
+        assert_eq!(e.details["tags"], json!(["urgent", "10"]));
+        assert_eq!(e.details["start"], "2026-11-02T09:00:00Z");
+    }
+
+    #[test]
+    fn linked_changes_are_authored_by_system() {
+        let mut c = change(Op::Update, Some(json!({"id": 1, "ws": "w", "project_id": 5})), Some(json!({"id": 1, "ws": "w", "project_id": null})));
+        c.depth = 2;
+        let e = event(normalise(&c, &source(), &Names::default()));
+        assert_eq!((e.author.as_str(), e.author_id.as_deref(), e.linked), (SYSTEM, None, true));
+        assert_eq!(e.previous_value, Some(json!({"project_id": 5})));
+    }
+
+    #[test]
+    fn a_missing_workspace_column_fails_the_change() {
+        let mut c = change(Op::Insert, None, Some(json!({"id": 1})));
+        c.workspace_id = None;
+        assert!(matches!(normalise(&c, &source(), &Names::default()), Outcome::Failed(m) if m.contains("\"ws\"")));
+    }
+}

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "clockwatch", version, about = "Audit log for time-tracking applications on PostgreSQL")]
+#[command(
+    name = "clockwatch",
+    version,
+    about = "Audit log for time-tracking applications on PostgreSQL"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,

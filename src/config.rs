@@ -129,12 +129,15 @@ impl Category {
     }
 
     pub fn parse(text: &str) -> Result<Category> {
-        Category::ALL.into_iter().find(|c| c.as_str() == text.trim()).ok_or_else(|| {
-            Error::Input(format!(
-                "unknown category \"{text}\" (expected one of: {})",
-                Category::ALL.map(Category::as_str).join(", ")
-            ))
-        })
+        Category::ALL
+            .into_iter()
+            .find(|c| c.as_str() == text.trim())
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "unknown category \"{text}\" (expected one of: {})",
+                    Category::ALL.map(Category::as_str).join(", ")
+                ))
+            })
     }
 }
 
@@ -224,15 +227,19 @@ impl Fields {
             ("type", &self.kind),
             ("tags", &self.tags),
         ];
-        all.into_iter().filter_map(|(field, column)| column.as_deref().map(|c| (field, c))).collect()
+        all.into_iter()
+            .filter_map(|(field, column)| column.as_deref().map(|c| (field, c)))
+            .collect()
     }
 }
 
 impl SourceConfig {
     /// Every host column this source refers to, with the key that names it (for error messages).
     pub fn referenced_columns(&self) -> Vec<(String, &str)> {
-        let mut columns: Vec<(String, &str)> =
-            vec![("id_column".into(), &self.id_column), ("workspace_column".into(), &self.workspace_column)];
+        let mut columns: Vec<(String, &str)> = vec![
+            ("id_column".into(), &self.id_column),
+            ("workspace_column".into(), &self.workspace_column),
+        ];
         let optional = [
             ("name_column", &self.name_column),
             ("soft_delete_column", &self.soft_delete_column),
@@ -240,10 +247,27 @@ impl SourceConfig {
             ("login_column", &self.login_column),
             ("role_column", &self.role_column),
         ];
-        columns.extend(optional.into_iter().filter_map(|(k, c)| c.as_deref().map(|c| (k.to_string(), c))));
-        columns.extend(self.ignore_columns.iter().map(|c| ("ignore_columns".to_string(), c.as_str())));
-        columns.extend(self.exclude_columns.iter().map(|c| ("exclude_columns".to_string(), c.as_str())));
-        columns.extend(self.fields.mapped().into_iter().map(|(f, c)| (format!("fields.{f}"), c)));
+        columns.extend(
+            optional
+                .into_iter()
+                .filter_map(|(k, c)| c.as_deref().map(|c| (k.to_string(), c))),
+        );
+        columns.extend(
+            self.ignore_columns
+                .iter()
+                .map(|c| ("ignore_columns".to_string(), c.as_str())),
+        );
+        columns.extend(
+            self.exclude_columns
+                .iter()
+                .map(|c| ("exclude_columns".to_string(), c.as_str())),
+        );
+        columns.extend(
+            self.fields
+                .mapped()
+                .into_iter()
+                .map(|(f, c)| (format!("fields.{f}"), c)),
+        );
         columns
     }
 
@@ -266,12 +290,21 @@ impl TableName {
         let (schema, name) = match parts.as_slice() {
             [name] => ("public", *name),
             [schema, name] => (*schema, *name),
-            _ => return Err(format!("\"{text}\" is not a table name (expected schema.table)")),
+            _ => {
+                return Err(format!(
+                    "\"{text}\" is not a table name (expected schema.table)"
+                ))
+            }
         };
         if schema.is_empty() || name.is_empty() {
-            return Err(format!("\"{text}\" is not a table name (expected schema.table)"));
+            return Err(format!(
+                "\"{text}\" is not a table name (expected schema.table)"
+            ));
         }
-        Ok(TableName { schema: schema.to_string(), name: name.to_string() })
+        Ok(TableName {
+            schema: schema.to_string(),
+            name: name.to_string(),
+        })
     }
 
     /// The name quoted for SQL text.
@@ -310,8 +343,9 @@ impl Config {
             .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
             .build()
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        let cfg: Config =
-            raw.try_deserialize().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let cfg: Config = raw
+            .try_deserialize()
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         cfg.validate().map_err(|e| match e {
             Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
             other => other,
@@ -325,7 +359,9 @@ impl Config {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
-        let cfg: Config = raw.try_deserialize().map_err(|e| Error::Config(e.to_string()))?;
+        let cfg: Config = raw
+            .try_deserialize()
+            .map_err(|e| Error::Config(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -340,7 +376,10 @@ impl Config {
             ));
         }
         if self.daemon.batch_size < 1 || self.daemon.batch_size > 100_000 {
-            return bad(format!("daemon.batch_size: {} is out of range 1..=100000", self.daemon.batch_size));
+            return bad(format!(
+                "daemon.batch_size: {} is out of range 1..=100000",
+                self.daemon.batch_size
+            ));
         }
         if self.daemon.poll_interval_ms < 10 {
             return bad("daemon.poll_interval_ms: must be at least 10".into());
@@ -349,20 +388,29 @@ impl Config {
         for source in &self.sources {
             let table = source.table_name()?;
             if !seen.insert(table.clone().to_string()) {
-                return bad(format!("source {}: table {table} is listed twice", source.category));
+                return bad(format!(
+                    "source {}: table {table} is listed twice",
+                    source.category
+                ));
             }
-            if source.category != Category::Users && (source.login_column.is_some() || source.role_column.is_some()) {
+            if source.category != Category::Users
+                && (source.login_column.is_some() || source.role_column.is_some())
+            {
                 return bad(format!(
                     "source {}: login_column and role_column only apply to the users category",
                     source.category
                 ));
             }
             if source.origin_column.is_none() && !source.origins.is_empty() {
-                return bad(format!("source {}: origins given without origin_column", source.category));
+                return bad(format!(
+                    "source {}: origins given without origin_column",
+                    source.category
+                ));
             }
         }
         if let Some(authors) = &self.authors {
-            TableName::parse(&authors.table).map_err(|e| Error::Config(format!("authors.table: {e}")))?;
+            TableName::parse(&authors.table)
+                .map_err(|e| Error::Config(format!("authors.table: {e}")))?;
         }
         Ok(())
     }
@@ -417,7 +465,10 @@ mod tests {
     fn table_names_default_to_public_and_quote_safely() {
         assert_eq!(TableName::parse("t").unwrap().to_string(), "public.t");
         assert_eq!(TableName::parse("a.b").unwrap().quoted(), "\"a\".\"b\"");
-        assert_eq!(TableName::parse("a.b\"; drop").unwrap().quoted(), "\"a\".\"b\"\"; drop\"");
+        assert_eq!(
+            TableName::parse("a.b\"; drop").unwrap().quoted(),
+            "\"a\".\"b\"\"; drop\""
+        );
         assert!(TableName::parse("a.b.c").is_err());
         assert!(TableName::parse(".b").is_err());
     }
@@ -441,6 +492,9 @@ mod tests {
         )
         .unwrap();
         let authors = cfg.authors().unwrap();
-        assert_eq!((authors.table.as_str(), authors.name_column.as_str()), ("app.users", "full_name"));
+        assert_eq!(
+            (authors.table.as_str(), authors.name_column.as_str()),
+            ("app.users", "full_name")
+        );
     }
 }

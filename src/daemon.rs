@@ -54,10 +54,20 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(config: Config, database_url: &str, shutdown: watch::Receiver<bool>) -> Result<Daemon> {
+    pub fn new(
+        config: Config,
+        database_url: &str,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Daemon> {
         let pg = db::parse_url(database_url, "daemon")?;
         let drainer = Drainer::new(config.clone());
-        Ok(Daemon { config, pg, drainer, shutdown, lifecycle: None })
+        Ok(Daemon {
+            config,
+            pg,
+            drainer,
+            shutdown,
+            lifecycle: None,
+        })
     }
 
     /// Receive [`Lifecycle`] notices.
@@ -115,7 +125,11 @@ impl Daemon {
             .context("listen")?;
         self.drainer.reset();
         let caught_up = self.drain_busy(&mut client).await?;
-        tracing::info!(drained = caught_up.staged, events = caught_up.events, "connected and listening");
+        tracing::info!(
+            drained = caught_up.staged,
+            events = caught_up.events,
+            "connected and listening"
+        );
         *failures = 0;
         self.announce(Lifecycle::Ready);
 
@@ -164,8 +178,13 @@ impl Daemon {
         set_idle(client, true).await?;
         total += self.drain_once(client).await?;
         if total.events > 0 || total.dead_lettered > 0 {
-            tracing::info!(staged = total.staged, events = total.events, unchanged = total.unchanged,
-                           dead_lettered = total.dead_lettered, "drained");
+            tracing::info!(
+                staged = total.staged,
+                events = total.events,
+                unchanged = total.unchanged,
+                dead_lettered = total.dead_lettered,
+                "drained"
+            );
         }
         Ok(total)
     }
@@ -173,13 +192,18 @@ impl Daemon {
     async fn drain_once(&mut self, client: &mut Client) -> Result<BatchReport> {
         match timeout(QUERY_DEADLINE, self.drainer.drain_all(client)).await {
             Ok(result) => result,
-            Err(_) => Err(Error::Connect(format!("no answer from the database within {QUERY_DEADLINE:?}"))),
+            Err(_) => Err(Error::Connect(format!(
+                "no answer from the database within {QUERY_DEADLINE:?}"
+            ))),
         }
     }
 }
 
 async fn set_idle(client: &Client, idle: bool) -> Result<()> {
-    client.execute("update wakeup set daemon_idle = $1", &[&idle]).await.context("set idle flag")?;
+    client
+        .execute("update wakeup set daemon_idle = $1", &[&idle])
+        .await
+        .context("set idle flag")?;
     Ok(())
 }
 
@@ -190,7 +214,9 @@ fn drain_channel(rx: &mut mpsc::UnboundedReceiver<Notification>) {
 /// Jittered exponential backoff: a random delay between half and all of
 /// min(max, 100 ms * 2^failures), so that daemons restarted together do not reconnect together.
 pub fn backoff(failures: u32, max: Duration) -> Duration {
-    let ceiling = MIN_BACKOFF.saturating_mul(2u32.saturating_pow(failures.min(16))).min(max);
+    let ceiling = MIN_BACKOFF
+        .saturating_mul(2u32.saturating_pow(failures.min(16)))
+        .min(max);
     let ceiling_ms = ceiling.as_millis().max(1) as u64;
     Duration::from_millis(rand::thread_rng().gen_range(ceiling_ms / 2..=ceiling_ms))
 }

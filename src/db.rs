@@ -19,7 +19,11 @@ pub const APPLICATION_NAME: &str = "clockwatch";
 /// `DATABASE_URL`, then `database_url` in the config file.
 pub fn resolve_url(flag: Option<&str>, config: Option<&str>) -> Result<String> {
     flag.map(str::to_string)
-        .or_else(|| std::env::var("CLOCKWATCH_DATABASE_URL").ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            std::env::var("CLOCKWATCH_DATABASE_URL")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
         .or_else(|| std::env::var("DATABASE_URL").ok().filter(|s| !s.is_empty()))
         .or_else(|| config.map(str::to_string))
         .ok_or(Error::NoDatabase)
@@ -27,8 +31,9 @@ pub fn resolve_url(flag: Option<&str>, config: Option<&str>) -> Result<String> {
 
 /// Parse a libpq-style URL or key=value string, and set what every Clockwatch connection needs.
 pub fn parse_url(url: &str, role: &str) -> Result<tokio_postgres::Config> {
-    let mut config: tokio_postgres::Config =
-        url.parse().map_err(|e: tokio_postgres::Error| Error::DatabaseUrl(describe(&e)))?;
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| Error::DatabaseUrl(describe(&e)))?;
     if config.get_application_name().is_none() {
         config.application_name(format!("{APPLICATION_NAME} {role}"));
     }
@@ -48,7 +53,9 @@ pub fn parse_url(url: &str, role: &str) -> Result<tokio_postgres::Config> {
 ///
 /// The returned receiver yields every NOTIFY the session receives, and ends when the connection
 /// does: that is how the daemon learns its connection died even while it is idle.
-pub async fn connect(config: &tokio_postgres::Config) -> Result<(Client, mpsc::UnboundedReceiver<Notification>)> {
+pub async fn connect(
+    config: &tokio_postgres::Config,
+) -> Result<(Client, mpsc::UnboundedReceiver<Notification>)> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(|e| connect_error(&e))?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -83,7 +90,9 @@ pub async fn connect_once(url: &str, role: &str) -> Result<Client> {
 
 fn connect_error(e: &tokio_postgres::Error) -> Error {
     match e.code() {
-        Some(code) if !is_transient(e) => Error::Connect(format!("{} ({})", describe(e), code.code())),
+        Some(code) if !is_transient(e) => {
+            Error::Connect(format!("{} ({})", describe(e), code.code()))
+        }
         _ => Error::Connect(describe(e)),
     }
 }

@@ -53,8 +53,17 @@ pub struct Drainer {
 
 impl Drainer {
     pub fn new(config: Config) -> Drainer {
-        let sources = config.sources.iter().map(|s| (s.table.clone(), s.clone())).collect();
-        Drainer { config, sources, resolver: None, partitions: HashSet::new() }
+        let sources = config
+            .sources
+            .iter()
+            .map(|s| (s.table.clone(), s.clone()))
+            .collect();
+        Drainer {
+            config,
+            sources,
+            resolver: None,
+            partitions: HashSet::new(),
+        }
     }
 
     pub fn batch_size(&self) -> i64 {
@@ -85,12 +94,18 @@ impl Drainer {
         if self.resolver.is_none() {
             self.resolver = Some(Resolver::prepare(&tx, &self.config).await?);
         }
-        let rows = tx.query(CLAIM, &[&self.batch_size()]).await.context("claim staged changes")?;
+        let rows = tx
+            .query(CLAIM, &[&self.batch_size()])
+            .await
+            .context("claim staged changes")?;
         if rows.is_empty() {
             tx.commit().await.context("commit drain")?;
             return Ok(BatchReport::default());
         }
-        let mut report = BatchReport { staged: rows.len(), ..Default::default() };
+        let mut report = BatchReport {
+            staged: rows.len(),
+            ..Default::default()
+        };
         let mut changes = Vec::with_capacity(rows.len());
         let mut dead: Vec<(i64, String, Value)> = Vec::new();
         for row in &rows {
@@ -110,11 +125,18 @@ impl Drainer {
                 new_row: row.get("new_row"),
             };
             if Op::from_code(op).is_none() {
-                dead.push((change.id, format!("unknown operation code {op}"), change.to_json()));
+                dead.push((
+                    change.id,
+                    format!("unknown operation code {op}"),
+                    change.to_json(),
+                ));
             } else if !self.sources.contains_key(&change.source) {
                 dead.push((
                     change.id,
-                    format!("source {} is not in the config: add it back, or uninstall its triggers", change.source),
+                    format!(
+                        "source {} is not in the config: add it back, or uninstall its triggers",
+                        change.source
+                    ),
                     change.to_json(),
                 ));
             } else {
@@ -122,8 +144,10 @@ impl Drainer {
             }
         }
 
-        let refs: BTreeSet<_> =
-            changes.iter().flat_map(|c| normalize::references(c, &self.sources[&c.source])).collect();
+        let refs: BTreeSet<_> = changes
+            .iter()
+            .flat_map(|c| normalize::references(c, &self.sources[&c.source]))
+            .collect();
         let resolver = self.resolver.as_ref().expect("prepared above");
         let names = resolver.resolve(&mut tx, &refs).await?;
 
@@ -144,26 +168,44 @@ impl Drainer {
         resolve::remember(&tx, seen_names(&events)).await?;
         if !dead.is_empty() {
             let (ids, reasons, bodies): (Vec<i64>, Vec<String>, Vec<Value>) = unzip3(dead);
-            tx.execute(DEAD_LETTER, &[&ids, &reasons, &bodies]).await.context("write dead letters")?;
+            tx.execute(DEAD_LETTER, &[&ids, &reasons, &bodies])
+                .await
+                .context("write dead letters")?;
             report.dead_lettered = ids.len();
         }
         let claimed: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
-        tx.execute("delete from staging where id = any($1)", &[&claimed]).await.context("remove drained changes")?;
+        tx.execute("delete from staging where id = any($1)", &[&claimed])
+            .await
+            .context("remove drained changes")?;
         tx.commit().await.context("commit drain")?;
         report.events = events.len();
-        tracing::debug!(staged = report.staged, events = report.events, unchanged = report.unchanged,
-                        dead_lettered = report.dead_lettered, "batch drained");
+        tracing::debug!(
+            staged = report.staged,
+            events = report.events,
+            unchanged = report.unchanged,
+            dead_lettered = report.dead_lettered,
+            "batch drained"
+        );
         Ok(report)
     }
 
-    async fn ensure_partitions(&mut self, tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()> {
+    async fn ensure_partitions(
+        &mut self,
+        tx: &Transaction<'_>,
+        events: &[AuditEvent],
+    ) -> Result<()> {
         let months: BTreeSet<(i32, u32)> = events.iter().map(|e| month(e.occurred_at)).collect();
         for (year, month) in months {
             if self.partitions.contains(&(year, month)) {
                 continue;
             }
-            let first = events.iter().find(|e| self::month(e.occurred_at) == (year, month)).expect("month from events");
-            tx.execute("select ensure_partition($1)", &[&first.occurred_at]).await.context("create partition")?;
+            let first = events
+                .iter()
+                .find(|e| self::month(e.occurred_at) == (year, month))
+                .expect("month from events");
+            tx.execute("select ensure_partition($1)", &[&first.occurred_at])
+                .await
+                .context("create partition")?;
             self.partitions.insert((year, month));
         }
         Ok(())
@@ -175,7 +217,11 @@ fn month(t: DateTime<Utc>) -> (i32, u32) {
 }
 
 /// Point each linked change at its primary event.
-async fn link_primaries(tx: &Transaction<'_>, events: &mut [AuditEvent], changes: &[StagedChange]) -> Result<()> {
+async fn link_primaries(
+    tx: &Transaction<'_>,
+    events: &mut [AuditEvent],
+    changes: &[StagedChange],
+) -> Result<()> {
     let linked: Vec<&StagedChange> = changes.iter().filter(|c| c.is_linked()).collect();
     if linked.is_empty() {
         return Ok(());
@@ -183,7 +229,10 @@ async fn link_primaries(tx: &Transaction<'_>, events: &mut [AuditEvent], changes
     let ids: Vec<i64> = linked.iter().map(|c| c.id).collect();
     let txids: Vec<i64> = linked.iter().map(|c| c.txid).collect();
     let times: Vec<DateTime<Utc>> = linked.iter().map(|c| c.occurred_at).collect();
-    let rows = tx.query(CAUSED_BY, &[&ids, &txids, &times]).await.context("find primary events")?;
+    let rows = tx
+        .query(CAUSED_BY, &[&ids, &txids, &times])
+        .await
+        .context("find primary events")?;
     let primaries: HashMap<i64, Option<i64>> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     for event in events.iter_mut().filter(|e| e.linked) {
         event.caused_by = primaries.get(&event.event_id).copied().flatten();
@@ -214,12 +263,32 @@ async fn insert_events(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()
     let previous: Vec<Option<&Value>> = events.iter().map(|e| e.previous_value.as_ref()).collect();
     let new: Vec<Option<&Value>> = events.iter().map(|e| e.new_value.as_ref()).collect();
     let row_data: Vec<&Value> = events.iter().map(|e| &e.row_data).collect();
-    let details: Vec<Value> = events.iter().map(|e| Value::Object(e.details.clone())).collect();
+    let details: Vec<Value> = events
+        .iter()
+        .map(|e| Value::Object(e.details.clone()))
+        .collect();
     tx.execute(
         INSERT_EVENTS,
         &[
-            &event_ids, &occurred, &workspaces, &categories, &codes, &actions, &origins, &author_ids, &authors,
-            &target_ids, &targets, &caused_by, &linked, &txids, &sources, &previous, &new, &row_data, &details,
+            &event_ids,
+            &occurred,
+            &workspaces,
+            &categories,
+            &codes,
+            &actions,
+            &origins,
+            &author_ids,
+            &authors,
+            &target_ids,
+            &targets,
+            &caused_by,
+            &linked,
+            &txids,
+            &sources,
+            &previous,
+            &new,
+            &row_data,
+            &details,
         ],
     )
     .await

@@ -14,7 +14,7 @@ use crate::error::{DbContext, Error, Result};
 use crate::migrate;
 
 /// Key of the advisory lock that serialises installs, migrations and uninstalls.
-const LOCK_CLASS: i32 = 0x0C10_C4;
+const LOCK_CLASS: i32 = 0x000C_10C4;
 
 #[derive(Debug, Default)]
 pub struct InstallReport {
@@ -30,18 +30,27 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         check_source(&tx, source).await?;
     }
     if let Some(authors) = config.authors() {
-        let table = TableName::parse(&authors.table).map_err(|e| Error::Config(format!("authors.table: {e}")))?;
+        let table = TableName::parse(&authors.table)
+            .map_err(|e| Error::Config(format!("authors.table: {e}")))?;
         let columns = table_columns(&tx, &table)
             .await?
             .ok_or_else(|| Error::Schema(format!("authors: table {table} not found")))?;
-        for (key, column) in [("id_column", &authors.id_column), ("name_column", &authors.name_column)] {
+        for (key, column) in [
+            ("id_column", &authors.id_column),
+            ("name_column", &authors.name_column),
+        ] {
             if !columns.contains(column) {
-                return Err(Error::Schema(format!("authors: {key} \"{column}\" not found in {table}")));
+                return Err(Error::Schema(format!(
+                    "authors: {key} \"{column}\" not found in {table}"
+                )));
             }
         }
     }
     let valid_zone: bool = tx
-        .query_one("select exists (select 1 from pg_timezone_names where name = $1)", &[&config.timezone])
+        .query_one(
+            "select exists (select 1 from pg_timezone_names where name = $1)",
+            &[&config.timezone],
+        )
         .await
         .context("check timezone")?
         .get(0);
@@ -52,8 +61,13 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         )));
     }
 
-    let mut report = InstallReport { migrations_applied: migrate::migrate(&tx, &config.schema).await?, ..Default::default() };
-    tx.execute("update settings set timezone = $1", &[&config.timezone]).await.context("save timezone")?;
+    let mut report = InstallReport {
+        migrations_applied: migrate::migrate(&tx, &config.schema).await?,
+        ..Default::default()
+    };
+    tx.execute("update settings set timezone = $1", &[&config.timezone])
+        .await
+        .context("save timezone")?;
 
     let mut wanted = BTreeSet::new();
     for source in &config.sources {
@@ -87,7 +101,9 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     {
         let oid: u32 = row.get(0);
         if !wanted.contains(&oid) {
-            tx.execute("select detach($1::oid::regclass)", &[&oid]).await.context("detach triggers")?;
+            tx.execute("select detach($1::oid::regclass)", &[&oid])
+                .await
+                .context("detach triggers")?;
             report.detached.push(row.get(1));
         }
     }
@@ -103,32 +119,50 @@ pub async fn uninstall(client: &mut Client, schema: &str, purge: bool) -> Result
     let mut detached = Vec::new();
     if is_installed(&tx, schema).await? {
         migrate::set_search_path(&tx, schema).await?;
-        for row in tx.query("select t::oid, t::text from attached_tables() t", &[]).await.context("list attached tables")? {
+        for row in tx
+            .query("select t::oid, t::text from attached_tables() t", &[])
+            .await
+            .context("list attached tables")?
+        {
             let oid: u32 = row.get(0);
-            tx.execute("select detach($1::oid::regclass)", &[&oid]).await.context("detach triggers")?;
+            tx.execute("select detach($1::oid::regclass)", &[&oid])
+                .await
+                .context("detach triggers")?;
             detached.push(row.get(1));
         }
     }
     if purge {
-        tx.batch_execute(&format!("drop schema if exists {} cascade", quote_ident(schema)))
-            .await
-            .context(format!("drop schema \"{schema}\""))?;
+        tx.batch_execute(&format!(
+            "drop schema if exists {} cascade",
+            quote_ident(schema)
+        ))
+        .await
+        .context(format!("drop schema \"{schema}\""))?;
     }
     tx.commit().await.context("commit uninstall")?;
     Ok(detached)
 }
 
 /// Whether Clockwatch's schema exists with its migrations table.
-pub async fn is_installed(client: &impl tokio_postgres::GenericClient, schema: &str) -> Result<bool> {
+pub async fn is_installed(
+    client: &impl tokio_postgres::GenericClient,
+    schema: &str,
+) -> Result<bool> {
     let row = client
-        .query_one("select to_regclass(format('%I.migrations', $1::text)) is not null", &[&schema])
+        .query_one(
+            "select to_regclass(format('%I.migrations', $1::text)) is not null",
+            &[&schema],
+        )
         .await
         .context("look for clockwatch's schema")?;
     Ok(row.get(0))
 }
 
 /// Fail with [`Error::NotInstalled`] unless install has run.
-pub async fn require_installed(client: &impl tokio_postgres::GenericClient, schema: &str) -> Result<()> {
+pub async fn require_installed(
+    client: &impl tokio_postgres::GenericClient,
+    schema: &str,
+) -> Result<()> {
     if is_installed(client, schema).await? {
         Ok(())
     } else {
@@ -137,18 +171,24 @@ pub async fn require_installed(client: &impl tokio_postgres::GenericClient, sche
 }
 
 async fn lock(tx: &Transaction<'_>, schema: &str) -> Result<()> {
-    tx.execute("select pg_advisory_xact_lock($1, hashtext($2))", &[&LOCK_CLASS, &schema])
-        .await
-        .context("take the install lock")?;
+    tx.execute(
+        "select pg_advisory_xact_lock($1, hashtext($2))",
+        &[&LOCK_CLASS, &schema],
+    )
+    .await
+    .context("take the install lock")?;
     Ok(())
 }
 
 /// Every column the source names must exist in its table; the message names the first that does not.
 async fn check_source(tx: &Transaction<'_>, source: &SourceConfig) -> Result<()> {
     let table = source.table_name()?;
-    let columns = table_columns(tx, &table)
-        .await?
-        .ok_or_else(|| Error::Schema(format!("source {}: table {table} not found", source.category)))?;
+    let columns = table_columns(tx, &table).await?.ok_or_else(|| {
+        Error::Schema(format!(
+            "source {}: table {table} not found",
+            source.category
+        ))
+    })?;
     for (key, column) in source.referenced_columns() {
         if !columns.contains(column) {
             return Err(Error::Schema(format!(
@@ -169,7 +209,10 @@ async fn check_source(tx: &Transaction<'_>, source: &SourceConfig) -> Result<()>
 }
 
 /// The live columns of a table or partitioned table, or None when there is no such table.
-async fn table_columns(tx: &Transaction<'_>, table: &TableName) -> Result<Option<BTreeSet<String>>> {
+async fn table_columns(
+    tx: &Transaction<'_>,
+    table: &TableName,
+) -> Result<Option<BTreeSet<String>>> {
     let rows = tx
         .query(
             "select a.attname::text
@@ -184,5 +227,9 @@ async fn table_columns(tx: &Transaction<'_>, table: &TableName) -> Result<Option
     if rows.is_empty() {
         return Ok(None);
     }
-    Ok(Some(rows.iter().filter_map(|r| r.get::<_, Option<String>>(0)).collect()))
+    Ok(Some(
+        rows.iter()
+            .filter_map(|r| r.get::<_, Option<String>>(0))
+            .collect(),
+    ))
 }

@@ -19,21 +19,30 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "core", sql: include_str!("../sql/0001_core.sql") }];
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "core",
+    sql: include_str!("../sql/0001_core.sql"),
+}];
 
 impl Migration {
     pub fn checksum(&self) -> String {
-        Sha256::digest(self.sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(self.sql.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
 /// Point the transaction's search_path at Clockwatch's schema, so the migration files (and the
 /// functions they create with `SET search_path FROM CURRENT`) resolve names there.
 pub async fn set_search_path(tx: &Transaction<'_>, schema: &str) -> Result<()> {
-    tx.batch_execute(&format!("set local search_path = {}, pg_catalog, pg_temp", quote_ident(schema)))
-        .await
-        .context("set search_path")
+    tx.batch_execute(&format!(
+        "set local search_path = {}, pg_catalog, pg_temp",
+        quote_ident(schema)
+    ))
+    .await
+    .context("set search_path")
 }
 
 /// Create the schema if needed and apply every migration not yet applied. Returns how many ran.
@@ -53,23 +62,36 @@ pub async fn migrate(tx: &Transaction<'_>, schema: &str) -> Result<usize> {
     set_search_path(tx, schema).await?;
 
     let applied = tx
-        .query("select version, checksum from migrations order by version", &[])
+        .query(
+            "select version, checksum from migrations order by version",
+            &[],
+        )
         .await
         .context("read applied migrations")?;
     let mut ran = 0;
     for migration in MIGRATIONS {
-        let recorded = applied.iter().find(|row| row.get::<_, i32>(0) == migration.version);
+        let recorded = applied
+            .iter()
+            .find(|row| row.get::<_, i32>(0) == migration.version);
         match recorded {
             Some(row) if row.get::<_, String>(1) == migration.checksum() => continue,
             Some(_) => {
-                return Err(Error::MigrationChanged { version: migration.version, name: migration.name.into() })
+                return Err(Error::MigrationChanged {
+                    version: migration.version,
+                    name: migration.name.into(),
+                })
             }
             None => {}
         }
-        tracing::info!(version = migration.version, name = migration.name, "applying migration");
-        tx.batch_execute(migration.sql)
-            .await
-            .context(format!("migration {} ({})", migration.version, migration.name))?;
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applying migration"
+        );
+        tx.batch_execute(migration.sql).await.context(format!(
+            "migration {} ({})",
+            migration.version, migration.name
+        ))?;
         tx.execute(
             "insert into migrations (version, name, checksum) values ($1, $2, $3)",
             &[&migration.version, &migration.name, &migration.checksum()],

@@ -45,7 +45,10 @@ pub const ACTIONS: &[(&str, &str)] = &[
 ];
 
 pub fn action_label(code: &str) -> Option<&'static str> {
-    ACTIONS.iter().find(|(c, _)| *c == code).map(|(_, label)| *label)
+    ACTIONS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, label)| *label)
 }
 
 /// A row of the staging table: what a capture trigger recorded.
@@ -91,7 +94,10 @@ impl StagedChange {
 
     /// The row as it is after the change, or as it was before a delete.
     pub fn row(&self) -> Option<&Map<String, Value>> {
-        self.new_row.as_ref().or(self.old_row.as_ref()).and_then(Value::as_object)
+        self.new_row
+            .as_ref()
+            .or(self.old_row.as_ref())
+            .and_then(Value::as_object)
     }
 
     /// The whole change as JSON, for the dead-letter table.
@@ -159,7 +165,9 @@ pub struct Names {
 
 impl Names {
     fn entity(&self, category: Category, id: &str) -> Option<&str> {
-        self.entities.get(&(category, id.to_string())).map(String::as_str)
+        self.entities
+            .get(&(category, id.to_string()))
+            .map(String::as_str)
     }
 }
 
@@ -189,9 +197,11 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
     if let Some(user) = column_text(row, fields.user.as_deref()) {
         refs.push(NameRef::Author(user));
     }
-    for (category, column) in
-        [(Category::Projects, &fields.project), (Category::Tasks, &fields.task), (Category::Clients, &fields.client)]
-    {
+    for (category, column) in [
+        (Category::Projects, &fields.project),
+        (Category::Tasks, &fields.task),
+        (Category::Clients, &fields.client),
+    ] {
         if let Some(id) = column_text(row, column.as_deref()) {
             refs.push(NameRef::Entity(category, id));
         }
@@ -202,7 +212,11 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
         }
     }
     if let Some(Value::Array(tags)) = fields.tags.as_deref().and_then(|c| row.get(c)) {
-        refs.extend(tags.iter().filter_map(scalar_text).map(|t| NameRef::Entity(Category::Tags, t)));
+        refs.extend(
+            tags.iter()
+                .filter_map(scalar_text)
+                .map(|t| NameRef::Entity(Category::Tags, t)),
+        );
     }
     refs
 }
@@ -219,8 +233,16 @@ pub fn normalise(change: &StagedChange, source: &SourceConfig, names: &Names) ->
         return Outcome::Failed("staged change has no row".into());
     };
     let empty = Map::new();
-    let old = change.old_row.as_ref().and_then(Value::as_object).unwrap_or(&empty);
-    let new = change.new_row.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+    let old = change
+        .old_row
+        .as_ref()
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let new = change
+        .new_row
+        .as_ref()
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
 
     let (previous_value, new_value) = match change.op {
         Op::Update => {
@@ -238,12 +260,21 @@ pub fn normalise(change: &StagedChange, source: &SourceConfig, names: &Names) ->
     };
 
     let (author_id, author) = match (&change.actor, change.is_linked()) {
-        (Some(actor), false) => {
-            (Some(actor.clone()), names.authors.get(actor).cloned().unwrap_or_else(|| actor.clone()))
-        }
+        (Some(actor), false) => (
+            Some(actor.clone()),
+            names
+                .authors
+                .get(actor)
+                .cloned()
+                .unwrap_or_else(|| actor.clone()),
+        ),
         _ => (None, SYSTEM.to_string()),
     };
-    let origin = if change.is_linked() { None } else { origin(change, source, row) };
+    let origin = if change.is_linked() {
+        None
+    } else {
+        origin(change, source, row)
+    };
 
     let target_id = column_text(row, Some(&source.id_column));
     let target = column_text(row, source.name_column.as_deref());
@@ -274,7 +305,11 @@ pub fn normalise(change: &StagedChange, source: &SourceConfig, names: &Names) ->
 
 /// The columns whose value differs, before and after, leaving out ignored columns. A column
 /// present on one side only (the host table changed shape) is not a change of the data.
-fn diff(old: &Map<String, Value>, new: &Map<String, Value>, ignored: &[String]) -> (Map<String, Value>, Map<String, Value>) {
+fn diff(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    ignored: &[String],
+) -> (Map<String, Value>, Map<String, Value>) {
     let mut before = Map::new();
     let mut after = Map::new();
     for (column, new_value) in new {
@@ -301,17 +336,28 @@ fn action_code(
 ) -> String {
     let entity = category.entity();
     let changed_column = |column: &Option<String>| {
-        column.as_deref().is_some_and(|c| changed.and_then(|v| v.get(c)).is_some())
+        column
+            .as_deref()
+            .is_some_and(|c| changed.and_then(|v| v.get(c)).is_some())
     };
     let verb = match op {
         Op::Insert => "created",
         Op::Delete => "deleted",
         Op::Update => {
-            let is_set = |row: &Map<String, Value>, column: &str| row.get(column).is_some_and(|v| !v.is_null());
-            let soft_delete = source.soft_delete_column.as_deref().filter(|c| changed_column(&Some(c.to_string())));
+            let is_set = |row: &Map<String, Value>, column: &str| {
+                row.get(column).is_some_and(|v| !v.is_null())
+            };
+            let soft_delete = source
+                .soft_delete_column
+                .as_deref()
+                .filter(|c| changed_column(&Some(c.to_string())));
             match soft_delete {
                 Some(c) if !is_set(old, c) && is_set(new, c) => "deleted",
-                Some(c) if is_set(old, c) && !is_set(new, c) && matches!(category, Category::TimeEntries | Category::Expenses) => {
+                Some(c)
+                    if is_set(old, c)
+                        && !is_set(new, c)
+                        && matches!(category, Category::TimeEntries | Category::Expenses) =>
+                {
                     "restored"
                 }
                 _ if category == Category::Users => {
@@ -332,7 +378,11 @@ fn action_code(
 
 /// Where the change came from: the row's origin column when mapped and set, else the
 /// transaction's `clockwatch.origin`.
-fn origin(change: &StagedChange, source: &SourceConfig, row: &Map<String, Value>) -> Option<String> {
+fn origin(
+    change: &StagedChange,
+    source: &SourceConfig,
+    row: &Map<String, Value>,
+) -> Option<String> {
     if let Some(value) = column_text(row, source.origin_column.as_deref()) {
         return Some(source.origins.get(&value).cloned().unwrap_or(value));
     }
@@ -345,7 +395,10 @@ fn origin(change: &StagedChange, source: &SourceConfig, row: &Map<String, Value>
             ("quickbooks", "QuickBooks"),
         ]
         .into();
-        known.get(o.to_ascii_lowercase().as_str()).map(|s| s.to_string()).unwrap_or_else(|| o.to_string())
+        known
+            .get(o.to_ascii_lowercase().as_str())
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| o.to_string())
     })
 }
 
@@ -366,18 +419,44 @@ fn details(
     };
     let text = |column: &Option<String>| column_text(row, column.as_deref());
     let named = |category: Category, id: Option<String>| {
-        id.map(|id| names.entity(category, &id).map(str::to_string).unwrap_or(id))
+        id.map(|id| {
+            names
+                .entity(category, &id)
+                .map(str::to_string)
+                .unwrap_or(id)
+        })
     };
 
-    put("user", text(&fields.user).map(|id| names.authors.get(&id).cloned().unwrap_or(id)));
+    put(
+        "user",
+        text(&fields.user).map(|id| names.authors.get(&id).cloned().unwrap_or(id)),
+    );
     put("description", text(&fields.description));
     let project_id = text(&fields.project);
-    let own = |c: Category| if category == c { target.map(str::to_string) } else { None };
-    put("project", own(Category::Projects).or_else(|| named(Category::Projects, project_id.clone())));
-    put("task", own(Category::Tasks).or_else(|| named(Category::Tasks, text(&fields.task))));
-    let client_id = text(&fields.client)
-        .or_else(|| project_id.as_ref().and_then(|p| names.project_clients.get(p).cloned()));
-    put("client", own(Category::Clients).or_else(|| named(Category::Clients, client_id)));
+    let own = |c: Category| {
+        if category == c {
+            target.map(str::to_string)
+        } else {
+            None
+        }
+    };
+    put(
+        "project",
+        own(Category::Projects).or_else(|| named(Category::Projects, project_id.clone())),
+    );
+    put(
+        "task",
+        own(Category::Tasks).or_else(|| named(Category::Tasks, text(&fields.task))),
+    );
+    let client_id = text(&fields.client).or_else(|| {
+        project_id
+            .as_ref()
+            .and_then(|p| names.project_clients.get(p).cloned())
+    });
+    put(
+        "client",
+        own(Category::Clients).or_else(|| named(Category::Clients, client_id)),
+    );
     put("start", text(&fields.start).map(|t| utc_timestamp(&t)));
     put("end", text(&fields.end).map(|t| utc_timestamp(&t)));
     for (key, column) in [
@@ -395,7 +474,14 @@ fn details(
         let tag_names = tags
             .iter()
             .filter_map(scalar_text)
-            .map(|id| Value::String(names.entity(Category::Tags, &id).map(str::to_string).unwrap_or(id)))
+            .map(|id| {
+                Value::String(
+                    names
+                        .entity(Category::Tags, &id)
+                        .map(str::to_string)
+                        .unwrap_or(id),
+                )
+            })
             .collect();
         out.insert("tags".into(), Value::Array(tag_names));
     }
@@ -406,7 +492,9 @@ fn details(
 /// and are taken as UTC; anything unparseable is kept as written.
 fn utc_timestamp(text: &str) -> String {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return t.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        return t
+            .with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true);
     }
     match NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
         Ok(t) => t.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true),
@@ -471,11 +559,20 @@ mod tests {
     #[test]
     fn soft_delete_and_restore_are_recognised() {
         let live = json!({"id": 1, "ws": "w", "deleted_at": null, "description": "a"});
-        let gone = json!({"id": 1, "ws": "w", "deleted_at": "2026-01-01T00:00:00", "description": "a"});
+        let gone =
+            json!({"id": 1, "ws": "w", "deleted_at": "2026-01-01T00:00:00", "description": "a"});
         let names = Names::default();
-        let deleted = event(normalise(&change(Op::Update, Some(live.clone()), Some(gone.clone())), &source(), &names));
+        let deleted = event(normalise(
+            &change(Op::Update, Some(live.clone()), Some(gone.clone())),
+            &source(),
+            &names,
+        ));
         assert_eq!(deleted.action_code, "time_entry.deleted");
-        let restored = event(normalise(&change(Op::Update, Some(gone), Some(live)), &source(), &names));
+        let restored = event(normalise(
+            &change(Op::Update, Some(gone), Some(live)),
+            &source(),
+            &names,
+        ));
         assert_eq!(restored.action, "Restored time entry");
     }
 
@@ -483,20 +580,37 @@ mod tests {
     fn ignored_columns_alone_are_no_change() {
         let a = json!({"id": 1, "ws": "w", "updated_at": "x"});
         let b = json!({"id": 1, "ws": "w", "updated_at": "y"});
-        assert!(matches!(normalise(&change(Op::Update, Some(a), Some(b)), &source(), &Names::default()), Outcome::NoChange));
+        assert!(matches!(
+            normalise(
+                &change(Op::Update, Some(a), Some(b)),
+                &source(),
+                &Names::default()
+            ),
+            Outcome::NoChange
+        ));
     }
 
     #[test]
     fn details_resolve_names_and_origins_map() {
         let mut names = Names::default();
         names.authors.insert("u1".into(), "Ann".into());
-        names.entities.insert((Category::Projects, "5".into()), "Apollo".into());
-        names.entities.insert((Category::Tags, "9".into()), "urgent".into());
+        names
+            .entities
+            .insert((Category::Projects, "5".into()), "Apollo".into());
+        names
+            .entities
+            .insert((Category::Tags, "9".into()), "urgent".into());
         names.project_clients.insert("5".into(), "3".into());
-        names.entities.insert((Category::Clients, "3".into()), "ACME".into());
+        names
+            .entities
+            .insert((Category::Clients, "3".into()), "ACME".into());
         let row = json!({"id": 1, "ws": "w", "project_id": 5, "tag_ids": [9, 10], "source": "timer",
                          "start_at": "2026-11-02T09:00:00", "description": "x"});
-        let e = event(normalise(&change(Op::Insert, None, Some(row)), &source(), &names));
+        let e = event(normalise(
+            &change(Op::Insert, None, Some(row)),
+            &source(),
+            &names,
+        ));
         assert_eq!(e.author, "Ann");
         assert_eq!(e.origin.as_deref(), Some("Timer"));
         assert_eq!(e.details["project"], "Apollo");
@@ -507,10 +621,17 @@ mod tests {
 
     #[test]
     fn linked_changes_are_authored_by_system() {
-        let mut c = change(Op::Update, Some(json!({"id": 1, "ws": "w", "project_id": 5})), Some(json!({"id": 1, "ws": "w", "project_id": null})));
+        let mut c = change(
+            Op::Update,
+            Some(json!({"id": 1, "ws": "w", "project_id": 5})),
+            Some(json!({"id": 1, "ws": "w", "project_id": null})),
+        );
         c.depth = 2;
         let e = event(normalise(&c, &source(), &Names::default()));
-        assert_eq!((e.author.as_str(), e.author_id.as_deref(), e.linked), (SYSTEM, None, true));
+        assert_eq!(
+            (e.author.as_str(), e.author_id.as_deref(), e.linked),
+            (SYSTEM, None, true)
+        );
         assert_eq!(e.previous_value, Some(json!({"project_id": 5})));
     }
 
@@ -518,6 +639,8 @@ mod tests {
     fn a_missing_workspace_column_fails_the_change() {
         let mut c = change(Op::Insert, None, Some(json!({"id": 1})));
         c.workspace_id = None;
-        assert!(matches!(normalise(&c, &source(), &Names::default()), Outcome::Failed(m) if m.contains("\"ws\"")));
+        assert!(
+            matches!(normalise(&c, &source(), &Names::default()), Outcome::Failed(m) if m.contains("\"ws\""))
+        );
     }
 }

@@ -41,14 +41,28 @@ impl Resolver {
         let mut resolver = Resolver::default();
         if let Some(authors) = config.authors() {
             if let Ok(table) = TableName::parse(&authors.table) {
-                resolver.authors = lookup(tx, &table, &authors.id_column, &authors.name_column, None).await?;
+                resolver.authors =
+                    lookup(tx, &table, &authors.id_column, &authors.name_column, None).await?;
             }
         }
-        for category in [Category::Projects, Category::Tasks, Category::Clients, Category::Tags] {
-            let Some(source) = config.source_for(category) else { continue };
-            let Some(name_column) = source.name_column.as_deref() else { continue };
+        for category in [
+            Category::Projects,
+            Category::Tasks,
+            Category::Clients,
+            Category::Tags,
+        ] {
+            let Some(source) = config.source_for(category) else {
+                continue;
+            };
+            let Some(name_column) = source.name_column.as_deref() else {
+                continue;
+            };
             let table = source.table_name()?;
-            let client = if category == Category::Projects { source.fields.client.as_deref() } else { None };
+            let client = if category == Category::Projects {
+                source.fields.client.as_deref()
+            } else {
+                None
+            };
             if let Some(l) = lookup(tx, &table, &source.id_column, name_column, client).await? {
                 resolver.projects_have_client |= client.is_some();
                 resolver.entities.insert(category, l);
@@ -58,7 +72,11 @@ impl Resolver {
     }
 
     /// Look up every name the batch refers to.
-    pub async fn resolve(&self, tx: &mut Transaction<'_>, refs: &BTreeSet<NameRef>) -> Result<Names> {
+    pub async fn resolve(
+        &self,
+        tx: &mut Transaction<'_>,
+        refs: &BTreeSet<NameRef>,
+    ) -> Result<Names> {
         let mut names = Names::default();
         let mut authors = BTreeSet::new();
         let mut entities: BTreeMap<Category, BTreeSet<String>> = BTreeMap::new();
@@ -71,7 +89,10 @@ impl Resolver {
                     entities.entry(*category).or_default().insert(id.clone());
                 }
                 NameRef::ProjectClient(project) => {
-                    entities.entry(Category::Projects).or_default().insert(project.clone());
+                    entities
+                        .entry(Category::Projects)
+                        .or_default()
+                        .insert(project.clone());
                 }
             }
         }
@@ -83,7 +104,9 @@ impl Resolver {
         }
         // Projects first: their clients join the client lookup.
         for (category, ids) in &entities {
-            let Some(lookup) = self.entities.get(category) else { continue };
+            let Some(lookup) = self.entities.get(category) else {
+                continue;
+            };
             for (id, name, client) in run_lookup(tx, lookup, ids).await? {
                 if let Some(client) = client {
                     names.project_clients.insert(id.clone(), client);
@@ -94,10 +117,17 @@ impl Resolver {
         let missing_clients: BTreeSet<String> = names
             .project_clients
             .values()
-            .filter(|c| !names.entities.contains_key(&(Category::Clients, (*c).clone())))
+            .filter(|c| {
+                !names
+                    .entities
+                    .contains_key(&(Category::Clients, (*c).clone()))
+            })
             .cloned()
             .collect();
-        if let (false, Some(lookup)) = (missing_clients.is_empty(), self.entities.get(&Category::Clients)) {
+        if let (false, Some(lookup)) = (
+            missing_clients.is_empty(),
+            self.entities.get(&Category::Clients),
+        ) {
             for (id, name, _) in run_lookup(tx, lookup, &missing_clients).await? {
                 names.entities.insert((Category::Clients, id), name);
             }
@@ -127,7 +157,8 @@ impl Resolver {
                 .await
                 .context("read known names")?;
             for row in rows {
-                let (category, id, name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+                let (category, id, name): (String, String, String) =
+                    (row.get(0), row.get(1), row.get(2));
                 if category == AUTHOR {
                     names.authors.insert(id, name);
                 } else if let Ok(c) = Category::parse(&category) {
@@ -140,7 +171,10 @@ impl Resolver {
 }
 
 /// Remember names seen in this batch, so they outlive the host's rows.
-pub async fn remember(tx: &Transaction<'_>, seen: BTreeMap<(String, String), String>) -> Result<()> {
+pub async fn remember(
+    tx: &Transaction<'_>,
+    seen: BTreeMap<(String, String), String>,
+) -> Result<()> {
     if seen.is_empty() {
         return Ok(());
     }
@@ -192,13 +226,18 @@ async fn lookup(
     };
     let id_type: String = row.get(0);
     let id = quote_ident(id_column);
-    let client = client_column.map(|c| format!("{}::text", quote_ident(c))).unwrap_or_else(|| "null::text".into());
+    let client = client_column
+        .map(|c| format!("{}::text", quote_ident(c)))
+        .unwrap_or_else(|| "null::text".into());
     let sql = format!(
         "select {id}::text, {name}::text, {client} from {table} where {id} = any($1::text[]::{id_type}[])",
         name = quote_ident(name_column),
         table = table.quoted(),
     );
-    Ok(Some(Lookup { sql, table: table.to_string() }))
+    Ok(Some(Lookup {
+        sql,
+        table: table.to_string(),
+    }))
 }
 
 /// Run one lookup inside a savepoint; a failure (the host changed the table) costs the names,
@@ -212,16 +251,27 @@ async fn run_lookup(
         return Ok(Vec::new());
     }
     let ids: Vec<&String> = ids.iter().collect();
-    let savepoint = tx.savepoint("clockwatch_lookup").await.context("savepoint")?;
+    let savepoint = tx
+        .savepoint("clockwatch_lookup")
+        .await
+        .context("savepoint")?;
     match savepoint.query(&lookup.sql, &[&ids]).await {
         Ok(rows) => {
             savepoint.commit().await.context("release savepoint")?;
             Ok(rows
                 .iter()
-                .filter_map(|r| Some((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?, r.get(2))))
+                .filter_map(|r| {
+                    Some((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get(2),
+                    ))
+                })
                 .collect())
         }
-        Err(e) if crate::db::is_transient(&e) => Err(e).context(format!("look up names in {}", lookup.table)),
+        Err(e) if crate::db::is_transient(&e) => {
+            Err(e).context(format!("look up names in {}", lookup.table))
+        }
         Err(e) => {
             tracing::warn!(table = %lookup.table, error = %crate::db::describe(&e), "name lookup failed; ids shown instead");
             savepoint.rollback().await.context("rollback savepoint")?;

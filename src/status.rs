@@ -32,7 +32,10 @@ pub struct WorkspaceStatus {
 pub async fn status(client: &Client, schema: &str) -> Result<Status> {
     crate::install::require_installed(client, schema).await?;
     client
-        .batch_execute(&format!("set search_path = {}, pg_catalog", crate::config::quote_ident(schema)))
+        .batch_execute(&format!(
+            "set search_path = {}, pg_catalog",
+            crate::config::quote_ident(schema)
+        ))
         .await
         .context("set search_path")?;
     let totals = client.query_one(TOTALS, &[]).await.context("read status")?;
@@ -62,7 +65,10 @@ pub async fn status(client: &Client, schema: &str) -> Result<Status> {
 impl Status {
     /// The human-readable form.
     pub fn render(&self) -> String {
-        let age = |secs: Option<f64>| secs.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into());
+        let age = |secs: Option<f64>| {
+            secs.map(|s| format!("{s:.1}s"))
+                .unwrap_or_else(|| "-".into())
+        };
         let mut out = format!(
             "schema {}: {} daemon(s) connected, {} change(s) staged (oldest {}), {} dead letter(s)\n",
             self.schema,
@@ -72,10 +78,18 @@ impl Status {
             self.dead_letters
         );
         if self.workspaces.is_empty() {
-            out.push_str("no workspace has the audit log enabled: run `clockwatch enable --workspace ID`\n");
+            out.push_str(
+                "no workspace has the audit log enabled: run `clockwatch enable --workspace ID`\n",
+            );
             return out;
         }
-        let header = ["WORKSPACE", "STAGED", "OLDEST", "NEWEST EVENT", "CATEGORIES"];
+        let header = [
+            "WORKSPACE",
+            "STAGED",
+            "OLDEST",
+            "NEWEST EVENT",
+            "CATEGORIES",
+        ];
         let rows: Vec<[String; 5]> = self
             .workspaces
             .iter()
@@ -84,8 +98,14 @@ impl Status {
                     w.workspace_id.clone(),
                     w.staged.to_string(),
                     age(w.oldest_staged_secs),
-                    w.newest_event.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_else(|| "-".into()),
-                    if w.categories.is_empty() { "(none)".into() } else { w.categories.join(",") },
+                    w.newest_event
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_else(|| "-".into()),
+                    if w.categories.is_empty() {
+                        "(none)".into()
+                    } else {
+                        w.categories.join(",")
+                    },
                 ]
             })
             .collect();

@@ -19,7 +19,10 @@ pub async fn set_enabled(
     crate::install::require_installed(client, schema).await?;
     let names: Option<Vec<&str>> = categories.map(|c| c.iter().map(|c| c.as_str()).collect());
     let function = if on { "enable" } else { "disable" };
-    let sql = format!("select * from {}.{function}($1, $2)", crate::config::quote_ident(schema));
+    let sql = format!(
+        "select * from {}.{function}($1, $2)",
+        crate::config::quote_ident(schema)
+    );
     let rows = client
         .query(&sql, &[&workspace, &names])
         .await

@@ -15,10 +15,17 @@ pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
         config.schema,
         report.migrations_applied,
         report.attached.len(),
-        if report.attached.is_empty() { String::new() } else { format!(" ({})", report.attached.join(", ")) }
+        if report.attached.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", report.attached.join(", "))
+        }
     );
     if !report.detached.is_empty() {
-        println!("removed triggers from tables no longer configured: {}", report.detached.join(", "));
+        println!(
+            "removed triggers from tables no longer configured: {}",
+            report.detached.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

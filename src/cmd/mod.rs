@@ -26,5 +26,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
 
 /// The database URL for this invocation.
 fn database_url(global: &GlobalOpts, config: &Config) -> Result<String> {
-    crate::db::resolve_url(global.database_url.as_deref(), config.database_url.as_deref())
+    crate::db::resolve_url(
+        global.database_url.as_deref(),
+        config.database_url.as_deref(),
+    )
 }

@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 pub async fn run(global: &GlobalOpts, config: Config) -> Result<ExitCode> {
     let url = super::database_url(global, &config)?;
     let (stop, shutdown) = watch::channel(false);
-    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Input(format!("install SIGTERM handler: {e}")))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::Input(format!("install SIGINT handler: {e}")))?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Error::Input(format!("install SIGTERM handler: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| Error::Input(format!("install SIGINT handler: {e}")))?;
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received; finishing the batch in hand"),

@@ -11,7 +11,10 @@ pub async fn status(global: &GlobalOpts, config: &Config, json: bool) -> Result<
     let client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
     let status = crate::status::status(&client, &config.schema).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&status).expect("status serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).expect("status serialises")
+        );
     } else {
         print!("{}", status.render());
     }

@@ -1,0 +1,202 @@
+//! The binary: exit codes and one-line errors.
+
+use std::process::{Command, Output};
+
+use crate::support::*;
+
+fn clockwatch(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(binary());
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("CLOCKWATCH_DATABASE_URL")
+        .env_remove("CLOCKWATCH_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run clockwatch")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Exactly one line on stderr, starting with "error: ", and a non-zero exit.
+fn assert_one_line_error(out: &Output, expected: &str) {
+    assert!(
+        !out.status.success(),
+        "expected failure, got {:?}",
+        out.status
+    );
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
+    assert!(
+        err.starts_with("error: ") && err.contains(expected),
+        "expected {expected:?} in {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn install_enable_status_through_the_binary() {
+    let db = TestDb::with_host().await;
+    let (_dir, config) = config_file(include_str!("../../config/clockwatch.toml"));
+    let config = config.to_str().unwrap();
+    let env = [("CLOCKWATCH_DATABASE_URL", db.url.as_str())];
+
+    let out = clockwatch(&["--config", config, "install"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "installed in schema audit_log: 1 migration(s) applied, triggers on 7 table(s)"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = clockwatch(
+        &[
+            "--config",
+            config,
+            "enable",
+            "--workspace",
+            "1",
+            "--categories",
+            "time_entries,projects",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "workspace 1: auditing projects, time_entries\n"
+    );
+
+    let out = clockwatch(
+        &[
+            "--config",
+            config,
+            "disable",
+            "--workspace",
+            "1",
+            "--categories",
+            "projects",
+        ],
+        &env,
+    );
+    assert_eq!(stdout(&out), "workspace 1: auditing time_entries\n");
+
+    let out = clockwatch(
+        &[
+            "--config",
+            config,
+            "enable",
+            "--workspace",
+            "1",
+            "--categories",
+            "invoices",
+        ],
+        &env,
+    );
+    assert_one_line_error(
+        &out,
+        "unknown category \"invoices\" (expected one of: time_entries, projects",
+    );
+
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "insert into app.time_entry (workspace_id, user_id, start_at) values (1, 1, now())",
+        )
+        .await
+        .unwrap();
+    let out = clockwatch(&["--config", config, "status", "--json"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["staged"], 1);
+    assert_eq!(status["workspaces"][0]["workspace_id"], "1");
+    assert_eq!(
+        status["workspaces"][0]["categories"],
+        serde_json::json!(["time_entries"])
+    );
+
+    let out = clockwatch(&["--config", config, "status"], &env);
+    assert!(
+        stdout(&out).contains("0 daemon(s) connected, 1 change(s) staged"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = clockwatch(&["--config", config, "uninstall", "--purge"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "removed triggers from 7 table(s)\ndropped schema audit_log\n"
+    );
+}
+
+#[tokio::test]
+async fn bad_config_and_missing_database_are_one_line_errors() {
+    let (_dir, good) = config_file(include_str!("../../config/clockwatch.toml"));
+    let good = good.to_str().unwrap();
+
+    let out = clockwatch(&["--config", "/nonexistent/clockwatch.toml", "status"], &[]);
+    assert_one_line_error(&out, "config: /nonexistent/clockwatch.toml: file not found");
+
+    let (_d1, typo) = config_file("schema = 'audit_log'\nbatch_size = 10\n");
+    let out = clockwatch(&["--config", typo.to_str().unwrap(), "status"], &[]);
+    assert_one_line_error(&out, "batch_size");
+
+    let (_d2, bad_category) =
+        config_file("[[source]]\ncategory = 'invoices'\ntable = 'a.b'\nworkspace_column = 'w'\n");
+    let out = clockwatch(
+        &["--config", bad_category.to_str().unwrap(), "install"],
+        &[],
+    );
+    assert_one_line_error(&out, "invoices");
+
+    let out = clockwatch(&["--config", good, "status"], &[]);
+    assert_one_line_error(&out, "no database configured: pass --database-url, or set CLOCKWATCH_DATABASE_URL or DATABASE_URL");
+
+    // Nothing listens on port 1.
+    let out = clockwatch(
+        &[
+            "--config",
+            good,
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+            "status",
+        ],
+        &[],
+    );
+    assert_one_line_error(&out, "cannot connect to the database");
+
+    let out = clockwatch(
+        &[
+            "--config",
+            good,
+            "--database-url",
+            "postgres://[bad",
+            "status",
+        ],
+        &[],
+    );
+    assert_one_line_error(&out, "database url");
+
+    let db = TestDb::new().await;
+    let out = clockwatch(
+        &["--config", good, "--database-url", &db.url, "status"],
+        &[],
+    );
+    assert_one_line_error(
+        &out,
+        "clockwatch is not installed in schema \"audit_log\": run `clockwatch install` first",
+    );
+    let out = clockwatch(
+        &["--config", good, "--database-url", &db.url, "install"],
+        &[],
+    );
+    assert_one_line_error(&out, "source time_entries: table app.time_entry not found");
+}

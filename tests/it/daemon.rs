@@ -1,0 +1,188 @@
+//! The daemon: wakes on NOTIFY, catches up after (re)connecting, and never doubles a change when
+//! several run at once.
+
+use std::time::Duration;
+
+use clockwatch::daemon::{Daemon, Lifecycle};
+use tokio::sync::{mpsc, watch};
+
+use crate::support::*;
+
+struct Running {
+    stop: watch::Sender<bool>,
+    lifecycle: mpsc::UnboundedReceiver<Lifecycle>,
+    task: tokio::task::JoinHandle<clockwatch::Result<()>>,
+}
+
+fn start(db: &TestDb, config: &clockwatch::Config) -> Running {
+    let (stop, shutdown) = watch::channel(false);
+    let (tx, lifecycle) = mpsc::unbounded_channel();
+    let daemon = Daemon::new(config.clone(), &db.url, shutdown)
+        .unwrap()
+        .with_lifecycle(tx);
+    Running {
+        stop,
+        lifecycle,
+        task: tokio::spawn(daemon.run()),
+    }
+}
+
+impl Running {
+    async fn ready(&mut self) {
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(30), self.lifecycle.recv())
+                .await
+                .expect("daemon became ready in time")
+                .expect("daemon still running");
+            if event == Lifecycle::Ready {
+                return;
+            }
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("daemon stops")
+            .unwrap();
+        result.expect("daemon exits cleanly");
+    }
+}
+
+async fn events(client: &tokio_postgres::Client) -> i64 {
+    count(client, "select count(*) from audit_log.events").await
+}
+
+#[tokio::test]
+async fn the_daemon_catches_up_then_follows_notifications() {
+    let (db, mut client, config) = installed_host().await;
+    // Staged before the daemon starts: drained on connect.
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'early')",
+    )
+    .await;
+    let mut daemon = start(&db, &config);
+    daemon.ready().await;
+    assert_eq!(events(&client).await, 1, "ready means caught up");
+    for i in 0..20 {
+        act(
+            &mut client,
+            Some("2"),
+            &format!("insert into app.tag (workspace_id, name) values (1, 'tag {i}')"),
+        )
+        .await;
+    }
+    eventually("all tags recorded", Duration::from_secs(20), || async {
+        events(&client).await == 21
+    })
+    .await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_terminated_connection_is_replaced_and_nothing_is_missed() {
+    let (db, mut client, config) = installed_host().await;
+    let mut daemon = start(&db, &config);
+    daemon.ready().await;
+    let killed = count(
+        &client,
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity
+         where datname = current_database() and application_name = 'clockwatch daemon'",
+    )
+    .await;
+    assert_eq!(killed, 1);
+    // Written while the daemon may be disconnected: its NOTIFY can be lost, the rows cannot.
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'while away')",
+    )
+    .await;
+    daemon.ready().await;
+    eventually(
+        "the change is recorded after reconnecting",
+        Duration::from_secs(20),
+        || async { events(&client).await == 1 },
+    )
+    .await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn three_daemons_record_each_change_exactly_once_in_order() {
+    let (db, client, config) = installed_host().await;
+    let mut daemons = Vec::new();
+    for _ in 0..3 {
+        let mut d = start(&db, &config);
+        d.ready().await;
+        daemons.push(d);
+    }
+    // Four concurrent writers, each creating and then updating its own entries.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let url = db.url.clone();
+        writers.push(tokio::spawn(async move {
+            let mut c = connect(&url).await;
+            for i in 0..50 {
+                let id = w * 1000 + i + 1;
+                act(&mut c, Some("2"), &format!(
+                    "insert into app.time_entry (id, workspace_id, user_id, description, start_at) values ({id}, 1, 2, 'v0', now());
+                     update app.time_entry set description = 'v1' where id = {id};"
+                )).await;
+                act(&mut c, Some("2"), &format!("update app.time_entry set description = 'v2' where id = {id}")).await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    eventually("every change recorded", Duration::from_secs(60), || async {
+        count(&client, "select count(*) from audit_log.staging").await == 0
+            && events(&client).await >= 600
+    })
+    .await;
+    for d in daemons {
+        d.stop().await;
+    }
+    assert_eq!(
+        events(&client).await,
+        600,
+        "4 writers x 50 entries x (create + 2 updates)"
+    );
+    assert_eq!(
+        count(
+            &client,
+            "select count(distinct event_id) from audit_log.events"
+        )
+        .await,
+        600
+    );
+    // Per record, event order (event_id) follows the order of the changes.
+    let out_of_order = count(
+        &client,
+        "select count(*) from (
+             select target_id, array_agg(coalesce(new_value ->> 'description', row_data ->> 'description') order by event_id) as seq
+             from audit_log.events group by target_id) s
+         where seq <> array['v0', 'v1', 'v2']",
+    )
+    .await;
+    assert_eq!(out_of_order, 0);
+}
+
+#[tokio::test]
+async fn a_missing_install_stops_the_daemon_with_a_clear_error() {
+    let db = TestDb::with_host().await;
+    let (_stop, shutdown) = watch::channel(false);
+    let result = Daemon::new(example_config(), &db.url, shutdown)
+        .unwrap()
+        .run()
+        .await;
+    let err = result.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "clockwatch is not installed in schema \"audit_log\": run `clockwatch install` first"
+    );
+}

@@ -1,0 +1,190 @@
+//! install / uninstall: idempotent, all or nothing, refusing configs that name what is not there.
+
+use crate::support::*;
+
+const TRIGGERS: &str = "select count(*) from pg_trigger where tgname like 'clockwatch_audit_log_%'";
+
+#[tokio::test]
+async fn install_is_idempotent_and_records_migrations() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let config = example_config();
+    let first = clockwatch::install::install(&mut client, &config)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.migrations_applied,
+        clockwatch::migrate::MIGRATIONS.len()
+    );
+    assert_eq!(first.attached.len(), 7);
+    let second = clockwatch::install::install(&mut client, &config)
+        .await
+        .unwrap();
+    assert_eq!(second.migrations_applied, 0);
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from audit_log.migrations where checksum ~ '^[0-9a-f]{64}$'"
+        )
+        .await,
+        1
+    );
+    // Four triggers per table (mark + insert/update/delete), not doubled by the second install.
+    assert_eq!(count(&client, TRIGGERS).await, 7 * 4);
+}
+
+#[tokio::test]
+async fn a_changed_migration_is_refused() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let config = example_config();
+    install(&mut client, &config).await;
+    client
+        .batch_execute("update audit_log.migrations set checksum = 'x' where version = 1")
+        .await
+        .unwrap();
+    let err = clockwatch::install::install(&mut client, &config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("migration 1 (core) was applied with a different checksum"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_config_naming_a_missing_table_or_column_installs_nothing() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let base = include_str!("../../config/clockwatch.toml");
+    let cases = [
+        (base.replace("soft_delete_column = \"deleted_at\"    #", "soft_delete_column = \"removed_at\" #"),
+         "source time_entries: soft_delete_column: column \"removed_at\" not found in app.time_entry"),
+        (base.replace("table = \"app.tag\"", "table = \"app.tags\""), "source tags: table app.tags not found"),
+        (base.replace("tags = \"tag_ids\"", "tags = \"tag_list\""),
+         "source time_entries: fields.tags: column \"tag_list\" not found in app.time_entry"),
+        (base.replace("name_column = \"name\"\n\n[[source]]\ncategory = \"time_entries\"", "name_column = \"full_name\"\n\n[[source]]\ncategory = \"time_entries\""),
+         "authors: name_column \"full_name\" not found in app.app_user"),
+        (base.replace("timezone = \"UTC\"", "timezone = \"Mars/Olympus\""), "timezone: \"Mars/Olympus\""),
+    ];
+    for (text, expected) in cases {
+        assert_ne!(text, base, "the case must change the config: {expected}");
+        let config = clockwatch::Config::from_toml(&text).unwrap();
+        let err = clockwatch::install::install(&mut client, &config)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        assert_eq!(
+            count(
+                &client,
+                "select count(*) from pg_namespace where nspname = 'audit_log'"
+            )
+            .await,
+            0
+        );
+        assert_eq!(count(&client, TRIGGERS).await, 0);
+    }
+}
+
+#[tokio::test]
+async fn uninstall_removes_triggers_and_purge_drops_the_schema() {
+    let (_db, mut client, config) = installed_host().await;
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'kept')",
+    )
+    .await;
+    let removed = clockwatch::install::uninstall(&mut client, "audit_log", false)
+        .await
+        .unwrap();
+    assert_eq!(removed.len(), 7);
+    assert_eq!(count(&client, TRIGGERS).await, 0);
+    // Host writes go on untouched, and nothing more is staged.
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'not captured')",
+    )
+    .await;
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.staging").await,
+        1
+    );
+    drain(&mut client, &config).await;
+    assert_eq!(
+        report(&client, "1").await.len(),
+        1,
+        "uninstall keeps the log"
+    );
+
+    clockwatch::install::uninstall(&mut client, "audit_log", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from pg_namespace where nspname = 'audit_log'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn reinstall_with_fewer_sources_detaches_the_rest() {
+    let (_db, mut client, config) = installed_host().await;
+    let mut fewer = config.clone();
+    fewer
+        .sources
+        .retain(|s| s.category == clockwatch::config::Category::TimeEntries);
+    let report = clockwatch::install::install(&mut client, &fewer)
+        .await
+        .unwrap();
+    assert_eq!(report.detached.len(), 6);
+    assert_eq!(count(&client, TRIGGERS).await, 4);
+}
+
+#[tokio::test]
+async fn a_custom_schema_name_is_used_throughout() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let text = include_str!("../../config/clockwatch.toml")
+        .replace("schema = \"audit_log\"", "schema = \"Audit Trail\"");
+    let config = clockwatch::Config::from_toml(&text).unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'x')",
+    )
+    .await;
+    client
+        .batch_execute("set search_path = \"Audit Trail\", pg_catalog")
+        .await
+        .unwrap();
+    let report = clockwatch::drain::Drainer::new(config.clone())
+        .drain_all(&mut client)
+        .await
+        .unwrap();
+    assert_eq!(report.events, 1);
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from \"Audit Trail\".report where action_code = 'tag.created'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from pg_namespace where nspname = 'audit_log'"
+        )
+        .await,
+        0
+    );
+}

@@ -1,0 +1,11 @@
+//! Integration tests against a real PostgreSQL: each test gets its own fresh database on the
+//! server named by CLOCKWATCH_TEST_DATABASE_URL (scripts/test starts one when none is reachable).
+//! Databases are left behind on failure for debugging; scripts/test removes old ones.
+
+mod support;
+
+mod capture;
+mod cli;
+mod daemon;
+mod foreign_schema;
+mod install;

@@ -1,0 +1,203 @@
+//! Helpers shared by the integration tests.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use clockwatch::drain::{BatchReport, Drainer};
+use clockwatch::Config;
+use tokio_postgres::{Client, NoTls, Row};
+
+pub const HOST_SQL: &str = include_str!("../fixtures/host.sql");
+pub const SEED_SQL: &str = include_str!("../fixtures/seed.sql");
+
+pub fn admin_url() -> String {
+    std::env::var("CLOCKWATCH_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
+}
+
+/// A fresh database for one test.
+pub struct TestDb {
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "cw_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let admin = connect(&admin_url()).await;
+        admin
+            .batch_execute(&format!("create database {name}"))
+            .await
+            .expect("create test database");
+        TestDb {
+            url: url_with_db(&admin_url(), &name),
+        }
+    }
+
+    /// A fresh database holding the example host schema and its seed rows.
+    pub async fn with_host() -> TestDb {
+        let db = TestDb::new().await;
+        let client = db.client().await;
+        client.batch_execute(HOST_SQL).await.expect("host schema");
+        client.batch_execute(SEED_SQL).await.expect("seed rows");
+        db
+    }
+
+    pub async fn client(&self) -> Client {
+        connect(&self.url).await
+    }
+}
+
+fn url_with_db(url: &str, db: &str) -> String {
+    // postgres://user@host:port/dbname?params -> replace dbname
+    let (base, params) = match url.split_once('?') {
+        Some((b, p)) => (b, Some(p)),
+        None => (url, None),
+    };
+    let prefix = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match params {
+        Some(p) => format!("{prefix}/{db}?{p}"),
+        None => format!("{prefix}/{db}"),
+    }
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("connect to test server");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// The example config (config/clockwatch.toml) that maps tests/fixtures/host.sql.
+pub fn example_config() -> Config {
+    Config::from_toml(include_str!("../../config/clockwatch.toml")).expect("example config parses")
+}
+
+pub async fn install(client: &mut Client, config: &Config) {
+    clockwatch::install::install(client, config)
+        .await
+        .expect("install");
+}
+
+pub async fn enable_all(client: &Client, config: &Config, workspace: &str) {
+    clockwatch::workspace::set_enabled(client, &config.schema, workspace, None, true)
+        .await
+        .expect("enable");
+}
+
+/// Installed example schema with workspace 1 fully enabled.
+pub async fn installed_host() -> (TestDb, Client, Config) {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let config = example_config();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    (db, client, config)
+}
+
+/// Run statements in one transaction as the given actor (None: no actor set, i.e. System).
+pub async fn act(client: &mut Client, actor: Option<&str>, sql: &str) {
+    act_with(client, actor, None, sql).await
+}
+
+pub async fn act_with(client: &mut Client, actor: Option<&str>, origin: Option<&str>, sql: &str) {
+    let tx = client.transaction().await.unwrap();
+    if let Some(actor) = actor {
+        tx.execute("select set_config('clockwatch.actor', $1, true)", &[&actor])
+            .await
+            .unwrap();
+    }
+    if let Some(origin) = origin {
+        tx.execute(
+            "select set_config('clockwatch.origin', $1, true)",
+            &[&origin],
+        )
+        .await
+        .unwrap();
+    }
+    tx.batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("host statement failed: {e:?}\n{sql}"));
+    tx.commit().await.unwrap();
+}
+
+/// Drain staging into events the way the daemon does.
+pub async fn drain(client: &mut Client, config: &Config) -> BatchReport {
+    client
+        .batch_execute(&format!("set search_path = {}, pg_catalog", config.schema))
+        .await
+        .unwrap();
+    let report = Drainer::new(config.clone())
+        .drain_all(client)
+        .await
+        .expect("drain");
+    client.batch_execute("reset search_path").await.unwrap();
+    report
+}
+
+/// Rows of audit_log.report for a workspace, oldest first.
+pub async fn report(client: &Client, workspace: &str) -> Vec<Row> {
+    client
+        .query(
+            "select * from audit_log.report where workspace_id = $1 order by event_id",
+            &[&workspace],
+        )
+        .await
+        .expect("query report")
+}
+
+/// (action_code, author) of each report row.
+pub fn actions(rows: &[Row]) -> Vec<(String, String)> {
+    rows.iter()
+        .map(|r| (r.get("action_code"), r.get("author")))
+        .collect()
+}
+
+pub async fn count(client: &Client, sql: &str) -> i64 {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// Poll until `check` holds or the deadline passes (no fixed sleeps).
+pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Path of the built binary.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_clockwatch")
+}
+
+/// Write a config file into a temporary directory and return its path (the directory lives as
+/// long as the returned guard).
+pub fn config_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clockwatch.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}

@@ -23,6 +23,7 @@ use tokio_postgres::{Client, Notification};
 
 use crate::config::{quote_ident, Config};
 use crate::db;
+use crate::systemd;
 use crate::drain::{BatchReport, Drainer};
 use crate::error::{DbContext, Error, Result};
 use crate::install::require_installed;
@@ -77,6 +78,10 @@ impl Daemon {
     }
 
     fn announce(&self, event: Lifecycle) {
+        match event {
+            Lifecycle::Ready => systemd::notify("READY=1\nSTATUS=listening"),
+            Lifecycle::Reconnecting => systemd::notify("STATUS=reconnecting to the database"),
+        }
         if let Some(tx) = &self.lifecycle {
             let _ = tx.send(event);
         }
@@ -106,6 +111,7 @@ impl Daemon {
                 Err(e) => return Err(e),
             }
         }
+        systemd::notify("STOPPING=1");
         tracing::info!("daemon stopped");
         Ok(())
     }
@@ -136,6 +142,7 @@ impl Daemon {
         let mut poll = tokio::time::interval(self.config.daemon.poll_interval());
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.shutdown.clone();
+        let watchdog = systemd::watchdog_enabled();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return Ok(()),
@@ -149,6 +156,9 @@ impl Daemon {
                 _ = poll.tick() => {
                     // Also serves as the application-level ping of an idle connection.
                     self.drain_busy(&mut client).await?;
+                    if watchdog {
+                        systemd::notify("WATCHDOG=1");
+                    }
                 }
             }
             if self.stopping() {

@@ -12,6 +12,7 @@
 //!   doubled. [`normalize`] decides what each change means (action, author or System, changed
 //!   fields, details) and [`resolve`] looks up the names details refer to.
 //! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
+//! - [`systemd`]: readiness and watchdog notifications for `Type=notify` units.
 //! - [`cli`] and [`cmd`]: the command line; `main.rs` only parses arguments and sets up logging.
 //!
 //! Reports are SQL views (`audit_log.report`, `audit_log.report_changes`) created by the
@@ -29,6 +30,7 @@ pub mod migrate;
 pub mod normalize;
 pub mod resolve;
 pub mod status;
+pub mod systemd;
 pub mod table;
 pub mod workspace;
 

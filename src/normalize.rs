@@ -5,7 +5,7 @@
 //! the audit log (what counts as a deletion, who is the author, which fields changed) testable
 //! without a database and keeps the drain loop to a fixed number of queries per batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
@@ -376,30 +376,16 @@ fn action_code(
     format!("{entity}.{verb}")
 }
 
-/// Where the change came from: the row's origin column when mapped and set, else the
-/// transaction's `clockwatch.origin`.
-fn origin(
-    change: &StagedChange,
-    source: &SourceConfig,
-    row: &Map<String, Value>,
-) -> Option<String> {
-    if let Some(value) = column_text(row, source.origin_column.as_deref()) {
-        return Some(source.origins.get(&value).cloned().unwrap_or(value));
+/// Where the change came from: the transaction's `clockwatch.origin` when the host set one (it
+/// describes this change: an import, a sync), else the row's origin column through `origins`.
+fn origin(change: &StagedChange, source: &SourceConfig, row: &Map<String, Value>) -> Option<String> {
+    if let Some(o) = change.origin.as_deref() {
+        let known =
+            [("timer", "Timer"), ("manual", "Manual"), ("kiosk", "Kiosk"), ("import", "Import"), ("quickbooks", "QuickBooks")];
+        let label = known.iter().find(|(k, _)| k.eq_ignore_ascii_case(o)).map(|(_, l)| *l);
+        return Some(label.unwrap_or(o).to_string());
     }
-    change.origin.as_deref().map(|o| {
-        let known: BTreeMap<&str, &str> = [
-            ("timer", "Timer"),
-            ("manual", "Manual"),
-            ("kiosk", "Kiosk"),
-            ("import", "Import"),
-            ("quickbooks", "QuickBooks"),
-        ]
-        .into();
-        known
-            .get(o.to_ascii_lowercase().as_str())
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| o.to_string())
-    })
+    column_text(row, source.origin_column.as_deref()).map(|value| source.origins.get(&value).cloned().unwrap_or(value))
 }
 
 /// Clockify's detail fields, resolved to names where they refer to other records.

@@ -110,12 +110,14 @@ create index events_target on events (workspace_id, target_id, event_id);
 create index events_txid on events (txid);
 
 -- Names the log has seen, so a detail can still be named after its row is deleted from the host
--- (a deleted project's name, a removed user's name).
+-- (a deleted project's name and client, a removed user's name). category is a category, or
+-- 'author' for actor ids.
 create table known_name (
-    category text not null,
-    id       text not null,
-    name     text not null,
-    seen_at  timestamptz not null default now(),
+    category  text not null,
+    id        text not null,
+    name      text not null,
+    client_id text,                    -- projects: the project's client
+    seen_at   timestamptz not null default now(),
     primary key (category, id)
 );
 

@@ -23,10 +23,10 @@ use tokio_postgres::{Client, Notification};
 
 use crate::config::{quote_ident, Config};
 use crate::db;
-use crate::systemd;
 use crate::drain::{BatchReport, Drainer};
 use crate::error::{DbContext, Error, Result};
 use crate::install::require_installed;
+use crate::systemd;
 
 /// Poll interval while busy (the idle flag is cleared and writers do not notify).
 const BUSY_POLL: Duration = Duration::from_millis(5);

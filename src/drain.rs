@@ -6,16 +6,16 @@
 //! event, never both and never neither; and because claimed rows are locked, several daemons can
 //! drain at once without taking the same change twice.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::Value;
 use tokio_postgres::{Client, Transaction};
 
-use crate::config::{Config, SourceConfig};
+use crate::config::{Category, Config, SourceConfig};
 use crate::error::{DbContext, Result};
 use crate::normalize::{self, AuditEvent, Op, Outcome, StagedChange};
-use crate::resolve::{self, Resolver};
+use crate::resolve::{self, Known, Remembered, Resolver};
 
 const CLAIM: &str = include_str!("../sql/queries/claim.sql");
 const CAUSED_BY: &str = include_str!("../sql/queries/caused_by.sql");
@@ -149,7 +149,8 @@ impl Drainer {
             .flat_map(|c| normalize::references(c, &self.sources[&c.source]))
             .collect();
         let resolver = self.resolver.as_ref().expect("prepared above");
-        let names = resolver.resolve(&mut tx, &refs).await?;
+        let mut in_batch = self.names_in(&changes);
+        let names = resolver.resolve(&mut tx, &refs, &in_batch).await?;
 
         let mut events = Vec::with_capacity(changes.len());
         for change in &changes {
@@ -165,7 +166,17 @@ impl Drainer {
         link_primaries(&tx, &mut events, &changes).await?;
         self.ensure_partitions(&tx, &events).await?;
         insert_events(&tx, &events).await?;
-        resolve::remember(&tx, seen_names(&events)).await?;
+        for e in &events {
+            // An author whose name was found (not just their id) is worth remembering too.
+            if let Some(id) = e.author_id.as_ref().filter(|id| **id != e.author) {
+                let known = Known {
+                    name: e.author.clone(),
+                    client: None,
+                };
+                in_batch.insert(resolve::author_key(id), known);
+            }
+        }
+        resolve::remember(&tx, in_batch).await?;
         if !dead.is_empty() {
             let (ids, reasons, bodies): (Vec<i64>, Vec<String>, Vec<Value>) = unzip3(dead);
             tx.execute(DEAD_LETTER, &[&ids, &reasons, &bodies])
@@ -187,6 +198,36 @@ impl Drainer {
             "batch drained"
         );
         Ok(report)
+    }
+
+    /// Names the batch's own rows carry, the latest change winning: (category, id) -> name and,
+    /// for projects, client.
+    fn names_in(&self, changes: &[StagedChange]) -> Remembered {
+        let mut names = Remembered::new();
+        for change in changes {
+            let source = &self.sources[&change.source];
+            let (Some(row), Some(name_column)) = (change.row(), source.name_column.as_deref())
+            else {
+                continue;
+            };
+            let text = |column: Option<&str>| {
+                column
+                    .and_then(|c| row.get(c))
+                    .and_then(normalize::scalar_text)
+            };
+            if let (Some(id), Some(name)) = (text(Some(&source.id_column)), text(Some(name_column)))
+            {
+                let client = match source.category {
+                    Category::Projects => text(source.fields.client.as_deref()),
+                    _ => None,
+                };
+                names.insert(
+                    (source.category.as_str().to_string(), id),
+                    Known { name, client },
+                );
+            }
+        }
+        names
     }
 
     async fn ensure_partitions(
@@ -294,20 +335,6 @@ async fn insert_events(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()
     .await
     .context("write events")?;
     Ok(())
-}
-
-/// Names worth remembering from a batch: each event's target and each named author.
-fn seen_names(events: &[AuditEvent]) -> BTreeMap<(String, String), String> {
-    let mut seen = BTreeMap::new();
-    for e in events {
-        if let (Some(id), Some(name)) = (&e.target_id, &e.target) {
-            seen.insert((e.category.as_str().to_string(), id.clone()), name.clone());
-        }
-        if let Some(id) = e.author_id.as_ref().filter(|id| **id != e.author) {
-            seen.insert(resolve::author_key(id), e.author.clone());
-        }
-    }
-    seen
 }
 
 fn unzip3<A, B, C>(items: Vec<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {

@@ -164,7 +164,7 @@ pub struct Names {
 }
 
 impl Names {
-    fn entity(&self, category: Category, id: &str) -> Option<&str> {
+    pub fn entity(&self, category: Category, id: &str) -> Option<&str> {
         self.entities
             .get(&(category, id.to_string()))
             .map(String::as_str)
@@ -378,14 +378,27 @@ fn action_code(
 
 /// Where the change came from: the transaction's `clockwatch.origin` when the host set one (it
 /// describes this change: an import, a sync), else the row's origin column through `origins`.
-fn origin(change: &StagedChange, source: &SourceConfig, row: &Map<String, Value>) -> Option<String> {
+fn origin(
+    change: &StagedChange,
+    source: &SourceConfig,
+    row: &Map<String, Value>,
+) -> Option<String> {
     if let Some(o) = change.origin.as_deref() {
-        let known =
-            [("timer", "Timer"), ("manual", "Manual"), ("kiosk", "Kiosk"), ("import", "Import"), ("quickbooks", "QuickBooks")];
-        let label = known.iter().find(|(k, _)| k.eq_ignore_ascii_case(o)).map(|(_, l)| *l);
+        let known = [
+            ("timer", "Timer"),
+            ("manual", "Manual"),
+            ("kiosk", "Kiosk"),
+            ("import", "Import"),
+            ("quickbooks", "QuickBooks"),
+        ];
+        let label = known
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(o))
+            .map(|(_, l)| *l);
         return Some(label.unwrap_or(o).to_string());
     }
-    column_text(row, source.origin_column.as_deref()).map(|value| source.origins.get(&value).cloned().unwrap_or(value))
+    column_text(row, source.origin_column.as_deref())
+        .map(|value| source.origins.get(&value).cloned().unwrap_or(value))
 }
 
 /// Clockify's detail fields, resolved to names where they refer to other records.

@@ -6,7 +6,7 @@
 //! the name the log last saw). Host lookups run inside a savepoint: if the host renamed a column
 //! since install, the batch still goes through with ids instead of names, and a warning says why.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio_postgres::Transaction;
 
@@ -71,11 +71,14 @@ impl Resolver {
         Ok(resolver)
     }
 
-    /// Look up every name the batch refers to.
+    /// Look up every name the batch refers to: in the host tables first (current names), then in
+    /// `in_batch` (names carried by the batch's own rows: a project created and deleted before the
+    /// daemon got to its time entries), then in what the log remembers.
     pub async fn resolve(
         &self,
         tx: &mut Transaction<'_>,
         refs: &BTreeSet<NameRef>,
+        in_batch: &Remembered,
     ) -> Result<Names> {
         let mut names = Names::default();
         let mut authors = BTreeSet::new();
@@ -89,10 +92,8 @@ impl Resolver {
                     entities.entry(*category).or_default().insert(id.clone());
                 }
                 NameRef::ProjectClient(project) => {
-                    entities
-                        .entry(Category::Projects)
-                        .or_default()
-                        .insert(project.clone());
+                    let projects = entities.entry(Category::Projects).or_default();
+                    projects.insert(project.clone());
                 }
             }
         }
@@ -102,96 +103,153 @@ impl Resolver {
                 names.authors.insert(id, name);
             }
         }
-        // Projects first: their clients join the client lookup.
         for (category, ids) in &entities {
-            let Some(lookup) = self.entities.get(category) else {
-                continue;
-            };
-            for (id, name, client) in run_lookup(tx, lookup, ids).await? {
-                if let Some(client) = client {
-                    names.project_clients.insert(id.clone(), client);
-                }
-                names.entities.insert((*category, id), name);
-            }
+            self.look_up_entities(tx, &mut names, *category, ids)
+                .await?;
         }
-        let missing_clients: BTreeSet<String> = names
-            .project_clients
-            .values()
-            .filter(|c| {
-                !names
-                    .entities
-                    .contains_key(&(Category::Clients, (*c).clone()))
-            })
-            .cloned()
-            .collect();
-        if let (false, Some(lookup)) = (
-            missing_clients.is_empty(),
-            self.entities.get(&Category::Clients),
-        ) {
-            for (id, name, _) in run_lookup(tx, lookup, &missing_clients).await? {
-                names.entities.insert((Category::Clients, id), name);
-            }
-        }
-
-        // What the host no longer has, the log may remember.
-        let mut wanted: Vec<(String, String)> = authors
+        let mut missing: Vec<Key> = authors
             .iter()
             .filter(|a| !names.authors.contains_key(*a))
-            .map(|a| (AUTHOR.to_string(), a.clone()))
+            .map(|a| author_key(a))
             .collect();
         for (category, ids) in &entities {
-            wanted.extend(
-                ids.iter()
-                    .filter(|id| !names.entities.contains_key(&(*category, (*id).clone())))
-                    .map(|id| (category.as_str().to_string(), id.clone())),
-            );
+            let absent = ids
+                .iter()
+                .filter(|id| names.entity(*category, id).is_none());
+            missing.extend(absent.map(|id| (category.as_str().to_string(), id.clone())));
         }
-        if !wanted.is_empty() {
-            let (categories, ids): (Vec<String>, Vec<String>) = wanted.into_iter().unzip();
-            let rows = tx
-                .query(
-                    "select k.category, k.id, k.name from known_name k
-                     join unnest($1::text[], $2::text[]) w(category, id) using (category, id)",
-                    &[&categories, &ids],
-                )
-                .await
-                .context("read known names")?;
-            for row in rows {
-                let (category, id, name): (String, String, String) =
-                    (row.get(0), row.get(1), row.get(2));
-                if category == AUTHOR {
-                    names.authors.insert(id, name);
-                } else if let Ok(c) = Category::parse(&category) {
-                    names.entities.insert((c, id), name);
-                }
+        for (key, known) in recall(tx, missing, in_batch).await? {
+            names.learn(key, known);
+        }
+
+        // Clients of projects, now that every project that can be found has been.
+        let clients: BTreeSet<String> = names
+            .project_clients
+            .values()
+            .filter(|c| names.entity(Category::Clients, c).is_none())
+            .cloned()
+            .collect();
+        if !clients.is_empty() {
+            self.look_up_entities(tx, &mut names, Category::Clients, &clients)
+                .await?;
+            let missing = clients
+                .iter()
+                .filter(|c| names.entity(Category::Clients, c).is_none())
+                .map(|c| (Category::Clients.as_str().to_string(), c.clone()))
+                .collect();
+            for (key, known) in recall(tx, missing, in_batch).await? {
+                names.learn(key, known);
             }
         }
         Ok(names)
     }
+
+    async fn look_up_entities(
+        &self,
+        tx: &mut Transaction<'_>,
+        names: &mut Names,
+        category: Category,
+        ids: &BTreeSet<String>,
+    ) -> Result<()> {
+        let Some(lookup) = self.entities.get(&category) else {
+            return Ok(());
+        };
+        for (id, name, client) in run_lookup(tx, lookup, ids).await? {
+            names.learn((category.as_str().to_string(), id), Known { name, client });
+        }
+        Ok(())
+    }
+}
+
+/// `(category, id)`, or `("author", id)` for an actor.
+pub type Key = (String, String);
+
+/// A name the log knows for a record, with a project's client (so a deleted project's entries
+/// can still name their client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub name: String,
+    pub client: Option<String>,
+}
+
+/// Names gathered from a batch's own rows, or to be remembered after it.
+pub type Remembered = HashMap<Key, Known>;
+
+impl Names {
+    fn learn(&mut self, (kind, id): Key, known: Known) {
+        if kind == AUTHOR {
+            self.authors.insert(id, known.name);
+            return;
+        }
+        let Ok(category) = Category::parse(&kind) else {
+            return;
+        };
+        if let (Category::Projects, Some(client)) = (category, known.client) {
+            self.project_clients.insert(id.clone(), client);
+        }
+        self.entities.insert((category, id), known.name);
+    }
+}
+
+/// Names for `wanted` from the batch's own rows, else from the `known_name` table.
+async fn recall(
+    tx: &Transaction<'_>,
+    wanted: Vec<Key>,
+    in_batch: &Remembered,
+) -> Result<Vec<(Key, Known)>> {
+    let mut found = Vec::new();
+    let mut ask = Vec::new();
+    for key in wanted {
+        match in_batch.get(&key) {
+            Some(known) => found.push((key, known.clone())),
+            None => ask.push(key),
+        }
+    }
+    if ask.is_empty() {
+        return Ok(found);
+    }
+    let (categories, ids): (Vec<String>, Vec<String>) = ask.into_iter().unzip();
+    let rows = tx
+        .query(
+            "select k.category, k.id, k.name, k.client_id from known_name k
+             join unnest($1::text[], $2::text[]) w(category, id) using (category, id)",
+            &[&categories, &ids],
+        )
+        .await
+        .context("read known names")?;
+    found.extend(rows.iter().map(|row| {
+        let known = Known {
+            name: row.get(2),
+            client: row.get(3),
+        };
+        ((row.get(0), row.get(1)), known)
+    }));
+    Ok(found)
 }
 
 /// Remember names seen in this batch, so they outlive the host's rows.
-pub async fn remember(
-    tx: &Transaction<'_>,
-    seen: BTreeMap<(String, String), String>,
-) -> Result<()> {
+pub async fn remember(tx: &Transaction<'_>, seen: Remembered) -> Result<()> {
     if seen.is_empty() {
         return Ok(());
     }
     let mut categories = Vec::with_capacity(seen.len());
     let mut ids = Vec::with_capacity(seen.len());
     let mut names = Vec::with_capacity(seen.len());
-    for ((category, id), name) in seen {
+    let mut clients = Vec::with_capacity(seen.len());
+    for ((category, id), known) in seen {
         categories.push(category);
         ids.push(id);
-        names.push(name);
+        names.push(known.name);
+        clients.push(known.client);
     }
     tx.execute(
-        "insert into known_name (category, id, name)
-         select * from unnest($1::text[], $2::text[], $3::text[])
-         on conflict (category, id) do update set name = excluded.name, seen_at = now()
-         where known_name.name is distinct from excluded.name",
-        &[&categories, &ids, &names],
+        "insert into known_name (category, id, name, client_id)
+         select * from unnest($1::text[], $2::text[], $3::text[], $4::text[])
+         on conflict (category, id) do update
+         set name = excluded.name, client_id = excluded.client_id, seen_at = now()
+         where (known_name.name, known_name.client_id)
+               is distinct from (excluded.name, excluded.client_id)",
+        &[&categories, &ids, &names, &clients],
     )
     .await
     .context("remember names")?;
@@ -199,7 +257,7 @@ pub async fn remember(
 }
 
 /// Key under which an author's name is remembered.
-pub fn author_key(id: &str) -> (String, String) {
+pub fn author_key(id: &str) -> Key {
     (AUTHOR.to_string(), id.to_string())
 }
 

@@ -8,7 +8,9 @@ use std::os::unix::net::UnixDatagram;
 /// Send one notification, e.g. `READY=1`. Failures are logged, never fatal: supervision is a
 /// convenience, the audit log is not.
 pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     let result = UnixDatagram::unbound().and_then(|socket| {
         let bytes = path.as_encoded_bytes();
         if let Some(abstract_name) = bytes.strip_prefix(b"@") {

@@ -647,3 +647,53 @@ async fn host_schema_changes_never_fail_host_writes() {
         .get(0);
     assert_eq!(renamed, None);
 }
+
+#[tokio::test]
+async fn a_project_deleted_before_the_daemon_saw_its_entries_is_still_named() {
+    let (_db, mut client, config) = installed_host().await;
+    let day =
+        "insert into app.time_entry (id, workspace_id, user_id, description, project_id, start_at)
+               values ({id}, 1, 2, 'on a short-lived project', {project}, now());
+               delete from app.project where id = {project};";
+    // Everything in one batch: the name comes from the batch's own rows.
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.project (id, workspace_id, client_id, name) values (60, 1, 1, 'Mayfly')",
+    )
+    .await;
+    act(
+        &mut client,
+        Some("2"),
+        &day.replace("{id}", "60").replace("{project}", "60"),
+    )
+    .await;
+    // Across batches: the project was drained earlier, so the log remembers it.
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.project (id, workspace_id, client_id, name) values (61, 1, 1, 'Cicada')",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    act(
+        &mut client,
+        Some("2"),
+        &day.replace("{id}", "61").replace("{project}", "61"),
+    )
+    .await;
+    drain(&mut client, &config).await;
+
+    let rows = client
+        .query(
+            "select project, client from audit_log.report
+             where action_code = 'time_entry.created' order by event_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(Option<String>, Option<String>)> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let named = |p: &str| (Some(p.to_string()), Some("Globex".to_string()));
+    assert_eq!(got, [named("Mayfly"), named("Cicada")]);
+}

@@ -56,9 +56,6 @@ create table staging (
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
         autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 1000);
 
--- Finds the primary change of a linked change, which shares its transaction.
-create index staging_txid on staging (txid);
-
 -- A staged change the daemon could not turn into an event. Kept with the reason, never dropped,
 -- so that one bad row neither blocks the rows behind it nor disappears.
 create table dead_letter (

@@ -18,7 +18,8 @@ use crate::normalize::{self, AuditEvent, Op, Outcome, StagedChange};
 use crate::resolve::{self, Known, Remembered, Resolver};
 
 const CLAIM: &str = include_str!("../sql/queries/claim.sql");
-const CAUSED_BY: &str = include_str!("../sql/queries/caused_by.sql");
+const PRIMARY_EVENTS: &str = include_str!("../sql/queries/primary_events.sql");
+const PRIMARY_STAGED: &str = include_str!("../sql/queries/primary_staged.sql");
 const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
 const DEAD_LETTER: &str = include_str!("../sql/queries/dead_letter.sql");
 
@@ -257,26 +258,66 @@ fn month(t: DateTime<Utc>) -> (i32, u32) {
     (t.year(), t.month())
 }
 
-/// Point each linked change at its primary event.
+/// Point each linked change at its primary event: a change the host made itself (depth 1) in the
+/// same transaction and statement. A foreign-key cascade is captured after the statement that
+/// caused it and a host trigger's change before, so the nearest earlier primary is preferred, then
+/// the nearest later one. Event ids are staging ids, so a primary still in staging can be pointed
+/// at before its event exists.
 async fn link_primaries(
     tx: &Transaction<'_>,
     events: &mut [AuditEvent],
     changes: &[StagedChange],
 ) -> Result<()> {
-    let linked: Vec<&StagedChange> = changes.iter().filter(|c| c.is_linked()).collect();
-    if linked.is_empty() {
+    type Statement = (i64, DateTime<Utc>);
+    let statements: HashSet<Statement> = changes
+        .iter()
+        .filter(|c| c.is_linked())
+        .map(|c| (c.txid, c.occurred_at))
+        .collect();
+    if statements.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i64> = linked.iter().map(|c| c.id).collect();
-    let txids: Vec<i64> = linked.iter().map(|c| c.txid).collect();
-    let times: Vec<DateTime<Utc>> = linked.iter().map(|c| c.occurred_at).collect();
-    let rows = tx
-        .query(CAUSED_BY, &[&ids, &txids, &times])
+    let mut primaries: HashMap<Statement, Vec<i64>> = HashMap::new();
+    let add = |primaries: &mut HashMap<Statement, Vec<i64>>, txid, at, id| {
+        if statements.contains(&(txid, at)) {
+            primaries.entry((txid, at)).or_default().push(id);
+        }
+    };
+    for c in changes.iter().filter(|c| !c.is_linked()) {
+        add(&mut primaries, c.txid, c.occurred_at, c.id);
+    }
+    let txids: Vec<i64> = statements.iter().map(|(txid, _)| *txid).collect();
+    // Primaries drained in earlier batches (events are indexed by txid).
+    for row in tx
+        .query(PRIMARY_EVENTS, &[&txids])
         .await
-        .context("find primary events")?;
-    let primaries: HashMap<i64, Option<i64>> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        .context("find primary events")?
+    {
+        add(&mut primaries, row.get(0), row.get(1), row.get(2));
+    }
+    // A primary captured after a full batch is still staged beyond it. Staging has no txid index
+    // (it would slow every host write), so this scan runs only when nothing else was found.
+    let unresolved: Vec<i64> = statements
+        .iter()
+        .filter(|s| !primaries.contains_key(s))
+        .map(|(txid, _)| *txid)
+        .collect();
+    if !unresolved.is_empty() {
+        for row in tx
+            .query(PRIMARY_STAGED, &[&unresolved])
+            .await
+            .context("find staged primaries")?
+        {
+            add(&mut primaries, row.get(0), row.get(1), row.get(2));
+        }
+    }
     for event in events.iter_mut().filter(|e| e.linked) {
-        event.caused_by = primaries.get(&event.event_id).copied().flatten();
+        let Some(candidates) = primaries.get(&(event.txid, event.occurred_at)) else {
+            continue;
+        };
+        let earlier = candidates.iter().filter(|id| **id < event.event_id).max();
+        let later = candidates.iter().filter(|id| **id > event.event_id).min();
+        event.caused_by = earlier.or(later).copied();
     }
     Ok(())
 }

@@ -199,13 +199,25 @@ impl Daemon {
         Ok(total)
     }
 
+    /// Drain batch after batch until staging looks empty or shutdown is asked for; the batch in
+    /// hand always finishes (commits or rolls back) first.
     async fn drain_once(&mut self, client: &mut Client) -> Result<BatchReport> {
-        match timeout(QUERY_DEADLINE, self.drainer.drain_all(client)).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Connect(format!(
-                "no answer from the database within {QUERY_DEADLINE:?}"
-            ))),
+        let mut total = BatchReport::default();
+        while !self.stopping() {
+            let batch = match timeout(QUERY_DEADLINE, self.drainer.drain_batch(client)).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(Error::Connect(format!(
+                        "no answer from the database within {QUERY_DEADLINE:?}"
+                    )))
+                }
+            };
+            total += batch;
+            if (batch.staged as i64) < self.drainer.batch_size() {
+                break;
+            }
         }
+        Ok(total)
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep, timeout, Instant};
+use tokio::time::{sleep, Instant};
 use tokio_postgres::{Client, Notification};
 
 use crate::config::{quote_ident, Config};
@@ -34,7 +34,7 @@ const BUSY_POLL: Duration = Duration::from_millis(5);
 const LINGER: Duration = Duration::from_millis(50);
 /// First reconnection delay; doubles up to `daemon.max_backoff_ms`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// A drain or ping that takes longer than this means the connection is dead, not slow.
+/// A batch that takes longer than this means the connection is dead, not slow.
 const QUERY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Events the daemon reports to whoever supervises it (systemd readiness, tests).
@@ -61,7 +61,7 @@ impl Daemon {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Daemon> {
         let pg = db::parse_url(database_url, "daemon")?;
-        let drainer = Drainer::new(config.clone());
+        let drainer = Drainer::new(config.clone()).with_batch_deadline(QUERY_DEADLINE);
         Ok(Daemon {
             config,
             pg,
@@ -199,25 +199,11 @@ impl Daemon {
         Ok(total)
     }
 
-    /// Drain batch after batch until staging looks empty or shutdown is asked for; the batch in
-    /// hand always finishes (commits or rolls back) first.
     async fn drain_once(&mut self, client: &mut Client) -> Result<BatchReport> {
-        let mut total = BatchReport::default();
-        while !self.stopping() {
-            let batch = match timeout(QUERY_DEADLINE, self.drainer.drain_batch(client)).await {
-                Ok(result) => result?,
-                Err(_) => {
-                    return Err(Error::Connect(format!(
-                        "no answer from the database within {QUERY_DEADLINE:?}"
-                    )))
-                }
-            };
-            total += batch;
-            if (batch.staged as i64) < self.drainer.batch_size() {
-                break;
-            }
-        }
-        Ok(total)
+        let shutdown = self.shutdown.clone();
+        self.drainer
+            .drain_while(client, || !*shutdown.borrow())
+            .await
     }
 }
 

@@ -7,13 +7,14 @@
 //! drain at once without taking the same change twice.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::Value;
 use tokio_postgres::{Client, Transaction};
 
 use crate::config::{Category, Config, SourceConfig};
-use crate::error::{DbContext, Result};
+use crate::error::{DbContext, Error, Result};
 use crate::normalize::{self, AuditEvent, Op, Outcome, StagedChange};
 use crate::resolve::{self, Known, Remembered, Resolver};
 
@@ -50,6 +51,7 @@ pub struct Drainer {
     resolver: Option<Resolver>,
     /// Months whose partition is known to exist.
     partitions: HashSet<(i32, u32)>,
+    batch_deadline: Option<Duration>,
 }
 
 impl Drainer {
@@ -64,6 +66,7 @@ impl Drainer {
             sources,
             resolver: None,
             partitions: HashSet::new(),
+            batch_deadline: None,
         }
     }
 
@@ -79,18 +82,48 @@ impl Drainer {
 
     /// Drain until staging is empty (as far as this daemon can see). Returns what was done.
     pub async fn drain_all(&mut self, client: &mut Client) -> Result<BatchReport> {
+        self.drain_while(client, || true).await
+    }
+
+    /// Drain batch after batch until staging looks empty or `keep_going` says stop; it is asked
+    /// between batches, so the batch in hand always commits or rolls back first.
+    pub async fn drain_while(
+        &mut self,
+        client: &mut Client,
+        keep_going: impl Fn() -> bool,
+    ) -> Result<BatchReport> {
         let mut total = BatchReport::default();
-        loop {
+        while keep_going() {
             let batch = self.drain_batch(client).await?;
             total += batch;
             if (batch.staged as i64) < self.batch_size() {
-                return Ok(total);
+                break;
             }
         }
+        Ok(total)
+    }
+
+    /// Give up on a batch (and report the connection as lost) when the database has not
+    /// answered within `deadline`: a half-open connection otherwise waits for TCP to notice.
+    pub fn with_batch_deadline(mut self, deadline: Duration) -> Drainer {
+        self.batch_deadline = Some(deadline);
+        self
     }
 
     /// Move one batch from staging to events, in one transaction.
     pub async fn drain_batch(&mut self, client: &mut Client) -> Result<BatchReport> {
+        let Some(deadline) = self.batch_deadline else {
+            return self.move_batch(client).await;
+        };
+        match tokio::time::timeout(deadline, self.move_batch(client)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Connect(format!(
+                "no answer from the database within {deadline:?}"
+            ))),
+        }
+    }
+
+    async fn move_batch(&mut self, client: &mut Client) -> Result<BatchReport> {
         let mut tx = client.transaction().await.context("begin drain")?;
         if self.resolver.is_none() {
             self.resolver = Some(Resolver::prepare(&tx, &self.config).await?);

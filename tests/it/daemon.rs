@@ -197,7 +197,8 @@ async fn sigterm_during_a_backlog_loses_and_doubles_nothing() {
          select 1, 1, 'bulk ' || g, now() from generate_series(1, 5000) g",
     )
     .await;
-    let text = include_str!("../../config/clockwatch.toml").replace("batch_size = 1000", "batch_size = 10");
+    let text = include_str!("../../config/clockwatch.toml")
+        .replace("batch_size = 1000", "batch_size = 10");
     let (_dir, config) = config_file(&text);
     let spawn = || {
         std::process::Command::new(binary())
@@ -210,22 +211,41 @@ async fn sigterm_during_a_backlog_loses_and_doubles_nothing() {
             .unwrap()
     };
     let mut daemon = spawn();
-    eventually("the daemon has started draining", Duration::from_secs(30), || async {
-        events(&client).await > 0
-    })
+    eventually(
+        "the daemon has started draining",
+        Duration::from_secs(30),
+        || async { events(&client).await > 0 },
+    )
     .await;
     let pid = daemon.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     assert!(daemon.wait().unwrap().success(), "clean exit on SIGTERM");
     let staged = count(&client, "select count(*) from audit_log.staging").await;
-    assert_eq!(events(&client).await + staged, 5000, "every change is an event or still staged");
+    assert_eq!(
+        events(&client).await + staged,
+        5000,
+        "every change is an event or still staged"
+    );
 
     let mut daemon = spawn();
-    eventually("the rest is drained after a restart", Duration::from_secs(60), || async {
-        events(&client).await == 5000
-    })
+    eventually(
+        "the rest is drained after a restart",
+        Duration::from_secs(60),
+        || async { events(&client).await == 5000 },
+    )
     .await;
     daemon.kill().unwrap();
     daemon.wait().unwrap();
-    assert_eq!(count(&client, "select count(distinct event_id) from audit_log.events").await, 5000);
+    assert_eq!(
+        count(
+            &client,
+            "select count(distinct event_id) from audit_log.events"
+        )
+        .await,
+        5000
+    );
 }

@@ -81,7 +81,7 @@ pub struct AuthorsConfig {
 
 /// The audited categories, as Clockify's Audit Log settings name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "String")]
 pub enum Category {
     TimeEntries,
     Projects,
@@ -138,6 +138,13 @@ impl Category {
                     Category::ALL.map(Category::as_str).join(", ")
                 ))
             })
+    }
+}
+
+impl TryFrom<String> for Category {
+    type Error = String;
+    fn try_from(text: String) -> std::result::Result<Category, String> {
+        Category::parse(&text).map_err(|e| e.to_string())
     }
 }
 
@@ -342,10 +349,10 @@ impl Config {
         let raw = config::Config::builder()
             .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
             .build()
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), one_line(&e))))?;
         let cfg: Config = raw
             .try_deserialize()
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), one_line(&e))))?;
         cfg.validate().map_err(|e| match e {
             Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
             other => other,
@@ -358,10 +365,10 @@ impl Config {
         let raw = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(|e| Error::Config(one_line(&e)))?;
         let cfg: Config = raw
             .try_deserialize()
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(|e| Error::Config(one_line(&e)))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -435,6 +442,29 @@ impl Config {
     /// The NOTIFY channel capture uses for this installation.
     pub fn channel(&self) -> String {
         format!("clockwatch_{}", self.schema)
+    }
+}
+
+/// The config crate's TOML errors span several lines (a snippet with a caret, then the file);
+/// keep the position and the explanation, so the binary still prints one line.
+fn one_line(e: &config::ConfigError) -> String {
+    let text = e.to_string();
+    let snippet = |l: &&str| {
+        l.starts_with('|')
+            || l.starts_with("in ")
+            || l.split_once(" |")
+                .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| !snippet(l))
+        .collect();
+    if kept.is_empty() {
+        text
+    } else {
+        kept.join(": ")
     }
 }
 

@@ -91,7 +91,7 @@ pub async fn connect_once(url: &str, role: &str) -> Result<Client> {
 fn connect_error(e: &tokio_postgres::Error) -> Error {
     match e.code() {
         Some(code) if !is_transient(e) => {
-            Error::Connect(format!("{} ({})", describe(e), code.code()))
+            Error::ConnectRefused(format!("{} ({})", describe(e), code.code()))
         }
         _ => Error::Connect(describe(e)),
     }

@@ -23,9 +23,15 @@ pub enum Error {
     #[error("database url: {0}")]
     DatabaseUrl(String),
 
-    /// Could not reach the database at all (refused, unknown host, timed out).
+    /// Could not reach the database, or lost it (refused, unknown host, timed out, dropped).
+    /// Retrying may succeed.
     #[error("cannot connect to the database: {0}")]
     Connect(String),
+
+    /// The server refused this connection for a reason retrying will not change (bad password,
+    /// unknown role or database, not allowed by pg_hba.conf).
+    #[error("cannot connect to the database: {0}")]
+    ConnectRefused(String),
 
     /// A migration already applied differs from the one in this binary.
     #[error("migration {version} ({name}) was applied with a different checksum: the installed schema does not match this clockwatch version")]

@@ -149,13 +149,23 @@ async fn bad_config_and_missing_database_are_one_line_errors() {
     let out = clockwatch(&["--config", typo.to_str().unwrap(), "status"], &[]);
     assert_one_line_error(&out, "batch_size");
 
+    let (_d3, syntax) = config_file("schema = \n");
+    let out = clockwatch(&["--config", syntax.to_str().unwrap(), "status"], &[]);
+    assert_one_line_error(
+        &out,
+        "TOML parse error at line 1, column 10: invalid string",
+    );
+
     let (_d2, bad_category) =
         config_file("[[source]]\ncategory = 'invoices'\ntable = 'a.b'\nworkspace_column = 'w'\n");
     let out = clockwatch(
         &["--config", bad_category.to_str().unwrap(), "install"],
         &[],
     );
-    assert_one_line_error(&out, "invoices");
+    assert_one_line_error(
+        &out,
+        "unknown category \"invoices\" (expected one of: time_entries,",
+    );
 
     let out = clockwatch(&["--config", good, "status"], &[]);
     assert_one_line_error(&out, "no database configured: pass --database-url, or set CLOCKWATCH_DATABASE_URL or DATABASE_URL");

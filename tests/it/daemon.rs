@@ -249,3 +249,31 @@ async fn sigterm_during_a_backlog_loses_and_doubles_nothing() {
         5000
     );
 }
+
+#[tokio::test]
+async fn an_unknown_database_or_role_stops_the_daemon_instead_of_retrying() {
+    let base = admin_url();
+    let prefix = &base[..base.rfind('/').unwrap()];
+    let cases = [
+        (
+            format!("{prefix}/no_such_database_here"),
+            "database \"no_such_database_here\" does not exist",
+        ),
+        (
+            base.replacen("postgres@", "no_such_role@", 1),
+            "role \"no_such_role\" does not exist",
+        ),
+    ];
+    for (url, expected) in cases {
+        let (_stop, shutdown) = watch::channel(false);
+        let run = Daemon::new(example_config(), &url, shutdown).unwrap().run();
+        let result = tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .expect("gives up at once");
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot connect to the database: ") && err.contains(expected),
+            "{err}"
+        );
+    }
+}

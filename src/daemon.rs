@@ -32,6 +32,8 @@ use crate::systemd;
 const BUSY_POLL: Duration = Duration::from_millis(5);
 /// How long staging must stay empty before the daemon declares itself idle again.
 const LINGER: Duration = Duration::from_millis(50);
+/// How often the daemon logs what it drained.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// First reconnection delay; doubles up to `daemon.max_backoff_ms`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// A batch that takes longer than this means the connection is dead, not slow.
@@ -52,6 +54,8 @@ pub struct Daemon {
     drainer: Drainer,
     shutdown: watch::Receiver<bool>,
     lifecycle: Option<mpsc::UnboundedSender<Lifecycle>>,
+    /// Start of the current summary period, and what was drained in it.
+    summary: (Instant, BatchReport),
 }
 
 impl Daemon {
@@ -68,6 +72,7 @@ impl Daemon {
             drainer,
             shutdown,
             lifecycle: None,
+            summary: (Instant::now(), BatchReport::default()),
         })
     }
 
@@ -131,6 +136,9 @@ impl Daemon {
             .context("listen")?;
         self.drainer.reset();
         let caught_up = self.drain_busy(&mut client).await?;
+        // A daemon that died while busy may have left the flag cleared; writers would then not
+        // wake anyone until the next poll.
+        set_idle(&client, true).await?;
         tracing::info!(
             drained = caught_up.staged,
             events = caught_up.events,
@@ -187,16 +195,28 @@ impl Daemon {
         }
         set_idle(client, true).await?;
         total += self.drain_once(client).await?;
-        if total.events > 0 || total.dead_lettered > 0 {
-            tracing::info!(
-                staged = total.staged,
-                events = total.events,
-                unchanged = total.unchanged,
-                dead_lettered = total.dead_lettered,
-                "drained"
-            );
-        }
+        tracing::debug!(staged = total.staged, events = total.events, "drained");
+        self.progress(total);
         Ok(total)
+    }
+
+    /// Count drained changes and log a summary at most once per [`SUMMARY_EVERY`], so a busy
+    /// log shows throughput without a line per wake-up.
+    fn progress(&mut self, drained: BatchReport) {
+        let (since, ref mut sum) = self.summary;
+        *sum += drained;
+        if since.elapsed() >= SUMMARY_EVERY && sum.staged > 0 {
+            let secs = since.elapsed().as_secs_f64();
+            tracing::info!(
+                events = sum.events,
+                unchanged = sum.unchanged,
+                dead_lettered = sum.dead_lettered,
+                per_sec = (sum.staged as f64 / secs).round(),
+                "drained in the last {:.0}s",
+                secs
+            );
+            self.summary = (Instant::now(), BatchReport::default());
+        }
     }
 
     async fn drain_once(&mut self, client: &mut Client) -> Result<BatchReport> {

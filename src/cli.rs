@@ -54,6 +54,31 @@ pub enum Command {
     Enable(WorkspaceArgs),
     /// Turn the audit log off for a workspace.
     Disable(WorkspaceArgs),
+    /// Show the audit log of a workspace in the terminal, newest first.
+    Report {
+        #[command(flatten)]
+        filter: FilterOpts,
+        /// Most events to show.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Show every detail field of each event.
+        #[arg(long)]
+        details: bool,
+    },
+    /// Write the audit log of a workspace as CSV or JSON Lines (streamed, no row cap).
+    Export {
+        #[command(flatten)]
+        filter: FilterOpts,
+        /// Output file [default: stdout].
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+        /// Start the CSV with a byte order mark, so Excel reads accents right.
+        #[arg(long)]
+        excel: bool,
+    },
     /// Show what is enabled, what waits in staging and whether a daemon is connected.
     Status {
         /// Print JSON instead of a table.
@@ -71,4 +96,51 @@ pub struct WorkspaceArgs {
     /// expenses, users.
     #[arg(long, value_delimiter = ',')]
     pub categories: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+/// Filters shared by `report` and `export`.
+#[derive(Debug, Args)]
+pub struct FilterOpts {
+    /// Workspace id, as the host stores it.
+    #[arg(long)]
+    pub workspace: String,
+    /// Start: a day (2026-11-01, in the configured time zone) or an RFC 3339 time
+    /// [default: the range's length before --to].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End: a day (included whole) or an RFC 3339 time [default: now].
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only changes by this author: a user id, a user's name, or `system` (repeatable).
+    #[arg(long = "author", value_name = "ID|system")]
+    pub authors: Vec<String>,
+    /// Only this action: a code (time_entry.deleted) or a label ("Deleted time entry") (repeatable).
+    #[arg(long = "action", value_name = "ACTION")]
+    pub actions: Vec<String>,
+    /// Only this category: time_entries, projects, tasks, clients, tags, expenses, users (repeatable).
+    #[arg(long = "category", value_name = "CATEGORY")]
+    pub categories: Vec<String>,
+    /// The history of one record (its id), oldest first, across its whole life unless dates are given.
+    #[arg(long, value_name = "ID")]
+    pub target: Option<String>,
+}
+
+impl FilterOpts {
+    pub fn to_args(&self) -> crate::report::FilterArgs {
+        crate::report::FilterArgs {
+            workspace: self.workspace.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            authors: self.authors.clone(),
+            actions: self.actions.clone(),
+            categories: self.categories.clone(),
+            target: self.target.clone(),
+        }
+    }
 }

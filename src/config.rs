@@ -27,6 +27,12 @@ pub struct Config {
     /// Time zone of the detail dates and times in the report views (IANA name).
     #[serde(default = "default_timezone")]
     pub timezone: String,
+    /// Longest date range of one report (Clockify: 30 days).
+    #[serde(default = "default_max_report_days")]
+    pub max_report_days: i32,
+    /// Longest date range of one export.
+    #[serde(default = "default_max_export_days")]
+    pub max_export_days: i32,
     #[serde(default)]
     pub daemon: DaemonConfig,
     /// Where actor ids get their names; defaults to the users source.
@@ -382,6 +388,18 @@ impl Config {
                 self.schema
             ));
         }
+        if !(1..=3660).contains(&self.max_report_days) {
+            return bad(format!(
+                "max_report_days: {} is out of range 1..=3660",
+                self.max_report_days
+            ));
+        }
+        if !(1..=3660).contains(&self.max_export_days) {
+            return bad(format!(
+                "max_export_days: {} is out of range 1..=3660",
+                self.max_export_days
+            ));
+        }
         if self.daemon.batch_size < 1 || self.daemon.batch_size > 100_000 {
             return bad(format!(
                 "daemon.batch_size: {} is out of range 1..=100000",
@@ -468,6 +486,12 @@ fn one_line(e: &config::ConfigError) -> String {
     }
 }
 
+fn default_max_report_days() -> i32 {
+    30
+}
+fn default_max_export_days() -> i32 {
+    366
+}
 fn default_schema() -> String {
     "audit_log".into()
 }

@@ -41,6 +41,14 @@ pub enum Error {
     #[error("clockwatch is not installed in schema \"{0}\": run `clockwatch install` first")]
     NotInstalled(String),
 
+    /// The reader of our output went away (`| head`): not an error worth a message.
+    #[error("output closed")]
+    BrokenPipe,
+
+    /// Writing the output failed.
+    #[error("cannot write the output: {0}")]
+    Output(String),
+
     /// A value given on the command line is not acceptable.
     #[error("{0}")]
     Input(String),
@@ -74,10 +82,17 @@ pub trait DbContext<T> {
 
 impl<T> DbContext<T> for std::result::Result<T, tokio_postgres::Error> {
     fn context(self, context: impl Into<String>) -> Result<T> {
-        self.map_err(|source| Error::Db {
+        self.map_err(|source| Error::db(context, &source))
+    }
+}
+
+impl Error {
+    /// A database error met while doing `context`.
+    pub fn db(context: impl Into<String>, source: &tokio_postgres::Error) -> Error {
+        Error::Db {
             context: context.into(),
-            message: crate::db::describe(&source),
-            transient: crate::db::is_transient(&source),
-        })
+            message: crate::db::describe(source),
+            transient: crate::db::is_transient(source),
+        }
     }
 }

@@ -12,6 +12,7 @@ use tokio_postgres::{Client, Transaction};
 use crate::config::{quote_ident, Config, SourceConfig, TableName};
 use crate::error::{DbContext, Error, Result};
 use crate::migrate;
+use crate::normalize::ACTIONS;
 
 /// Key of the advisory lock that serialises installs, migrations and uninstalls.
 const LOCK_CLASS: i32 = 0x000C_10C4;
@@ -65,9 +66,24 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         migrations_applied: migrate::migrate(&tx, &config.schema).await?,
         ..Default::default()
     };
-    tx.execute("update settings set timezone = $1", &[&config.timezone])
-        .await
-        .context("save timezone")?;
+    tx.execute(
+        "update settings set timezone = $1, max_report_days = $2",
+        &[&config.timezone, &config.max_report_days],
+    )
+    .await
+    .context("save settings")?;
+    // The action table mirrors the labels the daemon writes, so filters can name either.
+    let (codes, labels): (Vec<&str>, Vec<&str>) = ACTIONS.iter().copied().unzip();
+    tx.execute(
+        "insert into action (code, label, category)
+         select a.code, a.label, c.category
+         from unnest($1::text[], $2::text[]) a(code, label)
+         join category c on c.entity = split_part(a.code, '.', 1)
+         on conflict (code) do update set label = excluded.label",
+        &[&codes, &labels],
+    )
+    .await
+    .context("save action labels")?;
 
     let mut wanted = BTreeSet::new();
     for source in &config.sources {

@@ -11,6 +11,7 @@
 //! - [`drain`]: one transaction per batch moves staged changes into events, so none is lost or
 //!   doubled. [`normalize`] decides what each change means (action, author or System, changed
 //!   fields, details) and [`resolve`] looks up the names details refer to.
+//! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines.
 //! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
 //! - [`systemd`]: readiness and watchdog notifications for `Type=notify` units.
 //! - [`cli`] and [`cmd`]: the command line; `main.rs` only parses arguments and sets up logging.
@@ -25,9 +26,11 @@ pub mod daemon;
 pub mod db;
 pub mod drain;
 pub mod error;
+pub mod export;
 pub mod install;
 pub mod migrate;
 pub mod normalize;
+pub mod report;
 pub mod resolve;
 pub mod status;
 pub mod systemd;

@@ -23,6 +23,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(clockwatch::cmd::dispatch(cli)) {
         Ok(code) => code,
+        // `clockwatch export | head`: the reader has what it wanted.
+        Err(clockwatch::Error::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

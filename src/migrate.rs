@@ -19,11 +19,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "core",
-    sql: include_str!("../sql/0001_core.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "core",
+        sql: include_str!("../sql/0001_core.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "reports",
+        sql: include_str!("../sql/0002_reports.sql"),
+    },
+];
 
 impl Migration {
     pub fn checksum(&self) -> String {

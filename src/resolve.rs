@@ -144,6 +144,15 @@ impl Resolver {
         Ok(names)
     }
 
+    /// Whether the host's authors table has a user with this id.
+    pub async fn author_exists(&self, tx: &mut Transaction<'_>, id: &str) -> Result<bool> {
+        let Some(lookup) = &self.authors else {
+            return Ok(false);
+        };
+        let ids = BTreeSet::from([id.to_string()]);
+        Ok(!run_lookup(tx, lookup, &ids).await?.is_empty())
+    }
+
     async fn look_up_entities(
         &self,
         tx: &mut Transaction<'_>,
@@ -329,6 +338,13 @@ async fn run_lookup(
         }
         Err(e) if crate::db::is_transient(&e) => {
             Err(e).context(format!("look up names in {}", lookup.table))
+        }
+        Err(e)
+            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION) =>
+        {
+            // An id that cannot be of the id column's type names no row.
+            savepoint.rollback().await.context("rollback savepoint")?;
+            Ok(Vec::new())
         }
         Err(e) => {
             tracing::warn!(table = %lookup.table, error = %crate::db::describe(&e), "name lookup failed; ids shown instead");

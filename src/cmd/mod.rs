@@ -1,7 +1,9 @@
 //! One file per subcommand; [`dispatch`] is the single place that maps a command to its code.
 
 mod enable;
+mod export;
 mod install;
+mod report;
 mod run;
 mod status;
 
@@ -21,6 +23,17 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Enable(args) => enable::enable(&global, &config, &args, true).await,
         Command::Disable(args) => enable::enable(&global, &config, &args, false).await,
         Command::Status { json } => status::status(&global, &config, json).await,
+        Command::Report {
+            filter,
+            limit,
+            details,
+        } => report::report(&global, &config, &filter, limit, details).await,
+        Command::Export {
+            filter,
+            output,
+            format,
+            excel,
+        } => export::export(&global, &config, &filter, output.as_deref(), format, excel).await,
     }
 }
 
@@ -30,4 +43,23 @@ fn database_url(global: &GlobalOpts, config: &Config) -> Result<String> {
         global.database_url.as_deref(),
         config.database_url.as_deref(),
     )
+}
+
+/// Connect and open a read-only transaction with Clockwatch's schema first on the search_path:
+/// one consistent snapshot for a whole report or export.
+async fn read_only<'c>(
+    client: &'c mut tokio_postgres::Client,
+    schema: &str,
+) -> Result<tokio_postgres::Transaction<'c>> {
+    use crate::error::DbContext;
+    crate::install::require_installed(&*client, schema).await?;
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .context("begin")?;
+    crate::migrate::set_search_path(&tx, schema).await?;
+    Ok(tx)
 }

@@ -9,3 +9,4 @@ mod cli;
 mod daemon;
 mod foreign_schema;
 mod install;
+mod report;

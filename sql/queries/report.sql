@@ -1,0 +1,21 @@
+-- Events of one workspace matching the report filters. Null filters match everything. Ordered by
+-- the caller ({order} is "desc" for a report, "asc" for one record's history); the
+-- (workspace_id, occurred_at, event_id) index serves both.
+select r.event_id, r.workspace_id, r.occurred_at,
+       to_char(r.occurred_at at time zone s.timezone, 'YYYY-MM-DD HH24:MI:SS') as local_time,
+       r.author_id, r.author, r.action, r.action_code, r.category, r.origin, r.target_id, r.target,
+       r.caused_by, r.previous_value, r.new_value,
+       r."user", r.description, r.project, r.task, r.client, r.kiosk, r.type,
+       r.start_date, r.start_time, r.end_date, r.end_time, r.duration, r.billable,
+       r.billable_rate, r.cost_rate, r.approved, r.invoiced, r.tags
+from report r
+cross join settings s
+where r.workspace_id = $1
+  and ($2::timestamptz is null or r.occurred_at >= $2)
+  and ($3::timestamptz is null or r.occurred_at < $3)
+  and ($4::text[] is null or coalesce(r.author_id, 'system') = any ($4))
+  and ($5::text[] is null or r.action_code = any ($5))
+  and ($6::text[] is null or r.category = any ($6))
+  and ($7::text is null or r.target_id = $7)
+order by r.occurred_at {order}, r.event_id {order}
+limit $8

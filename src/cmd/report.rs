@@ -1,0 +1,54 @@
+//! `clockwatch report`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::cli::{FilterOpts, GlobalOpts};
+use crate::config::Config;
+use crate::db;
+use crate::error::{Error, Result};
+
+pub async fn report(
+    global: &GlobalOpts,
+    config: &Config,
+    opts: &FilterOpts,
+    limit: i64,
+    details: bool,
+) -> Result<ExitCode> {
+    if limit < 1 {
+        return Err(Error::Input(format!("--limit: {limit} must be at least 1")));
+    }
+    let mut client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
+    let mut tx = super::read_only(&mut client, &config.schema).await?;
+    let filter = crate::report::build_filter(
+        &mut tx,
+        config,
+        &opts.to_args(),
+        config.max_report_days,
+        "max_report_days",
+    )
+    .await?;
+    // One more than asked tells whether there is more to see.
+    let mut rows = crate::report::fetch(&tx, &filter, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+
+    let mut text = if rows.is_empty() {
+        "no events match\n".to_string()
+    } else {
+        crate::report::render(&rows, details)
+    };
+    if more {
+        text.push_str(&format!(
+            "(showing the first {limit}; use --limit, narrower filters, or `clockwatch export`)\n"
+        ));
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => Error::BrokenPipe,
+            _ => Error::Output(e.to_string()),
+        })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,225 @@
+//! `clockwatch export`: the report's rows as RFC 4180 CSV or JSON Lines, streamed.
+//!
+//! Rows come through a portal (a server-side cursor) a page at a time and are written as they
+//! arrive, so memory stays flat however large the export; there is no row cap.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use chrono::SecondsFormat;
+use serde_json::{json, Map, Value};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Transaction;
+
+use crate::error::{DbContext, Error, Result};
+use crate::report::{Filter, ReportRow, DETAIL_FIELDS};
+
+/// Rows fetched from the portal at a time.
+const PAGE: i32 = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    JsonLines,
+}
+
+/// Byte order mark: lets Excel read the CSV as UTF-8 (accents and all).
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// CSV header, in column order.
+pub fn csv_header() -> Vec<&'static str> {
+    let mut header = vec![
+        "Time (UTC)",
+        "Workspace",
+        "Author",
+        "Author ID",
+        "Action",
+        "Action code",
+        "Category",
+        "Origin",
+        "Target",
+        "Target ID",
+        "Caused by",
+    ];
+    header.extend(DETAIL_FIELDS.iter().map(|(_, label)| *label));
+    header.extend(["Previous value", "New value"]);
+    header
+}
+
+fn csv_record(r: &ReportRow) -> Vec<String> {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let json = |v: &Option<Value>| v.as_ref().map(Value::to_string).unwrap_or_default();
+    let mut record = vec![
+        r.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        r.workspace_id.clone(),
+        r.author.clone(),
+        text(&r.author_id),
+        r.action.clone(),
+        r.action_code.clone(),
+        r.category.clone(),
+        text(&r.origin),
+        text(&r.target),
+        text(&r.target_id),
+        r.caused_by.map(|c| c.to_string()).unwrap_or_default(),
+    ];
+    record.extend(r.details.iter().map(text));
+    record.push(json(&r.previous_value));
+    record.push(json(&r.new_value));
+    record
+}
+
+fn json_record(r: &ReportRow) -> Value {
+    let mut details = Map::new();
+    for ((key, _), value) in DETAIL_FIELDS.iter().zip(&r.details) {
+        details.insert(
+            key.to_string(),
+            value.clone().map(Value::String).unwrap_or(Value::Null),
+        );
+    }
+    let mut record = json!({
+        "event_id": r.event_id,
+        "occurred_at": r.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "workspace_id": r.workspace_id,
+        "author": r.author,
+        "author_id": r.author_id,
+        "action": r.action,
+        "action_code": r.action_code,
+        "category": r.category,
+        "origin": r.origin,
+        "target": r.target,
+        "target_id": r.target_id,
+        "caused_by": r.caused_by,
+    });
+    let object = record.as_object_mut().expect("built as an object");
+    object.extend(details);
+    object.insert(
+        "previous_value".into(),
+        r.previous_value.clone().unwrap_or(Value::Null),
+    );
+    object.insert(
+        "new_value".into(),
+        r.new_value.clone().unwrap_or(Value::Null),
+    );
+    record
+}
+
+/// Write every row matching `filter` to `out`. Returns the number of rows written.
+pub async fn export(
+    tx: &Transaction<'_>,
+    filter: &Filter,
+    format: Format,
+    excel: bool,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let params = filter.params(None);
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let portal = tx
+        .bind(&filter.sql(), &refs)
+        .await
+        .context("open the export cursor")?;
+    let mut progress = Progress::new();
+    if excel {
+        out.write_all(UTF8_BOM).map_err(write_error)?;
+    }
+    let mut sink = match format {
+        Format::Csv => {
+            let mut w = csv::WriterBuilder::new()
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(out);
+            w.write_record(csv_header()).map_err(csv_error)?;
+            Sink::Csv(Box::new(w))
+        }
+        Format::JsonLines => Sink::Json(out),
+    };
+    let mut written = 0u64;
+    loop {
+        let rows = tx
+            .query_portal(&portal, PAGE)
+            .await
+            .context("read the export cursor")?;
+        for row in &rows {
+            let r = ReportRow::from_row(row);
+            match &mut sink {
+                Sink::Csv(w) => w.write_record(csv_record(&r)).map_err(csv_error)?,
+                Sink::Json(out) => {
+                    serde_json::to_writer(&mut **out, &json_record(&r))
+                        .map_err(|e| write_error(e.into()))?;
+                    out.write_all(b"\n").map_err(write_error)?;
+                }
+            }
+        }
+        written += rows.len() as u64;
+        progress.update(written);
+        if rows.len() < PAGE as usize {
+            break;
+        }
+    }
+    match &mut sink {
+        Sink::Csv(w) => w.flush().map_err(write_error)?,
+        Sink::Json(out) => out.flush().map_err(write_error)?,
+    }
+    progress.finish(written);
+    Ok(written)
+}
+
+enum Sink<'a> {
+    Csv(Box<csv::Writer<&'a mut dyn Write>>),
+    Json(&'a mut dyn Write),
+}
+
+fn csv_error(e: csv::Error) -> Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => write_error(io),
+        other => Error::Input(format!("csv: {other:?}")),
+    }
+}
+
+fn write_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Error::BrokenPipe
+    } else {
+        Error::Output(e.to_string())
+    }
+}
+
+/// Rows written and rate on stderr, when stderr is a terminal.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let now = Instant::now();
+        Progress {
+            enabled: std::io::stderr().is_terminal(),
+            started: now,
+            last: now,
+        }
+    }
+
+    fn update(&mut self, rows: u64) {
+        if self.enabled && self.last.elapsed() >= Duration::from_millis(250) {
+            self.last = Instant::now();
+            eprint!("\rexporting: {rows} rows, {:.0} rows/s", self.rate(rows));
+        }
+    }
+
+    fn finish(&self, rows: u64) {
+        if self.enabled {
+            eprintln!(
+                "\rexported {rows} rows in {:.1}s ({:.0} rows/s)",
+                self.started.elapsed().as_secs_f64(),
+                self.rate(rows)
+            );
+        }
+    }
+
+    fn rate(&self, rows: u64) -> f64 {
+        rows as f64 / self.started.elapsed().as_secs_f64().max(0.001)
+    }
+}

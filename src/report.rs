@@ -1,0 +1,485 @@
+//! `clockwatch report` and the filters it shares with `clockwatch export`.
+//!
+//! A filter is checked against the database before any event is read, so that a mistake (a
+//! reversed range, an author nobody knows, an action that does not exist) is one clear refusal
+//! instead of an empty report. Every value reaches the database as a bind parameter.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde_json::Value;
+use tokio_postgres::{Row, Transaction};
+
+use crate::config::{Category, Config};
+use crate::error::{DbContext, Error, Result};
+use crate::normalize::scalar_text;
+use crate::resolve::Resolver;
+
+const REPORT: &str = include_str!("../sql/queries/report.sql");
+
+/// The token that selects changes made by System.
+pub const SYSTEM_AUTHOR: &str = "system";
+
+/// Filters as typed on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct FilterArgs {
+    pub workspace: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub authors: Vec<String>,
+    pub actions: Vec<String>,
+    pub categories: Vec<String>,
+    pub target: Option<String>,
+}
+
+/// Filters checked and resolved: instants in UTC, action codes, author ids.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub workspace: String,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub authors: Option<Vec<String>>,
+    pub actions: Option<Vec<String>>,
+    pub categories: Option<Vec<String>>,
+    pub target: Option<String>,
+}
+
+impl Filter {
+    /// One record's history reads oldest first; a report newest first.
+    pub fn oldest_first(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// The report query, ordered for this filter.
+    pub fn sql(&self) -> String {
+        REPORT.replace("{order}", if self.oldest_first() { "asc" } else { "desc" })
+    }
+
+    /// Bind parameters for [`Filter::sql`], with the row limit (None: all rows).
+    pub fn params(
+        &self,
+        limit: Option<i64>,
+    ) -> [Box<dyn tokio_postgres::types::ToSql + Sync + Send>; 8] {
+        [
+            Box::new(self.workspace.clone()),
+            Box::new(self.from),
+            Box::new(self.to),
+            Box::new(self.authors.clone()),
+            Box::new(self.actions.clone()),
+            Box::new(self.categories.clone()),
+            Box::new(self.target.clone()),
+            Box::new(limit),
+        ]
+    }
+}
+
+/// A `--from`/`--to` value: a calendar day in the report's time zone, or an exact instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum TimeArg {
+    Day(NaiveDate),
+    Instant(DateTime<Utc>),
+}
+
+fn parse_time(flag: &str, text: &str) -> Result<TimeArg> {
+    let text = text.trim();
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(TimeArg::Day(day));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| TimeArg::Instant(t.with_timezone(&Utc)))
+        .map_err(|_| {
+            Error::Input(format!(
+                "{flag}: \"{text}\" is not a date or time (use 2026-11-01 or 2026-11-01T09:00:00Z)"
+            ))
+        })
+}
+
+/// Check the filters against the database and resolve them. `max_days` caps the range (a
+/// report's or an export's), except for one record's history, which has no range by default.
+pub async fn build_filter(
+    tx: &mut Transaction<'_>,
+    config: &Config,
+    args: &FilterArgs,
+    max_days: i32,
+    limit_key: &str,
+) -> Result<Filter> {
+    let from = args
+        .from
+        .as_deref()
+        .map(|t| parse_time("--from", t))
+        .transpose()?;
+    let to = args
+        .to
+        .as_deref()
+        .map(|t| parse_time("--to", t))
+        .transpose()?;
+    let categories = if args.categories.is_empty() {
+        None
+    } else {
+        Some(
+            args.categories
+                .iter()
+                .map(|c| Category::parse(c).map(|c| c.as_str().to_string()))
+                .collect::<Result<Vec<_>>>()?,
+        )
+    };
+
+    // Days are whole days in the report's time zone: --to 2026-11-07 includes all of the 7th.
+    let from = match from {
+        Some(t) => Some(instant(tx, t, false).await?),
+        None => None,
+    };
+    let to = match to {
+        Some(t) => Some(instant(tx, t, true).await?),
+        None => None,
+    };
+    let (from, to) = match (from, to, args.target.is_some()) {
+        (None, None, true) => (None, None),
+        (from, to, _) => {
+            let to = to.unwrap_or_else(Utc::now);
+            let from = from.unwrap_or(to - chrono::Duration::days(max_days.into()));
+            (Some(from), Some(to))
+        }
+    };
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            let shown = |arg: &Option<String>, t| arg.clone().unwrap_or_else(|| rfc3339(t));
+            return Err(Error::Input(format!(
+                "--from {} is not before --to {}: swap them",
+                shown(&args.from, from),
+                shown(&args.to, to)
+            )));
+        }
+        let days = (to - from).num_seconds() as f64 / 86_400.0;
+        if days > f64::from(max_days) && args.target.is_none() {
+            let split_to = from + chrono::Duration::days(max_days.into());
+            return Err(Error::Input(format!(
+                "the range covers {:.0} days, more than the {max_days} one report may cover ({limit_key}): \
+                 split it, e.g. --from {} --to {}, then --from {} onwards",
+                days.ceil(),
+                rfc3339(from),
+                rfc3339(split_to),
+                rfc3339(split_to)
+            )));
+        }
+    }
+
+    let known_workspace: bool = tx
+        .query_one(
+            "select exists (select 1 from workspace_category where workspace_id = $1)
+                 or exists (select 1 from events where workspace_id = $1)",
+            &[&args.workspace],
+        )
+        .await
+        .context("look up the workspace")?
+        .get(0);
+    if !known_workspace {
+        return Err(Error::Input(format!(
+            "unknown workspace \"{}\": it has no events and the audit log was never enabled for it (see `clockwatch status`)",
+            args.workspace
+        )));
+    }
+
+    let authors = if args.authors.is_empty() {
+        None
+    } else {
+        Some(author_ids(tx, config, &args.authors).await?)
+    };
+    let actions = if args.actions.is_empty() {
+        None
+    } else {
+        let row = tx
+            .query_one("select action_codes($1)", &[&args.actions])
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) if db.code().code() == "22023" => Error::Input(db.message().to_string()),
+                _ => Error::db("check actions", &e),
+            })?;
+        row.get::<_, Option<Vec<String>>>(0)
+    };
+    Ok(Filter {
+        workspace: args.workspace.clone(),
+        from,
+        to,
+        authors,
+        actions,
+        categories,
+        target: args.target.clone(),
+    })
+}
+
+async fn instant(tx: &Transaction<'_>, t: TimeArg, end_of_day: bool) -> Result<DateTime<Utc>> {
+    match t {
+        TimeArg::Instant(t) => Ok(t),
+        TimeArg::Day(day) => {
+            let day = if end_of_day {
+                day.succ_opt().unwrap_or(day)
+            } else {
+                day
+            };
+            let row = tx
+                .query_one(
+                    "select ($1::date::timestamp at time zone timezone) from settings",
+                    &[&day],
+                )
+                .await
+                .context("convert the date to the report's time zone")?;
+            Ok(row.get(0))
+        }
+    }
+}
+
+/// Author filters are user ids (as the application stores them), names the log knows, or
+/// `system`. Anything else is refused rather than matching nothing.
+async fn author_ids(
+    tx: &mut Transaction<'_>,
+    config: &Config,
+    wanted: &[String],
+) -> Result<Vec<String>> {
+    let resolver = Resolver::prepare(tx, config).await?;
+    let mut ids = BTreeSet::new();
+    for token in wanted {
+        let token = token.trim();
+        if token.eq_ignore_ascii_case(SYSTEM_AUTHOR) {
+            ids.insert(SYSTEM_AUTHOR.to_string());
+            continue;
+        }
+        let known_id: bool = tx
+            .query_one(
+                "select exists (select 1 from known_name where category = 'author' and id = $1)",
+                &[&token],
+            )
+            .await
+            .context("look up the author")?
+            .get(0);
+        if known_id || resolver.author_exists(tx, token).await? {
+            ids.insert(token.to_string());
+            continue;
+        }
+        let by_name: Vec<String> = tx
+            .query(
+                "select id from known_name where category = 'author' and lower(name) = lower($1)",
+                &[&token],
+            )
+            .await
+            .context("look up the author by name")?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if by_name.is_empty() {
+            return Err(Error::Input(format!(
+                "unknown author \"{token}\": not a user id or name the log knows (use the id the application stores, or system)"
+            )));
+        }
+        ids.extend(by_name);
+    }
+    Ok(ids.into_iter().collect())
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// One report line, as read from the database.
+#[derive(Debug, Clone)]
+pub struct ReportRow {
+    pub event_id: i64,
+    pub workspace_id: String,
+    pub occurred_at: DateTime<Utc>,
+    /// occurred_at in the report's time zone, formatted.
+    pub local_time: String,
+    pub author_id: Option<String>,
+    pub author: String,
+    pub action: String,
+    pub action_code: String,
+    pub category: String,
+    pub origin: Option<String>,
+    pub target_id: Option<String>,
+    pub target: Option<String>,
+    pub caused_by: Option<i64>,
+    pub previous_value: Option<Value>,
+    pub new_value: Option<Value>,
+    /// Clockify's detail fields, in [`DETAIL_FIELDS`] order.
+    pub details: Vec<Option<String>>,
+}
+
+/// Detail columns of the report view, with their labels.
+pub const DETAIL_FIELDS: [(&str, &str); 18] = [
+    ("user", "User"),
+    ("description", "Description"),
+    ("project", "Project"),
+    ("task", "Task"),
+    ("client", "Client"),
+    ("kiosk", "Kiosk"),
+    ("type", "Type"),
+    ("start_date", "Start date"),
+    ("start_time", "Start time"),
+    ("end_date", "End date"),
+    ("end_time", "End time"),
+    ("duration", "Duration"),
+    ("billable", "Billable"),
+    ("billable_rate", "Billable rate"),
+    ("cost_rate", "Cost rate"),
+    ("approved", "Approved"),
+    ("invoiced", "Invoiced"),
+    ("tags", "Tags"),
+];
+
+impl ReportRow {
+    pub fn from_row(row: &Row) -> ReportRow {
+        ReportRow {
+            event_id: row.get("event_id"),
+            workspace_id: row.get("workspace_id"),
+            occurred_at: row.get("occurred_at"),
+            local_time: row.get("local_time"),
+            author_id: row.get("author_id"),
+            author: row.get("author"),
+            action: row.get("action"),
+            action_code: row.get("action_code"),
+            category: row.get("category"),
+            origin: row.get("origin"),
+            target_id: row.get("target_id"),
+            target: row.get("target"),
+            caused_by: row.get("caused_by"),
+            previous_value: row.get("previous_value"),
+            new_value: row.get("new_value"),
+            details: DETAIL_FIELDS
+                .iter()
+                .map(|(column, _)| row.get(*column))
+                .collect(),
+        }
+    }
+
+    /// The changed fields as `field: previous -> new`, in field order.
+    pub fn changes(&self) -> Vec<String> {
+        let empty = serde_json::Map::new();
+        let before = self
+            .previous_value
+            .as_ref()
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let after = self
+            .new_value
+            .as_ref()
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let fields: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        let show = |v: Option<&Value>| v.and_then(scalar_text).unwrap_or_else(|| "(empty)".into());
+        fields
+            .into_iter()
+            .map(|f| format!("{f}: {} -> {}", show(before.get(f)), show(after.get(f))))
+            .collect()
+    }
+}
+
+/// Read one page of the report.
+pub async fn fetch(tx: &Transaction<'_>, filter: &Filter, limit: i64) -> Result<Vec<ReportRow>> {
+    let params = filter.params(Some(limit));
+    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    let rows = tx
+        .query(&filter.sql(), &refs)
+        .await
+        .context("read the report")?;
+    Ok(rows.iter().map(ReportRow::from_row).collect())
+}
+
+/// The terminal table: one line per event, details below it when asked for.
+pub fn render(rows: &[ReportRow], details: bool) -> String {
+    const WIDEST_CHANGE: usize = 80;
+    let header = ["TIME", "AUTHOR", "ACTION", "TARGET", "CHANGES"];
+    let mut out = String::new();
+    if !details {
+        let lines: Vec<[String; 5]> = rows
+            .iter()
+            .map(|r| {
+                let changes = r
+                    .changes()
+                    .into_iter()
+                    .map(|c| shorten(&c, WIDEST_CHANGE))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                [
+                    r.local_time.clone(),
+                    r.author.clone(),
+                    r.action.clone(),
+                    target(r),
+                    changes,
+                ]
+            })
+            .collect();
+        out.push_str(&crate::table::render(&header, &lines));
+        return out;
+    }
+    for r in rows {
+        out.push_str(&format!(
+            "{}  {}  {}  {}\n",
+            r.local_time,
+            r.author,
+            r.action,
+            target(r)
+        ));
+        let mut facts: Vec<(String, String)> = vec![("Event".into(), r.event_id.to_string())];
+        if let Some(id) = &r.author_id {
+            facts.push(("Author id".into(), id.clone()));
+        }
+        if let Some(origin) = &r.origin {
+            facts.push(("Origin".into(), origin.clone()));
+        }
+        if let Some(cause) = r.caused_by {
+            facts.push(("Caused by event".into(), cause.to_string()));
+        }
+        for ((_, label), value) in DETAIL_FIELDS.iter().zip(&r.details) {
+            if let Some(v) = value {
+                facts.push((label.to_string(), v.clone()));
+            }
+        }
+        for change in r.changes() {
+            facts.push(("Changed".into(), change));
+        }
+        for (label, value) in facts {
+            out.push_str(&format!("    {label}: {value}\n"));
+        }
+    }
+    out
+}
+
+fn target(r: &ReportRow) -> String {
+    match (&r.target, &r.target_id) {
+        (Some(name), Some(id)) => format!("{name} (#{id})"),
+        (None, Some(id)) => format!("#{id}"),
+        (Some(name), None) => name.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max - 1).collect();
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_days_or_rfc3339() {
+        assert_eq!(
+            parse_time("--from", "2026-11-01").unwrap(),
+            TimeArg::Day(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
+        );
+        assert!(
+            matches!(parse_time("--to", "2026-11-01T09:00:00+01:00").unwrap(), TimeArg::Instant(t) if t.to_rfc3339() == "2026-11-01T08:00:00+00:00")
+        );
+        let err = parse_time("--from", "2026-13-01").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "--from: \"2026-13-01\" is not a date or time (use 2026-11-01 or 2026-11-01T09:00:00Z)"
+        );
+    }
+}

@@ -1,0 +1,370 @@
+//! Reports and exports: filters, the 30-day rule, golden CSV, JSON Lines, streaming to a closed pipe.
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+
+use crate::support::*;
+
+/// The quickstart's scripted day, drained, with event times pinned to 2026-11-24 08:00 UTC plus
+/// one minute per event, so outputs are the same on every run.
+async fn scripted_day() -> (TestDb, tokio_postgres::Client) {
+    let (db, mut client, config) = installed_host().await;
+    client
+        .batch_execute(include_str!("../fixtures/day.sql"))
+        .await
+        .unwrap();
+    drain(&mut client, &config).await;
+    client
+        .batch_execute(
+            "select audit_log.ensure_partition('2026-11-24');
+             update audit_log.events set occurred_at = timestamptz '2026-11-24 08:00Z' + event_id * interval '1 minute';",
+        )
+        .await
+        .unwrap();
+    (db, client)
+}
+
+fn clockwatch(db: &TestDb, args: &[&str]) -> Output {
+    Command::new(binary())
+        .arg("--config")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/clockwatch.toml"
+        ))
+        .args(args)
+        .env("CLOCKWATCH_DATABASE_URL", &db.url)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn refused(out: &Output, expected: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected a refusal, got success");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+}
+
+const DAY: [&str; 4] = ["--from", "2026-11-24", "--to", "2026-11-24"];
+
+#[tokio::test]
+async fn the_export_of_a_scripted_day_matches_the_golden_csv_byte_for_byte() {
+    let (db, _client) = scripted_day().await;
+    let csv = ok(&clockwatch(
+        &db,
+        &[&["export", "--workspace", "1"][..], &DAY].concat(),
+    ));
+    let golden_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden/day.csv");
+    if std::env::var_os("CLOCKWATCH_BLESS").is_some() {
+        std::fs::write(golden_path, &csv).unwrap();
+    }
+    let golden =
+        std::fs::read_to_string(golden_path).expect("golden file (CLOCKWATCH_BLESS=1 writes it)");
+    assert_eq!(csv, golden);
+
+    // --excel: the same bytes behind a UTF-8 byte order mark.
+    let excel = clockwatch(
+        &db,
+        &[&["export", "--workspace", "1", "--excel"][..], &DAY].concat(),
+    );
+    assert!(excel.status.success());
+    assert_eq!(&excel.stdout[..3], b"\xEF\xBB\xBF");
+    assert_eq!(&excel.stdout[3..], golden.as_bytes());
+}
+
+#[tokio::test]
+async fn filters_by_author_action_category_and_target() {
+    let (db, _client) = scripted_day().await;
+    let lines =
+        |out: &Output| -> Vec<String> { ok(out).lines().skip(1).map(str::to_string).collect() };
+
+    // System only: the relinked entry and the three nightly approvals.
+    let system = lines(&clockwatch(
+        &db,
+        &[
+            &["report", "--workspace", "1", "--author", "system"][..],
+            &DAY,
+        ]
+        .concat(),
+    ));
+    assert_eq!(system.len(), 4, "{system:#?}");
+    assert!(
+        system.iter().all(|l| l.contains("  System  ")),
+        "{system:#?}"
+    );
+
+    // An action by label (any case) or by code gives the same rows.
+    let by_label = ok(&clockwatch(
+        &db,
+        &[
+            &["report", "--workspace", "1", "--action", "deleted PROJECT"][..],
+            &DAY,
+        ]
+        .concat(),
+    ));
+    let by_code = ok(&clockwatch(
+        &db,
+        &[
+            &["report", "--workspace", "1", "--action", "project.deleted"][..],
+            &DAY,
+        ]
+        .concat(),
+    ));
+    assert_eq!(by_label, by_code);
+    assert_eq!(by_label.lines().count(), 2);
+    assert!(
+        by_label.contains("Ann Admin  Deleted project  Hermes (#200)"),
+        "{by_label}"
+    );
+
+    // Authors by id or by name; categories.
+    let bob = lines(&clockwatch(
+        &db,
+        &[
+            &[
+                "report",
+                "--workspace",
+                "1",
+                "--author",
+                "Bob Builder",
+                "--category",
+                "time_entries",
+            ][..],
+            &DAY,
+        ]
+        .concat(),
+    ));
+    let bob_by_id = lines(&clockwatch(
+        &db,
+        &[
+            &[
+                "report",
+                "--workspace",
+                "1",
+                "--author",
+                "2",
+                "--category",
+                "time_entries",
+            ][..],
+            &DAY,
+        ]
+        .concat(),
+    ));
+    assert_eq!(bob, bob_by_id);
+    assert_eq!(bob.len(), 5, "{bob:#?}");
+
+    // One record's history, oldest first, linked changes included.
+    let history = lines(&clockwatch(
+        &db,
+        &[
+            "report",
+            "--workspace",
+            "1",
+            "--target",
+            "202",
+            "--category",
+            "time_entries",
+        ],
+    ));
+    let actions: Vec<&str> = history
+        .iter()
+        .map(|l| {
+            if l.contains("Created") {
+                "created"
+            } else {
+                "updated"
+            }
+        })
+        .collect();
+    assert_eq!(actions, ["created", "updated", "updated"]);
+    assert!(
+        history[1].contains("System") && history[1].contains("project_id: 200 -> (empty)"),
+        "{history:#?}"
+    );
+
+    // --details shows every detail field.
+    let details = ok(&clockwatch(
+        &db,
+        &[
+            "report",
+            "--workspace",
+            "1",
+            "--target",
+            "201",
+            "--category",
+            "time_entries",
+            "--details",
+        ],
+    ));
+    for expected in [
+        "Kiosk: 1",
+        "Origin: Kiosk",
+        "Start time: 08:00:00",
+        "Duration: 04:00:00",
+        "User: Cleo Contractor",
+    ] {
+        assert!(details.contains(expected), "{expected} in {details}");
+    }
+}
+
+#[tokio::test]
+async fn bad_report_input_is_refused_in_one_line() {
+    let (db, _client) = scripted_day().await;
+    let report =
+        |extra: &[&str]| clockwatch(&db, &[&["report", "--workspace", "1"][..], extra].concat());
+    refused(&report(&["--from", "2026-10-01", "--to", "2026-11-24"]), "the range covers 55 days, more than the 30 one report may cover (max_report_days): split it");
+    refused(
+        &report(&["--from", "2026-11-24", "--to", "2026-11-01"]),
+        "--from 2026-11-24 is not before --to 2026-11-01: swap them",
+    );
+    refused(
+        &report(&["--from", "24/11/2026"]),
+        "--from: \"24/11/2026\" is not a date or time",
+    );
+    refused(
+        &report(&["--author", "nobody-at-all"]),
+        "unknown author \"nobody-at-all\"",
+    );
+    refused(
+        &report(&["--action", "Exploded project"]),
+        "unknown action \"Exploded project\" (expected one of: client.created (Created client)",
+    );
+    refused(
+        &report(&["--category", "invoices"]),
+        "unknown category \"invoices\"",
+    );
+    refused(
+        &clockwatch(&db, &["report", "--workspace", "42"]),
+        "unknown workspace \"42\"",
+    );
+    // An export may cover more than 30 days.
+    let wide = clockwatch(
+        &db,
+        &[
+            "export",
+            "--workspace",
+            "1",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-11-30",
+        ],
+    );
+    assert_eq!(ok(&wide).lines().count(), 1 + 18);
+}
+
+#[tokio::test]
+async fn json_lines_parse_back_to_the_events() {
+    let (db, client) = scripted_day().await;
+    let out = ok(&clockwatch(
+        &db,
+        &[
+            &["export", "--workspace", "1", "--format", "jsonl"][..],
+            &DAY,
+        ]
+        .concat(),
+    ));
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        records.len() as i64,
+        count(&client, "select count(*) from audit_log.events").await
+    );
+    let role = records
+        .iter()
+        .find(|r| r["action_code"] == "user.role_changed")
+        .unwrap();
+    assert_eq!(role["author"], "Ann Admin");
+    assert_eq!(
+        role["previous_value"],
+        serde_json::json!({"role": "member"})
+    );
+    assert_eq!(role["new_value"], serde_json::json!({"role": "manager"}));
+    let relinked = records.iter().find(|r| !r["caused_by"].is_null()).unwrap();
+    assert_eq!(relinked["author"], "System");
+    assert_eq!(relinked["author_id"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn an_export_into_a_closed_pipe_ends_quietly() {
+    let (db, mut client, config) = installed_host().await;
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.time_entry (workspace_id, user_id, description, start_at)
+         select 1, 1, repeat('x', 200) || g, now() from generate_series(1, 20000) g",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    let mut child = Command::new(binary())
+        .arg("--config")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/clockwatch.toml"
+        ))
+        .args(["export", "--workspace", "1"])
+        .env("CLOCKWATCH_DATABASE_URL", &db.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the header and a little more, then hang up, as `| head` does.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut start = [0u8; 4096];
+    stdout.read_exact(&mut start).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "status {:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[tokio::test]
+async fn the_sql_function_applies_the_same_rules() {
+    let (_db, client) = scripted_day().await;
+    let rows = client
+        .query(
+            "select action, author from audit_log.events_between('1', '2026-11-24', '2026-11-25',
+                                                                  array['system'], array['Updated time entry'])",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    let first_page = client
+        .query("select event_id from audit_log.events_between('1', '2026-11-24', '2026-11-25', p_limit => 5)", &[])
+        .await
+        .unwrap();
+    let ids: Vec<i64> = first_page.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, [18, 17, 16, 15, 14], "newest first");
+    let err = client
+        .query(
+            "select * from audit_log.events_between('1', '2026-10-01', '2026-11-25')",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    let message = err.as_db_error().unwrap().message().to_string();
+    assert_eq!(
+        message,
+        "the range covers 55 days; a report covers at most 30 days: split it"
+    );
+    let err = client
+        .query("select * from audit_log.events_between('1', '2026-11-24', '2026-11-25', null, array['nope'])", &[])
+        .await
+        .unwrap_err();
+    assert!(err
+        .as_db_error()
+        .unwrap()
+        .message()
+        .starts_with("unknown action \"nope\""));
+}

@@ -79,6 +79,12 @@ pub enum Command {
         #[arg(long)]
         excel: bool,
     },
+    /// Remove events older than the configured retention now (the daemon does it daily).
+    Prune {
+        /// Say what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Show what is enabled, what waits in staging and whether a daemon is connected.
     Status {
         /// Print JSON instead of a table.

@@ -30,6 +30,12 @@ pub struct Config {
     /// Longest date range of one report (Clockify: 30 days).
     #[serde(default = "default_max_report_days")]
     pub max_report_days: i32,
+    /// How long events are kept, as a PostgreSQL interval ("365 days", "18 months").
+    #[serde(default = "default_retention")]
+    pub retention: String,
+    /// `status` reports the pipeline unhealthy when the oldest staged change is older than this.
+    #[serde(default = "default_max_lag_secs")]
+    pub max_lag_secs: u64,
     /// Longest date range of one export.
     #[serde(default = "default_max_export_days")]
     pub max_export_days: i32,
@@ -486,6 +492,12 @@ fn one_line(e: &config::ConfigError) -> String {
     }
 }
 
+fn default_retention() -> String {
+    "365 days".into()
+}
+fn default_max_lag_secs() -> u64 {
+    300
+}
 fn default_max_report_days() -> i32 {
     30
 }

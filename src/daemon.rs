@@ -26,12 +26,15 @@ use crate::db;
 use crate::drain::{BatchReport, Drainer};
 use crate::error::{DbContext, Error, Result};
 use crate::install::require_installed;
+use crate::retention;
 use crate::systemd;
 
 /// Poll interval while busy (the idle flag is cleared and writers do not notify).
 const BUSY_POLL: Duration = Duration::from_millis(5);
 /// How long staging must stay empty before the daemon declares itself idle again.
 const LINGER: Duration = Duration::from_millis(50);
+/// How often the daemon looks at partitions and retention (pruning itself is daily).
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 /// How often the daemon logs what it drained.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// First reconnection delay; doubles up to `daemon.max_backoff_ms`.
@@ -147,6 +150,8 @@ impl Daemon {
         *failures = 0;
         self.announce(Lifecycle::Ready);
 
+        let mut chores = tokio::time::interval(MAINTENANCE_EVERY);
+        chores.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut poll = tokio::time::interval(self.config.daemon.poll_interval());
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.shutdown.clone();
@@ -161,6 +166,13 @@ impl Daemon {
                     }
                     None => return Err(Error::Connect("the connection to the database was lost".into())),
                 },
+                _ = chores.tick() => {
+                    // Partitions ahead, and the daily prune (once across all daemons).
+                    let removed = retention::maintain(&client).await?;
+                    if removed > 0 {
+                        tracing::info!(events = removed, retention = %self.config.retention, "pruned expired events");
+                    }
+                }
                 _ = poll.tick() => {
                     // Also serves as the application-level ping of an idle connection.
                     self.drain_busy(&mut client).await?;

@@ -67,11 +67,21 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         ..Default::default()
     };
     tx.execute(
-        "update settings set timezone = $1, max_report_days = $2",
-        &[&config.timezone, &config.max_report_days],
+        "update settings set timezone = $1, max_report_days = $2, retention = $3::text::interval",
+        &[&config.timezone, &config.max_report_days, &config.retention],
     )
     .await
-    .context("save settings")?;
+    .map_err(|e| match e.code().map(|c| c.code()) {
+        // invalid_datetime_format, or the check constraint: the retention value is the cause.
+        Some("22007") | Some("23514") => Error::Config(format!(
+            "retention: \"{}\" is not an interval of a day or more (e.g. \"365 days\", \"18 months\")",
+            config.retention
+        )),
+        _ => Error::db("save settings", &e),
+    })?;
+    tx.query_one("select ensure_partitions_ahead()", &[])
+        .await
+        .context("create partitions ahead")?;
     // The action table mirrors the labels the daemon writes, so filters can name either.
     let (codes, labels): (Vec<&str>, Vec<&str>) = ACTIONS.iter().copied().unzip();
     tx.execute(

@@ -11,6 +11,7 @@
 //! - [`drain`]: one transaction per batch moves staged changes into events, so none is lost or
 //!   doubled. [`normalize`] decides what each change means (action, author or System, changed
 //!   fields, details) and [`resolve`] looks up the names details refer to.
+//! - [`retention`]: monthly partitions created ahead, old ones dropped after `retention`.
 //! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines.
 //! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
 //! - [`systemd`]: readiness and watchdog notifications for `Type=notify` units.
@@ -32,6 +33,7 @@ pub mod migrate;
 pub mod normalize;
 pub mod report;
 pub mod resolve;
+pub mod retention;
 pub mod status;
 pub mod systemd;
 pub mod table;

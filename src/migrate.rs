@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "reports",
         sql: include_str!("../sql/0002_reports.sql"),
     },
+    Migration {
+        version: 3,
+        name: "retention",
+        sql: include_str!("../sql/0003_retention.sql"),
+    },
 ];
 
 impl Migration {

@@ -17,6 +17,17 @@ pub struct Status {
     pub dead_letters: i64,
     /// Daemon connections seen in pg_stat_activity.
     pub daemons: i64,
+    pub events_last_hour: i64,
+    pub events_last_day: i64,
+    /// Monthly partitions of events, oldest first.
+    pub partitions: Vec<String>,
+    pub retention: String,
+    pub last_prune: Option<DateTime<Utc>>,
+    /// When the daemon prunes next (a day after the last prune; at its next hourly check when
+    /// it never has).
+    pub next_prune: Option<DateTime<Utc>>,
+    /// Why the pipeline is unhealthy (no daemon, staging too old); empty when healthy.
+    pub problems: Vec<String>,
     pub workspaces: Vec<WorkspaceStatus>,
 }
 
@@ -29,7 +40,8 @@ pub struct WorkspaceStatus {
     pub newest_event: Option<DateTime<Utc>>,
 }
 
-pub async fn status(client: &Client, schema: &str) -> Result<Status> {
+/// Read the status. `max_lag_secs`: staged changes older than this make the pipeline unhealthy.
+pub async fn status(client: &Client, schema: &str, max_lag_secs: u64) -> Result<Status> {
     crate::install::require_installed(client, schema).await?;
     client
         .batch_execute(&format!(
@@ -52,14 +64,44 @@ pub async fn status(client: &Client, schema: &str) -> Result<Status> {
             newest_event: r.get("newest_event"),
         })
         .collect();
-    Ok(Status {
+    let last_prune: Option<DateTime<Utc>> = totals.get("last_prune");
+    let mut status = Status {
         schema: schema.to_string(),
         staged: totals.get("staged"),
         oldest_staged_secs: totals.get("oldest_staged_secs"),
         dead_letters: totals.get("dead_letters"),
         daemons: totals.get("daemons"),
+        events_last_hour: totals.get("events_last_hour"),
+        events_last_day: totals.get("events_last_day"),
+        partitions: totals
+            .get::<_, Option<Vec<String>>>("partitions")
+            .unwrap_or_default(),
+        retention: totals.get("retention"),
+        last_prune,
+        next_prune: last_prune.map(|t| t + chrono::Duration::days(1)),
+        problems: Vec::new(),
         workspaces,
-    })
+    };
+    if status.daemons == 0 {
+        status
+            .problems
+            .push("no daemon is connected: start `clockwatch run`".into());
+    }
+    if let Some(age) = status
+        .oldest_staged_secs
+        .filter(|age| *age > max_lag_secs as f64)
+    {
+        status.problems.push(format!(
+            "the oldest staged change waits for {age:.0}s (more than {max_lag_secs}s): is the daemon keeping up?"
+        ));
+    }
+    if status.dead_letters > 0 {
+        status.problems.push(format!(
+            "{} change(s) could not be normalised: see {schema}.dead_letter",
+            status.dead_letters
+        ));
+    }
+    Ok(status)
 }
 
 impl Status {
@@ -77,6 +119,25 @@ impl Status {
             age(self.oldest_staged_secs),
             self.dead_letters
         );
+        out.push_str(&format!(
+            "events: {} in the last hour, {} in the last day; retention {}, last prune {}, next prune {}\n",
+            self.events_last_hour,
+            self.events_last_day,
+            self.retention,
+            time_or_dash(self.last_prune),
+            self.next_prune.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_else(|| "within the hour".into()),
+        ));
+        out.push_str(&format!(
+            "partitions: {} ({})\n",
+            self.partitions.len(),
+            match (self.partitions.first(), self.partitions.last()) {
+                (Some(first), Some(last)) => format!("{first} .. {last}"),
+                _ => "none".into(),
+            }
+        ));
+        for problem in &self.problems {
+            out.push_str(&format!("PROBLEM: {problem}\n"));
+        }
         if self.workspaces.is_empty() {
             out.push_str(
                 "no workspace has the audit log enabled: run `clockwatch enable --workspace ID`\n",
@@ -98,9 +159,7 @@ impl Status {
                     w.workspace_id.clone(),
                     w.staged.to_string(),
                     age(w.oldest_staged_secs),
-                    w.newest_event
-                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                        .unwrap_or_else(|| "-".into()),
+                    time_or_dash(w.newest_event),
                     if w.categories.is_empty() {
                         "(none)".into()
                     } else {
@@ -112,4 +171,9 @@ impl Status {
         out.push_str(&crate::table::render(&header, &rows));
         out
     }
+}
+
+fn time_or_dash(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "-".into())
 }

@@ -3,6 +3,7 @@
 mod enable;
 mod export;
 mod install;
+mod prune;
 mod report;
 mod run;
 mod status;
@@ -23,6 +24,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Enable(args) => enable::enable(&global, &config, &args, true).await,
         Command::Disable(args) => enable::enable(&global, &config, &args, false).await,
         Command::Status { json } => status::status(&global, &config, json).await,
+        Command::Prune { dry_run } => prune::prune(&global, &config, dry_run).await,
         Command::Report {
             filter,
             limit,

@@ -9,7 +9,7 @@ use crate::error::Result;
 
 pub async fn status(global: &GlobalOpts, config: &Config, json: bool) -> Result<ExitCode> {
     let client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
-    let status = crate::status::status(&client, &config.schema).await?;
+    let status = crate::status::status(&client, &config.schema, config.max_lag_secs).await?;
     if json {
         println!(
             "{}",
@@ -18,5 +18,10 @@ pub async fn status(global: &GlobalOpts, config: &Config, json: bool) -> Result<
     } else {
         print!("{}", status.render());
     }
-    Ok(ExitCode::SUCCESS)
+    // Non-zero when unhealthy, so `clockwatch status` serves as a monitoring check.
+    Ok(if status.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

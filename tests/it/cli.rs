@@ -50,7 +50,7 @@ async fn install_enable_status_through_the_binary() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains(
-            "installed in schema audit_log: 2 migration(s) applied, triggers on 7 table(s)"
+            "installed in schema audit_log: 3 migration(s) applied, triggers on 7 table(s)"
         ),
         "{}",
         stdout(&out)
@@ -113,9 +113,19 @@ async fn install_enable_status_through_the_binary() {
         .await
         .unwrap();
     let out = clockwatch(&["--config", config, "status", "--json"], &env);
-    assert!(out.status.success(), "{}", stderr(&out));
+    // No daemon runs: the status says so and exits 2, as a monitoring check should.
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["staged"], 1);
+    assert_eq!(
+        status["problems"][0],
+        "no daemon is connected: start `clockwatch run`"
+    );
+    assert_eq!(
+        status["partitions"].as_array().unwrap().len(),
+        3,
+        "this month and two ahead"
+    );
     assert_eq!(status["workspaces"][0]["workspace_id"], "1");
     assert_eq!(
         status["workspaces"][0]["categories"],

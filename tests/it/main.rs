@@ -10,3 +10,4 @@ mod daemon;
 mod foreign_schema;
 mod install;
 mod report;
+mod retention;

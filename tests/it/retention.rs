@@ -1,0 +1,158 @@
+//! Retention: whole partitions dropped, the boundary partition trimmed, nothing inside the window
+//! touched; partitions created ahead.
+
+use crate::support::*;
+
+/// Insert an event straight into the log at a given time (old events cannot be made by the
+/// pipeline without waiting a year).
+async fn old_event(client: &tokio_postgres::Client, id: i64, at: &str) {
+    client
+        .execute(
+            "select audit_log.ensure_partition($1::text::timestamptz)",
+            &[&at],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "insert into audit_log.events (event_id, occurred_at, workspace_id, category, action_code,
+                                           action, author, txid, source)
+             values ($1, $2::text::timestamptz, '1', 'tags', 'tag.created', 'Created tag', 'System', 0, 'app.tag')",
+            &[&id, &at],
+        )
+        .await
+        .unwrap();
+}
+
+fn prune(db: &TestDb, dry_run: bool) -> String {
+    let mut cmd = std::process::Command::new(binary());
+    cmd.arg("--config")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/clockwatch.toml"
+        ))
+        .arg("prune");
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    let out = cmd
+        .env("CLOCKWATCH_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn prune_drops_expired_partitions_and_trims_the_boundary_one_only() {
+    let (db, client, _config) = installed_host().await;
+    // Two and a half years of history, relative to now, with retention 365 days.
+    let mut id = 1_000_000;
+    let mut expected_kept = 0;
+    for days in [900, 800, 500, 400, 366, 364, 200, 30, 1] {
+        let when: String = client
+            .query_one(
+                "select (now() - make_interval(days => $1))::text",
+                &[&(days as i32)],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        old_event(&client, id, &when).await;
+        id += 1;
+        if days < 365 {
+            expected_kept += 1;
+        }
+    }
+    let partitions_before =
+        count(&client, "select count(*) from audit_log.event_partitions()").await;
+
+    let dry = prune(&db, true);
+    assert!(
+        dry.contains("would remove 5 events older than 365 days"),
+        "{dry}"
+    );
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.events").await,
+        9,
+        "a dry run changes nothing"
+    );
+
+    let done = prune(&db, false);
+    assert!(
+        done.contains("removed 5 events older than 365 days"),
+        "{done}"
+    );
+    assert!(done.contains("drop partition"), "{done}");
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.events").await,
+        expected_kept
+    );
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from audit_log.events where occurred_at < now() - interval '365 days'"
+        )
+        .await,
+        0
+    );
+    // Whole months before the cutoff are gone as partitions, not just emptied.
+    let partitions_after =
+        count(&client, "select count(*) from audit_log.event_partitions()").await;
+    assert!(
+        partitions_after < partitions_before,
+        "{partitions_before} -> {partitions_after}"
+    );
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.event_partitions() where ends <= now() - interval '365 days'").await,
+        0
+    );
+    // Pruning again finds nothing, and reports keep reading what is left.
+    assert!(prune(&db, false).contains("removed 0 events"));
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.report").await,
+        expected_kept
+    );
+}
+
+#[tokio::test]
+async fn maintenance_creates_partitions_ahead_and_prunes_once_a_day() {
+    let (_db, client, _config) = installed_host().await;
+    let ahead = count(
+        &client,
+        "select count(*) from audit_log.event_partitions() where starts > now()",
+    )
+    .await;
+    assert_eq!(
+        ahead, 2,
+        "next two months exist before any event needs them"
+    );
+    old_event(&client, 1, "2020-01-15 00:00Z").await;
+    let removed: i64 = client
+        .query_one("select audit_log.maintain()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(removed, 1);
+    old_event(&client, 2, "2020-02-15 00:00Z").await;
+    let again: i64 = client
+        .query_one("select audit_log.maintain()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(again, 0, "the daily prune already ran");
+    // A day later it is due again.
+    let later: i64 = client
+        .query_one(
+            "select audit_log.maintain(now() + interval '25 hours')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(later, 1);
+}

@@ -82,15 +82,24 @@ async fn the_daemon_catches_up_then_follows_notifications() {
     // With a daemon connected and nothing waiting, status is healthy (exit 0).
     let status = std::process::Command::new(binary())
         .arg("--config")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/clockwatch.toml"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/clockwatch.toml"
+        ))
         .arg("status")
         .env("CLOCKWATCH_DATABASE_URL", &db.url)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(status.status.code(), Some(0), "{text}");
-    assert!(text.contains("1 daemon(s) connected, 0 change(s) staged"), "{text}");
-    assert!(text.contains("events: 21 in the last hour, 21 in the last day"), "{text}");
+    assert!(
+        text.contains("1 daemon(s) connected, 0 change(s) staged"),
+        "{text}"
+    );
+    assert!(
+        text.contains("events: 21 in the last hour, 21 in the last day"),
+        "{text}"
+    );
     daemon.stop().await;
 }
 

@@ -51,19 +51,15 @@ fn prune(db: &TestDb, dry_run: bool) -> String {
 async fn prune_drops_expired_partitions_and_trims_the_boundary_one_only() {
     let (db, client, _config) = installed_host().await;
     // Two and a half years of history, relative to now, with retention 365 days.
-    let mut id = 1_000_000;
     let mut expected_kept = 0;
-    for days in [900, 800, 500, 400, 366, 364, 200, 30, 1] {
+    let history: [i32; 9] = [900, 800, 500, 400, 366, 364, 200, 30, 1];
+    for (id, days) in (1_000_000..).zip(history) {
         let when: String = client
-            .query_one(
-                "select (now() - make_interval(days => $1))::text",
-                &[&(days as i32)],
-            )
+            .query_one("select (now() - make_interval(days => $1))::text", &[&days])
             .await
             .unwrap()
             .get(0);
         old_event(&client, id, &when).await;
-        id += 1;
         if days < 365 {
             expected_kept += 1;
         }

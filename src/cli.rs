@@ -40,6 +40,21 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// See it work: a throwaway database, the example schema, a scripted day, the report.
+    ///
+    /// Starts its own PostgreSQL from the server binaries on this machine unless a database
+    /// is configured (--database-url, CLOCKWATCH_DATABASE_URL or DATABASE_URL), in which case
+    /// it creates and then drops a database there. Needs no config file.
+    Demo {
+        /// Where to write the CSV export of the day.
+        #[arg(
+            long,
+            short,
+            value_name = "FILE",
+            default_value = "clockwatch-demo.csv"
+        )]
+        output: PathBuf,
+    },
     /// Create or upgrade Clockwatch's schema and attach the capture triggers (idempotent).
     Install,
     /// Remove the capture triggers from the host tables.

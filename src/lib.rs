@@ -15,6 +15,7 @@
 //! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines.
 //! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
 //! - [`systemd`]: readiness and watchdog notifications for `Type=notify` units.
+//! - [`demo`]: the whole pipeline on a throwaway database, for the README's first command.
 //! - [`cli`] and [`cmd`]: the command line; `main.rs` only parses arguments and sets up logging.
 //!
 //! Reports are SQL views (`audit_log.report`, `audit_log.report_changes`) created by the
@@ -25,6 +26,7 @@ pub mod cmd;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod demo;
 pub mod drain;
 pub mod error;
 pub mod export;

@@ -16,8 +16,15 @@ use crate::error::Result;
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let Cli { global, command } = cli;
+    if let Command::Demo { output } = &command {
+        // The demo brings its own config and, unless one is configured, its own database.
+        let server = crate::db::resolve_url(global.database_url.as_deref(), None).ok();
+        crate::demo::demo(server, output).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = Config::load(global.config.as_deref())?;
     match command {
+        Command::Demo { .. } => unreachable!("handled above"),
         Command::Install => install::install(&global, &config).await,
         Command::Uninstall { purge } => install::uninstall(&global, &config, purge).await,
         Command::Run => run::run(&global, config).await,

@@ -220,3 +220,32 @@ async fn bad_config_and_missing_database_are_one_line_errors() {
     );
     assert_one_line_error(&out, "source time_entries: table app.time_entry not found");
 }
+
+#[test]
+fn demo_runs_end_to_end_on_its_own_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("demo.csv");
+    let out = Command::new(binary())
+        .args(["demo", "--output"])
+        .arg(&csv)
+        .env_remove("DATABASE_URL")
+        .env_remove("CLOCKWATCH_DATABASE_URL")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("starting a throwaway PostgreSQL"), "{text}");
+    assert!(text.contains("Ann Admin        Deleted project      Hermes (#200)"), "{text}");
+    assert!(text.contains("Caused by event: 14"), "{text}");
+    assert!(text.contains("stopped the throwaway PostgreSQL and removed its files"), "{text}");
+    let exported = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(exported.lines().count(), 1 + 18, "{exported}");
+    assert!(exported.starts_with("Time (UTC),Workspace,Author"));
+    let cluster_dir = text
+        .lines()
+        .find_map(|l| l.split_once(" in ").filter(|_| l.contains("throwaway PostgreSQL on port")))
+        .map(|(_, dir)| std::path::PathBuf::from(dir.trim()))
+        .expect("the demo names its cluster directory");
+    assert!(!cluster_dir.exists(), "the demo removes {}", cluster_dir.display());
+}

@@ -1,0 +1,364 @@
+//! `clockwatch demo`: the whole pipeline in one command, on a throwaway database.
+//!
+//! With no database configured it starts its own PostgreSQL from the server binaries installed on
+//! the machine (as the `postgres` user when run as root, since the server refuses root), creates
+//! the example host schema, installs Clockwatch, runs the daemon in-process, plays a scripted
+//! working day, prints the report, writes a CSV export, and removes everything it made.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{quote_ident, Config};
+use crate::daemon::{Daemon, Lifecycle};
+use crate::error::{DbContext, Error, Result};
+use crate::report::FilterArgs;
+
+// The example host application and its day: the same files the tests use.
+const HOST_SQL: &str = include_str!("../tests/fixtures/host.sql");
+const SEED_SQL: &str = include_str!("../tests/fixtures/seed.sql");
+const DAY_SQL: &str = include_str!("../tests/fixtures/day.sql");
+const EXAMPLE_CONFIG: &str = include_str!("../config/clockwatch.toml");
+
+fn step(text: &str) {
+    println!("==> {text}");
+}
+
+/// Run the demo. `server_url`: an existing server to use (a database is created on it and
+/// dropped afterwards); None starts a throwaway one. The CSV export goes to `output`.
+pub async fn demo(server_url: Option<String>, output: &Path) -> Result<()> {
+    let cluster = match &server_url {
+        Some(_) => None,
+        None => Some(TempCluster::start()?),
+    };
+    let admin_url = match (&server_url, &cluster) {
+        (Some(url), _) => url.clone(),
+        (None, Some(c)) => c.url(),
+        (None, None) => unreachable!("a cluster is started when no server is given"),
+    };
+    let database = format!("clockwatch_demo_{}", std::process::id());
+    let admin = crate::db::connect_once(&admin_url, "demo").await?;
+    admin
+        .batch_execute(&format!("create database {}", quote_ident(&database)))
+        .await
+        .context("create the demo database")?;
+    let url = with_database(&admin_url, &database)?;
+    let result = run_day(&url, output).await;
+    // Whatever happened, leave nothing behind (the throwaway cluster goes when dropped).
+    let _ = admin
+        .batch_execute(&format!(
+            "drop database if exists {} with (force)",
+            quote_ident(&database)
+        ))
+        .await;
+    drop(cluster);
+    result
+}
+
+async fn run_day(url: &str, output: &Path) -> Result<()> {
+    let mut config = Config::from_toml(EXAMPLE_CONFIG)?;
+    config.daemon.poll_interval_ms = 100;
+    let mut client = crate::db::connect_once(url, "demo").await?;
+
+    step("creating the example host application (workspaces, users, projects, time entries...)");
+    client
+        .batch_execute(HOST_SQL)
+        .await
+        .context("create the example schema")?;
+    client
+        .batch_execute(SEED_SQL)
+        .await
+        .context("seed the example schema")?;
+
+    step("clockwatch install: schema audit_log, capture triggers on 7 host tables");
+    crate::install::install(&mut client, &config).await?;
+    step("clockwatch enable --workspace 1: every category");
+    crate::workspace::set_enabled(&client, &config.schema, "1", None, true).await?;
+
+    step("clockwatch run: starting the daemon");
+    let (stop, shutdown) = watch::channel(false);
+    let (tx, mut lifecycle) = mpsc::unbounded_channel();
+    let daemon = tokio::spawn(
+        Daemon::new(config.clone(), url, shutdown)?
+            .with_lifecycle(tx)
+            .run(),
+    );
+    while lifecycle
+        .recv()
+        .await
+        .ok_or_else(|| Error::Input("the daemon stopped before it was ready".into()))?
+        != Lifecycle::Ready
+    {}
+
+    step("playing a working day: timer and kiosk entries, edits, a delete and restore, a project deleted, a login, a role change, an expense");
+    client
+        .batch_execute(DAY_SQL)
+        .await
+        .context("play the day")?;
+    wait_until_drained(&client).await?;
+    let _ = stop.send(true);
+    daemon
+        .await
+        .map_err(|e| Error::Input(format!("daemon task: {e}")))??;
+
+    step("clockwatch report --workspace 1");
+    client
+        .batch_execute(&format!(
+            "set search_path = {}, pg_catalog",
+            quote_ident(&config.schema)
+        ))
+        .await
+        .context("set search_path")?;
+    let mut tx = client.transaction().await.context("begin")?;
+    let args = FilterArgs {
+        workspace: "1".into(),
+        ..Default::default()
+    };
+    let filter = crate::report::build_filter(
+        &mut tx,
+        &config,
+        &args,
+        config.max_report_days,
+        "max_report_days",
+    )
+    .await?;
+    let rows = crate::report::fetch(&tx, &filter, 100).await?;
+    print!("{}", crate::report::render(&rows, false));
+    let relinked = rows
+        .iter()
+        .filter(|r| r.caused_by.is_some())
+        .cloned()
+        .collect::<Vec<_>>();
+    if !relinked.is_empty() {
+        step("a linked change: the project deletion relinked this entry (author System, caused by the deletion)");
+        print!("{}", crate::report::render(&relinked, true));
+    }
+
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(output)
+            .map_err(|e| Error::Output(format!("{}: {e}", output.display())))?,
+    );
+    let written =
+        crate::export::export(&tx, &filter, crate::export::Format::Csv, false, &mut file).await?;
+    tx.commit().await.context("commit")?;
+    step(&format!(
+        "clockwatch export: wrote {written} events to {}",
+        output.display()
+    ));
+    Ok(())
+}
+
+/// Wait until the daemon has turned every staged change into an event.
+async fn wait_until_drained(client: &tokio_postgres::Client) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let staged: i64 = client
+            .query_one("select count(*) from audit_log.staging", &[])
+            .await
+            .context("watch staging")?
+            .get(0);
+        if staged == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Input(format!(
+                "{staged} changes still staged after 60 s: the daemon is not draining"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn with_database(url: &str, database: &str) -> Result<String> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| Error::DatabaseUrl(e.to_string()))?;
+    config.dbname(database);
+    // Rebuild as key=value: works whatever form the server URL had.
+    let mut parts = vec![format!("dbname={database}")];
+    for host in config.get_hosts() {
+        match host {
+            tokio_postgres::config::Host::Tcp(h) => parts.push(format!("host={h}")),
+            tokio_postgres::config::Host::Unix(p) => parts.push(format!("host={}", p.display())),
+        }
+    }
+    if let Some(port) = config.get_ports().first() {
+        parts.push(format!("port={port}"));
+    }
+    if let Some(user) = config.get_user() {
+        parts.push(format!("user={user}"));
+    }
+    if let Some(password) = config.get_password() {
+        parts.push(format!("password={}", String::from_utf8_lossy(password)));
+    }
+    Ok(parts.join(" "))
+}
+
+/// A PostgreSQL cluster in a temporary directory, stopped and removed when dropped.
+struct TempCluster {
+    dir: tempfile::TempDir,
+    bindir: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl TempCluster {
+    fn start() -> Result<TempCluster> {
+        let bindir = server_bindir().ok_or_else(|| {
+            Error::Input(
+                "no PostgreSQL server binaries found (initdb, pg_ctl): install them (Debian/Ubuntu: \
+                 apt-get install postgresql; Fedora: dnf install postgresql-server; macOS: brew install postgresql) \
+                 or pass --database-url to use a server you have"
+                    .into(),
+            )
+        })?;
+        let as_postgres = unsafe { libc::geteuid() } == 0;
+        let dir = tempfile::Builder::new()
+            .prefix("clockwatch-demo-")
+            .tempdir()
+            .map_err(|e| Error::Output(format!("temporary directory: {e}")))?;
+        if as_postgres {
+            // The server refuses to run as root; the postgres system user runs it instead.
+            let status = Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.path())
+                .status();
+            if !matches!(status, Ok(s) if s.success()) {
+                return Err(Error::Input(
+                    "running as root needs the 'postgres' system user to run the server (the postgresql package creates it)".into(),
+                ));
+            }
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| Error::Output(format!("find a free port: {e}")))?;
+        let cluster = TempCluster {
+            dir,
+            bindir,
+            port,
+            as_postgres,
+        };
+        step(&format!(
+            "starting a throwaway PostgreSQL on port {port} in {}",
+            cluster.dir.path().display()
+        ));
+        let data = cluster.dir.path().join("data");
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            cluster.dir.path().display()
+        );
+        let log = cluster.dir.path().join("server.log");
+        cluster.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-o",
+                &options,
+                "-l",
+                &log.to_string_lossy(),
+                "-w",
+                "start",
+            ],
+        )?;
+        Ok(cluster)
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<()> {
+        let path = self.bindir.join(program);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let out = cmd
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(Error::Input(format!("{program} failed: {last}")));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+        step("stopped the throwaway PostgreSQL and removed its files");
+    }
+}
+
+/// The directory holding initdb and pg_ctl: `pg_config --bindir`, else the newest Debian-style
+/// /usr/lib/postgresql/<version>/bin.
+fn server_bindir() -> Option<PathBuf> {
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|entries| {
+            let mut versions: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect();
+            versions.sort_by_key(|p| {
+                p.parent()
+                    .and_then(|v| v.file_name())
+                    .and_then(|v| v.to_str())
+                    .and_then(|v| v.parse::<u32>().ok())
+            });
+            versions.pop()
+        });
+    from_pg_config
+        .into_iter()
+        .chain(debian)
+        .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+}

@@ -35,6 +35,8 @@ const BUSY_POLL: Duration = Duration::from_millis(5);
 const LINGER: Duration = Duration::from_millis(50);
 /// How often the daemon looks at partitions and retention (pruning itself is daily).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+/// How often the daemon checks that nothing waits in staging for too long.
+const LAG_CHECK_EVERY: Duration = Duration::from_secs(60);
 /// How often the daemon logs what it drained.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// First reconnection delay; doubles up to `daemon.max_backoff_ms`.
@@ -156,6 +158,7 @@ impl Daemon {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.shutdown.clone();
         let watchdog = systemd::watchdog_enabled();
+        let mut lag_check = Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return Ok(()),
@@ -176,6 +179,10 @@ impl Daemon {
                 _ = poll.tick() => {
                     // Also serves as the application-level ping of an idle connection.
                     self.drain_busy(&mut client).await?;
+                    if lag_check.elapsed() >= LAG_CHECK_EVERY {
+                        lag_check = Instant::now();
+                        self.warn_if_lagging(&client).await?;
+                    }
                     if watchdog {
                         systemd::notify("WATCHDOG=1");
                     }
@@ -210,6 +217,27 @@ impl Daemon {
         tracing::debug!(staged = total.staged, events = total.events, "drained");
         self.progress(total);
         Ok(total)
+    }
+
+    /// Staged changes are never pruned: one that stays (locked by a stuck transaction of another
+    /// daemon, or behind a failing batch) is reported until someone looks.
+    async fn warn_if_lagging(&self, client: &Client) -> Result<()> {
+        let row = client
+            .query_opt(
+                "select extract(epoch from now() - stmt_at)::float8 from staging order by id limit 1",
+                &[],
+            )
+            .await
+            .context("check staging age")?;
+        let max = self.config.max_lag_secs as f64;
+        if let Some(age) = row.map(|r| r.get::<_, f64>(0)).filter(|age| *age > max) {
+            tracing::warn!(
+                oldest_staged_secs = age.round(),
+                max_lag_secs = max,
+                "staged changes are waiting too long"
+            );
+        }
+        Ok(())
     }
 
     /// Count drained changes and log a summary at most once per [`SUMMARY_EVERY`], so a busy

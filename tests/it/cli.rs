@@ -236,16 +236,53 @@ fn demo_runs_end_to_end_on_its_own_server() {
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     assert!(text.contains("starting a throwaway PostgreSQL"), "{text}");
-    assert!(text.contains("Ann Admin        Deleted project      Hermes (#200)"), "{text}");
+    assert!(
+        text.contains("Ann Admin        Deleted project      Hermes (#200)"),
+        "{text}"
+    );
     assert!(text.contains("Caused by event: 14"), "{text}");
-    assert!(text.contains("stopped the throwaway PostgreSQL and removed its files"), "{text}");
+    assert!(
+        text.contains("stopped the throwaway PostgreSQL and removed its files"),
+        "{text}"
+    );
     let exported = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(exported.lines().count(), 1 + 18, "{exported}");
     assert!(exported.starts_with("Time (UTC),Workspace,Author"));
     let cluster_dir = text
         .lines()
-        .find_map(|l| l.split_once(" in ").filter(|_| l.contains("throwaway PostgreSQL on port")))
+        .find_map(|l| {
+            l.split_once(" in ")
+                .filter(|_| l.contains("throwaway PostgreSQL on port"))
+        })
         .map(|(_, dir)| std::path::PathBuf::from(dir.trim()))
         .expect("the demo names its cluster directory");
-    assert!(!cluster_dir.exists(), "the demo removes {}", cluster_dir.display());
+    assert!(
+        !cluster_dir.exists(),
+        "the demo removes {}",
+        cluster_dir.display()
+    );
+}
+
+#[test]
+fn the_systemd_unit_verifies_cleanly() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-analyze is not installed: unit not verified");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("clockwatch.service");
+    let text = include_str!("../../systemd/clockwatch.service")
+        .replace("/usr/local/bin/clockwatch", binary());
+    std::fs::write(&unit, text).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "systemd-analyze has remarks");
 }

@@ -5,13 +5,12 @@
 //! the example host schema, installs Clockwatch, runs the daemon in-process, plays a scripted
 //! working day, prints the report, writes a CSV export, and removes everything it made.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::cluster::Cluster;
 use crate::config::{quote_ident, Config};
 use crate::daemon::{Daemon, Lifecycle};
 use crate::error::{DbContext, Error, Result};
@@ -32,7 +31,15 @@ fn step(text: &str) {
 pub async fn demo(server_url: Option<String>, output: &Path) -> Result<()> {
     let cluster = match &server_url {
         Some(_) => None,
-        None => Some(TempCluster::start()?),
+        None => {
+            let cluster = Cluster::start(false)?;
+            step(&format!(
+                "started a throwaway PostgreSQL on port {} in {}",
+                cluster.port(),
+                cluster.dir().display()
+            ));
+            Some(cluster)
+        }
     };
     let admin_url = match (&server_url, &cluster) {
         (Some(url), _) => url.clone(),
@@ -54,7 +61,10 @@ pub async fn demo(server_url: Option<String>, output: &Path) -> Result<()> {
             quote_ident(&database)
         ))
         .await;
-    drop(cluster);
+    if let Some(cluster) = cluster {
+        drop(cluster);
+        step("stopped the throwaway PostgreSQL and removed its files");
+    }
     result
 }
 
@@ -195,170 +205,4 @@ fn with_database(url: &str, database: &str) -> Result<String> {
         parts.push(format!("password={}", String::from_utf8_lossy(password)));
     }
     Ok(parts.join(" "))
-}
-
-/// A PostgreSQL cluster in a temporary directory, stopped and removed when dropped.
-struct TempCluster {
-    dir: tempfile::TempDir,
-    bindir: PathBuf,
-    port: u16,
-    as_postgres: bool,
-}
-
-impl TempCluster {
-    fn start() -> Result<TempCluster> {
-        let bindir = server_bindir().ok_or_else(|| {
-            Error::Input(
-                "no PostgreSQL server binaries found (initdb, pg_ctl): install them (Debian/Ubuntu: \
-                 apt-get install postgresql; Fedora: dnf install postgresql-server; macOS: brew install postgresql) \
-                 or pass --database-url to use a server you have"
-                    .into(),
-            )
-        })?;
-        let as_postgres = unsafe { libc::geteuid() } == 0;
-        let dir = tempfile::Builder::new()
-            .prefix("clockwatch-demo-")
-            .tempdir()
-            .map_err(|e| Error::Output(format!("temporary directory: {e}")))?;
-        if as_postgres {
-            // The server refuses to run as root; the postgres system user runs it instead.
-            let status = Command::new("chown")
-                .arg("postgres:")
-                .arg(dir.path())
-                .status();
-            if !matches!(status, Ok(s) if s.success()) {
-                return Err(Error::Input(
-                    "running as root needs the 'postgres' system user to run the server (the postgresql package creates it)".into(),
-                ));
-            }
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| Error::Output(format!("find a free port: {e}")))?;
-        let cluster = TempCluster {
-            dir,
-            bindir,
-            port,
-            as_postgres,
-        };
-        step(&format!(
-            "starting a throwaway PostgreSQL on port {port} in {}",
-            cluster.dir.path().display()
-        ));
-        let data = cluster.dir.path().join("data");
-        cluster.run(
-            "initdb",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-        )?;
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
-            cluster.dir.path().display()
-        );
-        let log = cluster.dir.path().join("server.log");
-        cluster.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-o",
-                &options,
-                "-l",
-                &log.to_string_lossy(),
-                "-w",
-                "start",
-            ],
-        )?;
-        Ok(cluster)
-    }
-
-    fn url(&self) -> String {
-        format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres",
-            self.port
-        )
-    }
-
-    fn run(&self, program: &str, args: &[&str]) -> Result<()> {
-        let path = self.bindir.join(program);
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        let out = cmd
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no message");
-            return Err(Error::Input(format!("{program} failed: {last}")));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TempCluster {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let _ = self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
-        step("stopped the throwaway PostgreSQL and removed its files");
-    }
-}
-
-/// The directory holding initdb and pg_ctl: `pg_config --bindir`, else the newest Debian-style
-/// /usr/lib/postgresql/<version>/bin.
-fn server_bindir() -> Option<PathBuf> {
-    let from_pg_config = Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    let debian = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()
-        .and_then(|entries| {
-            let mut versions: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .collect();
-            versions.sort_by_key(|p| {
-                p.parent()
-                    .and_then(|v| v.file_name())
-                    .and_then(|v| v.to_str())
-                    .and_then(|v| v.parse::<u32>().ok())
-            });
-            versions.pop()
-        });
-    from_pg_config
-        .into_iter()
-        .chain(debian)
-        .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
 }

@@ -15,13 +15,15 @@
 //! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines.
 //! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
 //! - [`systemd`]: readiness and watchdog notifications for `Type=notify` units.
-//! - [`demo`]: the whole pipeline on a throwaway database, for the README's first command.
+//! - [`demo`] and [`cluster`]: the whole pipeline on a throwaway PostgreSQL, for the README's
+//!   first command (and for tests that restart a server of their own).
 //! - [`cli`] and [`cmd`]: the command line; `main.rs` only parses arguments and sets up logging.
 //!
 //! Reports are SQL views (`audit_log.report`, `audit_log.report_changes`) created by the
 //! migrations, so applications query them directly.
 
 pub mod cli;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod daemon;

@@ -1,0 +1,185 @@
+//! A throwaway PostgreSQL cluster in a temporary directory, for `clockwatch demo` and for tests
+//! that must restart or pause a server of their own. Built from the server binaries installed on
+//! the machine; as root they run as the `postgres` system user, since the server refuses root.
+//! Stopped and removed when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result};
+
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bindir: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl Cluster {
+    /// initdb and start. `durable_commits`: synchronous_commit on (a test that crashes the server
+    /// needs "committed" to mean committed); fsync stays off either way (the machine does not crash).
+    pub fn start(durable_commits: bool) -> Result<Cluster> {
+        let bindir = server_bindir().ok_or_else(|| {
+            Error::Input(
+                "no PostgreSQL server binaries found (initdb, pg_ctl): install them (Debian/Ubuntu: \
+                 apt-get install postgresql; Fedora: dnf install postgresql-server; macOS: brew install postgresql) \
+                 or pass --database-url to use a server you have"
+                    .into(),
+            )
+        })?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let as_postgres = unsafe { libc::geteuid() } == 0;
+        let dir = tempfile::Builder::new()
+            .prefix("clockwatch-pg-")
+            .tempdir()
+            .map_err(|e| Error::Output(format!("temporary directory: {e}")))?;
+        if as_postgres {
+            let status = Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.path())
+                .status();
+            if !matches!(status, Ok(s) if s.success()) {
+                return Err(Error::Input(
+                    "running as root needs the 'postgres' system user to run the server (the postgresql package creates it)".into(),
+                ));
+            }
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| Error::Output(format!("find a free port: {e}")))?;
+        let cluster = Cluster {
+            dir,
+            bindir,
+            port,
+            as_postgres,
+        };
+        let data = cluster.data();
+        cluster.pg(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = {}\n",
+            cluster.dir.path().display(),
+            if durable_commits { "on" } else { "off" }
+        );
+        let conf_path = cluster.dir.path().join("data").join("postgresql.auto.conf");
+        let mut existing = std::fs::read_to_string(&conf_path).unwrap_or_default();
+        existing.push_str(&conf);
+        std::fs::write(&conf_path, existing)
+            .map_err(|e| Error::Output(format!("{}: {e}", conf_path.display())))?;
+        cluster.pg_ctl(&["-w", "start"])?;
+        Ok(cluster)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Connection string for the `postgres` database as the `postgres` superuser.
+    pub fn url(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+
+    /// Restart the server: `mode` is pg_ctl's shutdown mode (fast, immediate).
+    pub fn restart(&self, mode: &str) -> Result<()> {
+        self.pg_ctl(&["-m", mode, "-w", "restart"])
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_string_lossy().into_owned()
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<()> {
+        let data = self.data();
+        let log = self
+            .dir
+            .path()
+            .join("server.log")
+            .to_string_lossy()
+            .into_owned();
+        let mut all = vec!["-D", data.as_str(), "-l", log.as_str()];
+        all.extend_from_slice(args);
+        self.pg("pg_ctl", &all)
+    }
+
+    fn pg(&self, program: &str, args: &[&str]) -> Result<()> {
+        let path = self.bindir.join(program);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let out = cmd
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(Error::Input(format!("{program} failed: {last}")));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+    }
+}
+
+/// The directory holding initdb and pg_ctl: `pg_config --bindir`, else the newest Debian-style
+/// /usr/lib/postgresql/<version>/bin.
+fn server_bindir() -> Option<PathBuf> {
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|entries| {
+            let mut versions: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect();
+            versions.sort_by_key(|p| {
+                p.parent()
+                    .and_then(|v| v.file_name())
+                    .and_then(|v| v.to_str())
+                    .and_then(|v| v.parse::<u32>().ok())
+            });
+            versions.pop()
+        });
+    from_pg_config
+        .into_iter()
+        .chain(debian)
+        .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+}

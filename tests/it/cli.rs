@@ -235,7 +235,7 @@ fn demo_runs_end_to_end_on_its_own_server() {
         .unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
-    assert!(text.contains("starting a throwaway PostgreSQL"), "{text}");
+    assert!(text.contains("started a throwaway PostgreSQL"), "{text}");
     assert!(
         text.contains("Ann Admin        Deleted project      Hermes (#200)"),
         "{text}"

@@ -44,13 +44,13 @@ create table staging (
     id           bigint generated always as identity primary key,
     source       text not null,        -- the [[source]] table as written in the config
     category     text not null,
-    op           "char" not null check (op in ('I', 'U', 'D')),
+    op           "char" not null check (op in ('I', 'U', 'D', 'T')), -- T: TRUNCATE
     txid         bigint not null,      -- pg_current_xact_id() of the host transaction
     stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
     depth        integer not null,     -- 1 for a change the host made, >1 for a linked change
     actor        text,                 -- clockwatch.actor, null when unset (System)
     origin       text,                 -- clockwatch.origin, null when unset
-    workspace_id text,                 -- null only when the workspace column is missing
+    workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
     old_row      jsonb,
     new_row      jsonb
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
@@ -82,7 +82,7 @@ create table events (
     event_id       bigint not null,
     occurred_at    timestamptz not null,
     recorded_at    timestamptz not null default now(),
-    workspace_id   text not null,
+    workspace_id   text not null,      -- '*': every workspace (a TRUNCATE of the whole table)
     category       text not null,
     action_code    text not null,
     action         text not null,
@@ -180,7 +180,7 @@ declare
     v_mark      text;
     v_staged    bigint;
 begin
-    if TG_OP <> 'INSERT' then
+    if TG_OP in ('UPDATE', 'DELETE') then
         v_mark := 'clockwatch.linked_' || TG_RELID;
         if current_setting(v_mark, true) = '1' then
             v_depth := greatest(v_depth, 2);
@@ -217,6 +217,14 @@ begin
                or exists (select 1 from workspace_category e
                           where e.category = v_category
                             and e.workspace_id in (n.new_row ->> v_ws_column, o.old_row ->> v_ws_column)));
+    elsif TG_OP = 'TRUNCATE' then
+        -- Every row of every workspace goes at once: one change, recorded for all workspaces
+        -- ('*') when any workspace audits the category, rather than silence.
+        insert into staging (source, category, op, txid, stmt_at, depth, actor, origin,
+                             workspace_id, old_row, new_row)
+        select v_source, v_category, 'T', pg_current_xact_id()::text::bigint, statement_timestamp(),
+               v_depth, v_actor, v_origin, '*', null, null
+        where exists (select 1 from workspace_category e where e.category = v_category);
     else
         insert into staging (source, category, op, txid, stmt_at, depth, actor, origin,
                              workspace_id, old_row, new_row)
@@ -264,6 +272,9 @@ begin
     execute format('create trigger %I after delete on %s referencing old table as clockwatch_old '
                    'for each statement execute function %I.capture(%s)',
                    v_prefix || '_delete', p_table, current_schema(), v_args);
+    execute format('create trigger %I after truncate on %s '
+                   'for each statement execute function %I.capture(%s)',
+                   v_prefix || '_truncate', p_table, current_schema(), v_args);
 end
 $$;
 

@@ -65,7 +65,7 @@ begin
     end if;
     return query
         select r.* from report r
-        where r.workspace_id = p_workspace
+        where r.workspace_id in (p_workspace, '*')
           and r.occurred_at >= p_from and r.occurred_at < p_to
           and (p_authors is null or coalesce(r.author_id, 'system') = any (p_authors))
           and (v_codes is null or r.action_code = any (v_codes))

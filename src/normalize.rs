@@ -37,6 +37,13 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("tag.created", "Created tag"),
     ("tag.updated", "Updated tag"),
     ("tag.deleted", "Deleted tag"),
+    ("time_entry.truncated", "Removed all time entries"),
+    ("expense.truncated", "Removed all expenses"),
+    ("project.truncated", "Removed all projects"),
+    ("task.truncated", "Removed all tasks"),
+    ("client.truncated", "Removed all clients"),
+    ("tag.truncated", "Removed all tags"),
+    ("user.truncated", "Removed all users"),
     ("user.created", "Added user"),
     ("user.deleted", "Removed user"),
     ("user.logged_in", "Logged in"),
@@ -73,6 +80,8 @@ pub enum Op {
     Insert,
     Update,
     Delete,
+    /// TRUNCATE: every row of the table at once; no row images.
+    Truncate,
 }
 
 impl Op {
@@ -81,6 +90,7 @@ impl Op {
             b'I' => Some(Op::Insert),
             b'U' => Some(Op::Update),
             b'D' => Some(Op::Delete),
+            b'T' => Some(Op::Truncate),
             _ => None,
         }
     }
@@ -223,6 +233,9 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
 
 /// Decide what one staged change means.
 pub fn normalise(change: &StagedChange, source: &SourceConfig, names: &Names) -> Outcome {
+    if change.op == Op::Truncate {
+        return truncated(change, source, names);
+    }
     let Some(workspace_id) = change.workspace_id.clone() else {
         return Outcome::Failed(format!(
             "source {}: the row has no column \"{}\" (renamed or dropped?): the workspace is unknown",
@@ -252,24 +265,14 @@ pub fn normalise(change: &StagedChange, source: &SourceConfig, names: &Names) ->
             }
             (Some(Value::Object(before)), Some(Value::Object(after)))
         }
-        Op::Insert | Op::Delete => (None, None),
+        Op::Insert | Op::Delete | Op::Truncate => (None, None),
     };
     let action_code = action_code(change.op, category, source, old, new, new_value.as_ref());
     let Some(action) = action_label(&action_code) else {
         return Outcome::Failed(format!("no label for action {action_code}"));
     };
 
-    let (author_id, author) = match (&change.actor, change.is_linked()) {
-        (Some(actor), false) => (
-            Some(actor.clone()),
-            names
-                .authors
-                .get(actor)
-                .cloned()
-                .unwrap_or_else(|| actor.clone()),
-        ),
-        _ => (None, SYSTEM.to_string()),
-    };
+    let (author_id, author) = author(change, names);
     let origin = if change.is_linked() {
         None
     } else {
@@ -300,6 +303,51 @@ pub fn normalise(change: &StagedChange, source: &SourceConfig, names: &Names) ->
         new_value,
         row_data: Value::Object(row.clone()),
         details,
+    }))
+}
+
+/// Who made a change: the actor named by the transaction, or System (no actor, or linked).
+fn author(change: &StagedChange, names: &Names) -> (Option<String>, String) {
+    match (&change.actor, change.is_linked()) {
+        (Some(actor), false) => {
+            let name = names
+                .authors
+                .get(actor)
+                .cloned()
+                .unwrap_or_else(|| actor.clone());
+            (Some(actor.clone()), name)
+        }
+        _ => (None, SYSTEM.to_string()),
+    }
+}
+
+/// A TRUNCATE: one event for every workspace ('*'), with no rows.
+fn truncated(change: &StagedChange, source: &SourceConfig, names: &Names) -> Outcome {
+    let code = format!("{}.truncated", source.category.entity());
+    let Some(action) = action_label(&code) else {
+        return Outcome::Failed(format!("no label for action {code}"));
+    };
+    let (author_id, author) = author(change, names);
+    Outcome::Event(Box::new(AuditEvent {
+        event_id: change.id,
+        occurred_at: change.occurred_at,
+        workspace_id: change.workspace_id.clone().unwrap_or_else(|| "*".into()),
+        category: source.category,
+        action_code: code,
+        action,
+        origin: origin(change, source, &Map::new()),
+        author_id,
+        author,
+        target_id: None,
+        target: Some(source.table.clone()),
+        caused_by: None,
+        linked: change.is_linked(),
+        txid: change.txid,
+        source: change.source.clone(),
+        previous_value: None,
+        new_value: None,
+        row_data: Value::Null,
+        details: Map::new(),
     }))
 }
 
@@ -343,6 +391,7 @@ fn action_code(
     let verb = match op {
         Op::Insert => "created",
         Op::Delete => "deleted",
+        Op::Truncate => "truncated",
         Op::Update => {
             let is_set = |row: &Map<String, Value>, column: &str| {
                 row.get(column).is_some_and(|v| !v.is_null())

@@ -1,4 +1,4 @@
--- Events of one workspace matching the report filters. Null filters match everything. Ordered by
+-- Events of one workspace (and those of every workspace, '*': a TRUNCATE) matching the report filters. Null filters match everything. Ordered by
 -- the caller ({order} is "desc" for a report, "asc" for one record's history); the
 -- (workspace_id, occurred_at, event_id) index serves both.
 select r.event_id, r.workspace_id, r.occurred_at,
@@ -10,7 +10,7 @@ select r.event_id, r.workspace_id, r.occurred_at,
        r.billable_rate, r.cost_rate, r.approved, r.invoiced, r.tags
 from report r
 cross join settings s
-where r.workspace_id = $1
+where r.workspace_id in ($1, '*')
   and ($2::timestamptz is null or r.occurred_at >= $2)
   and ($3::timestamptz is null or r.occurred_at < $3)
   and ($4::text[] is null or coalesce(r.author_id, 'system') = any ($4))

@@ -29,8 +29,8 @@ async fn install_is_idempotent_and_records_migrations() {
         .await,
         clockwatch::migrate::MIGRATIONS.len() as i64
     );
-    // Four triggers per table (mark + insert/update/delete), not doubled by the second install.
-    assert_eq!(count(&client, TRIGGERS).await, 7 * 4);
+    // Five triggers per table (mark + insert/update/delete/truncate), not doubled by a second install.
+    assert_eq!(count(&client, TRIGGERS).await, 7 * 5);
 }
 
 #[tokio::test]
@@ -144,7 +144,7 @@ async fn reinstall_with_fewer_sources_detaches_the_rest() {
         .await
         .unwrap();
     assert_eq!(report.detached.len(), 6);
-    assert_eq!(count(&client, TRIGGERS).await, 4);
+    assert_eq!(count(&client, TRIGGERS).await, 5);
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod capture;
 mod cli;
 mod daemon;
 mod foreign_schema;
+mod hostile;
 mod install;
 mod report;
 mod retention;

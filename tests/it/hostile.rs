@@ -1,0 +1,228 @@
+//! Bad and hostile data: huge values, every column type, awkward text, huge transactions,
+//! TRUNCATE. Every committed change becomes exactly one faithful event.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_one_megabyte_description_and_awkward_text_arrive_intact() {
+    let (db, mut client, config) = installed_host().await;
+    let awkward = "O'Brien \"quoted\", back\\slash\nnew line\ttab 🎉 ünïcödé;--";
+    client
+        .execute(
+            "insert into app.tag (id, workspace_id, name) values (70, 1, $1)",
+            &[&awkward],
+        )
+        .await
+        .unwrap();
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.time_entry (id, workspace_id, user_id, description, start_at)
+         values (70, 1, 1, repeat('abcdefghij', 100000), now())",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    let target: String = client
+        .query_one(
+            "select target from audit_log.report where target_id = '70' and category = 'tags'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(target, awkward);
+    let length: i32 = client
+        .query_one(
+            "select length(description) from audit_log.report where category = 'time_entries'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(length, 1_000_000);
+
+    // The CSV export round-trips the awkward text through a CSV reader.
+    let out = std::process::Command::new(binary())
+        .arg("--config")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/clockwatch.toml"
+        ))
+        .args(["export", "--workspace", "1", "--category", "tags"])
+        .env("CLOCKWATCH_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let targets: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[8].to_string())
+        .collect();
+    assert_eq!(targets, [awkward]);
+}
+
+#[tokio::test]
+async fn every_column_type_is_captured_faithfully() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    client
+        .batch_execute(
+            "create schema h;
+             create type h.mood as enum ('ok', 'meh');
+             create table h.thing (
+                 id uuid primary key, ws int not null, name text,
+                 amount numeric(30, 10), ratio float8, big bigint, small smallint, flag boolean,
+                 tags text[], matrix int[][], doc jsonb, raw json, blob bytea,
+                 at_tz timestamptz, at_local timestamp, day date, clock time, span interval,
+                 feeling h.mood, spot point, addr inet
+             );",
+        )
+        .await
+        .unwrap();
+    let config = clockwatch::Config::from_toml(
+        "[[source]]\ncategory = 'tags'\ntable = 'h.thing'\nworkspace_column = 'ws'\nname_column = 'name'\n",
+    )
+    .unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "7").await;
+    act(
+        &mut client,
+        Some("u"),
+        "insert into h.thing values
+           ('6f1c3a2e-0000-4000-8000-000000000001', 7, 'full',
+            12345678901234567890.0123456789, 0.1, 9223372036854775807, -32768, true,
+            '{a,\"b c\",NULL}', '{{1,2},{3,4}}', '{\"k\": [1, {\"n\": null}]}', '{\"raw\": true}', '\\x00ff',
+            '2026-11-02 09:00:00+01', '2026-11-02 09:00:00', '2026-11-02', '23:59:59', '1 day 02:00',
+            'meh', '(1,2)', '10.0.0.1');
+         insert into h.thing (id, ws) values ('6f1c3a2e-0000-4000-8000-000000000002', 7);",
+    )
+    .await;
+    act(
+        &mut client,
+        Some("u"),
+        "update h.thing set spot = '(3,4)', raw = '{\"raw\": false}'",
+    )
+    .await;
+    let drained = drain(&mut client, &config).await;
+    assert_eq!((drained.events, drained.dead_lettered), (4, 0));
+
+    let row: serde_json::Value = client
+        .query_one("select row_data from audit_log.report where target = 'full' and action_code = 'tag.created'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        row["amount"].to_string(),
+        "12345678901234567890.0123456789",
+        "numeric keeps every digit"
+    );
+    assert_eq!(row["big"], json!(9223372036854775807i64));
+    assert_eq!(row["tags"], json!(["a", "b c", null]));
+    assert_eq!(row["matrix"], json!([[1, 2], [3, 4]]));
+    assert_eq!(row["doc"], json!({"k": [1, {"n": null}]}));
+    assert_eq!(row["blob"], json!("\\x00ff"));
+    assert_eq!(row["at_tz"], json!("2026-11-02T08:00:00+00:00"));
+    assert_eq!(row["at_local"], json!("2026-11-02T09:00:00"));
+    assert_eq!(row["feeling"], json!("meh"));
+    let empty: serde_json::Value = client
+        .query_one("select row_data from audit_log.report where target_id like '%2' and action_code = 'tag.created'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(empty["amount"], json!(null), "nulls everywhere are fine");
+    // Types without an equality operator (point, json) still compare for the no-op check.
+    let updates = count(
+        &client,
+        "select count(*) from audit_log.report where action_code = 'tag.updated'",
+    )
+    .await;
+    assert_eq!(updates, 2);
+}
+
+#[tokio::test]
+async fn a_transaction_touching_100000_rows_is_recorded_in_full() {
+    let (_db, mut client, config) = installed_host().await;
+    client
+        .batch_execute(
+            "insert into app.time_entry (workspace_id, user_id, description, start_at)
+             select 1, 1, 'bulk ' || g, now() from generate_series(1, 100000) g",
+        )
+        .await
+        .unwrap();
+    // 100,000 creations (no actor: System), then one statement updating all of them.
+    act(
+        &mut client,
+        Some("1"),
+        "update app.time_entry set approved = true where description like 'bulk %'",
+    )
+    .await;
+    let drained = drain(&mut client, &config).await;
+    assert_eq!(drained.events, 200_000);
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.events where action_code = 'time_entry.updated' and author = 'Ann Admin'").await,
+        100_000
+    );
+    assert_eq!(count(&client, "select count(distinct target_id) from audit_log.events where action_code = 'time_entry.updated'").await, 100_000);
+}
+
+#[tokio::test]
+async fn truncate_is_one_event_for_every_workspace_not_silence() {
+    let (db, mut client, config) = installed_host().await;
+    act(&mut client, Some("1"), "truncate app.tag").await;
+    // Disabled category: no event.
+    client
+        .batch_execute("select audit_log.disable('1', array['tasks'])")
+        .await
+        .unwrap();
+    act(&mut client, Some("1"), "truncate app.task cascade").await;
+    drain(&mut client, &config).await;
+    let rows = client
+        .query("select workspace_id, action, author, target from audit_log.events where action_code like '%.truncated'", &[])
+        .await
+        .unwrap();
+    let got: Vec<(String, String, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let event = |action: &str, table: &str| {
+        (
+            "*".to_string(),
+            action.to_string(),
+            "Ann Admin".to_string(),
+            Some(table.to_string()),
+        )
+    };
+    // Tasks are not audited any more, but the cascade also emptied the time entries, which are.
+    assert_eq!(
+        got,
+        [
+            event("Removed all tags", "app.tag"),
+            event("Removed all time entries", "app.time_entry")
+        ]
+    );
+    // Every workspace's report shows it.
+    for workspace in ["1"] {
+        let out = std::process::Command::new(binary())
+            .arg("--config")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/config/clockwatch.toml"
+            ))
+            .args([
+                "report",
+                "--workspace",
+                workspace,
+                "--action",
+                "Removed all tags",
+            ])
+            .env("CLOCKWATCH_DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Ann Admin  Removed all tags"),
+            "{out:?}"
+        );
+    }
+}

@@ -61,6 +61,10 @@ pub struct DaemonConfig {
     /// Longest wait between reconnection attempts.
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
+    /// A batch or query with no answer for this long means the connection is dead (a half-open
+    /// TCP connection, a frozen server): the daemon drops it and reconnects.
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
 }
 
 impl Default for DaemonConfig {
@@ -69,6 +73,7 @@ impl Default for DaemonConfig {
             batch_size: default_batch_size(),
             poll_interval_ms: default_poll_interval_ms(),
             max_backoff_ms: default_max_backoff_ms(),
+            query_timeout_ms: default_query_timeout_ms(),
         }
     }
 }
@@ -79,6 +84,9 @@ impl DaemonConfig {
     }
     pub fn max_backoff(&self) -> Duration {
         Duration::from_millis(self.max_backoff_ms)
+    }
+    pub fn query_timeout(&self) -> Duration {
+        Duration::from_millis(self.query_timeout_ms)
     }
 }
 
@@ -412,6 +420,9 @@ impl Config {
                 self.daemon.batch_size
             ));
         }
+        if self.daemon.query_timeout_ms < 100 {
+            return bad("daemon.query_timeout_ms: must be at least 100".into());
+        }
         if self.daemon.poll_interval_ms < 10 {
             return bad("daemon.poll_interval_ms: must be at least 10".into());
         }
@@ -518,6 +529,9 @@ fn default_batch_size() -> i64 {
 }
 fn default_poll_interval_ms() -> u64 {
     1000
+}
+fn default_query_timeout_ms() -> u64 {
+    30_000
 }
 fn default_max_backoff_ms() -> u64 {
     30_000

@@ -41,8 +41,6 @@ const LAG_CHECK_EVERY: Duration = Duration::from_secs(60);
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// First reconnection delay; doubles up to `daemon.max_backoff_ms`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// A batch that takes longer than this means the connection is dead, not slow.
-const QUERY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Events the daemon reports to whoever supervises it (systemd readiness, tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +68,8 @@ impl Daemon {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Daemon> {
         let pg = db::parse_url(database_url, "daemon")?;
-        let drainer = Drainer::new(config.clone()).with_batch_deadline(QUERY_DEADLINE);
+        let drainer =
+            Drainer::new(config.clone()).with_batch_deadline(config.daemon.query_timeout());
         Ok(Daemon {
             config,
             pg,
@@ -95,6 +94,10 @@ impl Daemon {
         if let Some(tx) = &self.lifecycle {
             let _ = tx.send(event);
         }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.config.daemon.query_timeout()
     }
 
     fn stopping(&self) -> bool {
@@ -130,20 +133,25 @@ impl Daemon {
     /// connection dies or shutdown is asked for.
     async fn session(&mut self, failures: &mut u32) -> Result<()> {
         let (mut client, mut notifications) = db::connect(&self.pg).await?;
-        require_installed(&client, &self.config.schema).await?;
-        client
-            .batch_execute(&format!(
-                "set search_path = {}, pg_catalog; listen {}",
-                quote_ident(&self.config.schema),
-                quote_ident(&self.config.channel())
-            ))
-            .await
-            .context("listen")?;
+        within(
+            self.timeout(),
+            require_installed(&client, &self.config.schema),
+        )
+        .await?;
+        let listen = format!(
+            "set search_path = {}, pg_catalog; listen {}",
+            quote_ident(&self.config.schema),
+            quote_ident(&self.config.channel())
+        );
+        within(self.timeout(), async {
+            client.batch_execute(&listen).await.context("listen")
+        })
+        .await?;
         self.drainer.reset();
         let caught_up = self.drain_busy(&mut client).await?;
         // A daemon that died while busy may have left the flag cleared; writers would then not
         // wake anyone until the next poll.
-        set_idle(&client, true).await?;
+        within(self.timeout(), set_idle(&client, true)).await?;
         tracing::info!(
             drained = caught_up.staged,
             events = caught_up.events,
@@ -171,7 +179,7 @@ impl Daemon {
                 },
                 _ = chores.tick() => {
                     // Partitions ahead, and the daily prune (once across all daemons).
-                    let removed = retention::maintain(&client).await?;
+                    let removed = within(self.timeout(), retention::maintain(&client)).await?;
                     if removed > 0 {
                         tracing::info!(events = removed, retention = %self.config.retention, "pruned expired events");
                     }
@@ -181,7 +189,7 @@ impl Daemon {
                     self.drain_busy(&mut client).await?;
                     if lag_check.elapsed() >= LAG_CHECK_EVERY {
                         lag_check = Instant::now();
-                        self.warn_if_lagging(&client).await?;
+                        within(self.timeout(), self.warn_if_lagging(&client)).await?;
                     }
                     if watchdog {
                         systemd::notify("WATCHDOG=1");
@@ -201,7 +209,7 @@ impl Daemon {
         if total.staged == 0 {
             return Ok(total);
         }
-        set_idle(client, false).await?;
+        within(self.timeout(), set_idle(client, false)).await?;
         let mut quiet_since = Instant::now();
         while quiet_since.elapsed() < LINGER && !self.stopping() {
             let batch = self.drain_once(client).await?;
@@ -212,7 +220,7 @@ impl Daemon {
                 sleep(BUSY_POLL).await;
             }
         }
-        set_idle(client, true).await?;
+        within(self.timeout(), set_idle(client, true)).await?;
         total += self.drain_once(client).await?;
         tracing::debug!(staged = total.staged, events = total.events, "drained");
         self.progress(total);
@@ -264,6 +272,19 @@ impl Daemon {
         self.drainer
             .drain_while(client, || !*shutdown.borrow())
             .await
+    }
+}
+
+/// Give up on a query (and on the connection) when the database does not answer in time.
+async fn within<T>(
+    limit: Duration,
+    query: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, query).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Connect(format!(
+            "no answer from the database within {limit:?}"
+        ))),
     }
 }
 

@@ -35,6 +35,8 @@ const BUSY_POLL: Duration = Duration::from_millis(5);
 const LINGER: Duration = Duration::from_millis(50);
 /// How often the daemon looks at partitions and retention (pruning itself is daily).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+/// Longest stretch of draining before the loop looks at its other duties.
+const DRAIN_SLICE: Duration = Duration::from_secs(1);
 /// How often the daemon checks that nothing waits in staging for too long.
 const LAG_CHECK_EVERY: Duration = Duration::from_secs(60);
 /// How often the daemon logs what it drained.
@@ -148,13 +150,17 @@ impl Daemon {
         })
         .await?;
         self.drainer.reset();
-        let caught_up = self.drain_busy(&mut client).await?;
-        // A daemon that died while busy may have left the flag cleared; writers would then not
-        // wake anyone until the next poll.
+        // Ready after one bounded slice of draining: a large backlog is caught up in the loop
+        // below, where the watchdog, the chores and shutdown keep being served.
+        // A daemon that died while busy may have left the idle flag cleared.
         within(self.timeout(), set_idle(&client, true)).await?;
+        let first = self.drain_slice(&mut client).await?;
+        self.progress(first);
+        let mut busy = BusyMode::default();
+        busy.after_drain(self, &mut client, first).await?;
         tracing::info!(
-            drained = caught_up.staged,
-            events = caught_up.events,
+            drained = first.staged,
+            events = first.events,
             "connected and listening"
         );
         *failures = 0;
@@ -168,63 +174,47 @@ impl Daemon {
         let watchdog = systemd::watchdog_enabled();
         let mut lag_check = Instant::now();
         loop {
-            tokio::select! {
+            let drain = tokio::select! {
                 _ = shutdown.changed() => return Ok(()),
                 notification = notifications.recv() => match notification {
                     Some(_) => {
                         drain_channel(&mut notifications);
-                        self.drain_busy(&mut client).await?;
+                        true
                     }
                     None => return Err(Error::Connect("the connection to the database was lost".into())),
                 },
+                // While busy, writers do not notify: poll fast instead.
+                _ = sleep(BUSY_POLL), if busy.active() => true,
                 _ = chores.tick() => {
                     // Partitions ahead, and the daily prune (once across all daemons).
                     let removed = within(self.timeout(), retention::maintain(&client)).await?;
                     if removed > 0 {
                         tracing::info!(events = removed, retention = %self.config.retention, "pruned expired events");
                     }
+                    false
                 }
                 _ = poll.tick() => {
-                    // Also serves as the application-level ping of an idle connection.
-                    self.drain_busy(&mut client).await?;
                     if lag_check.elapsed() >= LAG_CHECK_EVERY {
                         lag_check = Instant::now();
                         within(self.timeout(), self.warn_if_lagging(&client)).await?;
                     }
+                    // Every loop iteration is bounded, so reaching here means the loop is healthy.
                     if watchdog {
                         systemd::notify("WATCHDOG=1");
                     }
+                    // Also the application-level ping of an idle connection.
+                    true
                 }
+            };
+            if drain && !self.stopping() {
+                let drained = self.drain_slice(&mut client).await?;
+                self.progress(drained);
+                busy.after_drain(self, &mut client, drained).await?;
             }
             if self.stopping() {
                 return Ok(());
             }
         }
-    }
-
-    /// Drain with the idle flag cleared, polling fast, until staging stays empty for [`LINGER`];
-    /// then set the flag and drain once more for writers that saw it cleared.
-    async fn drain_busy(&mut self, client: &mut Client) -> Result<BatchReport> {
-        let mut total = self.drain_once(client).await?;
-        if total.staged == 0 {
-            return Ok(total);
-        }
-        within(self.timeout(), set_idle(client, false)).await?;
-        let mut quiet_since = Instant::now();
-        while quiet_since.elapsed() < LINGER && !self.stopping() {
-            let batch = self.drain_once(client).await?;
-            total += batch;
-            if batch.staged > 0 {
-                quiet_since = Instant::now();
-            } else {
-                sleep(BUSY_POLL).await;
-            }
-        }
-        within(self.timeout(), set_idle(client, true)).await?;
-        total += self.drain_once(client).await?;
-        tracing::debug!(staged = total.staged, events = total.events, "drained");
-        self.progress(total);
-        Ok(total)
     }
 
     /// Staged changes are never pruned: one that stays (locked by a stuck transaction of another
@@ -267,11 +257,58 @@ impl Daemon {
         }
     }
 
-    async fn drain_once(&mut self, client: &mut Client) -> Result<BatchReport> {
+    /// Drain batches until staging looks empty, for at most [`DRAIN_SLICE`] (so the loop keeps
+    /// serving shutdown, chores and the watchdog under sustained load).
+    async fn drain_slice(&mut self, client: &mut Client) -> Result<BatchReport> {
         let shutdown = self.shutdown.clone();
+        let started = Instant::now();
         self.drainer
-            .drain_while(client, || !*shutdown.borrow())
+            .drain_while(client, || {
+                !*shutdown.borrow() && started.elapsed() < DRAIN_SLICE
+            })
             .await
+    }
+}
+
+/// Whether the daemon has cleared `wakeup.daemon_idle` (it is busy, writers skip NOTIFY and the
+/// daemon polls every [`BUSY_POLL`]) and when it last found work.
+#[derive(Debug, Default)]
+struct BusyMode {
+    last_work: Option<Instant>,
+}
+
+impl BusyMode {
+    fn active(&self) -> bool {
+        self.last_work.is_some()
+    }
+
+    /// Enter busy mode when a drain found work; leave it after [`LINGER`] without work, then
+    /// drain once more for writers that saw the flag cleared and so did not notify.
+    async fn after_drain(
+        &mut self,
+        daemon: &mut Daemon,
+        client: &mut Client,
+        drained: BatchReport,
+    ) -> Result<()> {
+        let limit = daemon.timeout();
+        if drained.staged > 0 {
+            if self.last_work.is_none() {
+                within(limit, set_idle(client, false)).await?;
+            }
+            self.last_work = Some(Instant::now());
+            return Ok(());
+        }
+        if self.last_work.is_some_and(|t| t.elapsed() >= LINGER) {
+            within(limit, set_idle(client, true)).await?;
+            self.last_work = None;
+            let straggler = daemon.drain_slice(client).await?;
+            daemon.progress(straggler);
+            if straggler.staged > 0 {
+                within(limit, set_idle(client, false)).await?;
+                self.last_work = Some(Instant::now());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ mod support;
 mod capture;
 mod cli;
 mod daemon;
+mod faults;
 mod foreign_schema;
 mod hostile;
 mod install;

@@ -1,0 +1,382 @@
+//! Fault injection: the daemon killed at random, PostgreSQL restarted under load, a frozen
+//! connection, a long outage. After each, every committed host change has exactly one event and
+//! no rolled-back change has any.
+//!
+//! Repetition counts are small for CI; CLOCKWATCH_SOAK=N multiplies them for soak runs.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clockwatch::daemon::{Daemon, Lifecycle};
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+
+use crate::support::*;
+
+fn soak() -> u32 {
+    std::env::var("CLOCKWATCH_SOAK")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// A host application writing continuously: each round creates a time entry (as user 2), then
+/// renames it in a second transaction; every fifth round's rename is rolled back. Survives the
+/// server going away (it reconnects); what counts is what the host table holds at the end.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicI64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(url: String) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(AtomicI64::new(0));
+        let (s, r) = (stop.clone(), rounds.clone());
+        let task = tokio::spawn(async move {
+            let mut n: i64 = 0;
+            while !s.load(Ordering::SeqCst) {
+                let Ok((mut client, conn)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                tokio::spawn(conn);
+                while !s.load(Ordering::SeqCst) {
+                    n += 1;
+                    if let Err(e) = write_round(&mut client, n).await {
+                        if !clockwatch::db::is_transient(&e) {
+                            panic!("the writer's statement failed: {e:?}");
+                        }
+                        break; // the server went away: reconnect
+                    }
+                    r.store(n, Ordering::SeqCst);
+                }
+            }
+        });
+        Writer { stop, rounds, task }
+    }
+
+    async fn finish(self) -> i64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap();
+        self.rounds.load(Ordering::SeqCst)
+    }
+}
+
+async fn write_round(
+    client: &mut tokio_postgres::Client,
+    n: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("select set_config('clockwatch.actor', '2', true)", &[])
+        .await?;
+    tx.execute(
+        "insert into app.time_entry (id, workspace_id, user_id, description, start_at)
+         values ($1::bigint, 1, 2, 'w' || $1::bigint::text, now())",
+        &[&(1_000_000 + n)],
+    )
+    .await?;
+    tx.commit().await?;
+    let tx = client.transaction().await?;
+    tx.execute("select set_config('clockwatch.actor', '2', true)", &[])
+        .await?;
+    tx.execute(
+        "update app.time_entry set description = description || ' v2' where id = $1",
+        &[&(1_000_000 + n)],
+    )
+    .await?;
+    if n % 5 == 0 {
+        tx.rollback().await
+    } else {
+        tx.commit().await
+    }
+}
+
+/// Every committed writer change has exactly one event; rolled-back ones have none.
+async fn assert_exactly_once(client: &tokio_postgres::Client) {
+    let rows = count(
+        client,
+        "select count(*) from app.time_entry where id > 1000000",
+    )
+    .await;
+    assert!(rows > 0, "the writer wrote nothing");
+    let created = count(
+        client,
+        "select count(*) from audit_log.events where action_code = 'time_entry.created' and target_id::bigint > 1000000",
+    )
+    .await;
+    assert_eq!(created, rows, "one creation event per committed row");
+    let renamed = count(
+        client,
+        "select count(*) from app.time_entry where id > 1000000 and description like '% v2'",
+    )
+    .await;
+    let updates = count(
+        client,
+        "select count(*) from audit_log.events where action_code = 'time_entry.updated' and target_id::bigint > 1000000",
+    )
+    .await;
+    assert_eq!(
+        updates, renamed,
+        "one update event per committed rename, none for rolled-back ones"
+    );
+    assert_eq!(
+        count(
+            client,
+            "select count(*) - count(distinct event_id) from audit_log.events"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            client,
+            "select count(*) from audit_log.events e
+             where e.action_code = 'time_entry.updated'
+               and not exists (select 1 from app.time_entry t where t.id = e.target_id::bigint and t.description like '% v2')",
+        )
+        .await,
+        0,
+        "no event for a rolled-back rename"
+    );
+    assert_eq!(
+        count(client, "select count(*) from audit_log.dead_letter").await,
+        0
+    );
+}
+
+async fn wait_drained(client: &tokio_postgres::Client) {
+    eventually("staging drained", Duration::from_secs(120), || async {
+        count(client, "select count(*) from audit_log.staging").await == 0
+    })
+    .await;
+}
+
+fn daemon_process(db_url: &str, config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(binary())
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("CLOCKWATCH_DATABASE_URL", db_url)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn small_batches_config() -> (tempfile::TempDir, std::path::PathBuf) {
+    config_file(
+        &include_str!("../../config/clockwatch.toml")
+            .replace("batch_size = 1000", "batch_size = 20")
+            .replace("poll_interval_ms = 1000", "poll_interval_ms = 100"),
+    )
+}
+
+#[tokio::test]
+async fn daemon_killed_at_random_moments_loses_and_doubles_nothing() {
+    let (db, client, _config) = installed_host().await;
+    let (_dir, config) = small_batches_config();
+    let writer = Writer::start(db.url.clone());
+    for _ in 0..5 * soak() {
+        let mut daemon = daemon_process(&db.url, &config);
+        let alive = rand::thread_rng().gen_range(100..600);
+        tokio::time::sleep(Duration::from_millis(alive)).await;
+        daemon.kill().unwrap(); // SIGKILL: no chance to finish the batch in hand
+        daemon.wait().unwrap();
+    }
+    let mut daemon = daemon_process(&db.url, &config);
+    let rounds = writer.finish().await;
+    assert!(rounds > 10, "the writer kept writing ({rounds} rounds)");
+    wait_drained(&client).await;
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_exactly_once(&client).await;
+}
+
+// Multi-threaded: restarting the server blocks the test's thread while the daemon must run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_restarted_fast_and_immediate_under_load() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("clockwatch=info")
+        .try_init();
+    let cluster = clockwatch::cluster::Cluster::start(true).expect("throwaway cluster");
+    let url = cluster.url();
+    let mut client = connect(&url).await;
+    client.batch_execute(HOST_SQL).await.unwrap();
+    client.batch_execute(SEED_SQL).await.unwrap();
+    let mut config = example_config();
+    config.daemon.max_backoff_ms = 500;
+    config.daemon.poll_interval_ms = 100;
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+
+    let (stop, shutdown) = watch::channel(false);
+    let (tx, mut lifecycle) = mpsc::unbounded_channel();
+    let daemon = tokio::spawn(
+        Daemon::new(config.clone(), &url, shutdown)
+            .unwrap()
+            .with_lifecycle(tx)
+            .run(),
+    );
+    assert_eq!(lifecycle.recv().await, Some(Lifecycle::Ready));
+    let writer = Writer::start(url.clone());
+    for mode in ["fast", "immediate"]
+        .iter()
+        .cycle()
+        .take(2 * soak() as usize)
+    {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        eprintln!(
+            "DEBUG restarting {mode} at {:?}",
+            std::time::SystemTime::now()
+        );
+        cluster.restart(mode).unwrap();
+        eprintln!(
+            "DEBUG restarted {mode} at {:?}",
+            std::time::SystemTime::now()
+        );
+        // The daemon notices, backs off, reconnects and says so.
+        let mut saw_reconnect = false;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(60), lifecycle.recv())
+                .await
+                .expect("daemon recovers")
+            {
+                Some(Lifecycle::Reconnecting) => saw_reconnect = true,
+                Some(Lifecycle::Ready) if saw_reconnect => break,
+                Some(Lifecycle::Ready) => {}
+                None => panic!(
+                    "the daemon stopped after a {mode} restart: {:?}",
+                    daemon.is_finished()
+                ),
+            }
+        }
+    }
+    let rounds = writer.finish().await;
+    assert!(rounds > 10, "the writer kept writing ({rounds} rounds)");
+    let client = connect(&url).await;
+    wait_drained(&client).await;
+    assert!(
+        !daemon.is_finished(),
+        "the daemon keeps running through restarts"
+    );
+    stop.send(true).unwrap();
+    daemon.await.unwrap().unwrap();
+    assert_exactly_once(&client).await;
+}
+
+#[tokio::test]
+async fn a_frozen_connection_is_dropped_and_replaced() {
+    let (db, mut client, mut config) = installed_host().await;
+    config.daemon.query_timeout_ms = 1000;
+    config.daemon.poll_interval_ms = 100;
+    let (stop, shutdown) = watch::channel(false);
+    let (tx, mut lifecycle) = mpsc::unbounded_channel();
+    let daemon = tokio::spawn(
+        Daemon::new(config.clone(), &db.url, shutdown)
+            .unwrap()
+            .with_lifecycle(tx)
+            .run(),
+    );
+    assert_eq!(lifecycle.recv().await, Some(Lifecycle::Ready));
+    // Freeze the daemon's server process: its socket stays open but nothing answers, like a
+    // half-open connection or a hung server.
+    let pid: i32 = client
+        .query_one(
+            "select pid from pg_stat_activity where datname = current_database() and application_name = 'clockwatch daemon'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'while frozen')",
+    )
+    .await;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match lifecycle.recv().await {
+                Some(Lifecycle::Ready) => return,
+                Some(Lifecycle::Reconnecting) => {}
+                None => panic!("daemon stopped"),
+            }
+        }
+    })
+    .await;
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    outcome.expect("the frozen connection was detected and replaced");
+    eventually(
+        "the change made while frozen is recorded",
+        Duration::from_secs(30),
+        || async {
+            count(
+                &client,
+                "select count(*) from audit_log.events where target = 'while frozen'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    stop.send(true).unwrap();
+    daemon.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_long_outage_is_caught_up_in_order_with_bounded_memory() {
+    let (db, client, _config) = installed_host().await;
+    let changes = 50_000 * i64::from(soak());
+    // The daemon is away while the host makes `changes` creations and as many updates.
+    client
+        .batch_execute(&format!(
+            "insert into app.time_entry (id, workspace_id, user_id, description, start_at)
+             select 2000000 + g, 1, 2, 'v1', now() from generate_series(1, {changes}) g;
+             update app.time_entry set description = 'v2' where id > 2000000;"
+        ))
+        .await
+        .unwrap();
+    let (_dir, config) = config_file(include_str!("../../config/clockwatch.toml"));
+    let mut daemon = daemon_process(&db.url, &config);
+    let pid = daemon.id();
+    eventually(
+        "the backlog is drained",
+        Duration::from_secs(300),
+        || async { count(&client, "select count(*) from audit_log.staging").await == 0 },
+    )
+    .await;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmHWM in /proc/pid/status");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.events").await,
+        2 * changes
+    );
+    // In order per record: each entry's creation comes before its update.
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from audit_log.events c join audit_log.events u using (target_id)
+             where c.action_code = 'time_entry.created' and u.action_code = 'time_entry.updated'
+               and u.event_id < c.event_id",
+        )
+        .await,
+        0
+    );
+    assert!(
+        peak_kb < 200 * 1024,
+        "peak RSS {peak_kb} kB while catching up {} changes",
+        2 * changes
+    );
+}

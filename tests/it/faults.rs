@@ -197,12 +197,9 @@ async fn daemon_killed_at_random_moments_loses_and_doubles_nothing() {
     assert_exactly_once(&client).await;
 }
 
-// Multi-threaded: restarting the server blocks the test's thread while the daemon must run.
+// Multi-threaded: restarting the server blocks the test's thread (pg_ctl) while the daemon runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restarted_fast_and_immediate_under_load() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("clockwatch=info")
-        .try_init();
     let cluster = clockwatch::cluster::Cluster::start(true).expect("throwaway cluster");
     let url = cluster.url();
     let mut client = connect(&url).await;
@@ -230,15 +227,7 @@ async fn postgres_restarted_fast_and_immediate_under_load() {
         .take(2 * soak() as usize)
     {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        eprintln!(
-            "DEBUG restarting {mode} at {:?}",
-            std::time::SystemTime::now()
-        );
         cluster.restart(mode).unwrap();
-        eprintln!(
-            "DEBUG restarted {mode} at {:?}",
-            std::time::SystemTime::now()
-        );
         // The daemon notices, backs off, reconnects and says so.
         let mut saw_reconnect = false;
         loop {

@@ -25,7 +25,7 @@ use crate::config::{quote_ident, Config};
 use crate::db;
 use crate::drain::{BatchReport, Drainer};
 use crate::error::{DbContext, Error, Result};
-use crate::install::require_installed;
+use crate::install::{self, require_installed};
 use crate::retention;
 use crate::systemd;
 
@@ -152,6 +152,7 @@ impl Daemon {
         self.drainer.reset();
         // Ready after one bounded slice of draining: a large backlog is caught up in the loop
         // below, where the watchdog, the chores and shutdown keep being served.
+        self.report_health(&client).await?;
         // A daemon that died while busy may have left the idle flag cleared.
         within(self.timeout(), set_idle(&client, true)).await?;
         let first = self.drain_slice(&mut client).await?;
@@ -187,6 +188,7 @@ impl Daemon {
                 _ = sleep(BUSY_POLL), if busy.active() => true,
                 _ = chores.tick() => {
                     // Partitions ahead, and the daily prune (once across all daemons).
+                    self.report_health(&client).await?;
                     let removed = within(self.timeout(), retention::maintain(&client)).await?;
                     if removed > 0 {
                         tracing::info!(events = removed, retention = %self.config.retention, "pruned expired events");
@@ -215,6 +217,21 @@ impl Daemon {
                 return Ok(());
             }
         }
+    }
+
+    /// Log, at connect and hourly, every way the host schema no longer matches the config. The
+    /// daemon keeps going: changes still flow (names and details fall back to ids, a row without
+    /// its workspace goes to the dead-letter table) until someone fixes the config or reinstalls.
+    async fn report_health(&self, client: &Client) -> Result<()> {
+        for problem in within(
+            self.timeout(),
+            install::health_problems(client, &self.config),
+        )
+        .await?
+        {
+            tracing::warn!(%problem, "config and host schema disagree");
+        }
+        Ok(())
     }
 
     /// Staged changes are never pruned: one that stays (locked by a stuck transaction of another

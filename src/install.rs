@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 use crate::config::{quote_ident, Config, SourceConfig, TableName};
 use crate::error::{DbContext, Error, Result};
@@ -208,20 +208,8 @@ async fn lock(tx: &Transaction<'_>, schema: &str) -> Result<()> {
 
 /// Every column the source names must exist in its table; the message names the first that does not.
 async fn check_source(tx: &Transaction<'_>, source: &SourceConfig) -> Result<()> {
-    let table = source.table_name()?;
-    let columns = table_columns(tx, &table).await?.ok_or_else(|| {
-        Error::Schema(format!(
-            "source {}: table {table} not found",
-            source.category
-        ))
-    })?;
-    for (key, column) in source.referenced_columns() {
-        if !columns.contains(column) {
-            return Err(Error::Schema(format!(
-                "source {}: {key}: column \"{column}\" not found in {table}",
-                source.category
-            )));
-        }
+    if let Some(problem) = source_problems(tx, source).await?.into_iter().next() {
+        return Err(Error::Schema(problem));
     }
     for kept in [&source.id_column, &source.workspace_column] {
         if source.exclude_columns.contains(kept) {
@@ -234,12 +222,70 @@ async fn check_source(tx: &Transaction<'_>, source: &SourceConfig) -> Result<()>
     Ok(())
 }
 
+/// What no longer matches between a source's config and its table: the table gone, or a
+/// column the config names gone (renamed, dropped). One line each.
+pub async fn source_problems(
+    client: &impl GenericClient,
+    source: &SourceConfig,
+) -> Result<Vec<String>> {
+    let table = source.table_name()?;
+    let Some(columns) = table_columns(client, &table).await? else {
+        return Ok(vec![format!(
+            "source {}: table {table} not found",
+            source.category
+        )]);
+    };
+    Ok(source
+        .referenced_columns()
+        .into_iter()
+        .filter(|(_, column)| !columns.contains(*column))
+        .map(|(key, column)| {
+            format!(
+                "source {}: {key}: column \"{column}\" not found in {table}",
+                source.category
+            )
+        })
+        .collect())
+}
+
+/// Every way the installation no longer matches the config: missing tables or columns, and
+/// tables whose capture triggers are gone (a table dropped and recreated loses them: changes
+/// to it are not captured until `clockwatch install` runs again).
+pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Result<Vec<String>> {
+    let prefix = format!("clockwatch_{}_", config.schema);
+    let expected: Vec<String> = ["mark", "insert", "update", "delete", "truncate"]
+        .iter()
+        .map(|t| format!("{prefix}{t}"))
+        .collect();
+    let mut problems = Vec::new();
+    for source in &config.sources {
+        problems.extend(source_problems(client, source).await?);
+        let table = source.table_name()?;
+        let row = client
+            .query_one(
+                "select to_regclass($1) is not null,
+                        (select count(*) from pg_trigger where tgrelid = to_regclass($1) and tgname = any ($2))",
+                &[&table.quoted(), &expected],
+            )
+            .await
+            .context(format!("read triggers of {table}"))?;
+        let (exists, attached): (bool, i64) = (row.get(0), row.get(1));
+        if exists && attached < expected.len() as i64 {
+            problems.push(format!(
+                "source {}: capture triggers missing on {table} (table recreated?): changes are not captured; run `clockwatch install`",
+                source.category
+            ));
+        }
+    }
+    Ok(problems)
+}
+
 /// The live columns of a table or partitioned table, or None when there is no such table.
 async fn table_columns(
-    tx: &Transaction<'_>,
+    client: &impl GenericClient,
     table: &TableName,
 ) -> Result<Option<BTreeSet<String>>> {
-    let rows = tx
+    let rows = client
         .query(
             "select a.attname::text
              from pg_class c

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use crate::config::Config;
 use crate::error::{DbContext, Result};
 
 const WORKSPACES: &str = include_str!("../sql/queries/status.sql");
@@ -40,8 +41,10 @@ pub struct WorkspaceStatus {
     pub newest_event: Option<DateTime<Utc>>,
 }
 
-/// Read the status. `max_lag_secs`: staged changes older than this make the pipeline unhealthy.
-pub async fn status(client: &Client, schema: &str, max_lag_secs: u64) -> Result<Status> {
+/// Read the status. Staged changes older than `max_lag_secs`, a missing daemon, dead letters and
+/// a config the host schema no longer matches make the pipeline unhealthy.
+pub async fn status(client: &Client, config: &Config) -> Result<Status> {
+    let (schema, max_lag_secs) = (config.schema.as_str(), config.max_lag_secs);
     crate::install::require_installed(client, schema).await?;
     client
         .batch_execute(&format!(
@@ -95,6 +98,9 @@ pub async fn status(client: &Client, schema: &str, max_lag_secs: u64) -> Result<
             "the oldest staged change waits for {age:.0}s (more than {max_lag_secs}s): is the daemon keeping up?"
         ));
     }
+    status
+        .problems
+        .extend(crate::install::health_problems(client, config).await?);
     if status.dead_letters > 0 {
         status.problems.push(format!(
             "{} change(s) could not be normalised: see {schema}.dead_letter",

@@ -9,7 +9,7 @@ use crate::error::Result;
 
 pub async fn status(global: &GlobalOpts, config: &Config, json: bool) -> Result<ExitCode> {
     let client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
-    let status = crate::status::status(&client, &config.schema, config.max_lag_secs).await?;
+    let status = crate::status::status(&client, config).await?;
     if json {
         println!(
             "{}",

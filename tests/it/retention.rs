@@ -152,3 +152,23 @@ async fn maintenance_creates_partitions_ahead_and_prunes_once_a_day() {
         .get(0);
     assert_eq!(later, 1);
 }
+
+#[tokio::test]
+async fn only_one_session_prunes_at_a_time() {
+    let (db, client, _config) = installed_host().await;
+    old_event(&client, 1, "2020-01-15 00:00Z").await;
+    // Another daemon is pruning: it holds the prune lock in its transaction.
+    let mut other = connect(&db.url).await;
+    let holder = other.transaction().await.unwrap();
+    holder
+        .execute("select pg_advisory_xact_lock(hashtext('clockwatch prune audit_log'))", &[])
+        .await
+        .unwrap();
+    let rows = client.query("select * from audit_log.prune()", &[]).await.unwrap();
+    assert!(rows.is_empty(), "a second pruner steps aside");
+    assert_eq!(count(&client, "select count(*) from audit_log.events").await, 1);
+    holder.rollback().await.unwrap();
+    let rows = client.query("select * from audit_log.prune()", &[]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(count(&client, "select count(*) from audit_log.events").await, 0);
+}

@@ -149,6 +149,7 @@ select ensure_partition(now() + interval '1 month');
 -- the AFTER trigger on the same table reads and clears.
 create function mark_linked() returns trigger
 language plpgsql
+security definer
 set search_path from current
 as $$
 begin
@@ -164,8 +165,14 @@ $$;
 -- makes the host's write fail; the daemon does all interpretation later, off the host's path.
 -- Arguments (set by attach()): source, category, workspace column, excluded columns,
 -- ignored columns, NOTIFY channel.
+--
+-- SECURITY DEFINER: it runs with the rights of Clockwatch's owner, so the host application's
+-- role needs no privilege on this schema at all: it can neither write staging except through
+-- this trigger, nor read or alter the log. The pinned search_path (pg_temp last) keeps a caller
+-- from substituting objects.
 create function capture() returns trigger
 language plpgsql
+security definer
 set search_path from current
 as $$
 declare

@@ -264,7 +264,8 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
         let row = client
             .query_one(
                 "select to_regclass($1) is not null,
-                        (select count(*) from pg_trigger where tgrelid = to_regclass($1) and tgname = any ($2))",
+                        (select count(*) from pg_trigger
+                         where tgrelid = to_regclass($1) and tgname = any ($2) and tgenabled <> 'D')",
                 &[&table.quoted(), &expected],
             )
             .await
@@ -272,7 +273,7 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
         let (exists, attached): (bool, i64) = (row.get(0), row.get(1));
         if exists && attached < expected.len() as i64 {
             problems.push(format!(
-                "source {}: capture triggers missing on {table} (table recreated?): changes are not captured; run `clockwatch install`",
+                "source {}: capture triggers missing or disabled on {table} (table recreated? ALTER TABLE ... DISABLE TRIGGER?): changes are not captured; run `clockwatch install`",
                 source.category
             ));
         }

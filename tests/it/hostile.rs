@@ -170,7 +170,10 @@ async fn a_transaction_touching_100000_rows_is_recorded_in_full() {
 #[tokio::test]
 async fn truncate_is_one_event_for_every_workspace_not_silence() {
     let (db, mut client, config) = installed_host().await;
-    client.batch_execute("select audit_log.enable('2', array['tags'])").await.unwrap();
+    client
+        .batch_execute("select audit_log.enable('2', array['tags'])")
+        .await
+        .unwrap();
     act(&mut client, Some("1"), "truncate app.tag").await;
     // Disabled category: no event.
     client

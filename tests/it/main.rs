@@ -11,5 +11,6 @@ mod faults;
 mod foreign_schema;
 mod hostile;
 mod install;
+mod privileges;
 mod report;
 mod retention;

@@ -161,14 +161,29 @@ async fn only_one_session_prunes_at_a_time() {
     let mut other = connect(&db.url).await;
     let holder = other.transaction().await.unwrap();
     holder
-        .execute("select pg_advisory_xact_lock(hashtext('clockwatch prune audit_log'))", &[])
+        .execute(
+            "select pg_advisory_xact_lock(hashtext('clockwatch prune audit_log'))",
+            &[],
+        )
         .await
         .unwrap();
-    let rows = client.query("select * from audit_log.prune()", &[]).await.unwrap();
+    let rows = client
+        .query("select * from audit_log.prune()", &[])
+        .await
+        .unwrap();
     assert!(rows.is_empty(), "a second pruner steps aside");
-    assert_eq!(count(&client, "select count(*) from audit_log.events").await, 1);
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.events").await,
+        1
+    );
     holder.rollback().await.unwrap();
-    let rows = client.query("select * from audit_log.prune()", &[]).await.unwrap();
+    let rows = client
+        .query("select * from audit_log.prune()", &[])
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(count(&client, "select count(*) from audit_log.events").await, 0);
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.events").await,
+        0
+    );
 }

@@ -1,0 +1,99 @@
+//! Least privilege: the host application's own role, with no grant on Clockwatch's schema, keeps
+//! writing (and being audited) but cannot touch the log or staging, nor switch capture off.
+
+use crate::support::*;
+
+/// Connect as a fresh login role that may use the host schema and nothing of Clockwatch's.
+async fn app_role(db: &TestDb, admin: &tokio_postgres::Client) -> tokio_postgres::Client {
+    let role = format!("app_{}", std::process::id() as u64 * 1000 + rand_suffix());
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage on schema app to {role};
+             grant select, insert, update, delete on all tables in schema app to {role};
+             grant usage on all sequences in schema app to {role};"
+        ))
+        .await
+        .unwrap();
+    connect(&db.url.replacen("postgres@", &format!("{role}@"), 1)).await
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn the_application_role_is_audited_but_cannot_touch_the_log() {
+    let (db, mut admin, config) = installed_host().await;
+    let mut app = app_role(&db, &admin).await;
+    act(&mut app, Some("2"), "insert into app.time_entry (id, workspace_id, user_id, description, start_at) values (90, 1, 2, 'as the app', now())").await;
+    act(
+        &mut app,
+        Some("2"),
+        "update app.time_entry set description = 'edited' where id = 90",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let rows = report(&admin, "1").await;
+    assert_eq!(
+        actions(&rows),
+        [
+            ("time_entry.created".to_string(), "Bob Builder".to_string()),
+            ("time_entry.updated".to_string(), "Bob Builder".to_string()),
+        ]
+    );
+
+    for (attempt, sql) in [
+        ("forge a staged change", "insert into audit_log.staging (source, category, op, txid, stmt_at, depth, workspace_id) values ('app.time_entry', 'time_entries', 'D', 1, now(), 1, '1')"),
+        ("edit an event", "update audit_log.events set author = 'Nobody'"),
+        ("delete events", "delete from audit_log.events"),
+        ("truncate events", "truncate audit_log.events"),
+        ("read the log directly", "select * from audit_log.events"),
+        ("turn auditing off", "select audit_log.disable('1')"),
+        ("switch triggers off for the session", "set session_replication_role = replica"),
+        ("detach the triggers", "select audit_log.detach('app.time_entry')"),
+    ] {
+        let err = app.batch_execute(sql).await.expect_err(attempt);
+        let code = err.code().map(|c| c.code().to_string()).unwrap_or_default();
+        assert_eq!(code, "42501", "{attempt}: expected insufficient_privilege, got {err:?}");
+    }
+    assert_eq!(
+        count(&admin, "select count(*) from audit_log.events").await,
+        2
+    );
+    assert_eq!(
+        count(&admin, "select count(*) from audit_log.staging").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn disabled_capture_triggers_are_reported_by_status() {
+    let (db, admin, _config) = installed_host().await;
+    // A table owner can disable a trigger on its own table; Clockwatch cannot prevent that,
+    // so it says so.
+    admin
+        .batch_execute("alter table app.expense disable trigger clockwatch_audit_log_insert")
+        .await
+        .unwrap();
+    let out = std::process::Command::new(binary())
+        .arg("--config")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/clockwatch.toml"
+        ))
+        .arg("status")
+        .env("CLOCKWATCH_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text.contains(
+            "PROBLEM: source expenses: capture triggers missing or disabled on app.expense"
+        ),
+        "{text}"
+    );
+}

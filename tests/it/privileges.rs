@@ -97,3 +97,46 @@ async fn disabled_capture_triggers_are_reported_by_status() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_reporting_role_reads_the_views_and_nothing_else() {
+    let (db, mut admin, config) = installed_host().await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'seen')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let role = format!("reports_{}_{}", std::process::id(), rand_suffix());
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage on schema audit_log to {role};
+             grant select on audit_log.report, audit_log.report_changes, audit_log.settings, audit_log.action to {role};
+             grant execute on function audit_log.events_between to {role};"
+        ))
+        .await
+        .unwrap();
+    let reports = connect(&db.url.replacen("postgres@", &format!("{role}@"), 1)).await;
+    assert_eq!(
+        count(&reports, "select count(*) from audit_log.report").await,
+        1
+    );
+    assert_eq!(
+        count(&reports, "select count(*) from audit_log.events_between('1', now() - interval '1 day', now() + interval '1 hour', null, array['Created tag'])").await,
+        1
+    );
+    for sql in [
+        "delete from audit_log.events",
+        "update audit_log.events set author = 'x'",
+        "select * from audit_log.staging",
+    ] {
+        let err = reports.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(
+            err.code().map(|c| c.code()),
+            Some("42501"),
+            "{sql}: {err:?}"
+        );
+    }
+}

@@ -94,6 +94,18 @@ pub enum Command {
         #[arg(long)]
         excel: bool,
     },
+    /// Check a workspace's hash chain: exits 1 naming the first event changed, removed or inserted.
+    Verify {
+        /// Workspace id, as the host stores it.
+        #[arg(long)]
+        workspace: String,
+        /// Check only from this day or RFC 3339 time (the first event in range is trusted).
+        #[arg(long)]
+        from: Option<String>,
+        /// Check only up to this day (included) or RFC 3339 time.
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Remove events older than the configured retention now (the daemon does it daily).
     Prune {
         /// Say what would be removed, and remove nothing.

@@ -13,6 +13,7 @@
 //!   fields, details) and [`resolve`] looks up the names details refer to.
 //! - [`retention`]: monthly partitions created ahead, old ones dropped after `retention`.
 //! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines.
+//! - [`verify`]: walks each workspace's SHA-256 hash chain (written by `append_events()`).
 //! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
 //! - [`systemd`]: readiness and watchdog notifications for `Type=notify` units.
 //! - [`demo`] and [`cluster`]: the whole pipeline on a throwaway PostgreSQL, for the README's
@@ -41,6 +42,7 @@ pub mod retention;
 pub mod status;
 pub mod systemd;
 pub mod table;
+pub mod verify;
 pub mod workspace;
 
 pub use config::Config;

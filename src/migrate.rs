@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "retention",
         sql: include_str!("../sql/0003_retention.sql"),
     },
+    Migration {
+        version: 4,
+        name: "chain",
+        sql: include_str!("../sql/0004_chain.sql"),
+    },
 ];
 
 impl Migration {

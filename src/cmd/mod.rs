@@ -7,6 +7,7 @@ mod prune;
 mod report;
 mod run;
 mod status;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Disable(args) => enable::enable(&global, &config, &args, false).await,
         Command::Status { json } => status::status(&global, &config, json).await,
         Command::Prune { dry_run } => prune::prune(&global, &config, dry_run).await,
+        Command::Verify {
+            workspace,
+            from,
+            to,
+        } => verify::verify(&global, &config, &workspace, from, to).await,
         Command::Report {
             filter,
             limit,

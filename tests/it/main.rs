@@ -5,6 +5,7 @@
 mod support;
 
 mod capture;
+mod chain;
 mod cli;
 mod daemon;
 mod faults;

@@ -147,6 +147,25 @@ select ensure_partition(now() + interval '1 month');
 -- triggers later from the outer level, at depth 1, where they look like the host's own change.
 -- So the BEFORE trigger, which does run at the true depth, leaves a transaction-local mark that
 -- the AFTER trigger on the same table reads and clears.
+--
+-- Any session can set any custom setting, so a plain flag would let the application pass its own
+-- change off as a linked one (authored by System). The mark is therefore a keyed digest of the
+-- transaction id, keyed with a secret only Clockwatch's owner can read.
+create table mark_key (
+    singleton boolean primary key default true check (singleton),
+    secret    text not null default gen_random_uuid()::text || gen_random_uuid()::text
+);
+insert into mark_key default values;
+
+create function linked_mark() returns text
+language sql stable
+security definer
+set search_path from current
+as $$
+    select md5(secret || pg_current_xact_id()::text) from mark_key
+$$;
+revoke execute on function linked_mark() from public;
+
 create function mark_linked() returns trigger
 language plpgsql
 security definer
@@ -154,7 +173,7 @@ set search_path from current
 as $$
 begin
     if pg_trigger_depth() > 1 then
-        perform set_config('clockwatch.linked_' || TG_RELID, '1', true);
+        perform set_config('clockwatch.linked_' || TG_RELID, linked_mark(), true);
     end if;
     return null;
 end
@@ -189,7 +208,9 @@ declare
 begin
     if TG_OP in ('UPDATE', 'DELETE') then
         v_mark := 'clockwatch.linked_' || TG_RELID;
-        if current_setting(v_mark, true) = '1' then
+        -- Only a mark left by mark_linked() in this transaction counts (see linked_mark()).
+        if coalesce(current_setting(v_mark, true), '') <> ''
+           and current_setting(v_mark, true) = linked_mark() then
             v_depth := greatest(v_depth, 2);
             perform set_config(v_mark, '', true);
         end if;

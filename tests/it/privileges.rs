@@ -140,3 +140,170 @@ async fn a_reporting_role_reads_the_views_and_nothing_else() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_session_cannot_pass_its_change_off_as_a_linked_system_change() {
+    let (db, mut admin, config) = installed_host().await;
+    let mut app = app_role(&db, &admin).await;
+    let oid: u32 = admin
+        .query_one("select 'app.time_entry'::regclass::oid", &[])
+        .await
+        .unwrap()
+        .get(0);
+    act(
+        &mut app,
+        Some("2"),
+        "insert into app.time_entry (id, workspace_id, user_id, start_at) values (91, 1, 2, now())",
+    )
+    .await;
+    act(
+        &mut app,
+        Some("2"),
+        &format!(
+            "select set_config('clockwatch.linked_{oid}', '1', true);
+             update app.time_entry set approved = true where id = 91;"
+        ),
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let rows = report(&admin, "1").await;
+    assert_eq!(
+        actions(&rows),
+        [
+            ("time_entry.created".to_string(), "Bob Builder".to_string()),
+            ("time_entry.updated".to_string(), "Bob Builder".to_string()),
+        ],
+        "the forged mark is ignored: the change stays Bob's"
+    );
+    assert!(rows[1].get::<_, Option<i64>>("caused_by").is_none());
+}
+
+#[tokio::test]
+async fn injection_strings_in_every_filter_are_only_data() {
+    let (db, mut admin, config) = installed_host().await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'x')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let hostile = [
+        "1' or '1'='1",
+        "1; drop table audit_log.events; --",
+        "'); delete from audit_log.events; --",
+        "\" or \"\"=\"",
+        "$1",
+    ];
+    for value in hostile {
+        for flag in [
+            "--workspace",
+            "--author",
+            "--action",
+            "--category",
+            "--target",
+            "--from",
+        ] {
+            let mut args = vec!["report"];
+            if flag != "--workspace" {
+                args.extend(["--workspace", "1"]);
+            }
+            args.extend([flag, value]);
+            let out = std::process::Command::new(binary())
+                .arg("--config")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/config/clockwatch.toml"
+                ))
+                .args(&args)
+                .env("CLOCKWATCH_DATABASE_URL", &db.url)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            // Either refused as an unknown value, or a report with no match: never the event.
+            assert!(
+                !stdout.contains("Created tag"),
+                "{flag} {value:?} matched: {stdout}"
+            );
+        }
+    }
+    assert_eq!(
+        count(&admin, "select count(*) from audit_log.events").await,
+        1,
+        "the log is intact"
+    );
+}
+
+#[tokio::test]
+async fn hostile_identifiers_in_the_config_are_quoted_everywhere() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    // A host whose schema, table and column names are made of quotes, semicolons and spaces.
+    client
+        .batch_execute(
+            r#"create schema "we'ird; s";
+               create table "we'ird; s"."ta""ble; drop table x" (
+                   "i""d" bigint primary key,
+                   "work space" int not null,
+                   "na'me; --" text,
+                   "se""cret" text
+               );"#,
+        )
+        .await
+        .unwrap();
+    let config = clockwatch::Config::from_toml(
+        r#"
+        schema = "aud'it \"log"
+        [[source]]
+        category = "tags"
+        table = "we'ird; s.ta\"ble; drop table x"
+        id_column = "i\"d"
+        workspace_column = "work space"
+        name_column = "na'me; --"
+        exclude_columns = ["se\"cret"]
+        "#,
+    )
+    .unwrap();
+    install(&mut client, &config).await;
+    clockwatch::workspace::set_enabled(&client, &config.schema, "1", None, true)
+        .await
+        .unwrap();
+    act(
+        &mut client,
+        Some("u"),
+        r#"insert into "we'ird; s"."ta""ble; drop table x" values (1, 1, 'named', 'hunter2')"#,
+    )
+    .await;
+    let staged: serde_json::Value = client
+        .query_one(r#"select new_row from "aud'it ""log".staging"#, &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        staged.get("se\"cret").is_none(),
+        "excluded before staging: {staged}"
+    );
+    client
+        .batch_execute(r#"set search_path = "aud'it ""log", pg_catalog"#)
+        .await
+        .unwrap();
+    let report = clockwatch::drain::Drainer::new(config.clone())
+        .drain_all(&mut client)
+        .await
+        .unwrap();
+    assert_eq!(report.events, 1);
+    let (target, target_id): (String, String) = {
+        let r = client
+            .query_one("select target, target_id from report", &[])
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((target.as_str(), target_id.as_str()), ("named", "1"));
+    let leaked = count(
+        &client,
+        r#"select count(*) from events where row_data::text like '%hunter2%'"#,
+    )
+    .await;
+    assert_eq!(leaked, 0, "an excluded column never reaches events");
+}

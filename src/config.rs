@@ -21,6 +21,10 @@ pub struct Config {
     /// Clockwatch's own schema.
     #[serde(default = "default_schema")]
     pub schema: String,
+    /// A role to grant what the daemon needs (and nothing more) at install; the daemon then
+    /// connects as it. Without it, run the daemon as the role that installs.
+    #[serde(default)]
+    pub daemon_role: Option<String>,
     /// Database to use when neither `--database-url` nor the environment names one.
     #[serde(default)]
     pub database_url: Option<String>,

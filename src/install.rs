@@ -79,6 +79,24 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         )),
         _ => Error::db("save settings", &e),
     })?;
+    if let Some(role) = &config.daemon_role {
+        let exists: bool = tx
+            .query_one(
+                "select exists (select 1 from pg_roles where rolname = $1)",
+                &[role],
+            )
+            .await
+            .context("look up daemon_role")?
+            .get(0);
+        if !exists {
+            return Err(Error::Config(format!(
+                "daemon_role: role \"{role}\" does not exist: create it first (create role ... login)"
+            )));
+        }
+        tx.execute("select grant_daemon($1::text::name)", &[role])
+            .await
+            .context(format!("grant the daemon's privileges to {role}"))?;
+    }
     tx.query_one("select ensure_partitions_ahead()", &[])
         .await
         .context("create partitions ahead")?;

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "chain",
         sql: include_str!("../sql/0004_chain.sql"),
     },
+    Migration {
+        version: 5,
+        name: "daemon_role",
+        sql: include_str!("../sql/0005_daemon_role.sql"),
+    },
 ];
 
 impl Migration {

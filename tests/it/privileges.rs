@@ -307,3 +307,73 @@ async fn hostile_identifiers_in_the_config_are_quoted_everywhere() {
     .await;
     assert_eq!(leaked, 0, "an excluded column never reaches events");
 }
+
+#[tokio::test]
+async fn the_daemon_runs_as_a_role_that_cannot_rewrite_the_log() {
+    use clockwatch::daemon::{Daemon, Lifecycle};
+    let (db, mut admin, mut config) = installed_host().await;
+    let role = format!("daemon_{}_{}", std::process::id(), rand_suffix());
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage on schema app to {role};
+             grant select on all tables in schema app to {role};"
+        ))
+        .await
+        .unwrap();
+    config.daemon_role = Some(role.clone());
+    install(&mut admin, &config).await;
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (tx, mut lifecycle) = tokio::sync::mpsc::unbounded_channel();
+    let daemon = tokio::spawn(
+        Daemon::new(config.clone(), &url, shutdown)
+            .unwrap()
+            .with_lifecycle(tx)
+            .run(),
+    );
+    assert_eq!(lifecycle.recv().await, Some(Lifecycle::Ready));
+    act(
+        &mut admin,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'by the daemon role')",
+    )
+    .await;
+    eventually(
+        "the daemon role records the change",
+        std::time::Duration::from_secs(20),
+        || async {
+            count(
+                &admin,
+                "select count(*) from audit_log.events where author = 'Bob Builder'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    assert!(
+        !daemon.is_finished(),
+        "maintenance and draining need nothing more"
+    );
+    stop.send(true).unwrap();
+    daemon.await.unwrap().unwrap();
+
+    let as_daemon = connect(&url).await;
+    for sql in [
+        "update audit_log.events set author = 'x'",
+        "delete from audit_log.events",
+        "truncate audit_log.events",
+        "update audit_log.settings set retention = '1 day'",
+        "drop schema audit_log cascade",
+        "update audit_log.chain_head set seq = 0",
+    ] {
+        let err = as_daemon.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(
+            err.code().map(|c| c.code()),
+            Some("42501"),
+            "{sql}: {err:?}"
+        );
+    }
+}

@@ -185,6 +185,11 @@ impl Drainer {
         let resolver = self.resolver.as_ref().expect("prepared above");
         let mut in_batch = self.names_in(&changes);
         let names = resolver.resolve(&mut tx, &refs, &in_batch).await?;
+        if resolver.is_stale() {
+            self.resolver = None;
+        }
+        // Remember every name found, so it outlives a later rename or deletion in the host.
+        in_batch.extend(resolve::remembered(&names));
 
         let mut events = Vec::with_capacity(changes.len());
         for change in &changes {
@@ -200,16 +205,6 @@ impl Drainer {
         link_primaries(&tx, &mut events, &changes).await?;
         self.ensure_partitions(&tx, &events).await?;
         insert_events(&tx, &events).await?;
-        for e in &events {
-            // An author whose name was found (not just their id) is worth remembering too.
-            if let Some(id) = e.author_id.as_ref().filter(|id| **id != e.author) {
-                let known = Known {
-                    name: e.author.clone(),
-                    client: None,
-                };
-                in_batch.insert(resolve::author_key(id), known);
-            }
-        }
         resolve::remember(&tx, in_batch).await?;
         if !dead.is_empty() {
             let (ids, reasons, bodies): (Vec<i64>, Vec<String>, Vec<Value>) = unzip3(dead);

@@ -30,8 +30,8 @@ struct Lookup {
 pub struct Resolver {
     authors: Option<Lookup>,
     entities: BTreeMap<Category, Lookup>,
-    /// The projects lookup also returns the project's client (third column), when mapped.
-    projects_have_client: bool,
+    /// A lookup failed (the host changed a table since): prepare again before the next batch.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl Resolver {
@@ -64,7 +64,6 @@ impl Resolver {
                 None
             };
             if let Some(l) = lookup(tx, &table, &source.id_column, name_column, client).await? {
-                resolver.projects_have_client |= client.is_some();
                 resolver.entities.insert(category, l);
             }
         }
@@ -99,7 +98,7 @@ impl Resolver {
         }
 
         if let Some(lookup) = &self.authors {
-            for (id, name, _) in run_lookup(tx, lookup, &authors).await? {
+            for (id, name, _) in run_lookup(tx, &self.stale, lookup, &authors).await? {
                 names.authors.insert(id, name);
             }
         }
@@ -144,13 +143,18 @@ impl Resolver {
         Ok(names)
     }
 
+    /// Whether a lookup failed, so the queries should be prepared again from the catalog.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether the host's authors table has a user with this id.
     pub async fn author_exists(&self, tx: &mut Transaction<'_>, id: &str) -> Result<bool> {
         let Some(lookup) = &self.authors else {
             return Ok(false);
         };
         let ids = BTreeSet::from([id.to_string()]);
-        Ok(!run_lookup(tx, lookup, &ids).await?.is_empty())
+        Ok(!run_lookup(tx, &self.stale, lookup, &ids).await?.is_empty())
     }
 
     async fn look_up_entities(
@@ -163,7 +167,7 @@ impl Resolver {
         let Some(lookup) = self.entities.get(&category) else {
             return Ok(());
         };
-        for (id, name, client) in run_lookup(tx, lookup, ids).await? {
+        for (id, name, client) in run_lookup(tx, &self.stale, lookup, ids).await? {
             names.learn((category.as_str().to_string(), id), Known { name, client });
         }
         Ok(())
@@ -265,6 +269,34 @@ pub async fn remember(tx: &Transaction<'_>, seen: Remembered) -> Result<()> {
     Ok(())
 }
 
+/// The names of a batch in the form `known_name` keeps them.
+pub fn remembered(names: &Names) -> Remembered {
+    let mut out = Remembered::new();
+    for ((category, id), name) in &names.entities {
+        let client = match category {
+            Category::Projects => names.project_clients.get(id).cloned(),
+            _ => None,
+        };
+        out.insert(
+            (category.as_str().to_string(), id.clone()),
+            Known {
+                name: name.clone(),
+                client,
+            },
+        );
+    }
+    for (id, name) in &names.authors {
+        out.insert(
+            author_key(id),
+            Known {
+                name: name.clone(),
+                client: None,
+            },
+        );
+    }
+    out
+}
+
 /// Key under which an author's name is remembered.
 pub fn author_key(id: &str) -> Key {
     (AUTHOR.to_string(), id.to_string())
@@ -292,6 +324,23 @@ async fn lookup(
         return Ok(None);
     };
     let id_type: String = row.get(0);
+    // A name or client column the host renamed or dropped would fail every lookup: leave the
+    // lookup out (ids are shown) rather than fail and warn on every batch.
+    for column in std::iter::once(name_column).chain(client_column) {
+        let present: bool = tx
+            .query_one(
+                "select exists (select 1 from pg_attribute
+                                where attrelid = to_regclass($1) and attname = $2 and not attisdropped)",
+                &[&table.quoted(), &column],
+            )
+            .await
+            .context(format!("read the columns of {table}"))?
+            .get(0);
+        if !present {
+            tracing::warn!(%table, column, "names will not be resolved: column not found");
+            return Ok(None);
+        }
+    }
     let id = quote_ident(id_column);
     let client = client_column
         .map(|c| format!("{}::text", quote_ident(c)))
@@ -311,6 +360,7 @@ async fn lookup(
 /// not the batch.
 async fn run_lookup(
     tx: &mut Transaction<'_>,
+    stale: &std::sync::atomic::AtomicBool,
     lookup: &Lookup,
     ids: &BTreeSet<String>,
 ) -> Result<Vec<(String, String, Option<String>)>> {
@@ -347,6 +397,7 @@ async fn run_lookup(
             Ok(Vec::new())
         }
         Err(e) => {
+            stale.store(true, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(table = %lookup.table, error = %crate::db::describe(&e), "name lookup failed; ids shown instead");
             savepoint.rollback().await.context("rollback savepoint")?;
             Ok(Vec::new())

@@ -704,3 +704,51 @@ async fn a_project_deleted_before_the_daemon_saw_its_entries_is_still_named() {
     let named = |p: &str| (Some(p.to_string()), Some("Globex".to_string()));
     assert_eq!(got, [named("Mayfly"), named("Cicada")]);
 }
+
+#[tokio::test]
+async fn a_renamed_name_column_costs_the_names_not_the_changes() {
+    let (_db, mut client, config) = installed_host().await;
+    client
+        .batch_execute("set search_path = audit_log, pg_catalog")
+        .await
+        .unwrap();
+    // One drainer throughout, as a running daemon has: its lookups were prepared before the DDL.
+    let mut drainer = clockwatch::drain::Drainer::new(config.clone());
+    let entry = |id: i32| {
+        format!("insert into app.time_entry (id, workspace_id, user_id, project_id, start_at) values ({id}, 1, 1, 1, now())")
+    };
+    act(&mut client, Some("1"), &entry(80)).await;
+    drainer.drain_all(&mut client).await.unwrap();
+    client
+        .batch_execute("alter table app.project rename column name to title")
+        .await
+        .unwrap();
+    act(&mut client, Some("1"), &entry(81)).await;
+    let first = drainer.drain_all(&mut client).await.unwrap();
+    act(&mut client, Some("1"), &entry(82)).await;
+    let second = drainer.drain_all(&mut client).await.unwrap();
+    assert_eq!(
+        (first.events, second.events),
+        (1, 1),
+        "the changes still become events"
+    );
+    let projects: Vec<Option<String>> = client
+        .query(
+            "select project from report where category = 'time_entries' order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Before the rename: the name; after: what the log remembers of project 1.
+    assert_eq!(
+        projects,
+        [
+            Some("Apollo".to_string()),
+            Some("Apollo".to_string()),
+            Some("Apollo".to_string())
+        ]
+    );
+}

@@ -44,6 +44,13 @@ begin
 end
 $$;
 
+-- Called with each partition before prune() removes its events older than p_cutoff. Nothing to do
+-- here; a later migration (0004, the hash chain) gives it a body.
+create function before_prune(p_partition text, p_cutoff timestamptz) returns void
+language sql
+set search_path from current
+as $$ select $$;
+
 -- Remove events older than p_now - settings.retention. Whole partitions before the cutoff are
 -- detached and dropped; the partition holding the cutoff has its older rows deleted. With
 -- p_dry_run nothing changes and the rows say what would. Returns nothing when another session
@@ -65,6 +72,9 @@ begin
     -- report for it (and block the reports queued behind us): give up and retry next time.
     set local lock_timeout = '5s';
     for v_part in select * from event_partitions() p where p.starts < v_cutoff loop
+        if not p_dry_run then
+            perform before_prune(v_part.partition_name, v_cutoff);
+        end if;
         if v_part.ends <= v_cutoff then
             execute format('select count(*) from %I', v_part.partition_name) into v_count;
             if not p_dry_run then

@@ -99,7 +99,7 @@ $$;
 
 -- Before pruning removes the start of a chain, remember where the retained part begins: the
 -- last removed event's position and hash, per workspace.
-create function record_anchors(p_partition text, p_cutoff timestamptz) returns void
+create or replace function before_prune(p_partition text, p_cutoff timestamptz) returns void
 language plpgsql
 set search_path from current
 as $$
@@ -112,50 +112,5 @@ begin
          on conflict (workspace_id) do update set seq = excluded.seq, hash = excluded.hash
          where chain_anchor.seq < excluded.seq', p_partition)
     using p_cutoff;
-end
-$$;
-
--- prune() as in 0003, recording chain anchors before anything is removed.
-create or replace function prune(p_now timestamptz default now(), p_dry_run boolean default false)
-returns table (partition_name text, action text, events bigint)
-language plpgsql
-set search_path from current
-as $$
-declare
-    v_cutoff timestamptz := p_now - (select retention from settings);
-    v_part   record;
-    v_count  bigint;
-begin
-    if not pg_try_advisory_xact_lock(hashtext('clockwatch prune ' || current_schema())) then
-        return;
-    end if;
-    set local lock_timeout = '5s';
-    for v_part in select * from event_partitions() p where p.starts < v_cutoff loop
-        if not p_dry_run then
-            perform record_anchors(v_part.partition_name, v_cutoff);
-        end if;
-        if v_part.ends <= v_cutoff then
-            execute format('select count(*) from %I', v_part.partition_name) into v_count;
-            if not p_dry_run then
-                execute format('alter table events detach partition %I', v_part.partition_name);
-                execute format('drop table %I', v_part.partition_name);
-            end if;
-            return query select v_part.partition_name, 'drop partition'::text, v_count;
-        else
-            if p_dry_run then
-                execute format('select count(*) from %I where occurred_at < $1', v_part.partition_name)
-                    into v_count using v_cutoff;
-            else
-                execute format('delete from %I where occurred_at < $1', v_part.partition_name)
-                    using v_cutoff;
-                get diagnostics v_count = row_count;
-            end if;
-            return query select v_part.partition_name, 'delete rows'::text, v_count;
-        end if;
-    end loop;
-    if not p_dry_run then
-        insert into maintenance (job, last_run) values ('prune', p_now)
-        on conflict (job) do update set last_run = excluded.last_run;
-    end if;
 end
 $$;

@@ -11,7 +11,7 @@ alter function ensure_partition(timestamptz) security definer;
 alter function ensure_partitions_ahead(timestamptz, integer) security definer;
 alter function prune(timestamptz, boolean) security definer;
 alter function maintain(timestamptz) security definer;
-alter function record_anchors(text, timestamptz) security definer;
+alter function before_prune(text, timestamptz) security definer;
 alter function append_events(bigint[], timestamptz[], text[], text[], text[], text[], text[],
                              text[], text[], text[], text[], bigint[], boolean[], bigint[], text[],
                              jsonb[], jsonb[], jsonb[], jsonb[]) security definer;
@@ -19,7 +19,7 @@ alter function append_events(bigint[], timestamptz[], text[], text[], text[], te
 -- Security definer functions are executable by PUBLIC unless revoked: keep them to the owner
 -- and the roles granted below.
 revoke execute on function ensure_partition(timestamptz), ensure_partitions_ahead(timestamptz, integer),
-    prune(timestamptz, boolean), maintain(timestamptz), record_anchors(text, timestamptz),
+    prune(timestamptz, boolean), maintain(timestamptz), before_prune(text, timestamptz),
     append_events(bigint[], timestamptz[], text[], text[], text[], text[], text[], text[], text[],
                   text[], text[], bigint[], boolean[], bigint[], text[], jsonb[], jsonb[], jsonb[],
                   jsonb[])

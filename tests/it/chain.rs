@@ -6,17 +6,10 @@ use std::process::Output;
 use crate::support::*;
 
 fn verify(db: &TestDb, extra: &[&str]) -> Output {
-    std::process::Command::new(binary())
-        .arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/clockwatch.toml"
-        ))
-        .args(["verify", "--workspace", "1"])
-        .args(extra)
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap()
+    cli(
+        &db.url,
+        &[&["verify", "--workspace", "1"][..], extra].concat(),
+    )
 }
 
 fn said(out: &Output) -> String {
@@ -169,16 +162,7 @@ async fn pruning_keeps_the_rest_of_the_chain_verifiable() {
         "{}",
         said(&verify(&db, &[]))
     );
-    let out = std::process::Command::new(binary())
-        .arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/clockwatch.toml"
-        ))
-        .arg("prune")
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let out = cli(&db.url, &["prune"]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("removed 10 events"),
         "{out:?}"

@@ -3,52 +3,10 @@
 
 use std::time::Duration;
 
-use clockwatch::daemon::{Daemon, Lifecycle};
-use tokio::sync::{mpsc, watch};
+use clockwatch::daemon::Daemon;
+use tokio::sync::watch;
 
 use crate::support::*;
-
-struct Running {
-    stop: watch::Sender<bool>,
-    lifecycle: mpsc::UnboundedReceiver<Lifecycle>,
-    task: tokio::task::JoinHandle<clockwatch::Result<()>>,
-}
-
-fn start(db: &TestDb, config: &clockwatch::Config) -> Running {
-    let (stop, shutdown) = watch::channel(false);
-    let (tx, lifecycle) = mpsc::unbounded_channel();
-    let daemon = Daemon::new(config.clone(), &db.url, shutdown)
-        .unwrap()
-        .with_lifecycle(tx);
-    Running {
-        stop,
-        lifecycle,
-        task: tokio::spawn(daemon.run()),
-    }
-}
-
-impl Running {
-    async fn ready(&mut self) {
-        loop {
-            let event = tokio::time::timeout(Duration::from_secs(30), self.lifecycle.recv())
-                .await
-                .expect("daemon became ready in time")
-                .expect("daemon still running");
-            if event == Lifecycle::Ready {
-                return;
-            }
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        let result = tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("daemon stops")
-            .unwrap();
-        result.expect("daemon exits cleanly");
-    }
-}
 
 async fn events(client: &tokio_postgres::Client) -> i64 {
     count(client, "select count(*) from audit_log.events").await
@@ -64,7 +22,7 @@ async fn the_daemon_catches_up_then_follows_notifications() {
         "insert into app.tag (workspace_id, name) values (1, 'early')",
     )
     .await;
-    let mut daemon = start(&db, &config);
+    let mut daemon = start_daemon(&config, &db.url);
     daemon.ready().await;
     assert_eq!(events(&client).await, 1, "ready means caught up");
     for i in 0..20 {
@@ -80,16 +38,7 @@ async fn the_daemon_catches_up_then_follows_notifications() {
     })
     .await;
     // With a daemon connected and nothing waiting, status is healthy (exit 0).
-    let status = std::process::Command::new(binary())
-        .arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/clockwatch.toml"
-        ))
-        .arg("status")
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let status = cli(&db.url, &["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(status.status.code(), Some(0), "{text}");
     assert!(
@@ -106,7 +55,7 @@ async fn the_daemon_catches_up_then_follows_notifications() {
 #[tokio::test]
 async fn a_terminated_connection_is_replaced_and_nothing_is_missed() {
     let (db, mut client, config) = installed_host().await;
-    let mut daemon = start(&db, &config);
+    let mut daemon = start_daemon(&config, &db.url);
     daemon.ready().await;
     let killed = count(
         &client,
@@ -137,7 +86,7 @@ async fn three_daemons_record_each_change_exactly_once_in_order() {
     let (db, client, config) = installed_host().await;
     let mut daemons = Vec::new();
     for _ in 0..3 {
-        let mut d = start(&db, &config);
+        let mut d = start_daemon(&config, &db.url);
         d.ready().await;
         daemons.push(d);
     }
@@ -221,16 +170,7 @@ async fn sigterm_during_a_backlog_loses_and_doubles_nothing() {
     let text = include_str!("../../config/clockwatch.toml")
         .replace("batch_size = 1000", "batch_size = 10");
     let (_dir, config) = config_file(&text);
-    let spawn = || {
-        std::process::Command::new(binary())
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .env("CLOCKWATCH_DATABASE_URL", &db.url)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || daemon_process(&db.url, &config);
     let mut daemon = spawn();
     eventually(
         "the daemon has started draining",

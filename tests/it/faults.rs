@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clockwatch::daemon::{Daemon, Lifecycle};
+use clockwatch::daemon::Lifecycle;
 use rand::Rng;
-use tokio::sync::{mpsc, watch};
 
 use crate::support::*;
 
@@ -157,17 +156,6 @@ async fn wait_drained(client: &tokio_postgres::Client) {
     .await;
 }
 
-fn daemon_process(db_url: &str, config: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(binary())
-        .arg("--config")
-        .arg(config)
-        .arg("run")
-        .env("CLOCKWATCH_DATABASE_URL", db_url)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 fn small_batches_config() -> (tempfile::TempDir, std::path::PathBuf) {
     config_file(
         &include_str!("../../config/clockwatch.toml")
@@ -211,15 +199,8 @@ async fn postgres_restarted_fast_and_immediate_under_load() {
     install(&mut client, &config).await;
     enable_all(&client, &config, "1").await;
 
-    let (stop, shutdown) = watch::channel(false);
-    let (tx, mut lifecycle) = mpsc::unbounded_channel();
-    let daemon = tokio::spawn(
-        Daemon::new(config.clone(), &url, shutdown)
-            .unwrap()
-            .with_lifecycle(tx)
-            .run(),
-    );
-    assert_eq!(lifecycle.recv().await, Some(Lifecycle::Ready));
+    let mut daemon = start_daemon(&config, &url);
+    daemon.ready().await;
     let writer = Writer::start(url.clone());
     for mode in ["fast", "immediate"]
         .iter()
@@ -231,7 +212,7 @@ async fn postgres_restarted_fast_and_immediate_under_load() {
         // The daemon notices, backs off, reconnects and says so.
         let mut saw_reconnect = false;
         loop {
-            match tokio::time::timeout(Duration::from_secs(60), lifecycle.recv())
+            match tokio::time::timeout(Duration::from_secs(60), daemon.lifecycle.recv())
                 .await
                 .expect("daemon recovers")
             {
@@ -240,7 +221,7 @@ async fn postgres_restarted_fast_and_immediate_under_load() {
                 Some(Lifecycle::Ready) => {}
                 None => panic!(
                     "the daemon stopped after a {mode} restart: {:?}",
-                    daemon.is_finished()
+                    daemon.task.is_finished()
                 ),
             }
         }
@@ -250,11 +231,10 @@ async fn postgres_restarted_fast_and_immediate_under_load() {
     let client = connect(&url).await;
     wait_drained(&client).await;
     assert!(
-        !daemon.is_finished(),
+        !daemon.task.is_finished(),
         "the daemon keeps running through restarts"
     );
-    stop.send(true).unwrap();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
     assert_exactly_once(&client).await;
 }
 
@@ -263,15 +243,8 @@ async fn a_frozen_connection_is_dropped_and_replaced() {
     let (db, mut client, mut config) = installed_host().await;
     config.daemon.query_timeout_ms = 1000;
     config.daemon.poll_interval_ms = 100;
-    let (stop, shutdown) = watch::channel(false);
-    let (tx, mut lifecycle) = mpsc::unbounded_channel();
-    let daemon = tokio::spawn(
-        Daemon::new(config.clone(), &db.url, shutdown)
-            .unwrap()
-            .with_lifecycle(tx)
-            .run(),
-    );
-    assert_eq!(lifecycle.recv().await, Some(Lifecycle::Ready));
+    let mut daemon = start_daemon(&config, &db.url);
+    daemon.ready().await;
     // Freeze the daemon's server process: its socket stays open but nothing answers, like a
     // half-open connection or a hung server.
     let pid: i32 = client
@@ -291,7 +264,7 @@ async fn a_frozen_connection_is_dropped_and_replaced() {
     .await;
     let outcome = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
-            match lifecycle.recv().await {
+            match daemon.lifecycle.recv().await {
                 Some(Lifecycle::Ready) => return,
                 Some(Lifecycle::Reconnecting) => {}
                 None => panic!("daemon stopped"),
@@ -314,8 +287,7 @@ async fn a_frozen_connection_is_dropped_and_replaced() {
         },
     )
     .await;
-    stop.send(true).unwrap();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
 }
 
 #[tokio::test]
@@ -374,15 +346,8 @@ async fn a_long_outage_is_caught_up_in_order_with_bounded_memory() {
 async fn host_schema_changes_while_writing_never_fail_the_host_and_are_reported() {
     let (db, mut client, mut config) = installed_host().await;
     config.daemon.poll_interval_ms = 100;
-    let (stop, shutdown) = watch::channel(false);
-    let (tx, mut lifecycle) = mpsc::unbounded_channel();
-    let daemon = tokio::spawn(
-        Daemon::new(config.clone(), &db.url, shutdown)
-            .unwrap()
-            .with_lifecycle(tx)
-            .run(),
-    );
-    assert_eq!(lifecycle.recv().await, Some(Lifecycle::Ready));
+    let mut daemon = start_daemon(&config, &db.url);
+    daemon.ready().await;
     // The writer panics if any of its statements fails for a reason other than a lost connection.
     let writer = Writer::start(db.url.clone());
     for ddl in [
@@ -405,14 +370,7 @@ async fn host_schema_changes_while_writing_never_fail_the_host_and_are_reported(
     .await;
 
     // status names each mismatch and exits 2; the daemon keeps running.
-    let (_dir, path) = config_file(include_str!("../../config/clockwatch.toml"));
-    let status = std::process::Command::new(binary())
-        .arg("--config")
-        .arg(&path)
-        .arg("status")
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let status = cli(&db.url, &["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(status.status.code(), Some(2), "{text}");
     for expected in [
@@ -443,11 +401,10 @@ async fn host_schema_changes_while_writing_never_fail_the_host_and_are_reported(
     assert!(rounds > 10, "the writer kept writing ({rounds} rounds)");
     wait_drained(&client).await;
     assert!(
-        !daemon.is_finished(),
+        !daemon.task.is_finished(),
         "schema changes never stop the daemon"
     );
-    stop.send(true).unwrap();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
     assert_exactly_once(&client).await;
     let tags: Vec<String> = client
         .query(

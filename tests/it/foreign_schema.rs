@@ -1,7 +1,7 @@
 //! The "done" check: a host schema unlike the fixture, mapped only through a config file,
 //! driven through the binary (install, enable, run) for a scripted day.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::*;
@@ -34,14 +34,7 @@ async fn a_foreign_schema_mapped_by_config_yields_the_right_report() {
     };
     run(&["install"]);
     run(&["enable", "--workspace", "acme"]);
-    let mut daemon = Command::new(binary())
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = daemon_process(&db.url, &config);
 
     // A day at acme (audited) and at globex (not enabled).
     let job = "10000000-0000-0000-0000-000000000001";

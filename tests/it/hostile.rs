@@ -44,16 +44,10 @@ async fn a_one_megabyte_description_and_awkward_text_arrive_intact() {
     assert_eq!(length, 1_000_000);
 
     // The CSV export round-trips the awkward text through a CSV reader.
-    let out = std::process::Command::new(binary())
-        .arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/clockwatch.toml"
-        ))
-        .args(["export", "--workspace", "1", "--category", "tags"])
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let out = cli(
+        &db.url,
+        &["export", "--workspace", "1", "--category", "tags"],
+    );
     assert!(out.status.success());
     let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
     let targets: Vec<String> = reader
@@ -208,22 +202,16 @@ async fn truncate_is_one_event_for_every_workspace_not_silence() {
     );
     // Every workspace's report shows it.
     for workspace in ["1", "2"] {
-        let out = std::process::Command::new(binary())
-            .arg("--config")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/config/clockwatch.toml"
-            ))
-            .args([
+        let out = cli(
+            &db.url,
+            &[
                 "report",
                 "--workspace",
                 workspace,
                 "--action",
                 "Removed all tags",
-            ])
-            .env("CLOCKWATCH_DATABASE_URL", &db.url)
-            .output()
-            .unwrap();
+            ],
+        );
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("Ann Admin  Removed all tags"),
             "{out:?}"

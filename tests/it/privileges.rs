@@ -18,6 +18,18 @@ async fn app_role(db: &TestDb, admin: &tokio_postgres::Client) -> tokio_postgres
     connect(&db.url.replacen("postgres@", &format!("{role}@"), 1)).await
 }
 
+/// Each statement is refused with insufficient_privilege (42501).
+async fn assert_denied(client: &tokio_postgres::Client, statements: &[&str]) {
+    for sql in statements {
+        let err = client.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(
+            err.code().map(|c| c.code()),
+            Some("42501"),
+            "{sql}: expected insufficient_privilege, got {err:?}"
+        );
+    }
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -45,20 +57,20 @@ async fn the_application_role_is_audited_but_cannot_touch_the_log() {
         ]
     );
 
-    for (attempt, sql) in [
-        ("forge a staged change", "insert into audit_log.staging (source, category, op, txid, stmt_at, depth, workspace_id) values ('app.time_entry', 'time_entries', 'D', 1, now(), 1, '1')"),
-        ("edit an event", "update audit_log.events set author = 'Nobody'"),
-        ("delete events", "delete from audit_log.events"),
-        ("truncate events", "truncate audit_log.events"),
-        ("read the log directly", "select * from audit_log.events"),
-        ("turn auditing off", "select audit_log.disable('1')"),
-        ("switch triggers off for the session", "set session_replication_role = replica"),
-        ("detach the triggers", "select audit_log.detach('app.time_entry')"),
-    ] {
-        let err = app.batch_execute(sql).await.expect_err(attempt);
-        let code = err.code().map(|c| c.code().to_string()).unwrap_or_default();
-        assert_eq!(code, "42501", "{attempt}: expected insufficient_privilege, got {err:?}");
-    }
+    assert_denied(
+        &app,
+        &[
+            "insert into audit_log.staging (source, category, op, txid, stmt_at, depth, workspace_id) values ('app.time_entry', 'time_entries', 'D', 1, now(), 1, '1')", // forge a staged change
+            "update audit_log.events set author = 'Nobody'", // edit an event
+            "delete from audit_log.events", // delete events
+            "truncate audit_log.events", // truncate events
+            "select * from audit_log.events", // read the log directly
+            "select audit_log.disable('1')", // turn auditing off
+            "set session_replication_role = replica", // switch triggers off for the session
+            "select audit_log.detach('app.time_entry')", // detach the triggers
+        ],
+    )
+    .await;
     assert_eq!(
         count(&admin, "select count(*) from audit_log.events").await,
         2
@@ -78,16 +90,7 @@ async fn disabled_capture_triggers_are_reported_by_status() {
         .batch_execute("alter table app.expense disable trigger clockwatch_audit_log_insert")
         .await
         .unwrap();
-    let out = std::process::Command::new(binary())
-        .arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/clockwatch.toml"
-        ))
-        .arg("status")
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let out = cli(&db.url, &["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -127,18 +130,15 @@ async fn a_reporting_role_reads_the_views_and_nothing_else() {
         count(&reports, "select count(*) from audit_log.events_between('1', now() - interval '1 day', now() + interval '1 hour', null, array['Created tag'])").await,
         1
     );
-    for sql in [
-        "delete from audit_log.events",
-        "update audit_log.events set author = 'x'",
-        "select * from audit_log.staging",
-    ] {
-        let err = reports.batch_execute(sql).await.expect_err(sql);
-        assert_eq!(
-            err.code().map(|c| c.code()),
-            Some("42501"),
-            "{sql}: {err:?}"
-        );
-    }
+    assert_denied(
+        &reports,
+        &[
+            "delete from audit_log.events",
+            "update audit_log.events set author = 'x'",
+            "select * from audit_log.staging",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -209,16 +209,7 @@ async fn injection_strings_in_every_filter_are_only_data() {
                 args.extend(["--workspace", "1"]);
             }
             args.extend([flag, value]);
-            let out = std::process::Command::new(binary())
-                .arg("--config")
-                .arg(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/config/clockwatch.toml"
-                ))
-                .args(&args)
-                .env("CLOCKWATCH_DATABASE_URL", &db.url)
-                .output()
-                .unwrap();
+            let out = cli(&db.url, &args);
             let stdout = String::from_utf8_lossy(&out.stdout);
             // Either refused as an unknown value, or a report with no match: never the event.
             assert!(
@@ -310,7 +301,6 @@ async fn hostile_identifiers_in_the_config_are_quoted_everywhere() {
 
 #[tokio::test]
 async fn the_daemon_runs_as_a_role_that_cannot_rewrite_the_log() {
-    use clockwatch::daemon::{Daemon, Lifecycle};
     let (db, mut admin, mut config) = installed_host().await;
     let role = format!("daemon_{}_{}", std::process::id(), rand_suffix());
     admin
@@ -325,15 +315,8 @@ async fn the_daemon_runs_as_a_role_that_cannot_rewrite_the_log() {
     install(&mut admin, &config).await;
     let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
 
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let (tx, mut lifecycle) = tokio::sync::mpsc::unbounded_channel();
-    let daemon = tokio::spawn(
-        Daemon::new(config.clone(), &url, shutdown)
-            .unwrap()
-            .with_lifecycle(tx)
-            .run(),
-    );
-    assert_eq!(lifecycle.recv().await, Some(Lifecycle::Ready));
+    let mut daemon = start_daemon(&config, &url);
+    daemon.ready().await;
     act(
         &mut admin,
         Some("2"),
@@ -354,26 +337,22 @@ async fn the_daemon_runs_as_a_role_that_cannot_rewrite_the_log() {
     )
     .await;
     assert!(
-        !daemon.is_finished(),
+        !daemon.task.is_finished(),
         "maintenance and draining need nothing more"
     );
-    stop.send(true).unwrap();
-    daemon.await.unwrap().unwrap();
+    daemon.stop().await;
 
     let as_daemon = connect(&url).await;
-    for sql in [
-        "update audit_log.events set author = 'x'",
-        "delete from audit_log.events",
-        "truncate audit_log.events",
-        "update audit_log.settings set retention = '1 day'",
-        "drop schema audit_log cascade",
-        "update audit_log.chain_head set seq = 0",
-    ] {
-        let err = as_daemon.batch_execute(sql).await.expect_err(sql);
-        assert_eq!(
-            err.code().map(|c| c.code()),
-            Some("42501"),
-            "{sql}: {err:?}"
-        );
-    }
+    assert_denied(
+        &as_daemon,
+        &[
+            "update audit_log.events set author = 'x'",
+            "delete from audit_log.events",
+            "truncate audit_log.events",
+            "update audit_log.settings set retention = '1 day'",
+            "drop schema audit_log cascade",
+            "update audit_log.chain_head set seq = 0",
+        ],
+    )
+    .await;
 }

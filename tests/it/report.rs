@@ -24,19 +24,6 @@ async fn scripted_day() -> (TestDb, tokio_postgres::Client) {
     (db, client)
 }
 
-fn clockwatch(db: &TestDb, args: &[&str]) -> Output {
-    Command::new(binary())
-        .arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/clockwatch.toml"
-        ))
-        .args(args)
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap()
-}
-
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -58,8 +45,8 @@ const DAY: [&str; 4] = ["--from", "2026-11-24", "--to", "2026-11-24"];
 #[tokio::test]
 async fn the_export_of_a_scripted_day_matches_the_golden_csv_byte_for_byte() {
     let (db, _client) = scripted_day().await;
-    let csv = ok(&clockwatch(
-        &db,
+    let csv = ok(&cli(
+        &db.url,
         &[&["export", "--workspace", "1"][..], &DAY].concat(),
     ));
     let golden_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden/day.csv");
@@ -71,8 +58,8 @@ async fn the_export_of_a_scripted_day_matches_the_golden_csv_byte_for_byte() {
     assert_eq!(csv, golden);
 
     // --excel: the same bytes behind a UTF-8 byte order mark.
-    let excel = clockwatch(
-        &db,
+    let excel = cli(
+        &db.url,
         &[&["export", "--workspace", "1", "--excel"][..], &DAY].concat(),
     );
     assert!(excel.status.success());
@@ -87,8 +74,8 @@ async fn filters_by_author_action_category_and_target() {
         |out: &Output| -> Vec<String> { ok(out).lines().skip(1).map(str::to_string).collect() };
 
     // System only: the relinked entry and the three nightly approvals.
-    let system = lines(&clockwatch(
-        &db,
+    let system = lines(&cli(
+        &db.url,
         &[
             &["report", "--workspace", "1", "--author", "system"][..],
             &DAY,
@@ -102,16 +89,16 @@ async fn filters_by_author_action_category_and_target() {
     );
 
     // An action by label (any case) or by code gives the same rows.
-    let by_label = ok(&clockwatch(
-        &db,
+    let by_label = ok(&cli(
+        &db.url,
         &[
             &["report", "--workspace", "1", "--action", "deleted PROJECT"][..],
             &DAY,
         ]
         .concat(),
     ));
-    let by_code = ok(&clockwatch(
-        &db,
+    let by_code = ok(&cli(
+        &db.url,
         &[
             &["report", "--workspace", "1", "--action", "project.deleted"][..],
             &DAY,
@@ -126,8 +113,8 @@ async fn filters_by_author_action_category_and_target() {
     );
 
     // Authors by id or by name; categories.
-    let bob = lines(&clockwatch(
-        &db,
+    let bob = lines(&cli(
+        &db.url,
         &[
             &[
                 "report",
@@ -142,8 +129,8 @@ async fn filters_by_author_action_category_and_target() {
         ]
         .concat(),
     ));
-    let bob_by_id = lines(&clockwatch(
-        &db,
+    let bob_by_id = lines(&cli(
+        &db.url,
         &[
             &[
                 "report",
@@ -162,8 +149,8 @@ async fn filters_by_author_action_category_and_target() {
     assert_eq!(bob.len(), 5, "{bob:#?}");
 
     // One record's history, oldest first, linked changes included.
-    let history = lines(&clockwatch(
-        &db,
+    let history = lines(&cli(
+        &db.url,
         &[
             "report",
             "--workspace",
@@ -191,8 +178,8 @@ async fn filters_by_author_action_category_and_target() {
     );
 
     // --details shows every detail field.
-    let details = ok(&clockwatch(
-        &db,
+    let details = ok(&cli(
+        &db.url,
         &[
             "report",
             "--workspace",
@@ -218,8 +205,12 @@ async fn filters_by_author_action_category_and_target() {
 #[tokio::test]
 async fn bad_report_input_is_refused_in_one_line() {
     let (db, _client) = scripted_day().await;
-    let report =
-        |extra: &[&str]| clockwatch(&db, &[&["report", "--workspace", "1"][..], extra].concat());
+    let report = |extra: &[&str]| {
+        cli(
+            &db.url,
+            &[&["report", "--workspace", "1"][..], extra].concat(),
+        )
+    };
     refused(&report(&["--from", "2026-10-01", "--to", "2026-11-24"]), "the range covers 55 days, more than the 30 one report may cover (max_report_days): split it");
     refused(
         &report(&["--from", "2026-11-24", "--to", "2026-11-01"]),
@@ -242,12 +233,12 @@ async fn bad_report_input_is_refused_in_one_line() {
         "unknown category \"invoices\"",
     );
     refused(
-        &clockwatch(&db, &["report", "--workspace", "42"]),
+        &cli(&db.url, &["report", "--workspace", "42"]),
         "unknown workspace \"42\"",
     );
     // An export may cover more than 30 days.
-    let wide = clockwatch(
-        &db,
+    let wide = cli(
+        &db.url,
         &[
             "export",
             "--workspace",
@@ -264,8 +255,8 @@ async fn bad_report_input_is_refused_in_one_line() {
 #[tokio::test]
 async fn json_lines_parse_back_to_the_events() {
     let (db, client) = scripted_day().await;
-    let out = ok(&clockwatch(
-        &db,
+    let out = ok(&cli(
+        &db.url,
         &[
             &["export", "--workspace", "1", "--format", "jsonl"][..],
             &DAY,

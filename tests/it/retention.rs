@@ -25,20 +25,12 @@ async fn old_event(client: &tokio_postgres::Client, id: i64, at: &str) {
 }
 
 fn prune(db: &TestDb, dry_run: bool) -> String {
-    let mut cmd = std::process::Command::new(binary());
-    cmd.arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/clockwatch.toml"
-        ))
-        .arg("prune");
-    if dry_run {
-        cmd.arg("--dry-run");
-    }
-    let out = cmd
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let args: &[&str] = if dry_run {
+        &["prune", "--dry-run"]
+    } else {
+        &["prune"]
+    };
+    let out = cli(&db.url, args);
     assert!(
         out.status.success(),
         "{}",

@@ -201,3 +201,76 @@ pub fn config_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     std::fs::write(&path, text).unwrap();
     (dir, path)
 }
+
+/// The example config file, for runs of the binary.
+pub const EXAMPLE_CONFIG_PATH: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/config/clockwatch.toml");
+
+/// Run the binary with the example config against the database at `url`.
+pub fn cli(url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .arg("--config")
+        .arg(EXAMPLE_CONFIG_PATH)
+        .args(args)
+        .env("CLOCKWATCH_DATABASE_URL", url)
+        .output()
+        .expect("run clockwatch")
+}
+
+/// Start `clockwatch run` as a process with the config file at `config` (its log discarded).
+pub fn daemon_process(url: &str, config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(binary())
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("CLOCKWATCH_DATABASE_URL", url)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A daemon running in-process, with its lifecycle notices.
+pub struct Running {
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub lifecycle: tokio::sync::mpsc::UnboundedReceiver<clockwatch::daemon::Lifecycle>,
+    pub task: tokio::task::JoinHandle<clockwatch::Result<()>>,
+}
+
+/// Start a daemon in-process for `config` on the database at `url`.
+pub fn start_daemon(config: &Config, url: &str) -> Running {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (tx, lifecycle) = tokio::sync::mpsc::unbounded_channel();
+    let daemon = clockwatch::daemon::Daemon::new(config.clone(), url, shutdown)
+        .unwrap()
+        .with_lifecycle(tx);
+    Running {
+        stop,
+        lifecycle,
+        task: tokio::spawn(daemon.run()),
+    }
+}
+
+impl Running {
+    /// Wait for the next Ready (connected, listening, first drain done).
+    pub async fn ready(&mut self) {
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(30), self.lifecycle.recv())
+                .await
+                .expect("daemon became ready in time")
+                .expect("daemon still running");
+            if event == clockwatch::daemon::Lifecycle::Ready {
+                return;
+            }
+        }
+    }
+
+    /// Ask for shutdown; the daemon must exit cleanly.
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("daemon stops")
+            .unwrap();
+        result.expect("daemon exits cleanly");
+    }
+}

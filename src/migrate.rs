@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "daemon_role",
         sql: include_str!("../sql/0005_daemon_role.sql"),
     },
+    Migration {
+        version: 6,
+        name: "capture_speed",
+        sql: include_str!("../sql/0006_capture_speed.sql"),
+    },
 ];
 
 impl Migration {

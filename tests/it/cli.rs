@@ -50,7 +50,7 @@ async fn install_enable_status_through_the_binary() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains(
-            "installed in schema audit_log: 5 migration(s) applied, triggers on 7 table(s)"
+            "installed in schema audit_log: 6 migration(s) applied, triggers on 7 table(s)"
         ),
         "{}",
         stdout(&out)

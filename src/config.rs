@@ -69,6 +69,11 @@ pub struct DaemonConfig {
     /// TCP connection, a frozen server): the daemon drops it and reconnects.
     #[serde(default = "default_query_timeout_ms")]
     pub query_timeout_ms: u64,
+    /// Connections that drain a backlog together. With two, one connection's batch is being
+    /// normalised by the daemon while the other's is being written by PostgreSQL; an idle or
+    /// lightly loaded daemon drains on its main connection alone.
+    #[serde(default = "default_drain_connections")]
+    pub drain_connections: u32,
 }
 
 impl Default for DaemonConfig {
@@ -78,6 +83,7 @@ impl Default for DaemonConfig {
             poll_interval_ms: default_poll_interval_ms(),
             max_backoff_ms: default_max_backoff_ms(),
             query_timeout_ms: default_query_timeout_ms(),
+            drain_connections: default_drain_connections(),
         }
     }
 }
@@ -427,6 +433,12 @@ impl Config {
         if self.daemon.query_timeout_ms < 100 {
             return bad("daemon.query_timeout_ms: must be at least 100".into());
         }
+        if !(1..=8).contains(&self.daemon.drain_connections) {
+            return bad(format!(
+                "daemon.drain_connections: {} is out of range 1..=8",
+                self.daemon.drain_connections
+            ));
+        }
         if self.daemon.poll_interval_ms < 10 {
             return bad("daemon.poll_interval_ms: must be at least 10".into());
         }
@@ -530,6 +542,9 @@ fn default_id_column() -> String {
 }
 fn default_batch_size() -> i64 {
     1000
+}
+fn default_drain_connections() -> u32 {
+    2
 }
 fn default_poll_interval_ms() -> u64 {
     1000

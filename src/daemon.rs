@@ -56,7 +56,11 @@ pub enum Lifecycle {
 pub struct Daemon {
     config: Config,
     pg: tokio_postgres::Config,
+    helper_pg: tokio_postgres::Config,
     drainer: Drainer,
+    /// The extra connections of `daemon.drain_connections`, each with its own drainer; connected
+    /// with the main connection and dropped with it.
+    helpers: Vec<Helper>,
     shutdown: watch::Receiver<bool>,
     lifecycle: Option<mpsc::UnboundedSender<Lifecycle>>,
     /// Start of the current summary period, and what was drained in it.
@@ -70,12 +74,23 @@ impl Daemon {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Daemon> {
         let pg = db::parse_url(database_url, "daemon")?;
-        let drainer =
-            Drainer::new(config.clone()).with_batch_deadline(config.daemon.query_timeout());
+        // Helpers name themselves apart: `status` counts daemons by the main connection's name.
+        let helper_pg = db::parse_url(database_url, "daemon helper")?;
+        let new_drainer =
+            || Drainer::new(config.clone()).with_batch_deadline(config.daemon.query_timeout());
+        let drainer = new_drainer();
+        let helpers = (1..config.daemon.drain_connections)
+            .map(|_| Helper {
+                drainer: new_drainer(),
+                client: None,
+            })
+            .collect();
         Ok(Daemon {
             config,
             pg,
+            helper_pg,
             drainer,
+            helpers,
             shutdown,
             lifecycle: None,
             summary: (Instant::now(), BatchReport::default()),
@@ -150,6 +165,18 @@ impl Daemon {
         })
         .await?;
         self.drainer.reset();
+        let limit = self.timeout();
+        for helper in &mut self.helpers {
+            helper.client = None;
+            helper.drainer.reset();
+            let (client, _notifications) = db::connect(&self.helper_pg).await?;
+            let path = format!("set search_path = {}, pg_catalog", quote_ident(&self.config.schema));
+            within(limit, async {
+                client.batch_execute(&path).await.context("set search_path")
+            })
+            .await?;
+            helper.client = Some(client);
+        }
         // Ready after one bounded slice of draining: a large backlog is caught up in the loop
         // below, where the watchdog, the chores and shutdown keep being served.
         self.report_health(&client).await?;
@@ -275,16 +302,36 @@ impl Daemon {
     }
 
     /// Drain batches until staging looks empty, for at most [`DRAIN_SLICE`] (so the loop keeps
-    /// serving shutdown, chores and the watchdog under sustained load).
+    /// serving shutdown, chores and the watchdog under sustained load). When the first batch is
+    /// full there is a backlog, and the helper connections drain alongside the main one.
     async fn drain_slice(&mut self, client: &mut Client) -> Result<BatchReport> {
         let shutdown = self.shutdown.clone();
         let started = Instant::now();
-        self.drainer
-            .drain_while(client, || {
-                !*shutdown.borrow() && started.elapsed() < DRAIN_SLICE
-            })
-            .await
+        let keep_going = || !*shutdown.borrow() && started.elapsed() < DRAIN_SLICE;
+        let mut total = self.drainer.drain_batch(client).await?;
+        if (total.staged as i64) < self.drainer.batch_size() || !keep_going() {
+            return Ok(total);
+        }
+        let helpers = self.helpers.iter_mut().filter_map(|h| {
+            let client = h.client.as_mut()?;
+            Some(h.drainer.drain_while(client, &keep_going))
+        });
+        let (main, helped) = tokio::join!(
+            self.drainer.drain_while(client, &keep_going),
+            futures_util::future::join_all(helpers)
+        );
+        total += main?;
+        for drained in helped {
+            total += drained?;
+        }
+        Ok(total)
     }
+}
+
+/// An extra draining connection.
+struct Helper {
+    drainer: Drainer,
+    client: Option<Client>,
 }
 
 /// Whether the daemon has cleared `wakeup.daemon_idle` (it is busy, writers skip NOTIFY and the

@@ -1,7 +1,7 @@
 //! Moving staged changes into the audit log.
 //!
-//! One transaction claims a batch of staged rows (`FOR UPDATE SKIP LOCKED`), writes their events,
-//! sets aside the ones that cannot be normalised, and deletes the batch from staging. Because the
+//! One transaction takes a batch of staged rows out of staging (`DELETE ... FOR UPDATE SKIP
+//! LOCKED`), writes their events and sets aside the ones that cannot be normalised. Because the
 //! move is one transaction, a crash at any point leaves each change either still staged or an
 //! event, never both and never neither; and because claimed rows are locked, several daemons can
 //! drain at once without taking the same change twice.
@@ -128,10 +128,12 @@ impl Drainer {
         if self.resolver.is_none() {
             self.resolver = Some(Resolver::prepare(&tx, &self.config).await?);
         }
-        let rows = tx
+        let mut rows = tx
             .query(CLAIM, &[&self.batch_size()])
             .await
             .context("claim staged changes")?;
+        // DELETE ... RETURNING gives no order; changes to one record must be normalised in order.
+        rows.sort_unstable_by_key(|row| row.get::<_, i64>("id"));
         if rows.is_empty() {
             tx.commit().await.context("commit drain")?;
             return Ok(BatchReport::default());
@@ -213,10 +215,6 @@ impl Drainer {
                 .context("write dead letters")?;
             report.dead_lettered = ids.len();
         }
-        let claimed: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
-        tx.execute("delete from staging where id = any($1)", &[&claimed])
-            .await
-            .context("remove drained changes")?;
         tx.commit().await.context("commit drain")?;
         report.events = events.len();
         tracing::debug!(
@@ -230,11 +228,19 @@ impl Drainer {
     }
 
     /// Names the batch's own rows carry, the latest change winning: (category, id) -> name and,
-    /// for projects, client.
+    /// for projects, client. Only categories other events name in their details are kept: a time
+    /// entry's or expense's description names nothing else, and remembering one per event cost
+    /// an upsert per event.
     fn names_in(&self, changes: &[StagedChange]) -> Remembered {
         let mut names = Remembered::new();
         for change in changes {
             let source = &self.sources[&change.source];
+            if !matches!(
+                source.category,
+                Category::Projects | Category::Tasks | Category::Clients | Category::Tags
+            ) {
+                continue;
+            }
             let (Some(row), Some(name_column)) = (change.row(), source.name_column.as_deref())
             else {
                 continue;

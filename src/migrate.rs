@@ -47,8 +47,8 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
-        name: "capture_speed",
-        sql: include_str!("../sql/0006_capture_speed.sql"),
+        name: "speed",
+        sql: include_str!("../sql/0006_speed.sql"),
     },
 ];
 

@@ -138,3 +138,111 @@ begin
                    v_prefix || '_truncate', p_table, current_schema(), v_args);
 end
 $$;
+
+-- Chaining, set-based. 0004's append_events() walked the batch row by row in PL/pgSQL, building
+-- a composite row per event and appending it to an array: 28 ms of PostgreSQL time per 1,000
+-- events, where inserting them costs 10. The same chain (each event's hash is
+-- sha256(previous hash || canonical content), so `clockwatch verify` and existing chains are
+-- unchanged) is now computed by a window aggregate inside one INSERT ... SELECT.
+--
+-- event_content() is unchanged in what it returns; it loses 0004's SET search_path (which stops
+-- PostgreSQL from inlining a SQL function: it ran as a separate function call, 15 us per event)
+-- and is declared STABLE, as to_char() is, for the same reason. It names only pg_catalog
+-- functions, and every caller (append_events() and `clockwatch verify`) runs with Clockwatch's
+-- schema and pg_catalog on the search_path.
+create or replace function event_content(e events) returns text
+language sql stable
+as $$
+    select jsonb_build_array(
+        e.event_id, to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        e.workspace_id, e.category, e.action_code, e.action, e.origin, e.author_id, e.author,
+        e.target_id, e.target, e.caused_by, e.linked, e.txid, e.source, e.previous_value,
+        e.new_value, e.row_data, e.details)::text
+$$;
+
+-- chain_hash(head, content) over (partition by workspace order by event_id): the running hash of
+-- a workspace's events, starting from that workspace's head hash.
+-- (PL/pgSQL, not SQL: an aggregate calls its step function through the function manager, where a
+-- SQL function starts an executor per call and PL/pgSQL evaluates a simple expression.)
+create function chain_step(p_state bytea, p_head bytea, p_content bytea) returns bytea
+language plpgsql immutable parallel safe
+as $$ begin return sha256(coalesce(p_state, p_head) || p_content); end $$;
+
+create aggregate chain_hash(bytea, bytea) (sfunc = chain_step, stype = bytea);
+
+create or replace function append_events(
+    p_event_id bigint[], p_occurred_at timestamptz[], p_workspace_id text[], p_category text[],
+    p_action_code text[], p_action text[], p_origin text[], p_author_id text[], p_author text[],
+    p_target_id text[], p_target text[], p_caused_by bigint[], p_linked boolean[], p_txid bigint[],
+    p_source text[], p_previous_value jsonb[], p_new_value jsonb[], p_row_data jsonb[],
+    p_details jsonb[])
+returns integer
+language plpgsql
+security definer
+set search_path from current
+as $$
+declare
+    v_count integer;
+begin
+    -- A workspace's first event chains from its anchor (left by pruning) or from nothing.
+    insert into chain_head (workspace_id, seq, hash)
+    select w.workspace_id, coalesce(a.seq, 0), coalesce(a.hash, '\x'::bytea)
+    from (select distinct workspace_id from unnest(p_workspace_id) workspace_id) w
+    left join chain_anchor a on a.workspace_id = w.workspace_id
+    on conflict (workspace_id) do nothing;
+    -- Row locks on the heads, taken in sorted order: daemons append to one workspace's chain one
+    -- at a time, and two batches never wait on each other in a cycle.
+    perform 1 from chain_head h
+    where h.workspace_id = any (p_workspace_id)
+    order by h.workspace_id
+    for update;
+
+    with batch as (
+        select u.*, now() as recorded_at
+        from unnest(p_event_id, p_occurred_at, p_workspace_id, p_category, p_action_code,
+                    p_action, p_origin, p_author_id, p_author, p_target_id, p_target,
+                    p_caused_by, p_linked, p_txid, p_source, p_previous_value, p_new_value,
+                    p_row_data, p_details)
+             as u(event_id, occurred_at, workspace_id, category, action_code, action, origin,
+                  author_id, author, target_id, target, caused_by, linked, txid, source,
+                  previous_value, new_value, row_data, details)
+    ), chained as (
+        select b.*, h.hash as head_hash,
+               h.seq + row_number() over w as chain_seq,
+               chain_hash(h.hash, convert_to(event_content(
+                   row(b.event_id, b.occurred_at, b.recorded_at, b.workspace_id, b.category,
+                       b.action_code, b.action, b.origin, b.author_id, b.author, b.target_id,
+                       b.target, b.caused_by, b.linked, b.txid, b.source, b.previous_value,
+                       b.new_value, b.row_data, b.details, null, null, null)::events), 'UTF8'))
+                   over w as hash
+        from batch b
+        join chain_head h on h.workspace_id = b.workspace_id
+        window w as (partition by b.workspace_id order by b.event_id)
+    ), inserted as (
+        insert into events (event_id, occurred_at, recorded_at, workspace_id, category,
+                            action_code, action, origin, author_id, author, target_id, target,
+                            caused_by, linked, txid, source, previous_value, new_value, row_data,
+                            details, chain_seq, prev_hash, hash)
+        select c.event_id, c.occurred_at, c.recorded_at, c.workspace_id, c.category,
+               c.action_code, c.action, c.origin, c.author_id, c.author, c.target_id, c.target,
+               c.caused_by, c.linked, c.txid, c.source, c.previous_value, c.new_value, c.row_data,
+               c.details, c.chain_seq,
+               coalesce(lag(c.hash) over (partition by c.workspace_id order by c.event_id),
+                        c.head_hash),
+               c.hash
+        from chained c
+        returning workspace_id, chain_seq, hash
+    ), heads as (
+        update chain_head h set seq = l.chain_seq, hash = l.hash
+        from (select distinct on (i.workspace_id) i.workspace_id, i.chain_seq, i.hash
+              from inserted i
+              order by i.workspace_id, i.chain_seq desc) l
+        where h.workspace_id = l.workspace_id
+    )
+    select count(*) into v_count from inserted;
+    return v_count;
+end
+$$;
+revoke execute on function append_events(bigint[], timestamptz[], text[], text[], text[], text[],
+    text[], text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], jsonb[], jsonb[],
+    jsonb[], jsonb[]) from public;

@@ -9,8 +9,13 @@ export CLOCKWATCH_PG_DIR="${CLOCKWATCH_BENCH_PG_DIR:-/tmp/clockwatch-bench-pg}"
 export CLOCKWATCH_PG_DURABLE=1
 admin="${CLOCKWATCH_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:${CLOCKWATCH_PG_PORT}/postgres}"
 CLOCKWATCH_TEST_DATABASE_URL="$admin" scripts/pg-up
-cargo build --quiet --release
-bin="$PWD/target/release/clockwatch"
+# CLOCKWATCH_BENCH_BIN: a clockwatch binary already built (the test suite's smoke run uses its own).
+if [ -n "${CLOCKWATCH_BENCH_BIN:-}" ]; then
+  bin="$CLOCKWATCH_BENCH_BIN"
+else
+  cargo build --quiet --release
+  bin="$PWD/target/release/clockwatch"
+fi
 cfg="${CLOCKWATCH_BENCH_CONFIG:-$PWD/config/clockwatch.toml}"
 
 # bench_db NAME: a fresh database with the example host schema, Clockwatch installed and

@@ -596,4 +596,19 @@ mod tests {
             ("app.users", "full_name")
         );
     }
+
+    #[test]
+    fn drain_connections_default_to_two_and_are_bounded() {
+        let source = "[[source]]\ncategory = 'tags'\ntable = 'a.b'\nworkspace_column = 'w'\n";
+        assert_eq!(
+            Config::from_toml(source).unwrap().daemon.drain_connections,
+            2
+        );
+        for bad in [0, 9] {
+            let err = Config::from_toml(&format!("[daemon]\ndrain_connections = {bad}\n{source}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("daemon.drain_connections"), "{err}");
+        }
+    }
 }

@@ -170,7 +170,10 @@ impl Daemon {
             helper.client = None;
             helper.drainer.reset();
             let (client, _notifications) = db::connect(&self.helper_pg).await?;
-            let path = format!("set search_path = {}, pg_catalog", quote_ident(&self.config.schema));
+            let path = format!(
+                "set search_path = {}, pg_catalog",
+                quote_ident(&self.config.schema)
+            );
             within(limit, async {
                 client.batch_execute(&path).await.context("set search_path")
             })

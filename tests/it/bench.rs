@@ -1,0 +1,54 @@
+//! The benchmarks are run by hand (figures in bench/README.md), but a tiny run of the daemon and
+//! prune benchmarks here keeps the scripts from rotting. Only their output's shape and counts are
+//! checked, never a timing.
+
+use crate::support::{admin_url, binary};
+
+fn run_bench(script: &str, arg: &str) -> String {
+    let out = std::process::Command::new(script)
+        .arg(arg)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CLOCKWATCH_BENCH_DATABASE_URL", admin_url())
+        .env("CLOCKWATCH_BENCH_BIN", binary())
+        .output()
+        .expect("run bench script");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} {arg} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The figure printed on the line starting with `label`.
+fn figure(output: &str, label: &str) -> String {
+    output
+        .lines()
+        .find(|l| l.starts_with(label))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{output}"))
+        .to_string()
+}
+
+#[test]
+fn the_daemon_benchmark_drains_every_staged_change() {
+    let out = run_bench("bench/daemon", "2000");
+    assert_eq!(figure(&out, "changes"), "2000", "{out}");
+    assert_eq!(figure(&out, "events "), "2000", "{out}");
+    assert!(
+        figure(&out, "events/s").parse::<f64>().unwrap() > 0.0,
+        "{out}"
+    );
+}
+
+#[test]
+fn the_prune_benchmark_removes_each_month_it_fills() {
+    let out = run_bench("bench/prune", "3000");
+    let removed: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().last().unwrap_or(""))
+        .collect();
+    assert_eq!(removed, ["1000", "3000"], "{out}");
+}

@@ -155,9 +155,13 @@ impl Daemon {
             require_installed(&client, &self.config.schema),
         )
         .await?;
+        // Every connection of this daemon resolves Clockwatch's names in its schema.
+        let search_path = format!(
+            "set search_path = {}, pg_catalog",
+            quote_ident(&self.config.schema)
+        );
         let listen = format!(
-            "set search_path = {}, pg_catalog; listen {}",
-            quote_ident(&self.config.schema),
+            "{search_path}; listen {}",
             quote_ident(&self.config.channel())
         );
         within(self.timeout(), async {
@@ -170,12 +174,11 @@ impl Daemon {
             helper.client = None;
             helper.drainer.reset();
             let (client, _notifications) = db::connect(&self.helper_pg).await?;
-            let path = format!(
-                "set search_path = {}, pg_catalog",
-                quote_ident(&self.config.schema)
-            );
             within(limit, async {
-                client.batch_execute(&path).await.context("set search_path")
+                client
+                    .batch_execute(&search_path)
+                    .await
+                    .context("set search_path")
             })
             .await?;
             helper.client = Some(client);

@@ -135,26 +135,31 @@ pub async fn export(
         Format::JsonLines => Sink::Json(out),
     };
     let mut written = 0u64;
+    let mut rows = tx
+        .query_portal(&portal, PAGE)
+        .await
+        .context("read the export cursor")?;
     loop {
-        let rows = tx
-            .query_portal(&portal, PAGE)
-            .await
-            .context("read the export cursor")?;
-        for row in &rows {
-            let r = ReportRow::from_row(row);
-            match &mut sink {
-                Sink::Csv(w) => w.write_record(csv_record(&r)).map_err(csv_error)?,
-                Sink::Json(out) => {
-                    serde_json::to_writer(&mut **out, &json_record(&r))
-                        .map_err(|e| write_error(e.into()))?;
-                    out.write_all(b"\n").map_err(write_error)?;
+        // Ask for the next page before writing this one, so the server formats rows while this
+        // process writes them (one after the other, the export ran at the sum of both speeds).
+        // `biased` polls the fetch first, which is what sends its request.
+        let more = rows.len() == PAGE as usize;
+        let (next, wrote) = tokio::join!(
+            biased;
+            async {
+                match more {
+                    true => Some(tx.query_portal(&portal, PAGE).await),
+                    false => None,
                 }
-            }
-        }
+            },
+            async { write_rows(&rows, &mut sink) }
+        );
+        wrote?;
         written += rows.len() as u64;
         progress.update(written);
-        if rows.len() < PAGE as usize {
-            break;
+        match next {
+            Some(page) => rows = page.context("read the export cursor")?,
+            None => break,
         }
     }
     match &mut sink {
@@ -163,6 +168,21 @@ pub async fn export(
     }
     progress.finish(written);
     Ok(written)
+}
+
+fn write_rows(rows: &[tokio_postgres::Row], sink: &mut Sink<'_>) -> Result<()> {
+    for row in rows {
+        let r = ReportRow::from_row(row);
+        match sink {
+            Sink::Csv(w) => w.write_record(csv_record(&r)).map_err(csv_error)?,
+            Sink::Json(out) => {
+                serde_json::to_writer(&mut **out, &json_record(&r))
+                    .map_err(|e| write_error(e.into()))?;
+                out.write_all(b"\n").map_err(write_error)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 enum Sink<'a> {

@@ -1,6 +1,20 @@
--- Events of one workspace (and those of every workspace, '*': a TRUNCATE) matching the report filters. Null filters match everything. Ordered by
--- the caller ({order} is "desc" for a report, "asc" for one record's history); the
--- (workspace_id, occurred_at, event_id) index serves both.
+-- Events of one workspace (and those of every workspace, '*': a TRUNCATE) matching the report
+-- filters. Null filters match everything. Ordered by the caller ({order} is "desc" for a report,
+-- "asc" for one record's history).
+--
+-- The workspace and '*' are asked for in two branches, each ordered and limited on its own, not
+-- with `workspace_id in ($1, '*')`: only a single workspace value lets PostgreSQL walk the
+-- (workspace_id, occurred_at, event_id) index in order and stop after the page. With IN, a first
+-- page at 10,000,000 events sorted the whole 30-day range (410,000 rows, 570-800 ms).
+with filtered as not materialized (
+    select * from report r
+    where ($2::timestamptz is null or r.occurred_at >= $2)
+      and ($3::timestamptz is null or r.occurred_at < $3)
+      and ($4::text[] is null or coalesce(r.author_id, 'system') = any ($4))
+      and ($5::text[] is null or r.action_code = any ($5))
+      and ($6::text[] is null or r.category = any ($6))
+      and ($7::text is null or r.target_id = $7)
+)
 select r.event_id, r.workspace_id, r.occurred_at,
        to_char(r.occurred_at at time zone s.timezone, 'YYYY-MM-DD HH24:MI:SS') as local_time,
        r.author_id, r.author, r.action, r.action_code, r.category, r.origin, r.target_id, r.target,
@@ -8,14 +22,13 @@ select r.event_id, r.workspace_id, r.occurred_at,
        r."user", r.description, r.project, r.task, r.client, r.kiosk, r.type,
        r.start_date, r.start_time, r.end_date, r.end_time, r.duration, r.billable,
        r.billable_rate, r.cost_rate, r.approved, r.invoiced, r.tags
-from report r
+from (
+    (select * from filtered w where w.workspace_id = $1
+     order by w.occurred_at {order}, w.event_id {order} limit $8)
+    union all
+    (select * from filtered a where a.workspace_id = '*' and $1 <> '*'
+     order by a.occurred_at {order}, a.event_id {order} limit $8)
+) r
 cross join settings s
-where r.workspace_id in ($1, '*')
-  and ($2::timestamptz is null or r.occurred_at >= $2)
-  and ($3::timestamptz is null or r.occurred_at < $3)
-  and ($4::text[] is null or coalesce(r.author_id, 'system') = any ($4))
-  and ($5::text[] is null or r.action_code = any ($5))
-  and ($6::text[] is null or r.category = any ($6))
-  and ($7::text is null or r.target_id = $7)
 order by r.occurred_at {order}, r.event_id {order}
 limit $8

@@ -216,5 +216,16 @@ async fn truncate_is_one_event_for_every_workspace_not_silence() {
             String::from_utf8_lossy(&out.stdout).contains("Ann Admin  Removed all tags"),
             "{out:?}"
         );
+        // And so does the SQL entry point.
+        let truncations = count(
+            &client,
+            &format!(
+                "select count(*) from audit_log.events_between('{workspace}',
+                     now() - interval '1 day', now() + interval '1 minute')
+                 where action_code like '%.truncated'"
+            ),
+        )
+        .await;
+        assert_eq!(truncations, 2, "workspace {workspace}");
     }
 }

@@ -10,7 +10,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
+use tokio_postgres::types::Json;
 use tokio_postgres::{Client, Transaction};
 
 use crate::config::{Category, Config, SourceConfig};
@@ -206,8 +207,6 @@ impl Drainer {
         }
         link_primaries(&tx, &mut events, &changes).await?;
         self.ensure_partitions(&tx, &events).await?;
-        insert_events(&tx, &events).await?;
-        resolve::remember(&tx, in_batch).await?;
         if !dead.is_empty() {
             let (ids, reasons, bodies): (Vec<i64>, Vec<String>, Vec<Value>) = unzip3(dead);
             tx.execute(DEAD_LETTER, &[&ids, &reasons, &bodies])
@@ -215,8 +214,16 @@ impl Drainer {
                 .context("write dead letters")?;
             report.dead_lettered = ids.len();
         }
+        // Last before the commit: appending locks the workspace's chain head until the commit,
+        // and another connection draining the same workspace waits on that lock.
+        insert_events(&tx, &events).await?;
         tx.commit().await.context("commit drain")?;
         report.events = events.len();
+        // Names are remembered after the commit, in their own statement: every batch upserts the
+        // same few projects, tags and authors, and those row locks, held to the end of the batch,
+        // made the drain connections wait for each other. A name lost to a crash here is
+        // remembered again the next time a change mentions it (events already carry the names).
+        resolve::remember(&*client, in_batch).await?;
         tracing::debug!(
             staged = report.staged,
             events = report.events,
@@ -360,29 +367,27 @@ async fn insert_events(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()
     if events.is_empty() {
         return Ok(());
     }
-    let col = |f: &dyn Fn(&AuditEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+    // Borrowed, not cloned: the arrays are only encoded into the query's parameters.
+    let col = |f: &dyn Fn(&AuditEvent) -> Option<&str>| events.iter().map(f).collect::<Vec<_>>();
     let event_ids: Vec<i64> = events.iter().map(|e| e.event_id).collect();
     let occurred: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
-    let workspaces = col(&|e| Some(e.workspace_id.clone()));
-    let categories = col(&|e| Some(e.category.as_str().to_string()));
-    let codes = col(&|e| Some(e.action_code.clone()));
-    let actions = col(&|e| Some(e.action.to_string()));
-    let origins = col(&|e| e.origin.clone());
-    let author_ids = col(&|e| e.author_id.clone());
-    let authors = col(&|e| Some(e.author.clone()));
-    let target_ids = col(&|e| e.target_id.clone());
-    let targets = col(&|e| e.target.clone());
+    let workspaces = col(&|e| Some(&e.workspace_id));
+    let categories = col(&|e| Some(e.category.as_str()));
+    let codes = col(&|e| Some(&e.action_code));
+    let actions = col(&|e| Some(e.action));
+    let origins = col(&|e| e.origin.as_deref());
+    let author_ids = col(&|e| e.author_id.as_deref());
+    let authors = col(&|e| Some(&e.author));
+    let target_ids = col(&|e| e.target_id.as_deref());
+    let targets = col(&|e| e.target.as_deref());
     let caused_by: Vec<Option<i64>> = events.iter().map(|e| e.caused_by).collect();
     let linked: Vec<bool> = events.iter().map(|e| e.linked).collect();
     let txids: Vec<i64> = events.iter().map(|e| e.txid).collect();
-    let sources = col(&|e| Some(e.source.clone()));
+    let sources = col(&|e| Some(&e.source));
     let previous: Vec<Option<&Value>> = events.iter().map(|e| e.previous_value.as_ref()).collect();
     let new: Vec<Option<&Value>> = events.iter().map(|e| e.new_value.as_ref()).collect();
     let row_data: Vec<&Value> = events.iter().map(|e| &e.row_data).collect();
-    let details: Vec<Value> = events
-        .iter()
-        .map(|e| Value::Object(e.details.clone()))
-        .collect();
+    let details: Vec<Json<&Map<String, Value>>> = events.iter().map(|e| Json(&e.details)).collect();
     tx.execute(
         INSERT_EVENTS,
         &[

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use tokio_postgres::Transaction;
+use tokio_postgres::{GenericClient, Transaction};
 
 use crate::config::{quote_ident, Category, Config, TableName};
 use crate::error::{DbContext, Result};
@@ -241,7 +241,7 @@ async fn recall(
 }
 
 /// Remember names seen in this batch, so they outlive the host's rows.
-pub async fn remember(tx: &Transaction<'_>, seen: Remembered) -> Result<()> {
+pub async fn remember(client: &impl GenericClient, seen: Remembered) -> Result<()> {
     if seen.is_empty() {
         return Ok(());
     }
@@ -255,17 +255,18 @@ pub async fn remember(tx: &Transaction<'_>, seen: Remembered) -> Result<()> {
         names.push(known.name);
         clients.push(known.client);
     }
-    tx.execute(
-        "insert into known_name (category, id, name, client_id)
+    client
+        .execute(
+            "insert into known_name (category, id, name, client_id)
          select * from unnest($1::text[], $2::text[], $3::text[], $4::text[])
          on conflict (category, id) do update
          set name = excluded.name, client_id = excluded.client_id, seen_at = now()
          where (known_name.name, known_name.client_id)
                is distinct from (excluded.name, excluded.client_id)",
-        &[&categories, &ids, &names, &clients],
-    )
-    .await
-    .context("remember names")?;
+            &[&categories, &ids, &names, &clients],
+        )
+        .await
+        .context("remember names")?;
     Ok(())
 }
 

@@ -293,6 +293,49 @@ $$;
 -- its own, ordered and limited (an index walk that stops after the page), and only those rows are
 -- merged and sorted (sql/queries/report.sql for the CLI; events_between() below for SQL).
 --
+-- The report view, unchanged but for OFFSET 0 in the lateral subquery that parses the entry's
+-- start and end: without it PostgreSQL inlines the subquery and parses each timestamp once per
+-- column that uses it (four times for the start). 100,000 rows of a year's report: 591 -> 535 ms
+-- (EXPLAIN ANALYZE, best of 3), and the first page still walks the index.
+create or replace view report as
+select e.event_id,
+       e.workspace_id,
+       e.occurred_at,
+       e.author_id,
+       e.author,
+       e.action,
+       e.action_code,
+       e.category,
+       e.origin,
+       e.target_id,
+       e.target,
+       e.caused_by,
+       e.previous_value,
+       e.new_value,
+       e.details ->> 'user'          as "user",
+       e.details ->> 'description'   as description,
+       e.details ->> 'project'       as project,
+       e.details ->> 'task'          as task,
+       e.details ->> 'client'        as client,
+       e.details ->> 'kiosk'         as kiosk,
+       e.details ->> 'type'          as type,
+       to_char(t.start_at at time zone s.timezone, 'YYYY-MM-DD') as start_date,
+       to_char(t.start_at at time zone s.timezone, 'HH24:MI:SS') as start_time,
+       to_char(t.end_at at time zone s.timezone, 'YYYY-MM-DD')   as end_date,
+       to_char(t.end_at at time zone s.timezone, 'HH24:MI:SS')   as end_time,
+       to_char(t.end_at - t.start_at, 'HH24:MI:SS')              as duration,
+       e.details ->> 'billable'      as billable,
+       e.details ->> 'billable_rate' as billable_rate,
+       e.details ->> 'cost_rate'     as cost_rate,
+       e.details ->> 'approved'      as approved,
+       e.details ->> 'invoiced'      as invoiced,
+       (select string_agg(tag, ', ') from jsonb_array_elements_text(e.details -> 'tags') tag) as tags,
+       e.row_data
+from events e
+cross join settings s
+cross join lateral (select (e.details ->> 'start')::timestamptz as start_at,
+                           (e.details ->> 'end')::timestamptz   as end_at offset 0) t;
+
 -- events_between(): 0002's rules, with the workspace and '*' asked for separately. JIT is off:
 -- compiling the report query costs seconds and returns nothing for row-at-a-time formatting (a
 -- year's report of 100,000 events ran 2.1 s with it, 0.78 s without).

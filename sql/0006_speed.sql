@@ -1,6 +1,8 @@
--- Clockwatch 0006: cheaper capture (issue 6), same staged rows.
+-- Clockwatch 0006: speed (issue 6). Capture, chaining, pruning and reports do the same work
+-- for less; staged rows, events, hashes and report rows are unchanged. Each section says what it
+-- fixes and what was measured (bench/README.md has the runs).
 --
--- Measured per statement inside the server (bench/README.md, "Capture, statement by statement"):
+-- Capture, measured per statement inside the server:
 --
 -- * A multi-row UPDATE went quadratic in a session that had run a few single-row updates first:
 --   0001 paired old and new images with a join on row_number(), PL/pgSQL cached a generic plan

@@ -147,9 +147,10 @@ pub async fn export(
         let (next, wrote) = tokio::join!(
             biased;
             async {
-                match more {
-                    true => Some(tx.query_portal(&portal, PAGE).await),
-                    false => None,
+                if more {
+                    Some(tx.query_portal(&portal, PAGE).await)
+                } else {
+                    None
                 }
             },
             async { write_rows(&rows, &mut sink) }

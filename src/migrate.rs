@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "speed",
         sql: include_str!("../sql/0006_speed.sql"),
     },
+    Migration {
+        version: 7,
+        name: "event_tally",
+        sql: include_str!("../sql/0007_event_tally.sql"),
+    },
 ];
 
 impl Migration {

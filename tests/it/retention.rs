@@ -179,3 +179,75 @@ async fn only_one_session_prunes_at_a_time() {
         0
     );
 }
+
+/// Rows of event_tally that disagree with a count of the events themselves.
+async fn tally_mismatches(client: &tokio_postgres::Client) -> i64 {
+    count(
+        client,
+        "select count(*)
+         from (select workspace_id, date_trunc('month', occurred_at at time zone 'UTC')::date as month,
+                      count(*) as events
+               from audit_log.events group by 1, 2) c
+         full join (select * from audit_log.event_tally where events <> 0) t
+              on t.workspace_id = c.workspace_id and t.month = c.month
+         where c.events is distinct from t.events",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn prune_counts_from_a_tally_that_every_writer_keeps() {
+    let (db, mut client, config) = installed_host().await;
+    // Events from the pipeline (append_events), straight inserts, an update moving an event to
+    // another month, a delete: the tally follows all of them.
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'a'), (1, 'b'), (1, 'c');",
+    )
+    .await;
+    assert_eq!(drain(&mut client, &config).await.events, 3);
+    for (id, days) in (3_000_000..).zip([400, 400, 380, 364, 3]) {
+        let when: String = client
+            .query_one("select (now() - make_interval(days => $1))::text", &[&days])
+            .await
+            .unwrap()
+            .get(0);
+        old_event(&client, id, &when).await;
+    }
+    client
+        .batch_execute(
+            "select audit_log.ensure_partition(now() - interval '43 days');
+             update audit_log.events set occurred_at = occurred_at - interval '40 days'
+             where event_id = 3000004;
+             delete from audit_log.events where event_id = 3000001;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &client,
+            "select sum(events)::bigint from audit_log.event_tally"
+        )
+        .await,
+        7
+    );
+    assert_eq!(tally_mismatches(&client).await, 0);
+
+    // 400 and 380 days ago (one of the 400 was deleted): two expired events, whichever
+    // partitions they fall in, and the tally still agrees once they are gone.
+    let done = prune(&db, false);
+    assert!(
+        done.contains("removed 2 events older than 365 days"),
+        "{done}"
+    );
+    assert_eq!(tally_mismatches(&client).await, 0);
+    assert_eq!(
+        count(
+            &client,
+            "select sum(events)::bigint from audit_log.event_tally"
+        )
+        .await,
+        5
+    );
+}

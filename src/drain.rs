@@ -195,8 +195,9 @@ impl Drainer {
         in_batch.extend(resolve::remembered(&names));
 
         let mut events = Vec::with_capacity(changes.len());
-        for change in &changes {
-            match normalize::normalise(change, &self.sources[&change.source], &names) {
+        for change in &mut changes {
+            let source = &self.sources[&change.source];
+            match normalize::normalise(change, source, &names) {
                 Outcome::Event(event) => events.push(*event),
                 Outcome::NoChange => report.unchanged += 1,
                 Outcome::Failed(reason) => {

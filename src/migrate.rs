@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "event_tally",
         sql: include_str!("../sql/0007_event_tally.sql"),
     },
+    Migration {
+        version: 8,
+        name: "append_outside_lock",
+        sql: include_str!("../sql/0008_append_outside_lock.sql"),
+    },
 ];
 
 impl Migration {

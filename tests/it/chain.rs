@@ -182,3 +182,43 @@ async fn pruning_keeps_the_rest_of_the_chain_verifiable() {
         10
     );
 }
+
+/// 0008 prints an event's canonical content field by field instead of through a jsonb array;
+/// every hash already written depends on the two giving the same text, awkward values included.
+#[tokio::test]
+async fn the_canonical_content_is_the_jsonb_array_text_for_awkward_values() {
+    let (_db, client, _config) = installed_host().await;
+    client
+        .batch_execute(
+            r#"select audit_log.ensure_partition(now());
+            insert into audit_log.events (event_id, occurred_at, workspace_id, category, action_code,
+                action, origin, author_id, author, target_id, target, caused_by, linked, txid, source,
+                previous_value, new_value, row_data, details)
+            values
+              (9223372036854775807, now(), 'w "1"', 'tags', 'tag.updated', 'Updated tag', null, null,
+               'System', null, null, null, false, 0, 'app.tag', null, null, null, '{}'),
+              (-5, '2026-11-26 01:02:03.000456+00', E'tab\there', 'time_entries', 'time_entry.updated',
+               'Updated time entry', E'back\\slash', E'line\nbreak', 'Zoë 日本 😀', E'\u0001ctl', '/', 42,
+               true, 123456789012, 'app.time_entry',
+               '{"n": 1.50, "big": 12345678901234567890, "e": 1e3, "neg": -0.0, "s": "a\"b"}',
+               '{"n": 1.5, "nested": {"b": [1, "x", null, true], "a": {}}, "u": "\u00e9\u001fx"}',
+               '"just a string"', '{"": "", "longer key": [], "k": false}');"#,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let differing = count(
+        &client,
+        r#"select count(*) from audit_log.events e
+           where audit_log.event_content(e) is distinct from jsonb_build_array(
+               e.event_id, to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+               e.workspace_id, e.category, e.action_code, e.action, e.origin, e.author_id, e.author,
+               e.target_id, e.target, e.caused_by, e.linked, e.txid, e.source, e.previous_value,
+               e.new_value, e.row_data, e.details)::text"#,
+    )
+    .await;
+    assert_eq!(differing, 0);
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.events").await,
+        2
+    );
+}

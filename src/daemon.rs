@@ -4,10 +4,10 @@
 //! every (re)connect, drains when notified, and also polls on a timer, because notifications sent
 //! while it was disconnected are gone and capture only notifies a daemon that said it is idle.
 //!
-//! While it is busy the daemon clears the `wakeup.daemon_idle` flag and polls at a short interval
-//! instead; writers then skip NOTIFY, whose commit-time lock is cluster-wide. It sets the flag again
-//! after a quiet spell and drains once more, which closes the window where a writer saw the old
-//! flag value.
+//! While it is busy the daemon clears the idle flag (the `wakeup_idle` sequence) and polls at a
+//! short interval instead; writers then skip NOTIFY, whose commit-time lock is cluster-wide. It
+//! sets the flag again after a quiet spell and drains once more, which closes the window where a
+//! writer saw the old flag value.
 //!
 //! Transient failures (the database restarting, the connection dropped) lead to a reconnect with
 //! capped, jittered exponential backoff; anything else (authentication, Clockwatch not installed)
@@ -340,7 +340,7 @@ struct Helper {
     client: Option<Client>,
 }
 
-/// Whether the daemon has cleared `wakeup.daemon_idle` (it is busy, writers skip NOTIFY and the
+/// Whether the daemon has cleared the idle flag (it is busy, writers skip NOTIFY and the
 /// daemon polls every [`BUSY_POLL`]) and when it last found work.
 #[derive(Debug, Default)]
 struct BusyMode {
@@ -395,9 +395,12 @@ async fn within<T>(
     }
 }
 
+/// The flag is a sequence's value (2 idle, 1 busy): capture reads it without a query, and
+/// setting it takes effect at once, outside any transaction (sql/0009_idle_flag.sql).
 async fn set_idle(client: &Client, idle: bool) -> Result<()> {
+    let value: i64 = if idle { 2 } else { 1 };
     client
-        .execute("update wakeup set daemon_idle = $1", &[&idle])
+        .execute("select setval('wakeup_idle', $1)", &[&value])
         .await
         .context("set idle flag")?;
     Ok(())

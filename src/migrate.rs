@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "append_outside_lock",
         sql: include_str!("../sql/0008_append_outside_lock.sql"),
     },
+    Migration {
+        version: 9,
+        name: "idle_flag",
+        sql: include_str!("../sql/0009_idle_flag.sql"),
+    },
 ];
 
 impl Migration {

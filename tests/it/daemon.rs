@@ -238,3 +238,65 @@ async fn an_unknown_database_or_role_stops_the_daemon_instead_of_retrying() {
         );
     }
 }
+
+/// Capture notifies only while the idle flag (0009's `wakeup_idle` sequence) says a daemon is
+/// waiting. Notifications arrive in commit order, so when the second change's notification
+/// comes first, the first change sent none.
+#[tokio::test]
+async fn capture_notifies_only_while_a_daemon_is_idle() {
+    let (db, mut client, config) = installed_host().await;
+    let url = clockwatch::db::parse_url(&db.url, "test listener").unwrap();
+    let (listener, mut notifications) = clockwatch::db::connect(&url).await.unwrap();
+    listener
+        .batch_execute(&format!("listen {}", config.channel()))
+        .await
+        .unwrap();
+    let flag = "select pg_sequence_last_value('audit_log.wakeup_idle')";
+    assert_eq!(
+        count(&client, flag).await,
+        2,
+        "idle until a daemon says otherwise"
+    );
+
+    client
+        .batch_execute("select setval('audit_log.wakeup_idle', 1)")
+        .await
+        .unwrap();
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'while busy')",
+    )
+    .await;
+    client
+        .batch_execute("select setval('audit_log.wakeup_idle', 2)")
+        .await
+        .unwrap();
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'while idle')",
+    )
+    .await;
+    // Marks the end: the listener's own NOTIFY is delivered after both changes'.
+    listener
+        .batch_execute(&format!("notify {}, 'end'", config.channel()))
+        .await
+        .unwrap();
+    let mut payloads = Vec::new();
+    while let Some(n) = notifications.recv().await {
+        payloads.push(n.payload().to_string());
+        if n.payload() == "end" {
+            break;
+        }
+    }
+    assert_eq!(
+        payloads,
+        ["", "end"],
+        "one wake-up, for the change made while idle"
+    );
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.staging").await,
+        2
+    );
+}

@@ -16,6 +16,7 @@ use tokio_postgres::{Client, Transaction};
 
 use crate::config::{Category, Config, SourceConfig};
 use crate::error::{DbContext, Error, Result};
+use crate::image::{JsonString, JsonText, RowImage};
 use crate::normalize::{self, AuditEvent, Op, Outcome, StagedChange};
 use crate::resolve::{self, Known, Remembered, Resolver};
 
@@ -147,6 +148,18 @@ impl Drainer {
         let mut dead: Vec<(i64, String, Value)> = Vec::new();
         for row in &rows {
             let op: i8 = row.get("op");
+            let image = |column: &str| {
+                row.get::<_, Option<JsonString>>(column)
+                    .map(|json| RowImage::parse(json.0))
+                    .transpose()
+            };
+            let (old_row, new_row) = match (image("old_row"), image("new_row")) {
+                (Ok(old_row), Ok(new_row)) => (old_row, new_row),
+                (Err(reason), _) | (_, Err(reason)) => {
+                    dead.push((row.get("id"), reason, unreadable(row)));
+                    continue;
+                }
+            };
             let change = StagedChange {
                 id: row.get("id"),
                 source: row.get("source"),
@@ -158,8 +171,8 @@ impl Drainer {
                 actor: row.get("actor"),
                 origin: row.get("origin"),
                 workspace_id: row.get("workspace_id"),
-                old_row: row.get("old_row"),
-                new_row: row.get("new_row"),
+                old_row,
+                new_row,
             };
             if Op::from_code(op).is_none() {
                 dead.push((
@@ -254,11 +267,7 @@ impl Drainer {
             else {
                 continue;
             };
-            let text = |column: Option<&str>| {
-                column
-                    .and_then(|c| row.get(c))
-                    .and_then(normalize::scalar_text)
-            };
+            let text = |column: Option<&str>| normalize::column_text(row, column);
             if let (Some(id), Some(name)) = (text(Some(&source.id_column)), text(Some(name_column)))
             {
                 let client = match source.category {
@@ -386,9 +395,15 @@ async fn insert_events(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()
     let linked: Vec<bool> = events.iter().map(|e| e.linked).collect();
     let txids: Vec<i64> = events.iter().map(|e| e.txid).collect();
     let sources = col(&|e| Some(&e.source));
-    let previous: Vec<Option<&Value>> = events.iter().map(|e| e.previous_value.as_ref()).collect();
-    let new: Vec<Option<&Value>> = events.iter().map(|e| e.new_value.as_ref()).collect();
-    let row_data: Vec<&Value> = events.iter().map(|e| &e.row_data).collect();
+    let json = |f: &dyn Fn(&AuditEvent) -> Option<&str>| {
+        events
+            .iter()
+            .map(|e| f(e).map(JsonText))
+            .collect::<Vec<_>>()
+    };
+    let previous = json(&|e| e.previous_value.as_deref());
+    let new = json(&|e| e.new_value.as_deref());
+    let row_data = json(&|e| Some(&e.row_data));
     let details: Vec<Json<&Map<String, Value>>> = events.iter().map(|e| Json(&e.details)).collect();
     tx.execute(
         INSERT_EVENTS,
@@ -417,6 +432,20 @@ async fn insert_events(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()
     .await
     .context("write events")?;
     Ok(())
+}
+
+/// A staged row whose image could not be read, for the dead-letter table: its columns, each
+/// image as JSON if it is JSON at all.
+fn unreadable(row: &tokio_postgres::Row) -> Value {
+    let image = |column: &str| {
+        row.get::<_, Option<JsonString>>(column)
+            .map(|json| serde_json::from_str::<Value>(&json.0).unwrap_or(Value::String(json.0)))
+    };
+    serde_json::json!({
+        "id": row.get::<_, i64>("id"), "source": row.get::<_, String>("source"),
+        "op": row.get::<_, i8>("op"), "txid": row.get::<_, i64>("txid"),
+        "old_row": image("old_row"), "new_row": image("new_row"),
+    })
 }
 
 fn unzip3<A, B, C>(items: Vec<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {

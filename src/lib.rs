@@ -33,6 +33,7 @@ pub mod demo;
 pub mod drain;
 pub mod error;
 pub mod export;
+pub mod image;
 pub mod install;
 pub mod migrate;
 pub mod normalize;

@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use crate::config::{Category, SourceConfig};
+use crate::image::{Raw, RowImage};
 
 /// The author shown for changes with no actor, and for linked changes.
 pub const SYSTEM: &str = "System";
@@ -71,8 +72,8 @@ pub struct StagedChange {
     pub actor: Option<String>,
     pub origin: Option<String>,
     pub workspace_id: Option<String>,
-    pub old_row: Option<Value>,
-    pub new_row: Option<Value>,
+    pub old_row: Option<RowImage>,
+    pub new_row: Option<RowImage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,19 +104,17 @@ impl StagedChange {
     }
 
     /// The row as it is after the change, or as it was before a delete.
-    pub fn row(&self) -> Option<&Map<String, Value>> {
-        self.new_row
-            .as_ref()
-            .or(self.old_row.as_ref())
-            .and_then(Value::as_object)
+    pub fn row(&self) -> Option<&RowImage> {
+        self.new_row.as_ref().or(self.old_row.as_ref())
     }
 
-    /// Take the image [`StagedChange::row`] returns out of the change.
-    fn take_row(&mut self) -> Value {
+    /// Take the image [`StagedChange::row`] returns out of the change, as JSON text.
+    fn take_row(&mut self) -> String {
         self.new_row
             .take()
             .or_else(|| self.old_row.take())
-            .unwrap_or(Value::Null)
+            .map(RowImage::into_text)
+            .unwrap_or_else(|| "null".into())
     }
 
     /// The whole change as JSON, for the dead-letter table.
@@ -124,7 +123,9 @@ impl StagedChange {
             "id": self.id, "source": self.source, "category": self.category,
             "op": format!("{:?}", self.op), "txid": self.txid, "occurred_at": self.occurred_at,
             "depth": self.depth, "actor": self.actor, "origin": self.origin,
-            "workspace_id": self.workspace_id, "old_row": self.old_row, "new_row": self.new_row,
+            "workspace_id": self.workspace_id,
+            "old_row": self.old_row.as_ref().map(RowImage::to_value),
+            "new_row": self.new_row.as_ref().map(RowImage::to_value),
         })
     }
 }
@@ -148,9 +149,11 @@ pub struct AuditEvent {
     pub linked: bool,
     pub txid: i64,
     pub source: String,
-    pub previous_value: Option<Value>,
-    pub new_value: Option<Value>,
-    pub row_data: Value,
+    /// The changed columns before and after, as JSON object text.
+    pub previous_value: Option<String>,
+    pub new_value: Option<String>,
+    /// The row (after; before for a delete) as JSON text: the staged image itself.
+    pub row_data: String,
     pub details: Map<String, Value>,
 }
 
@@ -189,19 +192,9 @@ impl Names {
     }
 }
 
-/// The text of a scalar JSON value as the host would print it; None for null.
-pub fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        other => Some(other.to_string()),
-    }
-}
-
-fn column_text(row: &Map<String, Value>, column: Option<&str>) -> Option<String> {
-    column.and_then(|c| row.get(c)).and_then(scalar_text)
+/// The text of a column's value as the host would print it; None for null or no such column.
+pub fn column_text(row: &RowImage, column: Option<&str>) -> Option<String> {
+    column.and_then(|c| row.get(c)).and_then(Raw::text)
 }
 
 /// Names the normaliser will ask for; the drain looks them all up in one go.
@@ -229,10 +222,11 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
             refs.push(NameRef::ProjectClient(project));
         }
     }
-    if let Some(Value::Array(tags)) = fields.tags.as_deref().and_then(|c| row.get(c)) {
+    if let Some(tags) = fields.tags.as_deref().and_then(|c| row.get(c)) {
         refs.extend(
-            tags.iter()
-                .filter_map(scalar_text)
+            tags.array_texts()
+                .unwrap_or_default()
+                .into_iter()
                 .map(|t| NameRef::Entity(Category::Tags, t)),
         );
     }
@@ -255,29 +249,32 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     let (Some(row), category) = (change.row(), source.category) else {
         return Outcome::Failed("staged change has no row".into());
     };
-    let empty = Map::new();
-    let old = change
-        .old_row
-        .as_ref()
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let new = change
-        .new_row
-        .as_ref()
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let (old, new) = (change.old_row.as_ref(), change.new_row.as_ref());
 
-    let (previous_value, new_value) = match change.op {
+    let changed = match change.op {
         Op::Update => {
-            let (before, after) = diff(old, new, &source.ignore_columns);
-            if before.is_empty() && after.is_empty() {
+            let changed = diff(old, new, &source.ignore_columns);
+            if changed.is_empty() {
                 return Outcome::NoChange;
             }
-            (Some(Value::Object(before)), Some(Value::Object(after)))
+            changed
         }
-        Op::Insert | Op::Delete | Op::Truncate => (None, None),
+        Op::Insert | Op::Delete | Op::Truncate => Vec::new(),
     };
-    let action_code = action_code(change.op, category, source, old, new, new_value.as_ref());
+    let (previous_value, new_value) = if change.op == Op::Update {
+        (
+            Some(json_object(
+                changed.iter().map(|(c, before, _)| (*c, *before)),
+            )),
+            Some(json_object(
+                changed.iter().map(|(c, _, after)| (*c, *after)),
+            )),
+        )
+    } else {
+        (None, None)
+    };
+    let changed_columns: Vec<&str> = changed.iter().map(|(c, _, _)| *c).collect();
+    let action_code = action_code(change.op, category, source, old, new, &changed_columns);
     let Some(action) = action_label(&action_code) else {
         return Outcome::Failed(format!("no label for action {action_code}"));
     };
@@ -286,7 +283,7 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     let origin = if change.is_linked() {
         None
     } else {
-        origin(change, source, row)
+        origin(change, source, Some(row))
     };
 
     let target_id = column_text(row, Some(&source.id_column));
@@ -311,7 +308,7 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
         source: change.source.clone(),
         previous_value,
         new_value,
-        row_data: Value::Null,
+        row_data: String::new(),
         details,
     });
     event.row_data = change.take_row();
@@ -347,7 +344,7 @@ fn truncated(change: &StagedChange, source: &SourceConfig, names: &Names) -> Out
         category: source.category,
         action_code: code,
         action,
-        origin: origin(change, source, &Map::new()),
+        origin: origin(change, source, None),
         author_id,
         author,
         target_id: None,
@@ -358,55 +355,71 @@ fn truncated(change: &StagedChange, source: &SourceConfig, names: &Names) -> Out
         source: change.source.clone(),
         previous_value: None,
         new_value: None,
-        row_data: Value::Null,
+        row_data: "null".into(),
         details: Map::new(),
     }))
 }
 
-/// The columns whose value differs, before and after, leaving out ignored columns. A column
-/// present on one side only (the host table changed shape) is not a change of the data.
-fn diff(
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
+/// The columns whose value differs, with their value before and after, leaving out ignored
+/// columns. A column present on one side only (the host table changed shape) is not a change of
+/// the data. Values compare by their text (see [`crate::image`]).
+fn diff<'a>(
+    old: Option<&'a RowImage>,
+    new: Option<&'a RowImage>,
     ignored: &[String],
-) -> (Map<String, Value>, Map<String, Value>) {
-    let mut before = Map::new();
-    let mut after = Map::new();
-    for (column, new_value) in new {
-        if ignored.iter().any(|i| i == column) {
-            continue;
+) -> Vec<(&'a str, Raw<'a>, Raw<'a>)> {
+    let (Some(old), Some(new)) = (old, new) else {
+        return Vec::new();
+    };
+    // Both images list the same columns in the same order unless the table changed shape in
+    // between, so the old value is looked for in step first.
+    let mut old_fields = old.fields();
+    new.fields()
+        .filter_map(|(column, after)| {
+            let before = match old_fields.next() {
+                Some((c, v)) if c == column => Some(v),
+                _ => old.get(column),
+            }?;
+            (before != after && !ignored.iter().any(|i| i == column))
+                .then_some((column, before, after))
+        })
+        .collect()
+}
+
+/// A JSON object of the given columns and their values' JSON text.
+fn json_object<'a>(fields: impl Iterator<Item = (&'a str, Raw<'a>)>) -> String {
+    let mut out = String::from("{");
+    for (i, (column, value)) in fields.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
         }
-        if let Some(old_value) = old.get(column) {
-            if old_value != new_value {
-                before.insert(column.clone(), old_value.clone());
-                after.insert(column.clone(), new_value.clone());
-            }
-        }
+        out.push_str(&Value::from(column).to_string());
+        out.push_str(": ");
+        out.push_str(value.json());
     }
-    (before, after)
+    out.push('}');
+    out
 }
 
 fn action_code(
     op: Op,
     category: Category,
     source: &SourceConfig,
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
-    changed: Option<&Value>,
+    old: Option<&RowImage>,
+    new: Option<&RowImage>,
+    changed: &[&str],
 ) -> String {
     let entity = category.entity();
-    let changed_column = |column: &Option<String>| {
-        column
-            .as_deref()
-            .is_some_and(|c| changed.and_then(|v| v.get(c)).is_some())
-    };
+    let changed_column =
+        |column: &Option<String>| column.as_deref().is_some_and(|c| changed.contains(&c));
     let verb = match op {
         Op::Insert => "created",
         Op::Delete => "deleted",
         Op::Truncate => "truncated",
         Op::Update => {
-            let is_set = |row: &Map<String, Value>, column: &str| {
-                row.get(column).is_some_and(|v| !v.is_null())
+            let is_set = |row: Option<&RowImage>, column: &str| {
+                row.and_then(|r| r.get(column))
+                    .is_some_and(|v| !v.is_null())
             };
             let soft_delete = source
                 .soft_delete_column
@@ -439,11 +452,7 @@ fn action_code(
 
 /// Where the change came from: the transaction's `clockwatch.origin` when the host set one (it
 /// describes this change: an import, a sync), else the row's origin column through `origins`.
-fn origin(
-    change: &StagedChange,
-    source: &SourceConfig,
-    row: &Map<String, Value>,
-) -> Option<String> {
+fn origin(change: &StagedChange, source: &SourceConfig, row: Option<&RowImage>) -> Option<String> {
     if let Some(o) = change.origin.as_deref() {
         let known = [
             ("timer", "Timer"),
@@ -458,7 +467,7 @@ fn origin(
             .map(|(_, l)| *l);
         return Some(label.unwrap_or(o).to_string());
     }
-    column_text(row, source.origin_column.as_deref())
+    column_text(row?, source.origin_column.as_deref())
         .map(|value| source.origins.get(&value).cloned().unwrap_or(value))
 }
 
@@ -466,7 +475,7 @@ fn origin(
 fn details(
     category: Category,
     source: &SourceConfig,
-    row: &Map<String, Value>,
+    row: &RowImage,
     target: Option<&str>,
     names: &Names,
 ) -> Map<String, Value> {
@@ -530,10 +539,14 @@ fn details(
     ] {
         put(key, text(column));
     }
-    if let Some(Value::Array(tags)) = fields.tags.as_deref().and_then(|c| row.get(c)) {
+    if let Some(tags) = fields
+        .tags
+        .as_deref()
+        .and_then(|c| row.get(c))
+        .and_then(Raw::array_texts)
+    {
         let tag_names = tags
-            .iter()
-            .filter_map(scalar_text)
+            .into_iter()
             .map(|id| {
                 Value::String(
                     names
@@ -604,8 +617,8 @@ mod tests {
             actor: Some("u1".into()),
             origin: None,
             workspace_id: Some("w".into()),
-            old_row: old,
-            new_row: new,
+            old_row: old.map(|v| RowImage::parse(v.to_string()).unwrap()),
+            new_row: new.map(|v| RowImage::parse(v.to_string()).unwrap()),
         }
     }
 
@@ -692,7 +705,8 @@ mod tests {
             (e.author.as_str(), e.author_id.as_deref(), e.linked),
             (SYSTEM, None, true)
         );
-        assert_eq!(e.previous_value, Some(json!({"project_id": 5})));
+        assert_eq!(e.previous_value.as_deref(), Some(r#"{"project_id": 5}"#));
+        assert_eq!(e.new_value.as_deref(), Some(r#"{"project_id": null}"#));
     }
 
     #[test]

@@ -12,7 +12,6 @@ use tokio_postgres::{Row, Transaction};
 
 use crate::config::{Category, Config};
 use crate::error::{DbContext, Error, Result};
-use crate::normalize::scalar_text;
 use crate::resolve::Resolver;
 
 const REPORT: &str = include_str!("../sql/queries/report.sql");
@@ -461,6 +460,15 @@ fn shorten(text: &str, max: usize) -> String {
     }
     let cut: String = text.chars().take(max - 1).collect();
     format!("{cut}…")
+}
+
+/// The text of a scalar JSON value as the host would print it; None for null.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 -- backfill, a test ageing events), and per workspace so that two daemons appending to different
 -- workspaces never update the same row: a daemon already holds its workspace's chain_head lock
 -- while it appends, so the count row of that workspace adds no waiting. The trigger costs about
--- 0.5 us per event written (5,000-row insert, EXPLAIN ANALYZE), against about 35 us to write one.
+-- 1.3 us per event written (a 5,000-event insert into events with and without it, 3 runs each:
+-- 82 and 75 ms), against about 30 us to append one.
 --
 -- Runs with `search_path = <clockwatch schema>, pg_catalog, pg_temp`, like every migration.
 

@@ -3,8 +3,9 @@
 -- Capture sends NOTIFY only while a daemon is idle (see 0001's wakeup table), and it asked the
 -- wakeup table after every captured statement: a query of its own, 5 to 6 us per host statement
 -- (of about 45 that capture adds). The flag is now the value of a sequence, which a trigger reads
--- with pg_sequence_last_value(), a function call with no query behind it: INSERT 51 -> 47 us,
--- UPDATE 67 -> 61 us per statement (5,000-statement loops inside the server, bench/README.md).
+-- with pg_sequence_last_value() (the function behind the pg_sequences view, in PostgreSQL since
+-- 10), a function call with no query behind it: INSERT 51 -> 47 us, UPDATE 67 -> 61 us per
+-- statement (5,000-statement loops inside the server, bench/README.md).
 -- Setting a sequence's value is not transactional, which suits a flag that says what the daemon
 -- is doing now; its meaning is unchanged: 2 idle (writers notify), 1 busy (writers do not, the
 -- daemon polls). The wakeup table is left in place, unused.

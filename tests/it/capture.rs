@@ -752,3 +752,38 @@ async fn a_renamed_name_column_costs_the_names_not_the_changes() {
         ]
     );
 }
+
+/// A staged image that is not a JSON object (only a hand-edited staging row can have one) is set
+/// aside with its reason and the rest of the batch goes through.
+#[tokio::test]
+async fn a_staged_image_that_is_not_an_object_is_set_aside() {
+    let (_db, mut client, config) = installed_host().await;
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'a'), (1, 'b')",
+    )
+    .await;
+    client
+        .batch_execute(
+            "update audit_log.staging set new_row = '[1, 2]'
+             where id = (select min(id) from audit_log.staging)",
+        )
+        .await
+        .unwrap();
+    let drained = drain(&mut client, &config).await;
+    assert_eq!((drained.events, drained.dead_lettered), (1, 1));
+    let (reason, kept): (String, serde_json::Value) = client
+        .query_one(
+            "select reason, change -> 'new_row' from audit_log.dead_letter",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert!(
+        reason.starts_with("row image is not a JSON object"),
+        "{reason}"
+    );
+    assert_eq!(kept, json!([1, 2]));
+}

@@ -123,9 +123,9 @@ impl<'a> Raw<'a> {
             Some(b'n') if s == "null" => None,
             Some(b'"') if !s.contains('\\') => Some(s[1..s.len() - 1].to_string()),
             Some(b'"') | Some(b'[') | Some(b'{') => {
-                serde_json::from_str::<Value>(s).ok().and_then(|v| match v {
-                    Value::String(text) => Some(text),
-                    other => Some(other.to_string()),
+                serde_json::from_str::<Value>(s).ok().map(|v| match v {
+                    Value::String(text) => text,
+                    other => other.to_string(),
                 })
             }
             _ => Some(s.to_string()),

@@ -234,8 +234,7 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
 }
 
 /// Decide what one staged change means. An event takes the change's row image with it (moved,
-/// not copied: copying and then dropping it was about a tenth of the daemon's time); a change
-/// that fails or changed nothing is left whole, for the dead-letter table.
+/// not copied); a change that fails or changed nothing is left whole, for the dead-letter table.
 pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names) -> Outcome {
     if change.op == Op::Truncate {
         return truncated(change, source, names);
@@ -251,27 +250,17 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     };
     let (old, new) = (change.old_row.as_ref(), change.new_row.as_ref());
 
-    let changed = match change.op {
+    let (changed, previous_value, new_value) = match change.op {
         Op::Update => {
             let changed = diff(old, new, &source.ignore_columns);
             if changed.is_empty() {
                 return Outcome::NoChange;
             }
-            changed
+            let before = json_object(changed.iter().map(|(c, before, _)| (*c, *before)));
+            let after = json_object(changed.iter().map(|(c, _, after)| (*c, *after)));
+            (changed, Some(before), Some(after))
         }
-        Op::Insert | Op::Delete | Op::Truncate => Vec::new(),
-    };
-    let (previous_value, new_value) = if change.op == Op::Update {
-        (
-            Some(json_object(
-                changed.iter().map(|(c, before, _)| (*c, *before)),
-            )),
-            Some(json_object(
-                changed.iter().map(|(c, _, after)| (*c, *after)),
-            )),
-        )
-    } else {
-        (None, None)
+        Op::Insert | Op::Delete | Op::Truncate => (Vec::new(), None, None),
     };
     let changed_columns: Vec<&str> = changed.iter().map(|(c, _, _)| *c).collect();
     let action_code = action_code(change.op, category, source, old, new, &changed_columns);

@@ -148,10 +148,9 @@ impl Drainer {
         let mut dead: Vec<(i64, String, Value)> = Vec::new();
         for row in &rows {
             let op: i8 = row.get("op");
-            let image = |column: &str| {
-                row.get::<_, Option<JsonString>>(column)
-                    .map(|json| RowImage::parse(json.0))
-                    .transpose()
+            let image = |column: &str| match row.try_get::<_, Option<JsonString>>(column) {
+                Ok(json) => json.map(|json| RowImage::parse(json.0)).transpose(),
+                Err(e) => Err(format!("row image unreadable: {e}")),
             };
             let (old_row, new_row) = match (image("old_row"), image("new_row")) {
                 (Ok(old_row), Ok(new_row)) => (old_row, new_row),
@@ -438,7 +437,9 @@ async fn insert_events(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()
 /// image as JSON if it is JSON at all.
 fn unreadable(row: &tokio_postgres::Row) -> Value {
     let image = |column: &str| {
-        row.get::<_, Option<JsonString>>(column)
+        row.try_get::<_, Option<JsonString>>(column)
+            .ok()
+            .flatten()
             .map(|json| serde_json::from_str::<Value>(&json.0).unwrap_or(Value::String(json.0)))
     };
     serde_json::json!({

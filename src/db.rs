@@ -4,16 +4,44 @@
 //! (connection lost, server starting or shutting down) and stops on what will not (bad password,
 //! missing database, Clockwatch not installed).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Notification, Statement};
 
 use crate::error::{Error, Result};
 
 /// Value of `application_name` for every Clockwatch connection; `status` looks for it.
 pub const APPLICATION_NAME: &str = "clockwatch";
+
+/// Statements prepared once per connection and reused. The daemon runs the same dozen queries
+/// every few milliseconds while busy; sent as text, each one cost a round trip to prepare and a
+/// parse and plan in the server, more than running it on a small batch. Statements outlive
+/// transactions, including rolled-back ones, but not the connection: clear the cache when the
+/// connection is replaced, or when a statement may have gone bad (a host table changed shape).
+#[derive(Debug, Default)]
+pub struct Prepared(HashMap<String, Statement>);
+
+impl Prepared {
+    pub async fn get(
+        &mut self,
+        client: &impl GenericClient,
+        sql: &str,
+    ) -> std::result::Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql).await?;
+        self.0.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
 
 /// Where the database URL comes from, in order: the flag, `CLOCKWATCH_DATABASE_URL`,
 /// `DATABASE_URL`, then `database_url` in the config file.

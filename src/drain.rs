@@ -15,6 +15,7 @@ use tokio_postgres::types::Json;
 use tokio_postgres::{Client, Transaction};
 
 use crate::config::{Category, Config, SourceConfig};
+use crate::db::Prepared;
 use crate::error::{DbContext, Error, Result};
 use crate::image::{JsonString, JsonText, RowImage};
 use crate::normalize::{self, AuditEvent, Op, Outcome, StagedChange};
@@ -53,6 +54,8 @@ pub struct Drainer {
     resolver: Option<Resolver>,
     /// Months whose partition is known to exist.
     partitions: HashSet<(i32, u32)>,
+    /// The drain's statements, prepared on this drainer's connection.
+    prepared: Prepared,
     batch_deadline: Option<Duration>,
 }
 
@@ -68,6 +71,7 @@ impl Drainer {
             sources,
             resolver: None,
             partitions: HashSet::new(),
+            prepared: Prepared::default(),
             batch_deadline: None,
         }
     }
@@ -80,6 +84,7 @@ impl Drainer {
     pub fn reset(&mut self) {
         self.resolver = None;
         self.partitions.clear();
+        self.prepared.clear();
     }
 
     /// Drain until staging is empty (as far as this daemon can see). Returns what was done.
@@ -130,8 +135,13 @@ impl Drainer {
         if self.resolver.is_none() {
             self.resolver = Some(Resolver::prepare(&tx, &self.config).await?);
         }
+        let claim = self
+            .prepared
+            .get(&tx, CLAIM)
+            .await
+            .context("prepare the claim")?;
         let mut rows = tx
-            .query(CLAIM, &[&self.batch_size()])
+            .query(&claim, &[&self.batch_size()])
             .await
             .context("claim staged changes")?;
         // DELETE ... RETURNING gives no order; changes to one record must be normalised in order.
@@ -199,7 +209,9 @@ impl Drainer {
             .collect();
         let resolver = self.resolver.as_ref().expect("prepared above");
         let mut in_batch = self.names_in(&changes);
-        let names = resolver.resolve(&mut tx, &refs, &in_batch).await?;
+        let names = resolver
+            .resolve(&mut tx, &mut self.prepared, &refs, &in_batch)
+            .await?;
         if resolver.is_stale() {
             self.resolver = None;
         }
@@ -218,18 +230,23 @@ impl Drainer {
                 }
             }
         }
-        link_primaries(&tx, &mut events, &changes).await?;
+        link_primaries(&tx, &mut self.prepared, &mut events, &changes).await?;
         self.ensure_partitions(&tx, &events).await?;
         if !dead.is_empty() {
             let (ids, reasons, bodies): (Vec<i64>, Vec<String>, Vec<Value>) = unzip3(dead);
-            tx.execute(DEAD_LETTER, &[&ids, &reasons, &bodies])
+            let write = self
+                .prepared
+                .get(&tx, DEAD_LETTER)
+                .await
+                .context("prepare writing dead letters")?;
+            tx.execute(&write, &[&ids, &reasons, &bodies])
                 .await
                 .context("write dead letters")?;
             report.dead_lettered = ids.len();
         }
         // Last before the commit: appending locks the workspace's chain head until the commit,
         // and another connection draining the same workspace waits on that lock.
-        insert_events(&tx, &events).await?;
+        insert_events(&tx, &mut self.prepared, &events).await?;
         tx.commit().await.context("commit drain")?;
         report.events = events.len();
         // Names are remembered after the commit, in their own statement: every batch upserts the
@@ -237,7 +254,7 @@ impl Drainer {
         // batch, queue the drain connections behind each other (on the benchmark the chain-head
         // lock dominates, so events/s did not change). A name lost to a crash here is remembered
         // again the next time a change mentions it (events already carry the names).
-        resolve::remember(&*client, in_batch).await?;
+        resolve::remember(&*client, &mut self.prepared, in_batch).await?;
         tracing::debug!(
             staged = report.staged,
             events = report.events,
@@ -316,6 +333,7 @@ fn month(t: DateTime<Utc>) -> (i32, u32) {
 /// at before its event exists.
 async fn link_primaries(
     tx: &Transaction<'_>,
+    prepared: &mut Prepared,
     events: &mut [AuditEvent],
     changes: &[StagedChange],
 ) -> Result<()> {
@@ -339,8 +357,12 @@ async fn link_primaries(
     }
     let txids: Vec<i64> = statements.iter().map(|(txid, _)| *txid).collect();
     // Primaries drained in earlier batches (events are indexed by txid).
+    let primary_events = prepared
+        .get(tx, PRIMARY_EVENTS)
+        .await
+        .context("prepare finding primary events")?;
     for row in tx
-        .query(PRIMARY_EVENTS, &[&txids])
+        .query(&primary_events, &[&txids])
         .await
         .context("find primary events")?
     {
@@ -354,8 +376,12 @@ async fn link_primaries(
         .map(|(txid, _)| *txid)
         .collect();
     if !unresolved.is_empty() {
+        let primary_staged = prepared
+            .get(tx, PRIMARY_STAGED)
+            .await
+            .context("prepare finding staged primaries")?;
         for row in tx
-            .query(PRIMARY_STAGED, &[&unresolved])
+            .query(&primary_staged, &[&unresolved])
             .await
             .context("find staged primaries")?
         {
@@ -373,7 +399,11 @@ async fn link_primaries(
     Ok(())
 }
 
-async fn insert_events(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()> {
+async fn insert_events(
+    tx: &Transaction<'_>,
+    prepared: &mut Prepared,
+    events: &[AuditEvent],
+) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -404,8 +434,12 @@ async fn insert_events(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()
     let new = json(&|e| e.new_value.as_deref());
     let row_data = json(&|e| Some(&e.row_data));
     let details: Vec<Json<&Map<String, Value>>> = events.iter().map(|e| Json(&e.details)).collect();
+    let append = prepared
+        .get(tx, INSERT_EVENTS)
+        .await
+        .context("prepare writing events")?;
     tx.execute(
-        INSERT_EVENTS,
+        &append,
         &[
             &event_ids,
             &occurred,

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio_postgres::{GenericClient, Transaction};
 
 use crate::config::{quote_ident, Category, Config, TableName};
+use crate::db::Prepared;
 use crate::error::{DbContext, Result};
 use crate::normalize::{NameRef, Names};
 
@@ -76,6 +77,7 @@ impl Resolver {
     pub async fn resolve(
         &self,
         tx: &mut Transaction<'_>,
+        prepared: &mut Prepared,
         refs: &BTreeSet<NameRef>,
         in_batch: &Remembered,
     ) -> Result<Names> {
@@ -98,12 +100,12 @@ impl Resolver {
         }
 
         if let Some(lookup) = &self.authors {
-            for (id, name, _) in run_lookup(tx, &self.stale, lookup, &authors).await? {
+            for (id, name, _) in run_lookup(tx, prepared, &self.stale, lookup, &authors).await? {
                 names.authors.insert(id, name);
             }
         }
         for (category, ids) in &entities {
-            self.look_up_entities(tx, &mut names, *category, ids)
+            self.look_up_entities(tx, prepared, &mut names, *category, ids)
                 .await?;
         }
         let mut missing: Vec<Key> = authors
@@ -117,7 +119,7 @@ impl Resolver {
                 .filter(|id| names.entity(*category, id).is_none());
             missing.extend(absent.map(|id| (category.as_str().to_string(), id.clone())));
         }
-        for (key, known) in recall(tx, missing, in_batch).await? {
+        for (key, known) in recall(tx, prepared, missing, in_batch).await? {
             names.learn(key, known);
         }
 
@@ -129,14 +131,14 @@ impl Resolver {
             .cloned()
             .collect();
         if !clients.is_empty() {
-            self.look_up_entities(tx, &mut names, Category::Clients, &clients)
+            self.look_up_entities(tx, prepared, &mut names, Category::Clients, &clients)
                 .await?;
             let missing = clients
                 .iter()
                 .filter(|c| names.entity(Category::Clients, c).is_none())
                 .map(|c| (Category::Clients.as_str().to_string(), c.clone()))
                 .collect();
-            for (key, known) in recall(tx, missing, in_batch).await? {
+            for (key, known) in recall(tx, prepared, missing, in_batch).await? {
                 names.learn(key, known);
             }
         }
@@ -154,12 +156,16 @@ impl Resolver {
             return Ok(false);
         };
         let ids = BTreeSet::from([id.to_string()]);
-        Ok(!run_lookup(tx, &self.stale, lookup, &ids).await?.is_empty())
+        let mut once = Prepared::default();
+        Ok(!run_lookup(tx, &mut once, &self.stale, lookup, &ids)
+            .await?
+            .is_empty())
     }
 
     async fn look_up_entities(
         &self,
         tx: &mut Transaction<'_>,
+        prepared: &mut Prepared,
         names: &mut Names,
         category: Category,
         ids: &BTreeSet<String>,
@@ -167,7 +173,7 @@ impl Resolver {
         let Some(lookup) = self.entities.get(&category) else {
             return Ok(());
         };
-        for (id, name, client) in run_lookup(tx, &self.stale, lookup, ids).await? {
+        for (id, name, client) in run_lookup(tx, prepared, &self.stale, lookup, ids).await? {
             names.learn((category.as_str().to_string(), id), Known { name, client });
         }
         Ok(())
@@ -207,6 +213,7 @@ impl Names {
 /// Names for `wanted` from the batch's own rows, else from the `known_name` table.
 async fn recall(
     tx: &Transaction<'_>,
+    prepared: &mut Prepared,
     wanted: Vec<Key>,
     in_batch: &Remembered,
 ) -> Result<Vec<(Key, Known)>> {
@@ -222,12 +229,16 @@ async fn recall(
         return Ok(found);
     }
     let (categories, ids): (Vec<String>, Vec<String>) = ask.into_iter().unzip();
-    let rows = tx
-        .query(
+    let read = prepared
+        .get(
+            tx,
             "select k.category, k.id, k.name, k.client_id from known_name k
              join unnest($1::text[], $2::text[]) w(category, id) using (category, id)",
-            &[&categories, &ids],
         )
+        .await
+        .context("prepare reading known names")?;
+    let rows = tx
+        .query(&read, &[&categories, &ids])
         .await
         .context("read known names")?;
     found.extend(rows.iter().map(|row| {
@@ -241,7 +252,11 @@ async fn recall(
 }
 
 /// Remember names seen in this batch, so they outlive the host's rows.
-pub async fn remember(client: &impl GenericClient, seen: Remembered) -> Result<()> {
+pub async fn remember(
+    client: &impl GenericClient,
+    prepared: &mut Prepared,
+    seen: Remembered,
+) -> Result<()> {
     if seen.is_empty() {
         return Ok(());
     }
@@ -255,16 +270,20 @@ pub async fn remember(client: &impl GenericClient, seen: Remembered) -> Result<(
         names.push(known.name);
         clients.push(known.client);
     }
-    client
-        .execute(
+    let upsert = prepared
+        .get(
+            client,
             "insert into known_name (category, id, name, client_id)
          select * from unnest($1::text[], $2::text[], $3::text[], $4::text[])
          on conflict (category, id) do update
          set name = excluded.name, client_id = excluded.client_id, seen_at = now()
          where (known_name.name, known_name.client_id)
                is distinct from (excluded.name, excluded.client_id)",
-            &[&categories, &ids, &names, &clients],
         )
+        .await
+        .context("prepare remembering names")?;
+    client
+        .execute(&upsert, &[&categories, &ids, &names, &clients])
         .await
         .context("remember names")?;
     Ok(())
@@ -358,9 +377,11 @@ async fn lookup(
 }
 
 /// Run one lookup inside a savepoint; a failure (the host changed the table) costs the names,
-/// not the batch.
+/// not the batch. The statement is prepared inside the savepoint too: preparing it against a
+/// changed table fails like running it does.
 async fn run_lookup(
     tx: &mut Transaction<'_>,
+    prepared: &mut Prepared,
     stale: &std::sync::atomic::AtomicBool,
     lookup: &Lookup,
     ids: &BTreeSet<String>,
@@ -373,7 +394,11 @@ async fn run_lookup(
         .savepoint("clockwatch_lookup")
         .await
         .context("savepoint")?;
-    match savepoint.query(&lookup.sql, &[&ids]).await {
+    let rows = match prepared.get(&savepoint, &lookup.sql).await {
+        Ok(statement) => savepoint.query(&statement, &[&ids]).await,
+        Err(e) => Err(e),
+    };
+    match rows {
         Ok(rows) => {
             savepoint.commit().await.context("release savepoint")?;
             Ok(rows
@@ -398,6 +423,9 @@ async fn run_lookup(
             Ok(Vec::new())
         }
         Err(e) => {
+            // The prepared statement may be what broke (a result type that changed): prepare
+            // everything again.
+            prepared.clear();
             stale.store(true, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(table = %lookup.table, error = %crate::db::describe(&e), "name lookup failed; ids shown instead");
             savepoint.rollback().await.context("rollback savepoint")?;

@@ -751,6 +751,18 @@ async fn a_renamed_name_column_costs_the_names_not_the_changes() {
             Some("Apollo".to_string())
         ]
     );
+    // The other lookups of the same batch still name what they name.
+    let users: Vec<Option<String>> = client
+        .query(
+            "select \"user\" from report where category = 'time_entries' order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(users, vec![Some("Ann Admin".to_string()); 3]);
 }
 
 /// A staged image that is not a JSON object (only a hand-edited staging row can have one) is set

@@ -61,6 +61,9 @@ pub async fn demo(server_url: Option<String>, output: &Path) -> Result<()> {
             quote_ident(&database)
         ))
         .await;
+    // Closed by us before the server goes, so its connection ends quietly rather than being
+    // cut off by the shutdown (which logs a lost-connection warning).
+    drop(admin);
     if let Some(cluster) = cluster {
         drop(cluster);
         step("stopped the throwaway PostgreSQL and removed its files");

@@ -62,7 +62,8 @@ pub async fn demo(server_url: Option<String>, output: &Path) -> Result<()> {
         ))
         .await;
     // Closed by us before the server goes, so its connection ends quietly rather than being
-    // cut off by the shutdown (which logs a lost-connection warning).
+    // cut off by the shutdown, which logs a lost-connection warning. (The close is sent by the
+    // connection's task, so this makes the quiet end very likely, not certain.)
     drop(admin);
     if let Some(cluster) = cluster {
         drop(cluster);

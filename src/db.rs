@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Notification, Statement};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Notification, Row, Statement};
 
 use crate::error::{Error, Result};
 
@@ -25,7 +26,29 @@ pub const APPLICATION_NAME: &str = "clockwatch";
 pub struct Prepared(HashMap<String, Statement>);
 
 impl Prepared {
-    pub async fn get(
+    /// Run `sql` on `client`, preparing it the first time.
+    pub async fn query(
+        &mut self,
+        client: &impl GenericClient,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(client, sql).await?;
+        client.query(&statement, params).await
+    }
+
+    /// Run `sql` on `client` for its row count, preparing it the first time.
+    pub async fn execute(
+        &mut self,
+        client: &impl GenericClient,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<u64, tokio_postgres::Error> {
+        let statement = self.statement(client, sql).await?;
+        client.execute(&statement, params).await
+    }
+
+    async fn statement(
         &mut self,
         client: &impl GenericClient,
         sql: &str,

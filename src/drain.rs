@@ -135,13 +135,10 @@ impl Drainer {
         if self.resolver.is_none() {
             self.resolver = Some(Resolver::prepare(&tx, &self.config).await?);
         }
-        let claim = self
+        let batch_size = self.batch_size();
+        let mut rows = self
             .prepared
-            .get(&tx, CLAIM)
-            .await
-            .context("prepare the claim")?;
-        let mut rows = tx
-            .query(&claim, &[&self.batch_size()])
+            .query(&tx, CLAIM, &[&batch_size])
             .await
             .context("claim staged changes")?;
         // DELETE ... RETURNING gives no order; changes to one record must be normalised in order.
@@ -234,12 +231,8 @@ impl Drainer {
         self.ensure_partitions(&tx, &events).await?;
         if !dead.is_empty() {
             let (ids, reasons, bodies): (Vec<i64>, Vec<String>, Vec<Value>) = unzip3(dead);
-            let write = self
-                .prepared
-                .get(&tx, DEAD_LETTER)
-                .await
-                .context("prepare writing dead letters")?;
-            tx.execute(&write, &[&ids, &reasons, &bodies])
+            self.prepared
+                .execute(&tx, DEAD_LETTER, &[&ids, &reasons, &bodies])
                 .await
                 .context("write dead letters")?;
             report.dead_lettered = ids.len();
@@ -357,12 +350,8 @@ async fn link_primaries(
     }
     let txids: Vec<i64> = statements.iter().map(|(txid, _)| *txid).collect();
     // Primaries drained in earlier batches (events are indexed by txid).
-    let primary_events = prepared
-        .get(tx, PRIMARY_EVENTS)
-        .await
-        .context("prepare finding primary events")?;
-    for row in tx
-        .query(&primary_events, &[&txids])
+    for row in prepared
+        .query(tx, PRIMARY_EVENTS, &[&txids])
         .await
         .context("find primary events")?
     {
@@ -376,12 +365,8 @@ async fn link_primaries(
         .map(|(txid, _)| *txid)
         .collect();
     if !unresolved.is_empty() {
-        let primary_staged = prepared
-            .get(tx, PRIMARY_STAGED)
-            .await
-            .context("prepare finding staged primaries")?;
-        for row in tx
-            .query(&primary_staged, &[&unresolved])
+        for row in prepared
+            .query(tx, PRIMARY_STAGED, &[&unresolved])
             .await
             .context("find staged primaries")?
         {
@@ -434,36 +419,34 @@ async fn insert_events(
     let new = json(&|e| e.new_value.as_deref());
     let row_data = json(&|e| Some(&e.row_data));
     let details: Vec<Json<&Map<String, Value>>> = events.iter().map(|e| Json(&e.details)).collect();
-    let append = prepared
-        .get(tx, INSERT_EVENTS)
+    prepared
+        .execute(
+            tx,
+            INSERT_EVENTS,
+            &[
+                &event_ids,
+                &occurred,
+                &workspaces,
+                &categories,
+                &codes,
+                &actions,
+                &origins,
+                &author_ids,
+                &authors,
+                &target_ids,
+                &targets,
+                &caused_by,
+                &linked,
+                &txids,
+                &sources,
+                &previous,
+                &new,
+                &row_data,
+                &details,
+            ],
+        )
         .await
-        .context("prepare writing events")?;
-    tx.execute(
-        &append,
-        &[
-            &event_ids,
-            &occurred,
-            &workspaces,
-            &categories,
-            &codes,
-            &actions,
-            &origins,
-            &author_ids,
-            &authors,
-            &target_ids,
-            &targets,
-            &caused_by,
-            &linked,
-            &txids,
-            &sources,
-            &previous,
-            &new,
-            &row_data,
-            &details,
-        ],
-    )
-    .await
-    .context("write events")?;
+        .context("write events")?;
     Ok(())
 }
 

@@ -229,16 +229,13 @@ async fn recall(
         return Ok(found);
     }
     let (categories, ids): (Vec<String>, Vec<String>) = ask.into_iter().unzip();
-    let read = prepared
-        .get(
+    let rows = prepared
+        .query(
             tx,
             "select k.category, k.id, k.name, k.client_id from known_name k
              join unnest($1::text[], $2::text[]) w(category, id) using (category, id)",
+            &[&categories, &ids],
         )
-        .await
-        .context("prepare reading known names")?;
-    let rows = tx
-        .query(&read, &[&categories, &ids])
         .await
         .context("read known names")?;
     found.extend(rows.iter().map(|row| {
@@ -270,8 +267,8 @@ pub async fn remember(
         names.push(known.name);
         clients.push(known.client);
     }
-    let upsert = prepared
-        .get(
+    prepared
+        .execute(
             client,
             "insert into known_name (category, id, name, client_id)
          select * from unnest($1::text[], $2::text[], $3::text[], $4::text[])
@@ -279,11 +276,8 @@ pub async fn remember(
          set name = excluded.name, client_id = excluded.client_id, seen_at = now()
          where (known_name.name, known_name.client_id)
                is distinct from (excluded.name, excluded.client_id)",
+            &[&categories, &ids, &names, &clients],
         )
-        .await
-        .context("prepare remembering names")?;
-    client
-        .execute(&upsert, &[&categories, &ids, &names, &clients])
         .await
         .context("remember names")?;
     Ok(())
@@ -394,11 +388,7 @@ async fn run_lookup(
         .savepoint("clockwatch_lookup")
         .await
         .context("savepoint")?;
-    let rows = match prepared.get(&savepoint, &lookup.sql).await {
-        Ok(statement) => savepoint.query(&statement, &[&ids]).await,
-        Err(e) => Err(e),
-    };
-    match rows {
+    match prepared.query(&savepoint, &lookup.sql, &[&ids]).await {
         Ok(rows) => {
             savepoint.commit().await.context("release savepoint")?;
             Ok(rows

@@ -82,10 +82,6 @@ impl RowImage {
     }
 
     /// The whole object's text.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     pub fn into_text(self) -> String {
         self.text
     }

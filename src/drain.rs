@@ -57,6 +57,48 @@ pub struct Drainer {
     /// The drain's statements, prepared on this drainer's connection.
     prepared: Prepared,
     batch_deadline: Option<Duration>,
+    /// Names already written to `known_name` by this drainer, so an unchanged name is not
+    /// written again by every batch (see [`NameMemory`]).
+    remembered: NameMemory,
+}
+
+/// What this drainer last wrote to `known_name`. In steady state every batch names the same
+/// few authors and projects; upserting them anyway cost each batch a statement and a commit of
+/// its own (the upsert locks the existing row even when the name is unchanged, which writes WAL
+/// that the commit then waits to flush). Forgotten every [`NameMemory::TTL`] and past
+/// [`NameMemory::CAPACITY`] entries, so that a name another daemon overwrote is written again
+/// within a minute, and memory stays bounded.
+#[derive(Debug, Default)]
+struct NameMemory {
+    names: Remembered,
+    since: Option<std::time::Instant>,
+}
+
+impl NameMemory {
+    const TTL: Duration = Duration::from_secs(60);
+    const CAPACITY: usize = 100_000;
+
+    /// The names in `seen` that differ from what was last written.
+    fn news(&mut self, seen: Remembered) -> Remembered {
+        let expired = self.since.is_some_and(|t| t.elapsed() >= Self::TTL);
+        if expired || self.names.len() > Self::CAPACITY {
+            self.forget();
+        }
+        seen.into_iter()
+            .filter(|(key, known)| self.names.get(key) != Some(known))
+            .collect()
+    }
+
+    /// Record names just written.
+    fn learn(&mut self, written: Remembered) {
+        self.since.get_or_insert_with(std::time::Instant::now);
+        self.names.extend(written);
+    }
+
+    fn forget(&mut self) {
+        self.names.clear();
+        self.since = None;
+    }
 }
 
 impl Drainer {
@@ -73,6 +115,7 @@ impl Drainer {
             partitions: HashSet::new(),
             prepared: Prepared::default(),
             batch_deadline: None,
+            remembered: NameMemory::default(),
         }
     }
 
@@ -85,6 +128,7 @@ impl Drainer {
         self.resolver = None;
         self.partitions.clear();
         self.prepared.clear();
+        self.remembered.forget();
     }
 
     /// Drain until staging is empty (as far as this daemon can see). Returns what was done.
@@ -247,7 +291,11 @@ impl Drainer {
         // batch, queue the drain connections behind each other (on the benchmark the chain-head
         // lock dominates, so events/s did not change). A name lost to a crash here is remembered
         // again the next time a change mentions it (events already carry the names).
-        resolve::remember(&*client, &mut self.prepared, in_batch).await?;
+        let news = self.remembered.news(in_batch);
+        if !news.is_empty() {
+            resolve::remember(&*client, &mut self.prepared, &news).await?;
+            self.remembered.learn(news);
+        }
         tracing::debug!(
             staged = report.staged,
             events = report.events,
@@ -476,4 +524,69 @@ fn unzip3<A, B, C>(items: Vec<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
         c.push(z);
     }
     (a, b, c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(name: &str, client: Option<&str>) -> Known {
+        Known {
+            name: name.to_string(),
+            client: client.map(str::to_string),
+        }
+    }
+
+    fn names(entries: &[(&str, &str, Known)]) -> Remembered {
+        entries
+            .iter()
+            .map(|(category, id, k)| ((category.to_string(), id.to_string()), k.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn name_memory_passes_on_only_names_not_yet_written() {
+        let mut memory = NameMemory::default();
+        let first = names(&[
+            ("author", "1", known("Ada", None)),
+            ("projects", "7", known("Apollo", Some("3"))),
+        ]);
+        assert_eq!(memory.news(first.clone()), first, "nothing written yet");
+        memory.learn(first.clone());
+        assert!(
+            memory.news(first).is_empty(),
+            "unchanged names are not written again"
+        );
+
+        // A rename, a new client and a new record are all news; the unchanged author is not.
+        let second = names(&[
+            ("author", "1", known("Ada", None)),
+            ("projects", "7", known("Apollo", Some("4"))),
+            ("tags", "2", known("urgent", None)),
+        ]);
+        let news = memory.news(second);
+        assert_eq!(
+            news,
+            names(&[
+                ("projects", "7", known("Apollo", Some("4"))),
+                ("tags", "2", known("urgent", None)),
+            ])
+        );
+    }
+
+    #[test]
+    fn name_memory_forgets_after_its_time_to_live() {
+        let mut memory = NameMemory::default();
+        let seen = names(&[("author", "1", known("Ada", None))]);
+        memory.learn(seen.clone());
+        let expired = std::time::Instant::now().checked_sub(NameMemory::TTL);
+        memory.since = Some(expired.expect("the machine has been up for over a minute"));
+        assert_eq!(
+            memory.news(seen.clone()),
+            seen,
+            "written again once the memory expired"
+        );
+        memory.learn(seen.clone());
+        assert!(memory.news(seen).is_empty());
+    }
 }

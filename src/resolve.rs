@@ -252,7 +252,7 @@ async fn recall(
 pub async fn remember(
     client: &impl GenericClient,
     prepared: &mut Prepared,
-    seen: Remembered,
+    seen: &Remembered,
 ) -> Result<()> {
     if seen.is_empty() {
         return Ok(());
@@ -262,10 +262,10 @@ pub async fn remember(
     let mut names = Vec::with_capacity(seen.len());
     let mut clients = Vec::with_capacity(seen.len());
     for ((category, id), known) in seen {
-        categories.push(category);
-        ids.push(id);
-        names.push(known.name);
-        clients.push(known.client);
+        categories.push(category.as_str());
+        ids.push(id.as_str());
+        names.push(known.name.as_str());
+        clients.push(known.client.as_deref());
     }
     prepared
         .execute(

@@ -65,6 +65,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "idle_flag",
         sql: include_str!("../sql/0009_idle_flag.sql"),
     },
+    Migration {
+        version: 10,
+        name: "append_generic_plan",
+        sql: include_str!("../sql/0010_append_generic_plan.sql"),
+    },
 ];
 
 impl Migration {

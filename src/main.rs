@@ -13,9 +13,10 @@ fn main() -> ExitCode {
     init_logging(cli.global.log_format);
     // The daemon runs on one thread. Its work is a conversation with PostgreSQL, one batch at a
     // time, and on a multi-threaded runtime every message crossed threads between the drain
-    // task and the connection's task (a futex wake each way): 35-37 us of CPU per event in
-    // steady state against 20-27 on one thread (bench/README.md). The other commands keep the
-    // multi-threaded runtime, where an export formats one page while the next arrives.
+    // task and the connection's task, a wake-up of another thread each way: 35-37 us of the
+    // daemon's CPU per event in steady state against 20-27 on one thread, and a backlog drained
+    // 19-23% faster (bench/README.md). The other commands keep the multi-threaded runtime,
+    // where an export formats one page while the next arrives.
     let mut builder = match cli.command {
         Command::Run => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),

@@ -286,11 +286,11 @@ impl Drainer {
         insert_events(&tx, &mut self.prepared, &events).await?;
         tx.commit().await.context("commit drain")?;
         report.events = events.len();
-        // Names are remembered after the commit, in their own statement: every batch upserts the
-        // same few projects, tags and authors, and those row locks, if held to the end of the
-        // batch, queue the drain connections behind each other (on the benchmark the chain-head
-        // lock dominates, so events/s did not change). A name lost to a crash here is remembered
-        // again the next time a change mentions it (events already carry the names).
+        // Names are remembered after the commit, in their own statement, and only those new or
+        // changed since this drainer last wrote them: batches name the same few projects, tags
+        // and authors, and their row locks, if held to the end of the batch, would queue the
+        // drain connections behind each other. A name lost to a crash here is remembered again
+        // the next time a change mentions it (events already carry the names).
         let news = self.remembered.news(in_batch);
         if !news.is_empty() {
             resolve::remember(&*client, &mut self.prepared, &news).await?;

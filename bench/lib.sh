@@ -17,6 +17,8 @@ else
   bin="$PWD/target/release/clockwatch"
 fi
 cfg="${CLOCKWATCH_BENCH_CONFIG:-$PWD/config/clockwatch.toml}"
+# Clockwatch's schema, as that config names it.
+schema=$(sed -n 's/^schema *= *"\(.*\)"/\1/p' "$cfg")
 
 # bench_db NAME: a fresh database with the example host schema, Clockwatch installed and
 # workspace 1 audited; sets $url and exports CLOCKWATCH_DATABASE_URL.

@@ -29,8 +29,6 @@ use crate::install::{self, require_installed};
 use crate::retention;
 use crate::systemd;
 
-/// Poll interval while busy (the idle flag is cleared and writers do not notify).
-const BUSY_POLL: Duration = Duration::from_millis(5);
 /// How long staging must stay empty before the daemon declares itself idle again.
 const LINGER: Duration = Duration::from_millis(50);
 /// How often the daemon looks at partitions and retention (pruning itself is daily).
@@ -218,7 +216,7 @@ impl Daemon {
                     None => return Err(Error::Connect("the connection to the database was lost".into())),
                 },
                 // While busy, writers do not notify: poll fast instead.
-                _ = sleep(BUSY_POLL), if busy.active() => true,
+                _ = sleep(self.config.daemon.busy_poll()), if busy.active() => true,
                 _ = chores.tick() => {
                     // Partitions ahead, and the daily prune (once across all daemons).
                     self.report_health(&client).await?;
@@ -341,7 +339,7 @@ struct Helper {
 }
 
 /// Whether the daemon has cleared the idle flag (it is busy, writers skip NOTIFY and the
-/// daemon polls every [`BUSY_POLL`]) and when it last found work.
+/// daemon polls every `daemon.busy_poll_ms`) and when it last found work.
 #[derive(Debug, Default)]
 struct BusyMode {
     last_work: Option<Instant>,

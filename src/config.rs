@@ -618,9 +618,13 @@ mod tests {
         );
     }
 
+    /// The smallest valid config: one source, everything else defaulted.
+    const ONE_SOURCE: &str =
+        "[[source]]\ncategory = 'tags'\ntable = 'a.b'\nworkspace_column = 'w'\n";
+
     #[test]
     fn drain_connections_default_to_two_and_are_bounded() {
-        let source = "[[source]]\ncategory = 'tags'\ntable = 'a.b'\nworkspace_column = 'w'\n";
+        let source = ONE_SOURCE;
         assert_eq!(
             Config::from_toml(source).unwrap().daemon.drain_connections,
             2
@@ -635,10 +639,13 @@ mod tests {
 
     #[test]
     fn busy_poll_defaults_to_15_ms_and_stays_within_the_idle_poll() {
-        let source = "[[source]]\ncategory = 'tags'\ntable = 'a.b'\nworkspace_column = 'w'\n";
+        let source = ONE_SOURCE;
         let daemon = Config::from_toml(source).unwrap().daemon;
         assert_eq!(daemon.busy_poll(), Duration::from_millis(15));
-        for bad in ["busy_poll_ms = 0", "poll_interval_ms = 10\nbusy_poll_ms = 11"] {
+        for bad in [
+            "busy_poll_ms = 0",
+            "poll_interval_ms = 10\nbusy_poll_ms = 11",
+        ] {
             let err = Config::from_toml(&format!("[daemon]\n{bad}\n{source}"))
                 .unwrap_err()
                 .to_string();

@@ -29,7 +29,8 @@ use crate::install::{self, require_installed};
 use crate::retention;
 use crate::systemd;
 
-/// How long staging must stay empty before the daemon declares itself idle again.
+/// How long staging must stay empty before the daemon declares itself idle again (with a
+/// `daemon.busy_poll_ms` above this, one empty look is enough).
 const LINGER: Duration = Duration::from_millis(50);
 /// How often the daemon looks at partitions and retention (pruning itself is daily).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);

@@ -154,13 +154,20 @@ impl Daemon {
             require_installed(&client, &self.config.schema),
         )
         .await?;
-        // Every connection of this daemon resolves Clockwatch's names in its schema.
-        let search_path = format!(
-            "set search_path = {}, pg_catalog",
+        // Every connection of this daemon resolves Clockwatch's names in its schema, and commits
+        // without waiting for its WAL to reach disk. That loses nothing: a batch's events and the
+        // deletion of its staging rows are one transaction, and PostgreSQL replays WAL in order,
+        // so a crash that undoes a batch brings its staged rows back too, to be drained again
+        // (the staged rows themselves were flushed by the host's own commit). What it saves is
+        // the daemon waiting for a flush after every batch: 200,000 staged changes drained 11%
+        // faster (bench/README.md, session 6). A commit that drops a relation (pruning) is still
+        // flushed first: PostgreSQL insists.
+        let settings = format!(
+            "set search_path = {}, pg_catalog; set synchronous_commit = off",
             quote_ident(&self.config.schema)
         );
         let listen = format!(
-            "{search_path}; listen {}",
+            "{settings}; listen {}",
             quote_ident(&self.config.channel())
         );
         within(self.timeout(), async {
@@ -175,9 +182,9 @@ impl Daemon {
             let (client, _notifications) = db::connect(&self.helper_pg).await?;
             within(limit, async {
                 client
-                    .batch_execute(&search_path)
+                    .batch_execute(&settings)
                     .await
-                    .context("set search_path")
+                    .context("set session settings")
             })
             .await?;
             helper.client = Some(client);

@@ -238,6 +238,83 @@ async fn postgres_restarted_fast_and_immediate_under_load() {
     assert_exactly_once(&client).await;
 }
 
+/// The daemon commits without waiting for its WAL to reach disk (src/daemon.rs). A crash that
+/// loses such a commit (the machine going down before the WAL writer wrote it out) undoes the
+/// batch's staging deletes along with its events, so the changes are drained again, once each.
+/// The WAL writer is stopped, so that the daemon's commit is still only in the server's memory,
+/// and then killed: the server crash-restarts, as after a power cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drained_batch_lost_in_a_crash_is_drained_again_once() {
+    let cluster = clockwatch::cluster::Cluster::start(true).expect("throwaway cluster");
+    let url = cluster.url();
+    let mut client = connect(&url).await;
+    // Autovacuum's commits would flush the daemon's WAL for it.
+    for sql in ["alter system set autovacuum = off", "select pg_reload_conf()"] {
+        client.batch_execute(sql).await.unwrap();
+    }
+    client.batch_execute(HOST_SQL).await.unwrap();
+    client.batch_execute(SEED_SQL).await.unwrap();
+    let mut config = example_config();
+    config.daemon.max_backoff_ms = 500;
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    let mut daemon = start_daemon(&config, &url);
+    daemon.ready().await;
+
+    let walwriter: i32 = client
+        .query_one(
+            "select pid from pg_stat_activity where backend_type = 'walwriter'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unsafe { libc::kill(walwriter, libc::SIGSTOP) }, 0);
+    // The host commits synchronously: its own backend writes its WAL out.
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'before the crash')",
+    )
+    .await;
+    const RECORDED: &str =
+        "select recorded_at::text from audit_log.events where target = 'before the crash'";
+    eventually(
+        "the change is drained",
+        Duration::from_secs(30),
+        || async { !client.query(RECORDED, &[]).await.unwrap().is_empty() },
+    )
+    .await;
+    let first: String = client.query_one(RECORDED, &[]).await.unwrap().get(0);
+
+    assert_eq!(unsafe { libc::kill(walwriter, libc::SIGKILL) }, 0);
+    let mut saw_reconnect = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), daemon.lifecycle.recv())
+            .await
+            .expect("daemon recovers from the crash")
+        {
+            Some(Lifecycle::Reconnecting) => saw_reconnect = true,
+            Some(Lifecycle::Ready) if saw_reconnect => break,
+            Some(_) => {}
+            None => panic!("the daemon stopped after the crash"),
+        }
+    }
+    let client = connect(&url).await;
+    // Ready comes after the first drain of the new connection: the change is back in the log.
+    let rows = client.query(RECORDED, &[]).await.unwrap();
+    assert_eq!(rows.len(), 1, "exactly one event for the change");
+    let again: String = rows[0].get(0);
+    assert_ne!(
+        again, first,
+        "the daemon's commit survived the crash, so this test exercised nothing: something \
+         flushed the WAL after it"
+    );
+    assert_eq!(count(&client, "select count(*) from audit_log.staging").await, 0);
+    assert_eq!(count(&client, "select count(*) from audit_log.dead_letter").await, 0);
+    daemon.stop().await;
+}
+
 #[tokio::test]
 async fn a_frozen_connection_is_dropped_and_replaced() {
     let (db, mut client, mut config) = installed_host().await;

@@ -166,10 +166,7 @@ impl Daemon {
             "set search_path = {}, pg_catalog; set synchronous_commit = off",
             quote_ident(&self.config.schema)
         );
-        let listen = format!(
-            "{settings}; listen {}",
-            quote_ident(&self.config.channel())
-        );
+        let listen = format!("{settings}; listen {}", quote_ident(&self.config.channel()));
         within(self.timeout(), async {
             client.batch_execute(&listen).await.context("listen")
         })

@@ -185,19 +185,48 @@ async fn daemon_killed_at_random_moments_loses_and_doubles_nothing() {
     assert_exactly_once(&client).await;
 }
 
+/// A server of the test's own (it is restarted or crashed) with the example host schema,
+/// Clockwatch installed and workspace 1 audited; the daemon reconnects within half a second.
+async fn throwaway_host(
+    cluster: &clockwatch::cluster::Cluster,
+) -> (tokio_postgres::Client, clockwatch::Config) {
+    let mut client = connect(&cluster.url()).await;
+    client.batch_execute(HOST_SQL).await.unwrap();
+    client.batch_execute(SEED_SQL).await.unwrap();
+    let mut config = example_config();
+    config.daemon.max_backoff_ms = 500;
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    (client, config)
+}
+
+/// Wait until the daemon has noticed its connection die, reconnected and drained: a
+/// Reconnecting notice, then Ready.
+async fn reconnected(daemon: &mut Running, after: &str) {
+    let mut saw_reconnect = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), daemon.lifecycle.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the daemon recovers from {after}"))
+        {
+            Some(Lifecycle::Reconnecting) => saw_reconnect = true,
+            Some(Lifecycle::Ready) if saw_reconnect => return,
+            Some(_) => {}
+            None => panic!(
+                "the daemon stopped after {after}: {:?}",
+                daemon.task.is_finished()
+            ),
+        }
+    }
+}
+
 // Multi-threaded: restarting the server blocks the test's thread (pg_ctl) while the daemon runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restarted_fast_and_immediate_under_load() {
     let cluster = clockwatch::cluster::Cluster::start(true).expect("throwaway cluster");
     let url = cluster.url();
-    let mut client = connect(&url).await;
-    client.batch_execute(HOST_SQL).await.unwrap();
-    client.batch_execute(SEED_SQL).await.unwrap();
-    let mut config = example_config();
-    config.daemon.max_backoff_ms = 500;
+    let (_client, mut config) = throwaway_host(&cluster).await;
     config.daemon.poll_interval_ms = 100;
-    install(&mut client, &config).await;
-    enable_all(&client, &config, "1").await;
 
     let mut daemon = start_daemon(&config, &url);
     daemon.ready().await;
@@ -210,21 +239,7 @@ async fn postgres_restarted_fast_and_immediate_under_load() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         cluster.restart(mode).unwrap();
         // The daemon notices, backs off, reconnects and says so.
-        let mut saw_reconnect = false;
-        loop {
-            match tokio::time::timeout(Duration::from_secs(60), daemon.lifecycle.recv())
-                .await
-                .expect("daemon recovers")
-            {
-                Some(Lifecycle::Reconnecting) => saw_reconnect = true,
-                Some(Lifecycle::Ready) if saw_reconnect => break,
-                Some(Lifecycle::Ready) => {}
-                None => panic!(
-                    "the daemon stopped after a {mode} restart: {:?}",
-                    daemon.task.is_finished()
-                ),
-            }
-        }
+        reconnected(&mut daemon, &format!("a {mode} restart")).await;
     }
     let rounds = writer.finish().await;
     assert!(rounds > 10, "the writer kept writing ({rounds} rounds)");
@@ -247,17 +262,14 @@ async fn postgres_restarted_fast_and_immediate_under_load() {
 async fn a_drained_batch_lost_in_a_crash_is_drained_again_once() {
     let cluster = clockwatch::cluster::Cluster::start(true).expect("throwaway cluster");
     let url = cluster.url();
-    let mut client = connect(&url).await;
+    let (mut client, config) = throwaway_host(&cluster).await;
     // Autovacuum's commits would flush the daemon's WAL for it.
-    for sql in ["alter system set autovacuum = off", "select pg_reload_conf()"] {
+    for sql in [
+        "alter system set autovacuum = off",
+        "select pg_reload_conf()",
+    ] {
         client.batch_execute(sql).await.unwrap();
     }
-    client.batch_execute(HOST_SQL).await.unwrap();
-    client.batch_execute(SEED_SQL).await.unwrap();
-    let mut config = example_config();
-    config.daemon.max_backoff_ms = 500;
-    install(&mut client, &config).await;
-    enable_all(&client, &config, "1").await;
     let mut daemon = start_daemon(&config, &url);
     daemon.ready().await;
 
@@ -279,27 +291,14 @@ async fn a_drained_batch_lost_in_a_crash_is_drained_again_once() {
     .await;
     const RECORDED: &str =
         "select recorded_at::text from audit_log.events where target = 'before the crash'";
-    eventually(
-        "the change is drained",
-        Duration::from_secs(30),
-        || async { !client.query(RECORDED, &[]).await.unwrap().is_empty() },
-    )
+    eventually("the change is drained", Duration::from_secs(30), || async {
+        !client.query(RECORDED, &[]).await.unwrap().is_empty()
+    })
     .await;
     let first: String = client.query_one(RECORDED, &[]).await.unwrap().get(0);
 
     assert_eq!(unsafe { libc::kill(walwriter, libc::SIGKILL) }, 0);
-    let mut saw_reconnect = false;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(60), daemon.lifecycle.recv())
-            .await
-            .expect("daemon recovers from the crash")
-        {
-            Some(Lifecycle::Reconnecting) => saw_reconnect = true,
-            Some(Lifecycle::Ready) if saw_reconnect => break,
-            Some(_) => {}
-            None => panic!("the daemon stopped after the crash"),
-        }
-    }
+    reconnected(&mut daemon, "the crash").await;
     let client = connect(&url).await;
     // Ready comes after the first drain of the new connection: the change is back in the log.
     let rows = client.query(RECORDED, &[]).await.unwrap();
@@ -310,8 +309,14 @@ async fn a_drained_batch_lost_in_a_crash_is_drained_again_once() {
         "the daemon's commit survived the crash, so this test exercised nothing: something \
          flushed the WAL after it"
     );
-    assert_eq!(count(&client, "select count(*) from audit_log.staging").await, 0);
-    assert_eq!(count(&client, "select count(*) from audit_log.dead_letter").await, 0);
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.staging").await,
+        0
+    );
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.dead_letter").await,
+        0
+    );
     daemon.stop().await;
 }
 

@@ -200,6 +200,14 @@ async fn throwaway_host(
     (client, config)
 }
 
+/// Stop (SIGSTOP) the one server process of `pg_stat_activity` matching `condition`; its pid.
+async fn freeze_server_process(client: &tokio_postgres::Client, condition: &str) -> i32 {
+    let sql = format!("select pid from pg_stat_activity where {condition}");
+    let pid: i32 = client.query_one(&sql, &[]).await.unwrap().get(0);
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    pid
+}
+
 /// Wait until the daemon has noticed its connection die, reconnected and drained: a
 /// Reconnecting notice, then Ready.
 async fn reconnected(daemon: &mut Running, after: &str) {
@@ -273,15 +281,7 @@ async fn a_drained_batch_lost_in_a_crash_is_drained_again_once() {
     let mut daemon = start_daemon(&config, &url);
     daemon.ready().await;
 
-    let walwriter: i32 = client
-        .query_one(
-            "select pid from pg_stat_activity where backend_type = 'walwriter'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(unsafe { libc::kill(walwriter, libc::SIGSTOP) }, 0);
+    let walwriter = freeze_server_process(&client, "backend_type = 'walwriter'").await;
     // The host commits synchronously: its own backend writes its WAL out.
     act(
         &mut client,
@@ -329,15 +329,11 @@ async fn a_frozen_connection_is_dropped_and_replaced() {
     daemon.ready().await;
     // Freeze the daemon's server process: its socket stays open but nothing answers, like a
     // half-open connection or a hung server.
-    let pid: i32 = client
-        .query_one(
-            "select pid from pg_stat_activity where datname = current_database() and application_name = 'clockwatch daemon'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let pid = freeze_server_process(
+        &client,
+        "datname = current_database() and application_name = 'clockwatch daemon'",
+    )
+    .await;
     act(
         &mut client,
         Some("1"),

@@ -44,3 +44,31 @@ bench_explain() {
     -c "alter database $1 set auto_explain.log_analyze = on" \
     -c "alter database $1 set auto_explain.log_level = warning"
 }
+
+# pgbench_setup: 200,000 time entries in workspace 1 for the pgbench scenarios (bench/pgbench/),
+# vacuumed; sets $lo and $hi (their ids) and prints the server's durability settings.
+# Expects $secs and $rounds; $clients defaults to CLOCKWATCH_BENCH_CLIENTS or 2.
+pgbench_setup() {
+  clients="${CLOCKWATCH_BENCH_CLIENTS:-2}"
+  psql -q "$url" -c "insert into app.time_entry (workspace_id, user_id, description, start_at)
+                     select 1, 1, 'entry ' || g, now() - g * interval '1 minute' from generate_series(1, 200000) g"
+  psql -q "$url" -c "vacuum analyze"
+  read -r lo hi < <(psql -Atq -F' ' "$url" -c "select min(id), max(id) from app.time_entry")
+  echo "server: $(psql -Atq "$url" -c "select version()" | cut -d' ' -f1-2), fsync=$(psql -Atq "$url" -c 'show fsync'), synchronous_commit=$(psql -Atq "$url" -c 'show synchronous_commit'), clients=$clients, ${secs}s x $rounds rounds"
+}
+
+# tps SCENARIO [CLIENTS]: transactions per second of bench/pgbench/SCENARIO.sql for $secs seconds;
+# fails, with pgbench's error, when a transaction failed (an aborted run reports no tps, or a low
+# one, and would pass for a figure).
+tps() {
+  local c="${2:-$clients}" out
+  out=$(pgbench -n -c "$c" -j "$c" -T "$secs" -D lo="$lo" -D hi="$hi" -f "bench/pgbench/$1.sql" "$url" 2>&1) || true
+  if grep -q '^pgbench: error' <<<"$out" || ! grep -q '^tps = ' <<<"$out"; then
+    echo "pgbench $1 failed: $(grep -m1 'ERROR\|error' <<<"$out")" >&2
+    return 1
+  fi
+  sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out"
+}
+
+# median: the median of the numbers on stdin, one per line.
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -1,12 +1,13 @@
-//! The benchmarks are run by hand (figures in bench/README.md), but a tiny run of the daemon and
-//! prune benchmarks here keeps the scripts from rotting. Only their output's shape and counts are
-//! checked, never a timing.
+//! The benchmarks are run by hand (figures in bench/README.md), but a tiny run of the daemon,
+//! prune and floor benchmarks here keeps the scripts from rotting. Only their output's shape and
+//! counts are checked, never a timing.
 
 use crate::support::{admin_url, binary};
 
-fn run_bench(script: &str, arg: &str) -> String {
+fn run_bench(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = std::process::Command::new(script)
-        .arg(arg)
+        .args(args)
+        .envs(env.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("CLOCKWATCH_BENCH_DATABASE_URL", admin_url())
         .env("CLOCKWATCH_BENCH_BIN", binary())
@@ -15,7 +16,7 @@ fn run_bench(script: &str, arg: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{script} {arg} failed:\n{stdout}\n{}",
+        "{script} {args:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
@@ -33,7 +34,7 @@ fn figure(output: &str, label: &str) -> String {
 
 #[test]
 fn the_daemon_benchmark_drains_every_staged_change() {
-    let out = run_bench("bench/daemon", "2000");
+    let out = run_bench("bench/daemon", &["2000"], &[]);
     assert_eq!(figure(&out, "changes"), "2000", "{out}");
     assert_eq!(figure(&out, "events "), "2000", "{out}");
     assert!(
@@ -44,11 +45,47 @@ fn the_daemon_benchmark_drains_every_staged_change() {
 
 #[test]
 fn the_prune_benchmark_removes_each_month_it_fills() {
-    let out = run_bench("bench/prune", "3000");
+    let out = run_bench("bench/prune", &["3000"], &[]);
     let removed: Vec<&str> = out
         .lines()
         .skip(1)
         .map(|l| l.split_whitespace().last().unwrap_or(""))
         .collect();
     assert_eq!(removed, ["1000", "3000"], "{out}");
+}
+
+#[test]
+fn the_floor_benchmark_measures_every_variant_against_bare() {
+    // One second per run: long enough for pgbench to commit transactions through each variant's
+    // triggers, which fail the script if any of them errors.
+    let out = run_bench(
+        "bench/floor",
+        &["1", "1"],
+        &[("CLOCKWATCH_BENCH_SCENARIOS", "insert update1")],
+    );
+    let header: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("scenario"))
+        .unwrap_or_else(|| panic!("no header in:\n{out}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header[3..],
+        ["noop", "one_row", "images", "images_row", "typed", "clockwatch"],
+        "{out}"
+    );
+    for scenario in ["insert", "update1"] {
+        let line: Vec<&str> = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{scenario} ")))
+            .unwrap_or_else(|| panic!("no {scenario} line in:\n{out}"))
+            .split_whitespace()
+            .collect();
+        let ratios: Vec<f64> = line[2..]
+            .iter()
+            .map(|cell| cell.trim_end_matches('x').parse().expect("a ratio"))
+            .collect();
+        assert_eq!(ratios.len(), 6, "{out}");
+        assert!(ratios.iter().all(|r| *r > 0.0), "{out}");
+    }
 }

@@ -1,0 +1,106 @@
+-- The floor under any trigger-based capture (bench/floor): the cheapest triggers that could
+-- record a change at all, attached to the example host's time_entry table the way Clockwatch's
+-- are (AFTER ... FOR EACH STATEMENT with transition tables), so that what they cost can be set
+-- beside what Clockwatch's own capture costs.
+
+create schema floor;
+
+-- Where the triggers that write something write it: a logged table, like Clockwatch's staging.
+create table floor.stage (
+    id      bigserial primary key,
+    op      text not null,
+    old_row jsonb,
+    new_row jsonb
+);
+
+-- noop: the statement trigger and its transition tables, and nothing done with them.
+create function floor.noop() returns trigger language plpgsql as $$
+begin
+    return null;
+end $$;
+
+-- one_row: one row of constants per statement, whatever the statement changed. Less than any
+-- audit log can record, since it keeps no image of the rows.
+create function floor.one_row() returns trigger language plpgsql as $$
+begin
+    insert into floor.stage (op) values (TG_OP);
+    return null;
+end $$;
+
+-- images: each changed row's image(s) as jsonb, one staged row per changed row, with none of
+-- Clockwatch's filters (enabled workspaces, excluded and ignored columns), actor or origin.
+create function floor.images() returns trigger language plpgsql as $$
+begin
+    if TG_OP = 'INSERT' then
+        insert into floor.stage (op, new_row) select 'I', to_jsonb(n) from floor_new n;
+    else
+        insert into floor.stage (op, old_row, new_row)
+        select 'U', u.old_row, u.new_row
+        from unnest(array(select to_jsonb(t) from floor_old t),
+                    array(select to_jsonb(t) from floor_new t)) as u(old_row, new_row);
+    end if;
+    return null;
+end $$;
+
+-- images_row: the same images from a row-level trigger, the classic audit trigger's shape.
+create function floor.images_row() returns trigger language plpgsql as $$
+begin
+    if TG_OP = 'INSERT' then
+        insert into floor.stage (op, new_row) values ('I', to_jsonb(NEW));
+    else
+        insert into floor.stage (op, old_row, new_row) values ('U', to_jsonb(OLD), to_jsonb(NEW));
+    end if;
+    return null;
+end $$;
+
+-- typed: each changed row's image(s) kept as the host table's own row type, with no
+-- serialisation at all: the cheapest way to keep images. Not a design Clockwatch could ship: a
+-- column of the host's row type makes PostgreSQL refuse the host's ALTER COLUMN ... TYPE on that
+-- table ("cannot alter table ... because column ... uses its row type").
+create table floor.typed (
+    id      bigserial primary key,
+    op      text not null,
+    old_row app.time_entry,
+    new_row app.time_entry
+);
+
+create function floor.typed() returns trigger language plpgsql as $$
+begin
+    if TG_OP = 'INSERT' then
+        insert into floor.typed (op, new_row) select 'I', row(n.*)::app.time_entry from floor_new n;
+    else
+        insert into floor.typed (op, old_row, new_row)
+        select 'U', x.o[i], x.n[i]
+        from (select array(select row(t.*)::app.time_entry from floor_old t) as o,
+                     array(select row(t.*)::app.time_entry from floor_new t) as n) x,
+             generate_subscripts(x.o, 1) i;
+    end if;
+    return null;
+end $$;
+
+-- attach(variant): that variant's triggers on app.time_entry, replacing any other variant's,
+-- with an empty stage. detach(): none.
+create procedure floor.detach() language plpgsql as $$
+begin
+    drop trigger if exists floor_insert on app.time_entry;
+    drop trigger if exists floor_update on app.time_entry;
+    truncate floor.stage, floor.typed;
+end $$;
+
+create procedure floor.attach(p_variant text) language plpgsql as $$
+begin
+    call floor.detach();
+    if p_variant = 'images_row' then
+        create trigger floor_insert after insert on app.time_entry
+            for each row execute function floor.images_row();
+        create trigger floor_update after update on app.time_entry
+            for each row execute function floor.images_row();
+    else
+        execute format('create trigger floor_insert after insert on app.time_entry '
+                       'referencing new table as floor_new for each statement execute function floor.%I()',
+                       p_variant);
+        execute format('create trigger floor_update after update on app.time_entry '
+                       'referencing old table as floor_old new table as floor_new '
+                       'for each statement execute function floor.%I()', p_variant);
+    end if;
+end $$;

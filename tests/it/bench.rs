@@ -71,7 +71,14 @@ fn the_floor_benchmark_measures_every_variant_against_bare() {
         .collect();
     assert_eq!(
         header[3..],
-        ["noop", "one_row", "images", "images_row", "typed", "clockwatch"],
+        [
+            "noop",
+            "one_row",
+            "images",
+            "images_row",
+            "typed",
+            "clockwatch"
+        ],
         "{out}"
     );
     for scenario in ["insert", "update1"] {

@@ -27,8 +27,21 @@ bench_db() {
   export CLOCKWATCH_DATABASE_URL="$url"
   psql -q "$admin" -c "drop database if exists $1" -c "create database $1" 2>/dev/null
   psql -q "$url" -f tests/fixtures/host.sql -f tests/fixtures/seed.sql >/dev/null
+  audit_workspace_1
+}
+
+# audit_workspace_1: Clockwatch installed in $url's database (again, after an uninstall) and
+# workspace 1 audited.
+audit_workspace_1() {
   "$bin" --config "$cfg" install >/dev/null 2>&1
   "$bin" --config "$cfg" enable --workspace 1 >/dev/null
+}
+
+# idle_flag_busy: the idle flag as a draining daemon leaves it. Writers under sustained load then
+# do not NOTIFY, so with no daemon running this measures what the host's own statements pay
+# while a daemon keeps up elsewhere.
+idle_flag_busy() {
+  psql -q "$url" -c "select setval('$schema.wakeup_idle', 1)" >/dev/null
 }
 
 # elapsed START: seconds since START (a `date +%s.%N` reading), to two decimals.

@@ -566,7 +566,7 @@ fn default_poll_interval_ms() -> u64 {
 }
 /// 15 ms rather than 5: at 2,400 captured writes a second the daemon and its backend spend
 /// 75-98 us of CPU per event instead of 89-132, and at 500 writes a second an event still lands
-/// 12 ms after its commit at p50, 22 ms at p99 (bench/README.md, session 5).
+/// 12 ms after its commit at p50, 22 ms at p99 (bench/README.md).
 fn default_busy_poll_ms() -> u64 {
     15
 }

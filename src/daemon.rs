@@ -160,7 +160,7 @@ impl Daemon {
         // so a crash that undoes a batch brings its staged rows back too, to be drained again
         // (the staged rows themselves were flushed by the host's own commit). What it saves is
         // the daemon waiting for a flush after every batch: 200,000 staged changes drained 11%
-        // faster (bench/README.md, session 6). A commit that drops a relation (pruning) is still
+        // faster (bench/README.md). A commit that drops a relation (pruning) is still
         // flushed first: PostgreSQL insists.
         let settings = format!(
             "set search_path = {}, pg_catalog; set synchronous_commit = off",
@@ -399,7 +399,7 @@ async fn within<T>(
 }
 
 /// The flag is a sequence's value (2 idle, 1 busy): capture reads it without a query, and
-/// setting it takes effect at once, outside any transaction (sql/0009_idle_flag.sql).
+/// setting it takes effect at once, outside any transaction (sql/baseline/01_tables.sql).
 async fn set_idle(client: &Client, idle: bool) -> Result<()> {
     let value: i64 = if idle { 2 } else { 1 };
     client

@@ -5,7 +5,7 @@
 //! - [`config`]: the TOML file that maps the host's tables and columns to audit categories and
 //!   Clockify's report fields. The only thing tied to a particular host schema.
 //! - [`install`] and [`migrate`]: Clockwatch's own schema (from the versioned files in `sql/`) and
-//!   the capture triggers on the host tables. The triggers (in `sql/0001_core.sql`) copy each
+//!   the capture triggers on the host tables. The triggers (in `sql/baseline/02_capture.sql`) copy each
 //!   change, as jsonb, into a staging table and wake the daemon with NOTIFY.
 //! - [`daemon`]: `clockwatch run`. Listens, polls as a fallback, reconnects, shuts down cleanly.
 //! - [`drain`]: one transaction per batch moves staged changes into events, so none is lost or

@@ -1,10 +1,15 @@
 //! Versioned SQL migrations for Clockwatch's own schema.
 //!
-//! The files in `sql/` are embedded in the binary, applied in order, and recorded in
-//! `<schema>.migrations` with a SHA-256 checksum. A released migration is never edited: a
-//! checksum that no longer matches means the database and the binary disagree, and install stops
-//! rather than guess. Callers run this inside their own transaction, under the install advisory
-//! lock, so two installs at once cannot both apply a migration.
+//! Version 1 is the baseline: the files in `sql/baseline/`, one per concern (tables, capture,
+//! chain, append, reports, retention, roles), run in order as one migration. Until a release is
+//! tagged the baseline is edited in place, so each function has exactly one definition. After
+//! that, a release that changes the schema appends a migration here (`sql/upgrade/NNNN_name.sql`)
+//! and never edits a released one.
+//!
+//! Everything is embedded in the binary, applied in order, and recorded in `<schema>.migrations`
+//! with a SHA-256 checksum. A checksum that no longer matches means the database and the binary
+//! disagree, and install stops rather than guess. Callers run this inside their own transaction,
+//! under the install advisory lock, so two installs at once cannot both apply a migration.
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::Transaction;
@@ -15,66 +20,33 @@ use crate::error::{DbContext, Error, Result};
 pub struct Migration {
     pub version: i32,
     pub name: &'static str,
-    pub sql: &'static str,
+    /// The SQL files of this migration, run in order in one transaction.
+    pub files: &'static [&'static str],
 }
 
-/// Every migration, oldest first. Append only.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "core",
-        sql: include_str!("../sql/0001_core.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "reports",
-        sql: include_str!("../sql/0002_reports.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "retention",
-        sql: include_str!("../sql/0003_retention.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "chain",
-        sql: include_str!("../sql/0004_chain.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "daemon_role",
-        sql: include_str!("../sql/0005_daemon_role.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "speed",
-        sql: include_str!("../sql/0006_speed.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "event_tally",
-        sql: include_str!("../sql/0007_event_tally.sql"),
-    },
-    Migration {
-        version: 8,
-        name: "append_outside_lock",
-        sql: include_str!("../sql/0008_append_outside_lock.sql"),
-    },
-    Migration {
-        version: 9,
-        name: "idle_flag",
-        sql: include_str!("../sql/0009_idle_flag.sql"),
-    },
-    Migration {
-        version: 10,
-        name: "append_generic_plan",
-        sql: include_str!("../sql/0010_append_generic_plan.sql"),
-    },
-];
+/// Every migration, oldest first. Append only once released.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "baseline",
+    files: &[
+        include_str!("../sql/baseline/01_tables.sql"),
+        include_str!("../sql/baseline/02_capture.sql"),
+        include_str!("../sql/baseline/03_chain.sql"),
+        include_str!("../sql/baseline/04_append.sql"),
+        include_str!("../sql/baseline/05_reports.sql"),
+        include_str!("../sql/baseline/06_retention.sql"),
+        include_str!("../sql/baseline/07_roles.sql"),
+    ],
+}];
 
 impl Migration {
     pub fn checksum(&self) -> String {
-        Sha256::digest(self.sql.as_bytes())
+        let mut digest = Sha256::new();
+        for file in self.files {
+            digest.update(file.as_bytes());
+        }
+        digest
+            .finalize()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
@@ -135,10 +107,12 @@ pub async fn migrate(tx: &Transaction<'_>, schema: &str) -> Result<usize> {
             name = migration.name,
             "applying migration"
         );
-        tx.batch_execute(migration.sql).await.context(format!(
-            "migration {} ({})",
-            migration.version, migration.name
-        ))?;
+        for file in migration.files {
+            tx.batch_execute(file).await.context(format!(
+                "migration {} ({})",
+                migration.version, migration.name
+            ))?;
+        }
         tx.execute(
             "insert into migrations (version, name, checksum) values ($1, $2, $3)",
             &[&migration.version, &migration.name, &migration.checksum()],

@@ -1,5 +1,5 @@
 //! Retention: events older than the configured `retention` are removed by dropping whole monthly
-//! partitions (see `sql/0003_retention.sql`). The daemon runs [`maintain`] hourly, which creates
+//! partitions (see `sql/baseline/06_retention.sql`). The daemon runs [`maintain`] hourly, which creates
 //! partitions ahead and prunes once a day across all daemons; `clockwatch prune` does it on demand.
 
 use tokio_postgres::Client;

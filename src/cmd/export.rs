@@ -27,15 +27,7 @@ pub async fn export(
         return Err(Error::Input("--excel only applies to CSV".into()));
     }
     let mut client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
-    let mut tx = super::read_only(&mut client, &config.schema).await?;
-    let filter = crate::report::build_filter(
-        &mut tx,
-        config,
-        &opts.to_args(),
-        config.max_export_days,
-        "max_export_days",
-    )
-    .await?;
+    let (tx, filter) = super::filtered(&mut client, config, opts, super::Span::Export).await?;
     let mut out: Box<dyn Write> = match output {
         Some(path) => {
             Box::new(BufWriter::new(File::create(path).map_err(|e| {

@@ -60,6 +60,31 @@ fn database_url(global: &GlobalOpts, config: &Config) -> Result<String> {
     )
 }
 
+/// The range a command may cover: a report's `max_report_days`, or an export's `max_export_days`.
+#[derive(Clone, Copy)]
+enum Span {
+    Report,
+    Export,
+}
+
+/// The common start of `report` and `export`: open the read-only snapshot on `client`, then
+/// check and resolve the filters against it.
+async fn filtered<'c>(
+    client: &'c mut tokio_postgres::Client,
+    config: &Config,
+    opts: &crate::cli::FilterOpts,
+    span: Span,
+) -> Result<(tokio_postgres::Transaction<'c>, crate::report::Filter)> {
+    let (max_days, key) = match span {
+        Span::Report => (config.max_report_days, "max_report_days"),
+        Span::Export => (config.max_export_days, "max_export_days"),
+    };
+    let mut tx = read_only(client, &config.schema).await?;
+    let filter =
+        crate::report::build_filter(&mut tx, config, &opts.to_args(), max_days, key).await?;
+    Ok((tx, filter))
+}
+
 /// Connect and open a read-only transaction with Clockwatch's schema first on the search_path:
 /// one consistent snapshot for a whole report or export.
 async fn read_only<'c>(

@@ -19,15 +19,7 @@ pub async fn report(
         return Err(Error::Input(format!("--limit: {limit} must be at least 1")));
     }
     let mut client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
-    let mut tx = super::read_only(&mut client, &config.schema).await?;
-    let filter = crate::report::build_filter(
-        &mut tx,
-        config,
-        &opts.to_args(),
-        config.max_report_days,
-        "max_report_days",
-    )
-    .await?;
+    let (tx, filter) = super::filtered(&mut client, config, opts, super::Span::Report).await?;
     // One more than asked tells whether there is more to see.
     let mut rows = crate::report::fetch(&tx, &filter, limit + 1).await?;
     let more = rows.len() as i64 > limit;

@@ -183,7 +183,7 @@ async fn pruning_keeps_the_rest_of_the_chain_verifiable() {
     );
 }
 
-/// 0008 prints an event's canonical content field by field instead of through a jsonb array;
+/// event_content() prints an event's canonical content field by field instead of through a jsonb array;
 /// every hash already written depends on the two giving the same text, awkward values included.
 #[tokio::test]
 async fn the_canonical_content_is_the_jsonb_array_text_for_awkward_values() {

@@ -239,7 +239,7 @@ async fn an_unknown_database_or_role_stops_the_daemon_instead_of_retrying() {
     }
 }
 
-/// Capture notifies only while the idle flag (0009's `wakeup_idle` sequence) says a daemon is
+/// Capture notifies only while the idle flag (the `wakeup_idle` sequence) says a daemon is
 /// waiting. Notifications arrive in commit order, so when the second change's notification
 /// comes first, the first change sent none.
 #[tokio::test]

@@ -48,7 +48,7 @@ async fn a_changed_migration_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("migration 1 (core) was applied with a different checksum"),
+        err.contains("migration 1 (baseline) was applied with a different checksum"),
         "{err}"
     );
 }
@@ -187,4 +187,49 @@ async fn a_custom_schema_name_is_used_throughout() {
         .await,
         0
     );
+}
+
+/// The baseline installs into a database that holds nothing else, defines each function once,
+/// and a second install leaves every function and trigger exactly as it was.
+#[tokio::test]
+async fn the_baseline_installs_into_an_empty_database_and_a_second_install_changes_nothing() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    let tx = client.transaction().await.unwrap();
+    let applied = clockwatch::migrate::migrate(&tx, "audit_log")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(applied, clockwatch::migrate::MIGRATIONS.len());
+
+    let overloaded = client
+        .query(
+            "select proname::text from pg_proc where pronamespace = 'audit_log'::regnamespace
+             group by proname having count(*) > 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overloaded.is_empty(),
+        "defined more than once: {overloaded:?}"
+    );
+
+    // Every function's definition and settings, and every trigger, as the catalog holds them.
+    let snapshot = "select string_agg(md5(p.proname || p.prosrc || coalesce(p.proconfig::text, '')
+                                          || p.prosecdef), ',' order by p.proname)
+                        || '|' || (select string_agg(tgname || tgfoid::regproc::text, ',' order by tgname)
+                                   from pg_trigger where not tgisinternal)
+                    from pg_proc p where p.pronamespace = 'audit_log'::regnamespace";
+    let before: String = client.query_one(snapshot, &[]).await.unwrap().get(0);
+    let tx = client.transaction().await.unwrap();
+    assert_eq!(
+        clockwatch::migrate::migrate(&tx, "audit_log")
+            .await
+            .unwrap(),
+        0
+    );
+    tx.commit().await.unwrap();
+    let after: String = client.query_one(snapshot, &[]).await.unwrap().get(0);
+    assert_eq!(before, after);
 }

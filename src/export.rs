@@ -153,7 +153,7 @@ pub async fn export(
                     None
                 }
             },
-            async { write_rows(&rows, &mut sink) }
+            async { write_rows(&rows, &mut sink, excel) }
         );
         wrote?;
         written += rows.len() as u64;
@@ -171,10 +171,23 @@ pub async fn export(
     Ok(written)
 }
 
-fn write_rows(rows: &[tokio_postgres::Row], sink: &mut Sink<'_>) -> Result<()> {
+/// A cell a spreadsheet would read as a formula (`=HYPERLINK(...)`, `+1`, `@SUM`, a leading tab
+/// or carriage return) gets a leading apostrophe, so it shows as the text it is (OWASP's advice
+/// for CSV injection). Only with `--excel`: a plain CSV keeps every value exactly.
+fn spreadsheet_safe(mut cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        cell.insert(0, '\'');
+    }
+    cell
+}
+
+fn write_rows(rows: &[tokio_postgres::Row], sink: &mut Sink<'_>, excel: bool) -> Result<()> {
     for row in rows {
         let r = ReportRow::from_row(row);
         match sink {
+            Sink::Csv(w) if excel => w
+                .write_record(csv_record(&r).into_iter().map(spreadsheet_safe))
+                .map_err(csv_error)?,
             Sink::Csv(w) => w.write_record(csv_record(&r)).map_err(csv_error)?,
             Sink::Json(out) => {
                 serde_json::to_writer(&mut **out, &json_record(&r))

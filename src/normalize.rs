@@ -515,8 +515,8 @@ fn details(
         "client",
         own(Category::Clients).or_else(|| named(Category::Clients, client_id)),
     );
-    put("start", text(&fields.start).map(|t| utc_timestamp(&t)));
-    put("end", text(&fields.end).map(|t| utc_timestamp(&t)));
+    put("start", text(&fields.start).and_then(|t| utc_timestamp(&t)));
+    put("end", text(&fields.end).and_then(|t| utc_timestamp(&t)));
     for (key, column) in [
         ("kiosk", &fields.kiosk),
         ("type", &fields.kind),
@@ -550,17 +550,22 @@ fn details(
     out
 }
 
-/// A host timestamp as RFC 3339 in UTC. `timestamp without time zone` values carry no zone
-/// and are taken as UTC; anything unparseable is kept as written.
-fn utc_timestamp(text: &str) -> String {
+/// A host timestamp as RFC 3339 in UTC, for the details the report view reads as timestamps.
+/// `timestamp without time zone` values carry no zone and are taken as UTC; PostgreSQL's
+/// `infinity` and `-infinity` are kept. Anything else (text that is no time, a year past 9999)
+/// is left out of the details, so that no host value can make the report view fail; the row
+/// itself keeps it.
+fn utc_timestamp(text: &str) -> Option<String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return t
-            .with_timezone(&Utc)
-            .to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        return Some(
+            t.with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        );
     }
     match NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        Ok(t) => t.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        Err(_) => text.to_string(),
+        Ok(t) => Some(t.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        Err(_) if text == "infinity" || text == "-infinity" => Some(text.to_string()),
+        Err(_) => None,
     }
 }
 

@@ -166,7 +166,7 @@ pub async fn build_filter(
     let known_workspace: bool = tx
         .query_one(
             "select exists (select 1 from workspace_category where workspace_id = $1)
-                 or exists (select 1 from events where workspace_id = $1)",
+                 or exists (select 1 from report where workspace_id = $1)",
             &[&args.workspace],
         )
         .await
@@ -402,10 +402,10 @@ pub fn render(rows: &[ReportRow], details: bool) -> String {
                     .join("; ");
                 [
                     r.local_time.clone(),
-                    r.author.clone(),
-                    r.action.clone(),
-                    target(r),
-                    changes,
+                    printable(&r.author),
+                    printable(&r.action),
+                    printable(&target(r)),
+                    printable(&changes),
                 ]
             })
             .collect();
@@ -416,9 +416,9 @@ pub fn render(rows: &[ReportRow], details: bool) -> String {
         out.push_str(&format!(
             "{}  {}  {}  {}\n",
             r.local_time,
-            r.author,
-            r.action,
-            target(r)
+            printable(&r.author),
+            printable(&r.action),
+            printable(&target(r))
         ));
         let mut facts: Vec<(String, String)> = vec![("Event".into(), r.event_id.to_string())];
         if let Some(id) = &r.author_id {
@@ -439,10 +439,28 @@ pub fn render(rows: &[ReportRow], details: bool) -> String {
             facts.push(("Changed".into(), change));
         }
         for (label, value) in facts {
-            out.push_str(&format!("    {label}: {value}\n"));
+            out.push_str(&format!("    {label}: {}\n", printable(&value)));
         }
     }
     out
+}
+
+/// Host values reach the terminal only as visible text: a control character (an escape sequence
+/// that would recolour, move the cursor or retitle the window, a newline that would forge a line
+/// of the report) is shown escaped, as `\u{1b}`.
+fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn target(r: &ReportRow) -> String {

@@ -323,12 +323,26 @@ async fn lookup(
     name_column: &str,
     client_column: Option<&str>,
 ) -> Result<Option<Lookup>> {
-    // format_type gives the id column's type as SQL text (bigint, uuid, character varying(36)).
+    // The daemon reads host tables with its own rights, so nothing in a lookup may run code the
+    // host's roles control: casts and domain checks are functions their owner writes. So the id
+    // is compared as its built-in base type (through domains, which cast to it without a check),
+    // names are printed by their type's output function (`format('%s')`, which no CREATE CAST
+    // can replace), and row-level security is off for the daemon's sessions (a policy would
+    // otherwise run as the daemon; with it off, a table under a policy fails the lookup, and ids
+    // are shown). An id column of a type the host created (an enum, say) is not looked up.
     let row = tx
         .query_opt(
-            "select format_type(a.atttypid, a.atttypmod)
-             from pg_attribute a
-             where a.attrelid = to_regclass($1) and a.attname = $2 and not a.attisdropped",
+            "with recursive base as (
+                 select a.atttypid as typ, a.atttypmod as typmod
+                 from pg_attribute a
+                 where a.attrelid = to_regclass($1) and a.attname = $2 and not a.attisdropped
+                 union all
+                 select t.typbasetype, t.typtypmod from base b join pg_type t on t.oid = b.typ
+                 where t.typtype = 'd'
+             )
+             select format_type(b.typ, b.typmod), b.typ < 16384
+             from base b join pg_type t on t.oid = b.typ
+             where t.typtype <> 'd'",
             &[&table.quoted(), &id_column],
         )
         .await
@@ -337,7 +351,11 @@ async fn lookup(
         tracing::warn!(%table, id_column, "names will not be resolved: table or id column not found");
         return Ok(None);
     };
-    let id_type: String = row.get(0);
+    let (id_type, built_in): (String, bool) = (row.get(0), row.get(1));
+    if !built_in {
+        tracing::warn!(%table, id_column, id_type, "names will not be resolved: the id column's type is not built in");
+        return Ok(None);
+    }
     // A name or client column the host renamed or dropped would fail every lookup: leave the
     // lookup out (ids are shown) rather than fail and warn on every batch.
     for column in std::iter::once(name_column).chain(client_column) {
@@ -356,12 +374,17 @@ async fn lookup(
         }
     }
     let id = quote_ident(id_column);
+    let printed = |column: &str| {
+        let c = quote_ident(column);
+        format!("case when {c} is null then null else format('%s', {c}) end")
+    };
     let client = client_column
-        .map(|c| format!("{}::text", quote_ident(c)))
+        .map(printed)
         .unwrap_or_else(|| "null::text".into());
     let sql = format!(
-        "select {id}::text, {name}::text, {client} from {table} where {id} = any($1::text[]::{id_type}[])",
-        name = quote_ident(name_column),
+        "select {id_text}, {name}, {client} from {table} where {id}::{id_type} = any($1::text[]::{id_type}[])",
+        id_text = printed(id_column),
+        name = printed(name_column),
         table = table.quoted(),
     );
     Ok(Some(Lookup {

@@ -53,7 +53,10 @@ pub async fn status(client: &Client, config: &Config) -> Result<Status> {
         ))
         .await
         .context("set search_path")?;
-    let totals = client.query_one(TOTALS, &[]).await.context("read status")?;
+    let totals = client
+        .query_one(TOTALS, &[&config.daemon_role])
+        .await
+        .context("read status")?;
     let workspaces = client
         .query(WORKSPACES, &[])
         .await
@@ -101,6 +104,12 @@ pub async fn status(client: &Client, config: &Config) -> Result<Status> {
     status
         .problems
         .extend(crate::install::health_problems(client, config).await?);
+    let early_prunes: i64 = totals.get("early_prunes");
+    if early_prunes > 0 {
+        status.problems.push(format!(
+            "{early_prunes} prune(s) removed events younger than the retention: see {schema}.prune_log, and run `clockwatch verify`"
+        ));
+    }
     if status.dead_letters > 0 {
         status.problems.push(format!(
             "{} change(s) could not be normalised: see {schema}.dead_letter",

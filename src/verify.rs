@@ -34,13 +34,26 @@ pub async fn verify(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<Verdict> {
+    // The anchor is where pruning left the chain. Only events older than the retention may
+    // have been pruned; an anchor that says otherwise shows the log cut short.
     let anchor = tx
         .query_opt(
-            "select seq, hash from chain_anchor where workspace_id = $1",
+            "select a.seq, a.hash, a.occurred_at, a.pruned_at,
+                    a.occurred_at >= a.pruned_at - s.retention as within_retention
+             from chain_anchor a cross join settings s where a.workspace_id = $1",
             &[&workspace],
         )
         .await
         .context("read the chain anchor")?;
+    if let Some(row) = anchor.as_ref().filter(|r| r.get::<_, bool>(4)) {
+        let (seq, newest, pruned): (i64, DateTime<Utc>, DateTime<Utc>) =
+            (row.get(0), row.get(2), row.get(3));
+        return Ok(Verdict::Broken(format!(
+            "chain positions up to {seq} were removed at {} though the newest of them ({}) was inside the retention period: events were erased",
+            pruned.to_rfc3339_opts(SecondsFormat::Secs, true),
+            newest.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )));
+    }
     let (anchor_seq, anchor_hash): (i64, Vec<u8>) = anchor
         .map(|r| (r.get(0), r.get(1)))
         .unwrap_or((0, Vec::new()));

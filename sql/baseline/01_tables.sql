@@ -149,11 +149,27 @@ create table chain_head (
     hash         bytea not null
 );
 
--- Where the retained chain starts after pruning: the last pruned event's position and hash.
+-- Where the retained chain starts after pruning: the last pruned event's position, hash and
+-- time, and when it was pruned. `clockwatch verify` checks that the pruned events were older
+-- than the retention when they were removed.
 create table chain_anchor (
     workspace_id text primary key,
     seq          bigint not null,
-    hash         bytea not null
+    hash         bytea not null,
+    occurred_at  timestamptz not null,
+    pruned_at    timestamptz not null
+);
+
+-- What each prune removed, and who asked (`clockwatch status` shows the last one, and reports a
+-- cutoff later than the retention allows, which only the schema's owner could cause).
+create table prune_log (
+    id             bigint generated always as identity primary key,
+    ran_at         timestamptz not null default now(),
+    cutoff         timestamptz not null,
+    partition_name text not null,
+    action         text not null,
+    events         bigint not null,
+    pruned_by      name not null
 );
 
 -- Events per workspace and month (the month of occurred_at in UTC, as partitions are cut), kept

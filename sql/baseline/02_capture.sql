@@ -39,6 +39,10 @@ begin
     return null;
 end
 $$;
+-- Trigger functions are not called directly, and EXECUTE is checked only when a trigger is
+-- created: revoked from PUBLIC, no role but the owner can attach this one (or capture()) to a
+-- table of its own and so write staging as the owner.
+revoke execute on function mark_linked() from public;
 
 -- AFTER STATEMENT trigger with transition tables: one call per statement, however many rows.
 -- Rows are stored as jsonb, so a column added, dropped, renamed or retyped in the host table never
@@ -147,6 +151,7 @@ begin
     return null;
 end
 $$;
+revoke execute on function capture() from public;
 
 -- Attach the capture triggers to one host table (idempotent: replaces them). The linked-change
 -- mark is taken only below the top level: pg_trigger_depth() is 0 for the host's own statement

@@ -34,7 +34,11 @@ select e.event_id,
        to_char(t.start_at at time zone s.timezone, 'HH24:MI:SS') as start_time,
        to_char(t.end_at at time zone s.timezone, 'YYYY-MM-DD')   as end_date,
        to_char(t.end_at at time zone s.timezone, 'HH24:MI:SS')   as end_time,
-       to_char(t.end_at - t.start_at, 'HH24:MI:SS')              as duration,
+       -- A host can store infinite or extreme times: no duration then, rather than an error
+       -- that would fail every report covering the event.
+       case when isfinite(t.start_at) and isfinite(t.end_at)
+                 and abs(extract(epoch from t.end_at) - extract(epoch from t.start_at)) < 1e12
+            then to_char(t.end_at - t.start_at, 'HH24:MI:SS') end    as duration,
        e.details ->> 'billable'      as billable,
        e.details ->> 'billable_rate' as billable_rate,
        e.details ->> 'cost_rate'     as cost_rate,

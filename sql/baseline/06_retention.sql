@@ -59,6 +59,11 @@ as $$
 declare
     v_before integer := (select count(*) from event_partitions());
 begin
+    -- Bounded, so that a role allowed to run this cannot fill the catalog with partitions.
+    if p_months not between 0 and 12 or p_now not between now() - interval '1 year' and now() + interval '1 year' then
+        raise exception 'partitions ahead: % months from % is out of range', p_months, p_now
+            using errcode = '22023';
+    end if;
     perform ensure_partition(p_now + m * interval '1 month') from generate_series(0, p_months) m;
     return (select count(*) from event_partitions()) - v_before;
 end
@@ -136,28 +141,35 @@ begin
              from workspaces w
              where w.workspace_id is not null
          )
-         insert into chain_anchor (workspace_id, seq, hash)
-         select w.workspace_id, last.chain_seq, last.hash
+         insert into chain_anchor (workspace_id, seq, hash, occurred_at, pruned_at)
+         select w.workspace_id, last.chain_seq, last.hash, last.occurred_at, now()
          from workspaces w
          cross join lateral (
-             select p.chain_seq, p.hash from %1$I p
+             select p.chain_seq, p.hash, p.occurred_at from %1$I p
              where p.workspace_id = w.workspace_id and p.chain_seq is not null
                and p.occurred_at < $1
              order by p.chain_seq desc
              limit 1) last
          where w.workspace_id is not null
-         on conflict (workspace_id) do update set seq = excluded.seq, hash = excluded.hash
+         on conflict (workspace_id) do update
+             set seq = excluded.seq, hash = excluded.hash, occurred_at = excluded.occurred_at,
+                 pruned_at = excluded.pruned_at
          where chain_anchor.seq < excluded.seq', p_partition)
     using p_cutoff;
 end
 $$;
 revoke execute on function before_prune(text, timestamptz) from public;
 
--- Remove events older than p_now - settings.retention. Whole partitions before the cutoff are
+-- Remove events older than settings.retention. Whole partitions before the cutoff are
 -- detached and dropped (their counts read from event_tally); the partition holding the cutoff
 -- has its older rows deleted, through events so the tally triggers see them. With p_dry_run
 -- nothing changes and the rows say what would. Returns nothing when another session is already
 -- pruning (one instance at a time, by advisory lock).
+--
+-- The daemon role may run this, and must not be able to erase the log with it: p_now (a clock
+-- for tests and dry runs) is bounded by the server's clock, so the cutoff is never later than
+-- now() - retention, and only the owner can change the retention. Every removal is recorded in
+-- prune_log with the role that asked for it.
 create function prune(p_now timestamptz default now(), p_dry_run boolean default false)
 returns table (partition_name text, action text, events bigint)
 language plpgsql
@@ -165,10 +177,11 @@ security definer
 set search_path from current
 as $$
 declare
-    v_cutoff timestamptz := p_now - (select retention from settings);
+    v_cutoff timestamptz := least(p_now, now()) - (select retention from settings);
     v_part   record;
     v_month  date;
     v_count  bigint;
+    v_action text;
 begin
     if not pg_try_advisory_xact_lock(hashtext('clockwatch prune ' || current_schema())) then
         return;
@@ -188,7 +201,7 @@ begin
                 execute format('drop table %I', v_part.partition_name);
                 delete from event_tally t where t.month = v_month;
             end if;
-            return query select v_part.partition_name, 'drop partition'::text, v_count;
+            v_action := 'drop partition';
         else
             if p_dry_run then
                 execute format('select count(*) from %I where occurred_at < $1', v_part.partition_name)
@@ -198,11 +211,16 @@ begin
                 where e.occurred_at >= v_part.starts and e.occurred_at < v_cutoff;
                 get diagnostics v_count = row_count;
             end if;
-            return query select v_part.partition_name, 'delete rows'::text, v_count;
+            v_action := 'delete rows';
         end if;
+        if not p_dry_run then
+            insert into prune_log (cutoff, partition_name, action, events, pruned_by)
+            values (v_cutoff, v_part.partition_name, v_action, v_count, session_user);
+        end if;
+        return query select v_part.partition_name, v_action, v_count;
     end loop;
     if not p_dry_run then
-        insert into maintenance (job, last_run) values ('prune', p_now)
+        insert into maintenance (job, last_run) values ('prune', least(p_now, now()))
         on conflict (job) do update set last_run = excluded.last_run;
     end if;
 end
@@ -220,7 +238,7 @@ as $$
 declare
     v_last timestamptz := (select last_run from maintenance where job = 'prune');
 begin
-    perform ensure_partitions_ahead(p_now);
+    perform ensure_partitions_ahead(least(p_now, now()));
     if v_last is not null and v_last > p_now - interval '1 day' then
         return 0;
     end if;

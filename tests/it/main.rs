@@ -9,6 +9,7 @@ mod capture;
 mod chain;
 mod cli;
 mod daemon;
+mod escalation;
 mod faults;
 mod foreign_schema;
 mod hostile;

@@ -1,0 +1,483 @@
+//! Roles below the owner cannot forge, erase or silence the log. Each test connects as the role
+//! that tries the attack (the application's role, a reporting role with exactly the README's
+//! grants, the daemon role) and checks what the log holds afterwards.
+
+use crate::support::*;
+
+/// A fresh name for a role of this test run.
+fn role_name(kind: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{kind}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn url_as(db: &TestDb, role: &str) -> String {
+    db.url.replacen("postgres@", &format!("{role}@"), 1)
+}
+
+/// The README's grants for a reporting role, read from the README itself, so that the test
+/// checks what a reader is told to run.
+fn readme_reporting_grants(role: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let after = readme
+        .split_once("report`, `clockwatch export`, `events_between`) with only:")
+        .expect("README names the reporting grants")
+        .1;
+    let block = after
+        .split_once("```sql\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    block.replace(" to reports;", &format!(" to {role};"))
+}
+
+/// A login role with exactly the README's reporting grants.
+async fn reporting_role(db: &TestDb, admin: &tokio_postgres::Client) -> String {
+    let role = role_name("reports");
+    admin
+        .batch_execute(&format!(
+            "create role {role} login; {}",
+            readme_reporting_grants(&role)
+        ))
+        .await
+        .unwrap();
+    url_as(db, &role)
+}
+
+/// A login role that owns the host's tables, as an application's migration role does.
+async fn owning_app_role(db: &TestDb, admin: &tokio_postgres::Client) -> (String, String) {
+    let role = role_name("app_owner");
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage, create on schema app to {role};
+             alter table app.app_user owner to {role};"
+        ))
+        .await
+        .unwrap();
+    (role.clone(), url_as(db, &role))
+}
+
+/// Install with a daemon role and return its URL.
+async fn with_daemon_role(
+    db: &TestDb,
+    admin: &mut tokio_postgres::Client,
+    config: &mut clockwatch::Config,
+) -> (String, String) {
+    let role = role_name("daemon");
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage on schema app to {role};
+             grant select on all tables in schema app to {role};"
+        ))
+        .await
+        .unwrap();
+    config.daemon_role = Some(role.clone());
+    install(admin, config).await;
+    (role.clone(), url_as(db, &role))
+}
+
+fn sqlstate(err: &tokio_postgres::Error) -> Option<&str> {
+    err.code().map(|c| c.code())
+}
+
+#[tokio::test]
+async fn a_reporting_role_cannot_attach_capture_to_a_table_of_its_own_to_forge_events() {
+    let (db, admin, _config) = installed_host().await;
+    let reports = connect(&reporting_role(&db, &admin).await).await;
+    reports
+        .batch_execute(
+            "create temp table te (id bigint, workspace_id bigint, user_id bigint,
+                                   description text, start_at timestamptz)",
+        )
+        .await
+        .unwrap();
+    for function in [
+        "audit_log.capture('app.time_entry', 'time_entries', 'workspace_id', '{}', '{}', 'x')",
+        "audit_log.mark_linked()",
+    ] {
+        let err = reports
+            .batch_execute(&format!(
+                "create trigger forge after insert on te referencing new table as clockwatch_new
+                 for each statement execute function {function}"
+            ))
+            .await
+            .expect_err(function);
+        assert_eq!(sqlstate(&err), Some("42501"), "{function}: {err:?}");
+    }
+    // Whatever the role does next, nothing reaches staging.
+    reports
+        .batch_execute(
+            "begin; select set_config('clockwatch.actor', '1', true);
+             insert into te values (55, 1, 1, 'FORGED', now()); commit;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&admin, "select count(*) from audit_log.staging").await,
+        0
+    );
+}
+
+/// Every function in Clockwatch's schema, with who besides its owner may execute it. SECURITY
+/// DEFINER functions run as the owner, so each is executable by exactly the roles that need it.
+#[tokio::test]
+async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (daemon, _) = with_daemon_role(&db, &mut admin, &mut config).await;
+    let rows = admin
+        .query(
+            "select p.proname::text, p.prosecdef,
+                    coalesce(string_agg(case when a.grantee = 0 then 'PUBLIC'
+                                             else pg_get_userbyid(a.grantee)::text end, ','
+                                        order by a.grantee), '')
+             from pg_proc p
+             left join lateral aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                    on a.privilege_type = 'EXECUTE' and a.grantee <> p.proowner
+             where p.pronamespace = 'audit_log'::regnamespace
+             group by p.proname, p.prosecdef
+             order by p.proname",
+            &[],
+        )
+        .await
+        .unwrap();
+    let actual: Vec<(String, bool, String)> = rows
+        .iter()
+        .map(|r| {
+            let grantees: String = r.get(2);
+            (r.get(0), r.get(1), grantees.replace(&daemon, "daemon"))
+        })
+        .collect();
+    // (function, SECURITY DEFINER, who may execute it besides the owner)
+    let expected: &[(&str, bool, &str)] = &[
+        ("action_codes", false, "PUBLIC"),
+        ("append_events", true, "daemon"),
+        ("attach", false, "PUBLIC"),
+        ("attached_tables", false, "PUBLIC"),
+        ("before_prune", true, ""),
+        ("capture", true, ""),
+        ("chain_hash", false, "PUBLIC"),
+        ("chain_step", false, "PUBLIC"),
+        ("check_categories", false, "PUBLIC"),
+        ("detach", false, "PUBLIC"),
+        ("disable", false, "PUBLIC"),
+        ("enable", false, "PUBLIC"),
+        ("ensure_partition", true, "daemon"),
+        ("ensure_partitions_ahead", true, "daemon"),
+        ("event_content", false, "PUBLIC"),
+        ("event_partitions", false, "PUBLIC,daemon"),
+        ("events_between", false, "PUBLIC"),
+        ("grant_daemon", false, "PUBLIC"),
+        ("linked_mark", true, ""),
+        ("maintain", true, "daemon"),
+        ("mark_linked", true, ""),
+        ("prune", true, "daemon"),
+        ("tally_events", false, "PUBLIC"),
+    ];
+    let expected: Vec<(String, bool, String)> = expected
+        .iter()
+        .map(|(f, d, g)| (f.to_string(), *d, g.to_string()))
+        .collect();
+    assert_eq!(actual, expected);
+}
+
+#[tokio::test]
+async fn the_daemon_role_cannot_prune_events_inside_the_retention_period() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (_, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    enable_all(&admin, &config, "1").await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'kept')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+
+    let as_daemon = connect(&daemon_url).await;
+    for attack in [
+        "select * from audit_log.prune(now() + interval '100 years')",
+        "select audit_log.maintain(now() + interval '100 years')",
+    ] {
+        as_daemon.batch_execute(attack).await.unwrap();
+    }
+    let err = as_daemon
+        .batch_execute("select audit_log.ensure_partitions_ahead(now(), 100000)")
+        .await
+        .expect_err("a flood of partitions");
+    assert_eq!(sqlstate(&err), Some("22023"), "{err:?}");
+    assert_eq!(
+        count(&admin, "select count(*) from audit_log.events").await,
+        1
+    );
+    let verify = cli(&db.url, &["verify", "--workspace", "1"]);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // The daemon keeps writing: the current month's partition is still there.
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'after')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    assert_eq!(
+        count(&admin, "select count(*) from audit_log.events").await,
+        2
+    );
+}
+
+/// Removing events younger than the retention, even the whole log and by the owner's own
+/// pruning machinery, is named by `verify` (exit 1) and `status` (exit 2).
+#[tokio::test]
+async fn erasing_the_log_inside_the_retention_period_is_detected() {
+    let (db, mut admin, config) = installed_host().await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'erased')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    // What the unbounded prune did: anchor the chain at its newest event, then drop the month.
+    let partition: String = admin
+        .query_one(
+            "select partition_name from audit_log.event_partitions() where starts <= now() and ends > now()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .batch_execute(&format!(
+            "select audit_log.before_prune('{partition}', now() + interval '100 years');
+             delete from audit_log.events;"
+        ))
+        .await
+        .unwrap();
+    let verify = cli(&db.url, &["verify", "--workspace", "1"]);
+    let out = String::from_utf8_lossy(&verify.stdout).to_string()
+        + &String::from_utf8_lossy(&verify.stderr);
+    assert_eq!(verify.status.code(), Some(1), "{out}");
+    assert!(out.contains("inside the retention period"), "{out}");
+    let status = cli(&db.url, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(2), "{text}");
+    assert!(text.contains("younger than the retention"), "{text}");
+}
+
+/// A row-level-security policy on a host table the daemon reads for names cannot run the
+/// application's code with the daemon's rights.
+#[tokio::test]
+async fn a_policy_on_a_host_table_does_not_run_as_the_daemon() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (daemon_role, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    enable_all(&admin, &config, "1").await;
+    let (_, app_url) = owning_app_role(&db, &admin).await;
+    let app = connect(&app_url).await;
+    app.batch_execute(
+        "create table app.seen (by_role text);
+         grant insert on app.seen to public;
+         create function app.spy() returns boolean language plpgsql as $$
+         begin
+             insert into app.seen values (current_user);
+             return true;
+         end $$;
+         alter table app.app_user enable row level security;
+         create policy spy on app.app_user using (app.spy());",
+    )
+    .await
+    .unwrap();
+
+    let mut daemon = start_daemon(&config, &daemon_url);
+    daemon.ready().await;
+    act(
+        &mut admin,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'named by a spy')",
+    )
+    .await;
+    eventually(
+        "the change is recorded",
+        std::time::Duration::from_secs(20),
+        || async { count(&admin, "select count(*) from audit_log.events").await == 1 },
+    )
+    .await;
+    daemon.stop().await;
+    assert_eq!(
+        count(
+            &admin,
+            &format!("select count(*) from app.seen where by_role = '{daemon_role}'")
+        )
+        .await,
+        0,
+        "the policy's function ran as the daemon"
+    );
+}
+
+#[tokio::test]
+async fn infinite_and_extreme_times_do_not_break_reports_or_exports() {
+    let (db, mut admin, config) = installed_host().await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.time_entry (workspace_id, user_id, description, start_at, end_at)
+         values (1, 1, 'forever', 'infinity', '-infinity'),
+                (1, 1, 'long ago', '4713-01-01 00:00:00+00 BC', '294276-12-31 00:00:00+00'),
+                (1, 1, 'rates', now(), now())",
+    )
+    .await;
+    act(
+        &mut admin,
+        Some("1"),
+        "update app.time_entry set hourly_rate = 9999999999.99 where description = 'rates'",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    assert_eq!(
+        count(
+            &admin,
+            "select count(duration) + count(*) from audit_log.report"
+        )
+        .await,
+        6,
+        "four events, the two of the finite 'rates' entry with a duration"
+    );
+    for args in [
+        &["report", "--workspace", "1", "--details"][..],
+        &["export", "--workspace", "1"][..],
+        &["export", "--workspace", "1", "--format", "jsonl"][..],
+    ] {
+        let out = cli(&db.url, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("forever"));
+    }
+}
+
+#[tokio::test]
+async fn a_session_that_calls_itself_the_daemon_does_not_count_as_one() {
+    let (db, admin, _config) = installed_host().await;
+    let role = role_name("app");
+    admin
+        .batch_execute(&format!("create role {role} login"))
+        .await
+        .unwrap();
+    let pretender = connect(&format!(
+        "{}?application_name=clockwatch%20daemon",
+        url_as(&db, &role)
+    ))
+    .await;
+    pretender.batch_execute("select 1").await.unwrap();
+    let status = cli(&db.url, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(2), "{text}");
+    assert!(text.contains("no daemon is connected"), "{text}");
+}
+
+#[tokio::test]
+async fn the_readme_reporting_grants_are_enough_for_report_and_export() {
+    let (db, mut admin, config) = installed_host().await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'reported')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let url = reporting_role(&db, &admin).await;
+    for args in [
+        &["report", "--workspace", "1"][..],
+        &["export", "--workspace", "1"][..],
+    ] {
+        let out = cli(&url, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("reported"));
+    }
+}
+
+#[tokio::test]
+async fn host_values_reach_the_terminal_and_spreadsheets_as_text() {
+    let (db, mut admin, config) = installed_host().await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values
+             (1, E'\\x1b]0;pwned\\x07\\x1b[2Jfake\\nline'),
+             (1, '=HYPERLINK(\"http://evil\",\"x\")'),
+             (1, '@SUM(A1)'), (1, '-2+3'), (1, E'\\tTab')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let out = cli(&db.url, &["report", "--workspace", "1", "--details"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u{1b}]0;pwned"), "{text}");
+    assert!(!text.contains("\nline"), "a value cannot start a line");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.csv");
+    let out = cli(
+        &db.url,
+        &[
+            "export",
+            "--workspace",
+            "1",
+            "--excel",
+            "-o",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let bytes = std::fs::read(&path).unwrap();
+    let mut reader = csv::Reader::from_reader(&bytes[3..]);
+    let mut targets: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[reader_target_column()].to_string())
+        .collect();
+    targets.sort();
+    for cell in &targets {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "{cell:?} reads as a formula"
+        );
+    }
+    assert!(targets.contains(&"'=HYPERLINK(\"http://evil\",\"x\")".to_string()));
+    assert!(targets.contains(&"'-2+3".to_string()));
+}
+
+/// The CSV column that holds the target's name.
+fn reader_target_column() -> usize {
+    clockwatch::export::csv_header()
+        .iter()
+        .position(|h| *h == "Target")
+        .expect("a Target column")
+}

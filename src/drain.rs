@@ -17,8 +17,9 @@ use tokio_postgres::{Client, Transaction};
 use crate::config::{Category, Config, SourceConfig};
 use crate::db::Prepared;
 use crate::error::{DbContext, Error, Result};
-use crate::image::{JsonString, JsonText, RowImage};
+use crate::image::{JsonText, RowImage};
 use crate::normalize::{self, AuditEvent, Op, Outcome, StagedChange};
+use crate::record::Shape;
 use crate::resolve::{self, Known, Remembered, Resolver};
 
 const CLAIM: &str = include_str!("../sql/queries/claim.sql");
@@ -26,6 +27,7 @@ const PRIMARY_EVENTS: &str = include_str!("../sql/queries/primary_events.sql");
 const PRIMARY_STAGED: &str = include_str!("../sql/queries/primary_staged.sql");
 const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
 const DEAD_LETTER: &str = include_str!("../sql/queries/dead_letter.sql");
+const SHAPES: &str = "select id, columns, types from shape where id = any($1)";
 
 /// What one batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,8 @@ pub struct Drainer {
     /// The drain's statements, prepared on this drainer's connection.
     prepared: Prepared,
     batch_deadline: Option<Duration>,
+    /// Shapes of staged images, by id: written once, never changed, so kept for good.
+    shapes: HashMap<i64, Shape>,
     /// Names already written to `known_name` by this drainer, so an unchanged name is not
     /// written again by every batch (see [`NameMemory`]).
     remembered: NameMemory,
@@ -115,6 +119,7 @@ impl Drainer {
             partitions: HashSet::new(),
             prepared: Prepared::default(),
             batch_deadline: None,
+            shapes: HashMap::new(),
             remembered: NameMemory::default(),
         }
     }
@@ -152,6 +157,34 @@ impl Drainer {
             }
         }
         Ok(total)
+    }
+
+    /// Read the shapes of a batch's images that this drainer has not seen yet.
+    async fn load_shapes(
+        &mut self,
+        tx: &Transaction<'_>,
+        rows: &[tokio_postgres::Row],
+    ) -> Result<()> {
+        let missing: Vec<i64> = rows
+            .iter()
+            .filter_map(|row| row.get::<_, Option<i64>>("shape"))
+            .filter(|id| !self.shapes.contains_key(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for row in tx
+            .query(SHAPES, &[&missing])
+            .await
+            .context("read image shapes")?
+        {
+            let types: Vec<String> = row.get("types");
+            self.shapes
+                .insert(row.get("id"), Shape::new(row.get("columns"), &types));
+        }
+        Ok(())
     }
 
     /// Give up on a batch (and report the connection as lost) when the database has not
@@ -195,13 +228,25 @@ impl Drainer {
             staged: rows.len(),
             ..Default::default()
         };
+        self.load_shapes(&tx, &rows).await?;
         let mut changes = Vec::with_capacity(rows.len());
         let mut dead: Vec<(i64, String, Value)> = Vec::new();
         for row in &rows {
             let op: i8 = row.get("op");
-            let image = |column: &str| match row.try_get::<_, Option<JsonString>>(column) {
-                Ok(json) => json.map(|json| RowImage::parse(json.0)).transpose(),
-                Err(e) => Err(format!("row image unreadable: {e}")),
+            let shape = row
+                .get::<_, Option<i64>>("shape")
+                .and_then(|id| self.shapes.get(&id));
+            let image = |column: &str| {
+                let record = row
+                    .try_get::<_, Option<String>>(column)
+                    .map_err(|e| format!("row image unreadable: {e}"))?;
+                match (record, shape) {
+                    (None, _) => Ok(None),
+                    (Some(record), Some(shape)) => {
+                        RowImage::parse(shape.to_json(&record)?).map(Some)
+                    }
+                    (Some(_), None) => Err("row image has no recorded shape".to_string()),
+                }
             };
             let (old_row, new_row) = match (image("old_row"), image("new_row")) {
                 (Ok(old_row), Ok(new_row)) => (old_row, new_row),
@@ -501,12 +546,7 @@ async fn insert_events(
 /// A staged row whose image could not be read, for the dead-letter table: its columns, each
 /// image as JSON if it is JSON at all.
 fn unreadable(row: &tokio_postgres::Row) -> Value {
-    let image = |column: &str| {
-        row.try_get::<_, Option<JsonString>>(column)
-            .ok()
-            .flatten()
-            .map(|json| serde_json::from_str::<Value>(&json.0).unwrap_or(Value::String(json.0)))
-    };
+    let image = |column: &str| row.try_get::<_, Option<String>>(column).ok().flatten();
     serde_json::json!({
         "id": row.get::<_, i64>("id"), "source": row.get::<_, String>("source"),
         "op": row.get::<_, i8>("op"), "txid": row.get::<_, i64>("txid"),

@@ -117,14 +117,13 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     for source in &config.sources {
         let table = source.table_name()?;
         tx.execute(
-            "select attach($1::text::regclass, $2, $3, $4, $5, $6, $7)",
+            "select attach($1::text::regclass, $2, $3, $4, $5, $6)",
             &[
                 &table.quoted(),
                 &source.table,
                 &source.category.as_str(),
                 &source.workspace_column,
                 &source.exclude_columns,
-                &source.ignore_columns,
                 &config.channel(),
             ],
         )
@@ -292,6 +291,27 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
         if exists && attached < expected.len() as i64 {
             problems.push(format!(
                 "source {}: capture triggers missing or disabled on {table} (table recreated? ALTER TABLE ... DISABLE TRIGGER?): changes are not captured; run `clockwatch install`",
+                source.category
+            ));
+        }
+        // The capture function was compiled for other columns: it still captures every change,
+        // through the slower path that reads the columns on every statement.
+        let stale: bool = client
+            .query_one(
+                &format!(
+                    "select exists (select 1 from {}.captured_table c
+                                    where c.relid = to_regclass($1)
+                                      and not {0}.shape_is_current(c.shape, c.relid))",
+                    quote_ident(&config.schema)
+                ),
+                &[&table.quoted()],
+            )
+            .await
+            .context(format!("read the capture function of {table}"))?
+            .get(0);
+        if stale {
+            problems.push(format!(
+                "source {}: the columns of {table} changed since install: changes are still captured, more slowly; run `clockwatch install`",
                 source.category
             ));
         }

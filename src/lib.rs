@@ -37,6 +37,7 @@ pub mod image;
 pub mod install;
 pub mod migrate;
 pub mod normalize;
+pub mod record;
 pub mod report;
 pub mod resolve;
 pub mod retention;

@@ -72,10 +72,36 @@ create table staging (
     actor        text,                 -- clockwatch.actor, null when unset (System)
     origin       text,                 -- clockwatch.origin, null when unset
     workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
-    old_row      jsonb,
-    new_row      jsonb
+    shape        bigint,               -- the images' columns (shape.id); null for TRUNCATE
+    old_row      text,                 -- the row before, as PostgreSQL prints a record: (1,"a b",,t)
+    new_row      text                  -- the row after
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
         autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 1000);
+
+-- The columns of captured row images, as the table had them when the images were captured. A
+-- staged image is a record's text, its fields in column order and without names; its shape names
+-- them, so a column added, dropped, renamed or retyped before the daemon drains the change never
+-- shifts or mislabels a value. Written when a table is attached, and by capture itself the first
+-- time it meets a table whose columns changed since (02_capture.sql).
+create table shape (
+    id       bigint generated always as identity primary key,
+    relid    oid not null,
+    columns  text[] not null,          -- column names, in field order, excluded columns left out
+    types    text[] not null,          -- each column's type (domains as their base type), format_type
+    excluded text[] not null,          -- exclude_columns of the source, never in an image
+    -- md5 of the three above (shape_signature()): arrays of a wide table would not fit a btree.
+    signature text not null,
+    unique (relid, signature)
+);
+
+-- The host tables carrying capture triggers, with the shape their capture function was
+-- generated for (02_capture.sql, attach()).
+create table captured_table (
+    relid    oid primary key,
+    source   text not null,
+    function text not null,            -- the table's capture function, in this schema
+    shape    bigint not null references shape
+);
 
 -- A staged change the daemon could not turn into an event. Kept with the reason, never dropped,
 -- so that one bad row neither blocks the rows behind it nor disappears.

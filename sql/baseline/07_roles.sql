@@ -19,8 +19,8 @@ begin
     execute format('grant usage on schema %s to %I', s, p_role);
     execute format('grant select, update, delete on %s.staging to %I', s, p_role);
     execute format('grant select on %s.events, %s.settings, %s.category, %s.action, %s.workspace_category, '
-                   '%s.migrations, %s.maintenance, %s.chain_head, %s.chain_anchor to %I',
-                   s, s, s, s, s, s, s, s, s, p_role);
+                   '%s.migrations, %s.maintenance, %s.chain_head, %s.chain_anchor, %s.shape, %s.captured_table to %I',
+                   s, s, s, s, s, s, s, s, s, s, s, p_role);
     execute format('grant select, insert, update on %s.known_name to %I', s, p_role);
     execute format('grant select, insert on %s.dead_letter to %I', s, p_role);
     execute format('grant select, update on sequence %s.wakeup_idle to %I', s, p_role);

@@ -6,4 +6,4 @@
 -- of staging, which is a full scan per batch during a backlog.)
 delete from staging
 where id = any (array(select id from staging order by id limit $1 for update skip locked))
-returning id, source, category, op, txid, stmt_at, depth, actor, origin, workspace_id, old_row, new_row
+returning id, source, category, op, txid, stmt_at, depth, actor, origin, workspace_id, shape, old_row, new_row

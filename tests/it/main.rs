@@ -17,3 +17,4 @@ mod install;
 mod privileges;
 mod report;
 mod retention;
+mod shape;

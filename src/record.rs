@@ -1,0 +1,375 @@
+//! Staged row images: a record's text, as PostgreSQL's `record_out` prints it, read with the
+//! shape it was captured with and turned into the JSON object the rest of the daemon works on.
+//!
+//! Capture stages each row as `(1,"a b",,t)`: the fields in column order, without names, each as
+//! its type's output function printed it (`sql/baseline/02_capture.sql` says why). The staged
+//! row's shape (`audit_log.shape`) names the columns and their types as the table had them at
+//! capture time, so a column added, dropped, renamed or retyped before the drain never shifts or
+//! mislabels a value. Each value becomes what `to_jsonb` makes of it: numbers and booleans bare,
+//! json as itself, arrays as arrays, times in ISO 8601 with a `T`, everything else as a string.
+//! Capture prints with DateStyle ISO, so times have one form to read.
+
+use std::fmt::Write as _;
+
+/// The columns of an image, with how each value is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub columns: Vec<String>,
+    pub kinds: Vec<Kind>,
+}
+
+/// How a column's printed value becomes JSON, by the column's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    /// smallint, integer, bigint, real, double precision, numeric: bare unless NaN or infinite.
+    Number,
+    /// json and jsonb: already JSON.
+    Json,
+    /// timestamp with time zone and time with time zone: a `T`, and the offset as `+HH:MM`.
+    WithZone,
+    /// timestamp without time zone: a `T` between date and time.
+    Local,
+    Array(Box<Kind>),
+    Text,
+}
+
+impl Kind {
+    /// The kind of a type as `format_type` names it (`bigint`, `numeric(12,2)`, `text[]`,
+    /// `timestamp(3) with time zone`).
+    pub fn of(type_name: &str) -> Kind {
+        if let Some(element) = type_name.strip_suffix("[]") {
+            return Kind::Array(Box::new(Kind::of(element)));
+        }
+        let base = type_name.split('(').next().unwrap_or(type_name).trim();
+        match base {
+            "boolean" => Kind::Bool,
+            "smallint" | "integer" | "bigint" | "real" | "double precision" | "numeric" => {
+                Kind::Number
+            }
+            "json" | "jsonb" => Kind::Json,
+            _ if type_name.starts_with("time") && type_name.ends_with(" with time zone") => {
+                Kind::WithZone
+            }
+            _ if type_name.starts_with("timestamp") => Kind::Local,
+            _ => Kind::Text,
+        }
+    }
+}
+
+impl Shape {
+    pub fn new(columns: Vec<String>, types: &[String]) -> Shape {
+        Shape {
+            columns,
+            kinds: types.iter().map(|t| Kind::of(t)).collect(),
+        }
+    }
+
+    /// The image as a JSON object's text, keyed by column.
+    pub fn to_json(&self, record: &str) -> Result<String, String> {
+        let fields = fields(record)?;
+        if fields.len() != self.columns.len() {
+            return Err(format!(
+                "row image has {} fields where its shape has {} columns",
+                fields.len(),
+                self.columns.len()
+            ));
+        }
+        let mut out = String::with_capacity(record.len() + 16 * fields.len());
+        out.push('{');
+        for (i, ((column, kind), value)) in self.columns.iter().zip(&self.kinds).zip(&fields).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_string(&mut out, column);
+            out.push(':');
+            match value {
+                None => out.push_str("null"),
+                Some(value) => push_value(&mut out, kind, value)?,
+            }
+        }
+        out.push('}');
+        Ok(out)
+    }
+}
+
+/// The fields of a record's text: `None` for a null (an empty unquoted field).
+pub fn fields(record: &str) -> Result<Vec<Option<String>>, String> {
+    let inner = record
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| format!("row image is not a record: {}", clip(record)))?;
+    let mut fields = Vec::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        let mut value = String::new();
+        // Inside quotes now; and whether the field had quotes at all (`""` is an empty string,
+        // an empty field a null).
+        let (mut quoted, mut had_quotes) = (false, false);
+        while let Some(&c) = chars.peek() {
+            match c {
+                ',' if !quoted => break,
+                '"' => {
+                    had_quotes = true;
+                    chars.next();
+                    // Inside quotes a doubled quote is one quote; otherwise a quote opens or
+                    // closes a quoted stretch.
+                    if quoted && chars.peek() == Some(&'"') {
+                        chars.next();
+                        value.push('"');
+                    } else {
+                        quoted = !quoted;
+                    }
+                    continue;
+                }
+                '\\' => {
+                    chars.next();
+                    let escaped = chars
+                        .next()
+                        .ok_or_else(|| format!("row image ends in an escape: {}", clip(record)))?;
+                    value.push(escaped);
+                    continue;
+                }
+                _ => value.push(c),
+            }
+            chars.next();
+        }
+        fields.push((had_quotes || !value.is_empty()).then_some(value));
+        match chars.next() {
+            Some(',') => continue,
+            None => break,
+            Some(c) => return Err(format!("unexpected {c:?} in row image: {}", clip(record))),
+        }
+    }
+    Ok(fields)
+}
+
+fn push_value(out: &mut String, kind: &Kind, value: &str) -> Result<(), String> {
+    match kind {
+        Kind::Bool => out.push_str(match value {
+            "t" => "true",
+            "f" => "false",
+            other => return Err(format!("boolean printed as {other:?}")),
+        }),
+        Kind::Number if is_json_number(value) => out.push_str(value),
+        Kind::Json => out.push_str(value),
+        Kind::WithZone => push_string(out, &iso_with_zone(value)),
+        Kind::Local => push_string(out, &value.replacen(' ', "T", 1)),
+        Kind::Array(element) => push_array(out, element, value)?,
+        Kind::Number | Kind::Text => push_string(out, value),
+    }
+    Ok(())
+}
+
+/// `2026-11-02 09:00:00.5+01` as `2026-11-02T09:00:00.5+01:00` (and a time with zone likewise);
+/// `infinity` and anything unexpected unchanged but for the `T`.
+fn iso_with_zone(value: &str) -> String {
+    let mut text = value.replacen(' ', "T", 1);
+    // The offset follows the time: the last sign after the 'T' (or from the start for a time).
+    let from = text.find('T').map(|t| t + 1).unwrap_or(0);
+    if let Some(sign) = text[from..].rfind(['+', '-']).map(|i| i + from) {
+        let offset = &text[sign + 1..];
+        if offset.len() == 2 && offset.bytes().all(|b| b.is_ascii_digit()) {
+            text.push_str(":00");
+        }
+    }
+    text
+}
+
+/// An array literal (`{1,2}`, `{{1,2},{3,4}}`, `{a,"b c",NULL}`) as a JSON array.
+fn push_array(out: &mut String, element: &Kind, literal: &str) -> Result<(), String> {
+    // Bounds other than the default are printed first: `[0:1]={1,2}`; JSON has no place for them.
+    let literal = match literal.starts_with('[') {
+        true => literal.split_once('=').map(|(_, a)| a).unwrap_or(literal),
+        false => literal,
+    };
+    let mut chars = literal.chars().peekable();
+    push_array_level(out, element, &mut chars, literal)?;
+    Ok(())
+}
+
+fn push_array_level(
+    out: &mut String,
+    element: &Kind,
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    literal: &str,
+) -> Result<(), String> {
+    if chars.next() != Some('{') {
+        return Err(format!("array printed as {}", clip(literal)));
+    }
+    out.push('[');
+    let mut first = true;
+    loop {
+        match chars.peek() {
+            Some('}') => {
+                chars.next();
+                out.push(']');
+                break;
+            }
+            None => return Err(format!("array printed as {}", clip(literal))),
+            _ => {}
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        if chars.peek() == Some(&'{') {
+            push_array_level(out, element, chars, literal)?;
+        } else {
+            let (value, quoted) = array_element(chars);
+            match value {
+                v if !quoted && v == "NULL" => out.push_str("null"),
+                v => push_value(out, element, &v)?,
+            }
+        }
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    Ok(())
+}
+
+/// One element of an array literal, unquoted, and whether it was quoted.
+fn array_element(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> (String, bool) {
+    let mut value = String::new();
+    let mut quoted = false;
+    let mut in_quotes = false;
+    while let Some(&c) = chars.peek() {
+        match c {
+            ',' | '}' if !in_quotes => break,
+            '"' => {
+                quoted = true;
+                in_quotes = !in_quotes;
+            }
+            '\\' => {
+                chars.next();
+                if let Some(escaped) = chars.next() {
+                    value.push(escaped);
+                }
+                continue;
+            }
+            _ => value.push(c),
+        }
+        chars.next();
+    }
+    (value, quoted)
+}
+
+/// Whether `value` is a JSON number as written (numeric's NaN and Infinity are not).
+fn is_json_number(value: &str) -> bool {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    let (mantissa, exponent) = match digits.find(['e', 'E']) {
+        Some(i) => (&digits[..i], Some(&digits[i + 1..])),
+        None => (digits, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (mantissa, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    all_digits(whole)
+        && (whole == "0" || !whole.starts_with('0'))
+        && fraction.map_or(true, all_digits)
+        && exponent.map_or(true, |e| {
+            all_digits(e.strip_prefix(['+', '-']).unwrap_or(e))
+        })
+}
+
+fn push_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn decode(types: &[&str], record: &str) -> Value {
+        let columns = (0..types.len()).map(|i| format!("c{i}")).collect();
+        let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+        let text = Shape::new(columns, &types).to_json(record).unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    #[test]
+    fn fields_nulls_empty_strings_quotes_and_escapes() {
+        assert_eq!(
+            fields(r#"(1,,"","a ""b"" \\c",x)"#).unwrap(),
+            vec![
+                Some("1".into()),
+                None,
+                Some("".into()),
+                Some(r#"a "b" \c"#.into()),
+                Some("x".into())
+            ]
+        );
+        assert_eq!(fields("()").unwrap(), vec![None]);
+        assert!(fields("1,2").is_err());
+    }
+
+    #[test]
+    fn values_read_as_to_jsonb_writes_them() {
+        let v = decode(
+            &[
+                "bigint",
+                "numeric(12,2)",
+                "double precision",
+                "boolean",
+                "jsonb",
+                "timestamp with time zone",
+                "timestamp without time zone",
+                "bigint[]",
+                "text[]",
+                "integer[]",
+                "text",
+                "numeric",
+            ],
+            r#"(9223372036854775807,1.50,NaN,t,"{""k"": [1, null]}","2026-11-02 08:00:00.25+00","2026-11-02 09:00:00","{1,2}","{a,""b c"",NULL}","{{1,2},{3,4}}","line
+two",-0.5e+3)"#,
+        );
+        assert_eq!(v["c0"].to_string(), "9223372036854775807");
+        assert_eq!(v["c1"].to_string(), "1.50");
+        assert_eq!(v["c2"], json!("NaN"));
+        assert_eq!(v["c3"], json!(true));
+        assert_eq!(v["c4"], json!({"k": [1, null]}));
+        assert_eq!(v["c5"], json!("2026-11-02T08:00:00.25+00:00"));
+        assert_eq!(v["c6"], json!("2026-11-02T09:00:00"));
+        assert_eq!(v["c7"], json!([1, 2]));
+        assert_eq!(v["c8"], json!(["a", "b c", null]));
+        assert_eq!(v["c9"], json!([[1, 2], [3, 4]]));
+        assert_eq!(v["c10"], json!("line\ntwo"));
+        assert_eq!(v["c11"].to_string(), "-0.5e+3");
+    }
+
+    #[test]
+    fn zones_with_minutes_and_infinity() {
+        assert_eq!(iso_with_zone("2026-11-02 08:00:00+05:30"), "2026-11-02T08:00:00+05:30");
+        assert_eq!(iso_with_zone("2026-11-02 08:00:00-03"), "2026-11-02T08:00:00-03:00");
+        assert_eq!(iso_with_zone("12:00:00+01"), "12:00:00+01:00");
+        assert_eq!(iso_with_zone("infinity"), "infinity");
+    }
+
+    #[test]
+    fn a_field_count_that_differs_from_the_shape_is_an_error() {
+        let shape = Shape::new(vec!["a".into()], &["text".into()]);
+        assert!(shape.to_json("(1,2)").is_err());
+    }
+}

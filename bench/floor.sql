@@ -78,13 +78,57 @@ begin
     return null;
 end $$;
 
+-- text: each changed row's image(s) as the record's text (record_out), one staged row per
+-- changed row, no filters: what Clockwatch's capture serialises, without its workspace check,
+-- actor, origin, depth, shape or no-op test.
+create table floor.stage_text (
+    id      bigserial primary key,
+    op      text not null,
+    old_row text,
+    new_row text
+);
+
+create function floor.text() returns trigger language plpgsql as $$
+begin
+    if TG_OP = 'INSERT' then
+        insert into floor.stage_text (op, new_row) select 'I', record_out(n)::text from floor_new n;
+    else
+        insert into floor.stage_text (op, old_row, new_row)
+        select 'U', u.old_row, u.new_row
+        from unnest(array(select record_out(t)::text from floor_old t),
+                    array(select record_out(t)::text from floor_new t)) as u(old_row, new_row);
+    end if;
+    return null;
+end $$;
+
+-- text_batch: one staged row per statement, holding its images as arrays of record text.
+create table floor.stage_batch (
+    id       bigserial primary key,
+    op       text not null,
+    old_rows text[],
+    new_rows text[]
+);
+
+create function floor.text_batch() returns trigger language plpgsql as $$
+begin
+    if TG_OP = 'INSERT' then
+        insert into floor.stage_batch (op, new_rows)
+        values ('I', array(select record_out(n)::text from floor_new n));
+    else
+        insert into floor.stage_batch (op, old_rows, new_rows)
+        values ('U', array(select record_out(t)::text from floor_old t),
+                array(select record_out(t)::text from floor_new t));
+    end if;
+    return null;
+end $$;
+
 -- attach(variant): that variant's triggers on app.time_entry, replacing any other variant's,
 -- with an empty stage. detach(): none.
 create procedure floor.detach() language plpgsql as $$
 begin
     drop trigger if exists floor_insert on app.time_entry;
     drop trigger if exists floor_update on app.time_entry;
-    truncate floor.stage, floor.typed;
+    truncate floor.stage, floor.typed, floor.stage_text, floor.stage_batch;
 end $$;
 
 create procedure floor.attach(p_variant text) language plpgsql as $$

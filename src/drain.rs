@@ -28,6 +28,7 @@ const PRIMARY_STAGED: &str = include_str!("../sql/queries/primary_staged.sql");
 const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
 const DEAD_LETTER: &str = include_str!("../sql/queries/dead_letter.sql");
 const SHAPES: &str = "select id, columns, types from shape where id = any($1)";
+const SET_ASIDE: &str = include_str!("../sql/queries/set_aside.sql");
 
 /// What one batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct BatchReport {
     /// Updates that changed nothing worth an event.
     pub unchanged: usize,
     pub dead_lettered: usize,
+    /// Staging held more than the batch took (it was cut by count or by bytes).
+    pub more: bool,
 }
 
 impl std::ops::AddAssign for BatchReport {
@@ -46,6 +49,7 @@ impl std::ops::AddAssign for BatchReport {
         self.events += other.events;
         self.unchanged += other.unchanged;
         self.dead_lettered += other.dead_lettered;
+        self.more = other.more;
     }
 }
 
@@ -61,6 +65,9 @@ pub struct Drainer {
     batch_deadline: Option<Duration>,
     /// Shapes of staged images, by id: written once, never changed, so kept for good.
     shapes: HashMap<i64, Shape>,
+    /// Changes the next batch may claim: batch_size, or less while a batch that PostgreSQL
+    /// refused for its data is split to find the change it cannot take.
+    limit: i64,
     /// Names already written to `known_name` by this drainer, so an unchanged name is not
     /// written again by every batch (see [`NameMemory`]).
     remembered: NameMemory,
@@ -107,6 +114,7 @@ impl NameMemory {
 
 impl Drainer {
     pub fn new(config: Config) -> Drainer {
+        let limit = config.daemon.batch_size;
         let sources = config
             .sources
             .iter()
@@ -120,6 +128,7 @@ impl Drainer {
             prepared: Prepared::default(),
             batch_deadline: None,
             shapes: HashMap::new(),
+            limit,
             remembered: NameMemory::default(),
         }
     }
@@ -152,7 +161,7 @@ impl Drainer {
         while keep_going() {
             let batch = self.drain_batch(client).await?;
             total += batch;
-            if (batch.staged as i64) < self.batch_size() {
+            if !batch.more {
                 break;
             }
         }
@@ -195,7 +204,33 @@ impl Drainer {
     }
 
     /// Move one batch from staging to events, in one transaction.
+    ///
+    /// A batch PostgreSQL refuses for what it holds (a data exception or a limit exceeded, which
+    /// retrying the same batch would meet again forever) is split: halved until the change it
+    /// cannot take is alone, which is then set aside in `dead_letter` with the error, whole.
+    /// The batches after it grow back to `batch_size`.
     pub async fn drain_batch(&mut self, client: &mut Client) -> Result<BatchReport> {
+        loop {
+            match self.move_batch_in_time(client).await {
+                Ok(report) => {
+                    self.limit = (self.limit * 2).min(self.batch_size());
+                    return Ok(report);
+                }
+                Err(e) if e.is_data_error() && self.limit > 1 => {
+                    self.limit = (self.limit / 2).max(1);
+                    tracing::warn!(error = %e, limit = self.limit, "batch refused for its data; splitting it");
+                }
+                Err(e) if e.is_data_error() => {
+                    let reason = e.to_string();
+                    tracing::warn!(error = %reason, "a staged change cannot be logged; set aside in dead_letter");
+                    return self.set_aside_first(client, &reason).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn move_batch_in_time(&mut self, client: &mut Client) -> Result<BatchReport> {
         let Some(deadline) = self.batch_deadline else {
             return self.move_batch(client).await;
         };
@@ -207,15 +242,36 @@ impl Drainer {
         }
     }
 
+    /// Set the first claimable staged change aside in `dead_letter`, images and all, with the
+    /// reason it could not be logged.
+    async fn set_aside_first(&mut self, client: &mut Client, reason: &str) -> Result<BatchReport> {
+        let tx = client.transaction().await.context("begin set aside")?;
+        let moved = tx
+            .execute(SET_ASIDE, &[&reason])
+            .await
+            .context("set a change aside")?;
+        tx.commit().await.context("commit set aside")?;
+        Ok(BatchReport {
+            staged: moved as usize,
+            dead_lettered: moved as usize,
+            more: true,
+            ..Default::default()
+        })
+    }
+
     async fn move_batch(&mut self, client: &mut Client) -> Result<BatchReport> {
         let mut tx = client.transaction().await.context("begin drain")?;
         if self.resolver.is_none() {
             self.resolver = Some(Resolver::prepare(&tx, &self.config).await?);
         }
-        let batch_size = self.batch_size();
+        let daemon = &self.config.daemon;
         let mut rows = self
             .prepared
-            .query(&tx, CLAIM, &[&batch_size])
+            .query(
+                &tx,
+                CLAIM,
+                &[&self.limit, &daemon.batch_bytes, &daemon.max_change_bytes],
+            )
             .await
             .context("claim staged changes")?;
         // DELETE ... RETURNING gives no order; changes to one record must be normalised in order.
@@ -226,8 +282,17 @@ impl Drainer {
         }
         let mut report = BatchReport {
             staged: rows.len(),
+            more: rows.first().is_some_and(|r| r.get("more")),
             ..Default::default()
         };
+        // Changes too large to log were set aside by the claim itself.
+        let before = rows.len();
+        rows.retain(|row| !row.get::<_, bool>("oversize"));
+        report.dead_lettered += before - rows.len();
+        if rows.is_empty() {
+            tx.commit().await.context("commit drain")?;
+            return Ok(report);
+        }
         self.load_shapes(&tx, &rows).await?;
         let mut changes = Vec::with_capacity(rows.len());
         let mut dead: Vec<(i64, String, Value)> = Vec::new();
@@ -324,7 +389,7 @@ impl Drainer {
                 .execute(&tx, DEAD_LETTER, &[&ids, &reasons, &bodies])
                 .await
                 .context("write dead letters")?;
-            report.dead_lettered = ids.len();
+            report.dead_lettered += ids.len();
         }
         // Last before the commit: appending locks the workspace's chain head until the commit,
         // and another connection draining the same workspace waits on that lock.

@@ -60,6 +60,8 @@ pub enum Error {
         message: String,
         /// Whether the same operation may succeed later (connection lost, server restarting).
         transient: bool,
+        /// The SQLSTATE, when the server sent one.
+        code: Option<String>,
     },
 }
 
@@ -72,6 +74,12 @@ impl Error {
             Error::Db { transient, .. } => *transient,
             _ => false,
         }
+    }
+
+    /// Whether the server refused the statement for the data it carried (class 22, data
+    /// exception; class 54, a limit exceeded): the same data would be refused again.
+    pub fn is_data_error(&self) -> bool {
+        matches!(self, Error::Db { code: Some(code), .. } if code.starts_with("22") || code.starts_with("54"))
     }
 }
 
@@ -93,6 +101,7 @@ impl Error {
             context: context.into(),
             message: crate::db::describe(source),
             transient: crate::db::is_transient(source),
+            code: source.code().map(|c| c.code().to_string()),
         }
     }
 }

@@ -77,7 +77,13 @@ impl Shape {
         }
         let mut out = String::with_capacity(record.len() + 16 * fields.len());
         out.push('{');
-        for (i, ((column, kind), value)) in self.columns.iter().zip(&self.kinds).zip(&fields).enumerate() {
+        for (i, ((column, kind), value)) in self
+            .columns
+            .iter()
+            .zip(&self.kinds)
+            .zip(&fields)
+            .enumerate()
+        {
             if i > 0 {
                 out.push(',');
             }
@@ -361,8 +367,14 @@ two",-0.5e+3)"#,
 
     #[test]
     fn zones_with_minutes_and_infinity() {
-        assert_eq!(iso_with_zone("2026-11-02 08:00:00+05:30"), "2026-11-02T08:00:00+05:30");
-        assert_eq!(iso_with_zone("2026-11-02 08:00:00-03"), "2026-11-02T08:00:00-03:00");
+        assert_eq!(
+            iso_with_zone("2026-11-02 08:00:00+05:30"),
+            "2026-11-02T08:00:00+05:30"
+        );
+        assert_eq!(
+            iso_with_zone("2026-11-02 08:00:00-03"),
+            "2026-11-02T08:00:00-03:00"
+        );
         assert_eq!(iso_with_zone("12:00:00+01"), "12:00:00+01:00");
         assert_eq!(iso_with_zone("infinity"), "infinity");
     }

@@ -109,7 +109,9 @@ create table dead_letter (
     staging_id bigint primary key,
     failed_at  timestamptz not null default now(),
     reason     text not null,
-    change     jsonb not null
+    change     jsonb not null,
+    old_row    text,                   -- the staged images, as staged, when change cannot hold
+    new_row    text                    -- them (too large to write, or a batch that failed)
 );
 
 -- Whether a daemon is waiting for work: 2 idle (capture sends NOTIFY), 1 busy (it does not; the

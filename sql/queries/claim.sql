@@ -1,9 +1,45 @@
--- Take the oldest staged changes out of staging for this transaction. SKIP LOCKED lets several
+-- Take the oldest staged changes out of staging for this transaction: at most $1 of them, and no
+-- more image bytes than $2 (though always the first, however large). SKIP LOCKED lets several
 -- daemons drain at once without waiting on, or taking, each other's rows. Deleting while claiming
 -- touches each staged row once instead of locking it and deleting it later; the deletion commits
 -- with the events written from these rows, or rolls back with them.
+--
+-- A change whose images together exceed $3 bytes (daemon.max_change_bytes) is not handed to the
+-- daemon: it is set aside in dead_letter with its images, whole, in the same transaction, so no
+-- batch can grow past what PostgreSQL accepts in one message or one jsonb value (1 GB, 256 MB).
+-- (`octet_length` reads a stored value's size without decompressing it.)
+--
+-- `more` says whether staging held more than this batch took.
 -- (`= any(array(...))`, not `in (...)`: the planner may answer IN with a hash join over the whole
 -- of staging, which is a full scan per batch during a backlog.)
-delete from staging
-where id = any (array(select id from staging order by id limit $1 for update skip locked))
-returning id, source, category, op, txid, stmt_at, depth, actor, origin, workspace_id, shape, old_row, new_row
+with candidates as (
+    select s.id,
+           row_number() over (order by s.id) as n,
+           sum(coalesce(octet_length(s.old_row), 0) + coalesce(octet_length(s.new_row), 0))
+               over (order by s.id) as running
+    from (select id, old_row, new_row from staging order by id limit $1::bigint for update skip locked) s
+), claimed as (
+    delete from staging
+    where id = any (array(select c.id from candidates c where c.n = 1 or c.running <= $2::bigint))
+    returning *, coalesce(octet_length(old_row), 0)::bigint + coalesce(octet_length(new_row), 0) as bytes
+), oversize as (
+    insert into dead_letter (staging_id, reason, change, old_row, new_row)
+    select c.id,
+           format('the row images are %s bytes, more than daemon.max_change_bytes (%s): kept here whole, not logged as an event',
+                  c.bytes, $3::bigint),
+           jsonb_build_object('id', c.id, 'source', c.source, 'category', c.category, 'op', c.op,
+                              'txid', c.txid, 'stmt_at', c.stmt_at, 'actor', c.actor,
+                              'workspace_id', c.workspace_id, 'shape', c.shape, 'bytes', c.bytes),
+           c.old_row, c.new_row
+    from claimed c
+    where c.bytes > $3
+    on conflict (staging_id) do nothing
+)
+select c.id, c.source, c.category, c.op, c.txid, c.stmt_at, c.depth, c.actor, c.origin,
+       c.workspace_id, c.shape,
+       case when c.bytes > $3 then null else c.old_row end as old_row,
+       case when c.bytes > $3 then null else c.new_row end as new_row,
+       c.bytes > $3 as oversize,
+       (select count(*) from candidates) > (select count(*) from claimed)
+           or (select count(*) from candidates) >= $1 as more
+from claimed c

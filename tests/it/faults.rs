@@ -390,12 +390,7 @@ async fn a_long_outage_is_caught_up_in_order_with_bounded_memory() {
         || async { count(&client, "select count(*) from audit_log.staging").await == 0 },
     )
     .await;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let peak_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .expect("VmHWM in /proc/pid/status");
+    let peak_kb = peak_rss_kb(pid);
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     assert_eq!(

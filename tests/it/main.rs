@@ -5,6 +5,7 @@
 mod support;
 
 mod bench;
+mod budget;
 mod capture;
 mod chain;
 mod cli;

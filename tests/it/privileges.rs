@@ -274,7 +274,10 @@ async fn hostile_identifiers_in_the_config_are_quoted_everywhere() {
         .await
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
-    assert!(!staged.contains("hunter2"), "excluded before staging: {staged}");
+    assert!(
+        !staged.contains("hunter2"),
+        "excluded before staging: {staged}"
+    );
     assert_eq!(columns, ["i\"d", "work space", "na'me; --"]);
     client
         .batch_execute(r#"set search_path = "aud'it ""log", pg_catalog"#)

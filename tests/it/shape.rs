@@ -104,8 +104,16 @@ async fn a_column_change_between_capture_and_drain_shifts_and_mislabels_nothing(
     let renamed = rows_of(&client, 504).await;
     assert_eq!(renamed[0]["title"], json!("after rename"));
     assert!(renamed[0].get("description").is_none());
-    assert_eq!(renamed[0]["hourly_rate"].to_string(), "50.00", "a number then");
-    assert_eq!(renamed[1]["hourly_rate"], json!("fifty"), "text since the retype");
+    assert_eq!(
+        renamed[0]["hourly_rate"].to_string(),
+        "50.00",
+        "a number then"
+    );
+    assert_eq!(
+        renamed[1]["hourly_rate"],
+        json!("fifty"),
+        "text since the retype"
+    );
     let changed: Value = client
         .query_one(
             "select new_value from audit_log.report where target_id = '504' and action_code = 'time_entry.updated'",

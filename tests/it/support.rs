@@ -217,6 +217,16 @@ pub fn cli(url: &str, args: &[&str]) -> std::process::Output {
         .expect("run clockwatch")
 }
 
+/// The peak resident memory of a running process, in kB.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmHWM in /proc/pid/status")
+}
+
 /// Start `clockwatch run` as a process with the config file at `config` (its log discarded).
 pub fn daemon_process(url: &str, config: &std::path::Path) -> std::process::Child {
     std::process::Command::new(binary())

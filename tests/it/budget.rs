@@ -1,0 +1,139 @@
+//! What the host can store, the daemon can drain: batches bounded by bytes as well as count, a
+//! change too large to log set aside whole, and a batch PostgreSQL refuses for its data split
+//! until the change it cannot take is alone and set aside, the rest logged.
+
+use crate::support::*;
+use std::time::Duration;
+
+/// The example config with one setting of `[daemon]` replaced.
+fn config_with(key: &str, value: &str) -> String {
+    let text = include_str!("../../config/clockwatch.toml");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} =")))
+        .unwrap_or_else(|| panic!("{key} in the example config"));
+    text.replace(line, &format!("{key} = {value}"))
+}
+
+#[tokio::test]
+async fn values_of_600_kb_drain_in_batches_of_bounded_bytes_and_memory() {
+    let (db, mut client, _config) = installed_host().await;
+    // 200 entries of 600 KB: 120 MB of images, which one batch of 1,000 changes would take whole.
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.time_entry (workspace_id, user_id, description, start_at)
+         select 1, 2, g || repeat('x', 600000), now() from generate_series(1, 200) g",
+    )
+    .await;
+    let (_dir, config) = config_file(include_str!("../../config/clockwatch.toml"));
+    let mut daemon = daemon_process(&db.url, &config);
+    let pid = daemon.id();
+    eventually(
+        "the large values are drained",
+        Duration::from_secs(300),
+        || async { count(&client, "select count(*) from audit_log.staging").await == 0 },
+    )
+    .await;
+    let peak_kb = peak_rss_kb(pid);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from audit_log.events where length(row_data ->> 'description') > 600000"
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.dead_letter").await,
+        0
+    );
+    assert!(peak_kb < 200 * 1024, "peak RSS {peak_kb} kB");
+}
+
+#[tokio::test]
+async fn a_change_too_large_to_log_is_set_aside_whole_and_the_rest_are_logged() {
+    let (_db, mut client, _config) = installed_host().await;
+    let config =
+        clockwatch::Config::from_toml(&config_with("max_change_bytes", "1048576")).unwrap();
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'before');
+         insert into app.tag (workspace_id, name) values (1, 'huge' || repeat('y', 2000000));
+         insert into app.tag (workspace_id, name) values (1, 'after');",
+    )
+    .await;
+    let drained = drain(&mut client, &config).await;
+    assert_eq!((drained.events, drained.dead_lettered), (2, 1));
+    let (reason, kept): (String, String) = client
+        .query_one("select reason, new_row from audit_log.dead_letter", &[])
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert!(
+        reason.contains("more than daemon.max_change_bytes"),
+        "{reason}"
+    );
+    assert!(
+        kept.contains(&"y".repeat(2_000_000)),
+        "the image is kept whole"
+    );
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from audit_log.report where target in ('before', 'after')"
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_batch_refused_for_one_change_is_split_and_only_that_change_set_aside() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    client
+        .batch_execute(
+            "create schema h; create table h.doc (id int primary key, ws int, body json);",
+        )
+        .await
+        .unwrap();
+    let config = clockwatch::Config::from_toml(
+        "[[source]]\ncategory = 'tags'\ntable = 'h.doc'\nworkspace_column = 'ws'\n",
+    )
+    .unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    // json keeps a \u0000 escape that jsonb refuses: the host's write succeeds, and the event
+    // that would carry the value cannot be written.
+    for (id, body) in [
+        (1, "{}"),
+        (2, "{}"),
+        (3, r#"{"a": "\u0000"}"#),
+        (4, "{}"),
+        (5, "{}"),
+    ] {
+        act(
+            &mut client,
+            Some("u"),
+            &format!("insert into h.doc values ({id}, 1, '{body}')"),
+        )
+        .await;
+    }
+    let drained = drain(&mut client, &config).await;
+    assert_eq!((drained.events, drained.dead_lettered), (4, 1));
+    let (reason, kept): (String, String) = client
+        .query_one("select reason, new_row from audit_log.dead_letter", &[])
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert!(reason.contains("Unicode"), "{reason}");
+    assert!(kept.contains(r#"\\u0000"#), "{kept}");
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.staging").await,
+        0
+    );
+}

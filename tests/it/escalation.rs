@@ -501,3 +501,51 @@ fn reader_target_column() -> usize {
         .position(|h| *h == "Target")
         .expect("a Target column")
 }
+
+/// Moving a record out of an audited workspace leaves its trace in that workspace: the move is
+/// logged there, though what happens to the record afterwards, elsewhere, is not.
+#[tokio::test]
+async fn a_record_moved_out_of_an_audited_workspace_is_logged_in_it() {
+    let (_db, mut client, config) = installed_host().await;
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (id, workspace_id, name) values (70, 1, 'travelling')",
+    )
+    .await;
+    for statement in [
+        "update app.tag set workspace_id = 2 where id = 70",
+        "update app.tag set name = 'edited elsewhere' where id = 70",
+        "update app.tag set workspace_id = 1 where id = 70",
+    ] {
+        act(&mut client, Some("2"), statement).await;
+    }
+    drain(&mut client, &config).await;
+    let moves: Vec<(String, serde_json::Value)> = client
+        .query(
+            "select workspace_id, new_value from audit_log.report
+             where target_id = '70' and action_code = 'tag.updated' order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("1".to_string(), serde_json::json!({"workspace_id": 2})),
+            // The edit made elsewhere is not an event, but the row it left comes back with it.
+            ("1".to_string(), serde_json::json!({"workspace_id": 1})),
+        ]
+    );
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from audit_log.report where target_id = '70' and row_data ->> 'name' = 'edited elsewhere'"
+        )
+        .await,
+        1
+    );
+}

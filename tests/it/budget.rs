@@ -17,27 +17,18 @@ fn config_with(key: &str, value: &str) -> String {
 
 #[tokio::test]
 async fn values_of_600_kb_drain_in_batches_of_bounded_bytes_and_memory() {
-    let (db, mut client, _config) = installed_host().await;
-    // 200 entries of 600 KB: 120 MB of images, which one batch of 1,000 changes would take whole.
+    let (db, client, _config) = installed_host().await;
+    // The application's role writes 200 entries of 600 KB: 120 MB of images, which one batch of
+    // 1,000 changes would take whole.
+    let mut app = app_role(&db, &client).await;
     act(
-        &mut client,
+        &mut app,
         Some("2"),
         "insert into app.time_entry (workspace_id, user_id, description, start_at)
          select 1, 2, g || repeat('x', 600000), now() from generate_series(1, 200) g",
     )
     .await;
-    let (_dir, config) = config_file(include_str!("../../config/clockwatch.toml"));
-    let mut daemon = daemon_process(&db.url, &config);
-    let pid = daemon.id();
-    eventually(
-        "the large values are drained",
-        Duration::from_secs(300),
-        || async { count(&client, "select count(*) from audit_log.staging").await == 0 },
-    )
-    .await;
-    let peak_kb = peak_rss_kb(pid);
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    let peak_kb = drain_with_daemon_process(&db, &client, Duration::from_secs(300)).await;
     assert_eq!(
         count(
             &client,

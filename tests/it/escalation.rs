@@ -6,13 +6,7 @@ use crate::support::*;
 
 /// A fresh name for a role of this test run.
 fn role_name(kind: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{kind}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
+    format!("{kind}_{}_{}", std::process::id(), unique_suffix())
 }
 
 fn url_as(db: &TestDb, role: &str) -> String {
@@ -61,26 +55,6 @@ async fn owning_app_role(db: &TestDb, admin: &tokio_postgres::Client) -> (String
         ))
         .await
         .unwrap();
-    (role.clone(), url_as(db, &role))
-}
-
-/// Install with a daemon role and return its URL.
-async fn with_daemon_role(
-    db: &TestDb,
-    admin: &mut tokio_postgres::Client,
-    config: &mut clockwatch::Config,
-) -> (String, String) {
-    let role = role_name("daemon");
-    admin
-        .batch_execute(&format!(
-            "create role {role} login;
-             grant usage on schema app to {role};
-             grant select on all tables in schema app to {role};"
-        ))
-        .await
-        .unwrap();
-    config.daemon_role = Some(role.clone());
-    install(admin, config).await;
     (role.clone(), url_as(db, &role))
 }
 
@@ -355,8 +329,9 @@ async fn a_policy_on_a_host_table_does_not_run_as_the_daemon() {
 #[tokio::test]
 async fn infinite_and_extreme_times_do_not_break_reports_or_exports() {
     let (db, mut admin, config) = installed_host().await;
+    let mut app = app_role(&db, &admin).await;
     act(
-        &mut admin,
+        &mut app,
         Some("1"),
         "insert into app.time_entry (workspace_id, user_id, description, start_at, end_at)
          values (1, 1, 'forever', 'infinity', '-infinity'),
@@ -365,7 +340,7 @@ async fn infinite_and_extreme_times_do_not_break_reports_or_exports() {
     )
     .await;
     act(
-        &mut admin,
+        &mut app,
         Some("1"),
         "update app.time_entry set hourly_rate = 9999999999.99 where description = 'rates'",
     )
@@ -443,8 +418,9 @@ async fn the_readme_reporting_grants_are_enough_for_report_and_export() {
 #[tokio::test]
 async fn host_values_reach_the_terminal_and_spreadsheets_as_text() {
     let (db, mut admin, config) = installed_host().await;
+    let mut app = app_role(&db, &admin).await;
     act(
-        &mut admin,
+        &mut app,
         Some("1"),
         "insert into app.tag (workspace_id, name) values
              (1, E'\\x1b]0;pwned\\x07\\x1b[2Jfake\\nline'),
@@ -506,19 +482,15 @@ fn reader_target_column() -> usize {
 /// logged there, though what happens to the record afterwards, elsewhere, is not.
 #[tokio::test]
 async fn a_record_moved_out_of_an_audited_workspace_is_logged_in_it() {
-    let (_db, mut client, config) = installed_host().await;
-    act(
-        &mut client,
-        Some("2"),
-        "insert into app.tag (id, workspace_id, name) values (70, 1, 'travelling')",
-    )
-    .await;
+    let (db, mut client, config) = installed_host().await;
+    let mut app = app_role(&db, &client).await;
     for statement in [
+        "insert into app.tag (id, workspace_id, name) values (70, 1, 'travelling')",
         "update app.tag set workspace_id = 2 where id = 70",
         "update app.tag set name = 'edited elsewhere' where id = 70",
         "update app.tag set workspace_id = 1 where id = 70",
     ] {
-        act(&mut client, Some("2"), statement).await;
+        act(&mut app, Some("2"), statement).await;
     }
     drain(&mut client, &config).await;
     let moves: Vec<(String, serde_json::Value)> = client

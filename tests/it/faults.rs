@@ -381,18 +381,7 @@ async fn a_long_outage_is_caught_up_in_order_with_bounded_memory() {
         ))
         .await
         .unwrap();
-    let (_dir, config) = config_file(include_str!("../../config/clockwatch.toml"));
-    let mut daemon = daemon_process(&db.url, &config);
-    let pid = daemon.id();
-    eventually(
-        "the backlog is drained",
-        Duration::from_secs(900),
-        || async { count(&client, "select count(*) from audit_log.staging").await == 0 },
-    )
-    .await;
-    let peak_kb = peak_rss_kb(pid);
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    let peak_kb = drain_with_daemon_process(&db, &client, Duration::from_secs(900)).await;
     assert_eq!(
         count(&client, "select count(*) from audit_log.events").await,
         2 * changes

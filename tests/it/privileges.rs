@@ -3,21 +3,6 @@
 
 use crate::support::*;
 
-/// Connect as a fresh login role that may use the host schema and nothing of Clockwatch's.
-async fn app_role(db: &TestDb, admin: &tokio_postgres::Client) -> tokio_postgres::Client {
-    let role = format!("app_{}", std::process::id() as u64 * 1000 + rand_suffix());
-    admin
-        .batch_execute(&format!(
-            "create role {role} login;
-             grant usage on schema app to {role};
-             grant select, insert, update, delete on all tables in schema app to {role};
-             grant usage on all sequences in schema app to {role};"
-        ))
-        .await
-        .unwrap();
-    connect(&db.url.replacen("postgres@", &format!("{role}@"), 1)).await
-}
-
 /// Each statement is refused with insufficient_privilege (42501).
 async fn assert_denied(client: &tokio_postgres::Client, statements: &[&str]) {
     for sql in statements {
@@ -28,12 +13,6 @@ async fn assert_denied(client: &tokio_postgres::Client, statements: &[&str]) {
             "{sql}: expected insufficient_privilege, got {err:?}"
         );
     }
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::SeqCst)
 }
 
 #[tokio::test]
@@ -111,7 +90,7 @@ async fn a_reporting_role_reads_the_views_and_nothing_else() {
     )
     .await;
     drain(&mut admin, &config).await;
-    let role = format!("reports_{}_{}", std::process::id(), rand_suffix());
+    let role = format!("reports_{}_{}", std::process::id(), unique_suffix());
     admin
         .batch_execute(&format!(
             "create role {role} login;
@@ -307,18 +286,7 @@ async fn hostile_identifiers_in_the_config_are_quoted_everywhere() {
 #[tokio::test]
 async fn the_daemon_runs_as_a_role_that_cannot_rewrite_the_log() {
     let (db, mut admin, mut config) = installed_host().await;
-    let role = format!("daemon_{}_{}", std::process::id(), rand_suffix());
-    admin
-        .batch_execute(&format!(
-            "create role {role} login;
-             grant usage on schema app to {role};
-             grant select on all tables in schema app to {role};"
-        ))
-        .await
-        .unwrap();
-    config.daemon_role = Some(role.clone());
-    install(&mut admin, &config).await;
-    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    let (_, url) = with_daemon_role(&db, &mut admin, &mut config).await;
 
     let mut daemon = start_daemon(&config, &url);
     daemon.ready().await;

@@ -217,6 +217,66 @@ pub fn cli(url: &str, args: &[&str]) -> std::process::Output {
         .expect("run clockwatch")
 }
 
+/// A number no other call in this test process returns, for naming roles.
+pub fn unique_suffix() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Connect as a fresh login role that may use the host schema and nothing of Clockwatch's: the
+/// host application's own role.
+pub async fn app_role(db: &TestDb, admin: &Client) -> Client {
+    let role = format!("app_{}_{}", std::process::id(), unique_suffix());
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage on schema app to {role};
+             grant select, insert, update, delete on all tables in schema app to {role};
+             grant usage on all sequences in schema app to {role};"
+        ))
+        .await
+        .unwrap();
+    connect(&db.url.replacen("postgres@", &format!("{role}@"), 1)).await
+}
+
+/// Create a login role for the daemon, able to read the host schema, and install with it as
+/// `daemon_role`. Returns the role and a URL that connects as it.
+pub async fn with_daemon_role(
+    db: &TestDb,
+    admin: &mut Client,
+    config: &mut Config,
+) -> (String, String) {
+    let role = format!("daemon_{}_{}", std::process::id(), unique_suffix());
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage on schema app to {role};
+             grant select on all tables in schema app to {role};"
+        ))
+        .await
+        .unwrap();
+    config.daemon_role = Some(role.clone());
+    install(admin, config).await;
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    (role, url)
+}
+
+/// Run `clockwatch run` with the example config until staging is empty, then stop it. Returns
+/// its peak resident memory, in kB.
+pub async fn drain_with_daemon_process(db: &TestDb, client: &Client, deadline: Duration) -> u64 {
+    let (_dir, config) = config_file(include_str!("../../config/clockwatch.toml"));
+    let mut daemon = daemon_process(&db.url, &config);
+    eventually("the backlog is drained", deadline, || async {
+        count(client, "select count(*) from audit_log.staging").await == 0
+    })
+    .await;
+    let peak_kb = peak_rss_kb(daemon.id());
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    peak_kb
+}
+
 /// The peak resident memory of a running process, in kB.
 pub fn peak_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -1,16 +1,17 @@
-//! Row images as PostgreSQL prints them, read without building a JSON tree.
+//! Row images as JSON objects, read without building a JSON tree.
 //!
-//! A staged change carries the host row as jsonb, once or twice. The daemon needs a handful of its
+//! A staged change carries the host row once or twice, as a record's text that [`crate::record`]
+//! turns into a JSON object with the columns it was captured with. The daemon needs a handful of its
 //! fields (ids, names, times), which columns an update changed, and the whole row again to store
 //! with the event. Parsing every image into a map of owned keys and values and printing it back
 //! was about half the daemon's CPU (bench/README.md); a [`RowImage`] instead keeps the text and
 //! the position of each top-level field, and the event stores that same text.
 //!
-//! Comparing fields by their text is exact here: PostgreSQL prints a jsonb value one way only
-//! (keys sorted, strings escaped the same way, numbers as stored), so two fields print alike if
-//! and only if they hold the same jsonb. (A numeric's scale is part of what is stored: 1.5 and
-//! 1.50 differ, as they did when fields were compared as `serde_json` values with every digit
-//! kept.)
+//! Comparing fields by their text is exact here: each value is printed by its type's output
+//! function, one way only, and turned into JSON the same way every time, so two fields print
+//! alike if and only if they hold the same value. (A numeric's scale is part of what is stored:
+//! 1.5 and 1.50 differ, as they did when fields were compared as `serde_json` values with every
+//! digit kept; json values, which have no equality in PostgreSQL either, compare as written.)
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -20,7 +21,7 @@ use std::ops::Range;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 /// A JSON object's text and where each of its top-level fields is.
 #[derive(Clone, PartialEq)]
@@ -206,28 +207,6 @@ impl ToSql for JsonText<'_> {
     }
 
     to_sql_checked!();
-}
-
-/// A json/jsonb column's text, unparsed.
-#[derive(Debug, Clone)]
-pub struct JsonString(pub String);
-
-impl<'a> FromSql<'a> for JsonString {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
-        let text = if *ty == Type::JSONB {
-            match raw.split_first() {
-                Some((1, rest)) => rest,
-                _ => return Err("unsupported jsonb format version".into()),
-            }
-        } else {
-            raw
-        };
-        Ok(JsonString(std::str::from_utf8(text)?.to_string()))
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        matches!(*ty, Type::JSON | Type::JSONB)
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //!   Clockify's report fields. The only thing tied to a particular host schema.
 //! - [`install`] and [`migrate`]: Clockwatch's own schema (from the versioned files in `sql/`) and
 //!   the capture triggers on the host tables. The triggers (in `sql/baseline/02_capture.sql`) copy each
-//!   change, as jsonb, into a staging table and wake the daemon with NOTIFY.
+//!   change, as the record's text, into a staging table and wake the daemon with NOTIFY; [`record`]
+//!   reads it back with the columns it was captured with.
 //! - [`daemon`]: `clockwatch run`. Listens, polls as a fallback, reconnects, shuts down cleanly.
 //! - [`drain`]: one transaction per batch moves staged changes into events, so none is lost or
 //!   doubled. [`normalize`] decides what each change means (action, author or System, changed

@@ -1,4 +1,4 @@
-//! Turning one staged change (an old and a new host row as jsonb) into one audit event.
+//! Turning one staged change (an old and a new host row, as JSON objects) into one audit event.
 //!
 //! Pure functions: everything they need from the database (names of users, projects...) is
 //! looked up beforehand by [`crate::resolve`] and handed in as [`Names`]. That keeps the rules of

@@ -85,7 +85,7 @@ create table staging (
 -- time it meets a table whose columns changed since (02_capture.sql).
 create table shape (
     id       bigint generated always as identity primary key,
-    relid    oid not null,
+    relid    regclass not null,        -- regclass, not oid: a dump restores it by name
     columns  text[] not null,          -- column names, in field order, excluded columns left out
     types    text[] not null,          -- each column's type (domains as their base type), format_type
     excluded text[] not null,          -- exclude_columns of the source, never in an image
@@ -97,7 +97,7 @@ create table shape (
 -- The host tables carrying capture triggers, with the shape their capture function was
 -- generated for (02_capture.sql, attach()).
 create table captured_table (
-    relid    oid primary key,
+    relid    regclass primary key,
     source   text not null,
     function text not null,            -- the table's capture function, in this schema
     shape    bigint not null references shape

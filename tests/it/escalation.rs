@@ -327,7 +327,7 @@ async fn a_policy_on_a_host_table_does_not_run_as_the_daemon() {
 }
 
 #[tokio::test]
-async fn infinite_and_extreme_times_do_not_break_reports_or_exports() {
+async fn infinite_times_nan_and_invalid_looking_text_do_not_break_reports_or_exports() {
     let (db, mut admin, config) = installed_host().await;
     let mut app = app_role(&db, &admin).await;
     act(
@@ -336,7 +336,10 @@ async fn infinite_and_extreme_times_do_not_break_reports_or_exports() {
         "insert into app.time_entry (workspace_id, user_id, description, start_at, end_at)
          values (1, 1, 'forever', 'infinity', '-infinity'),
                 (1, 1, 'long ago', '4713-01-01 00:00:00+00 BC', '294276-12-31 00:00:00+00'),
-                (1, 1, 'rates', now(), now())",
+                (1, 1, 'rates', now(), now());
+         insert into app.time_entry (workspace_id, user_id, description, start_at, cost_rate,
+                                     tag_ids, type)
+         values (1, 1, 'not a number', now(), 'NaN', '{9223372036854775807}', E'caf\\u00e9 \\x01 \\\\x00')",
     )
     .await;
     act(
@@ -352,8 +355,8 @@ async fn infinite_and_extreme_times_do_not_break_reports_or_exports() {
             "select count(duration) + count(*) from audit_log.report"
         )
         .await,
-        6,
-        "four events, the two of the finite 'rates' entry with a duration"
+        7,
+        "five events, the two of the finite 'rates' entry with a duration"
     );
     for args in [
         &["report", "--workspace", "1", "--details"][..],

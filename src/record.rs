@@ -9,6 +9,7 @@
 //! json as itself, arrays as arrays, times in ISO 8601 with a `T`, everything else as a string.
 //! Capture prints with DateStyle ISO, so times have one form to read.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// The columns of an image, with how each value is read.
@@ -99,55 +100,74 @@ impl Shape {
     }
 }
 
-/// The fields of a record's text: `None` for a null (an empty unquoted field).
-pub fn fields(record: &str) -> Result<Vec<Option<String>>, String> {
+/// The fields of a record's text: `None` for a null (an empty unquoted field). A field is sliced
+/// out of the text, and copied only when it holds escapes to undo: this runs once per staged
+/// image, on the daemon's hot path.
+pub fn fields(record: &str) -> Result<Vec<Option<Cow<'_, str>>>, String> {
     let inner = record
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| format!("row image is not a record: {}", clip(record)))?;
-    let mut fields = Vec::new();
-    let mut chars = inner.chars().peekable();
+    let bytes = inner.as_bytes();
+    let mut fields = Vec::with_capacity(16);
+    let mut at = 0;
     loop {
-        let mut value = String::new();
-        // Inside quotes now; and whether the field had quotes at all (`""` is an empty string,
-        // an empty field a null).
-        let (mut quoted, mut had_quotes) = (false, false);
-        while let Some(&c) = chars.peek() {
-            match c {
-                ',' if !quoted => break,
-                '"' => {
-                    had_quotes = true;
-                    chars.next();
-                    // Inside quotes a doubled quote is one quote; otherwise a quote opens or
-                    // closes a quoted stretch.
-                    if quoted && chars.peek() == Some(&'"') {
-                        chars.next();
-                        value.push('"');
-                    } else {
-                        quoted = !quoted;
-                    }
-                    continue;
-                }
-                '\\' => {
-                    chars.next();
-                    let escaped = chars
-                        .next()
-                        .ok_or_else(|| format!("row image ends in an escape: {}", clip(record)))?;
-                    value.push(escaped);
-                    continue;
-                }
-                _ => value.push(c),
-            }
-            chars.next();
-        }
-        fields.push((had_quotes || !value.is_empty()).then_some(value));
-        match chars.next() {
-            Some(',') => continue,
+        let field = if bytes.get(at) == Some(&b'"') {
+            let (value, end) = quoted_field(inner, at)
+                .ok_or_else(|| format!("row image has an unclosed quote: {}", clip(record)))?;
+            at = end;
+            Some(value)
+        } else {
+            let end = inner[at..].find(',').map_or(inner.len(), |i| at + i);
+            let value = &inner[at..end];
+            at = end;
+            (!value.is_empty()).then_some(Cow::Borrowed(value))
+        };
+        fields.push(field);
+        match bytes.get(at) {
+            Some(b',') => at += 1,
             None => break,
-            Some(c) => return Err(format!("unexpected {c:?} in row image: {}", clip(record))),
+            Some(_) => {
+                return Err(format!(
+                    "unexpected text after a quoted field in row image: {}",
+                    clip(record)
+                ))
+            }
         }
     }
     Ok(fields)
+}
+
+/// A quoted field starting at `start` (its opening quote): its value, and where it ends. Inside
+/// the quotes a doubled quote is one quote and a backslash escapes the next character
+/// (`record_out` doubles both); a value with neither is sliced, not copied.
+fn quoted_field(inner: &str, start: usize) -> Option<(Cow<'_, str>, usize)> {
+    let bytes = inner.as_bytes();
+    let body = start + 1;
+    let mut i = body;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' if bytes.get(i + 1) == Some(&b'"') => break,
+            b'"' => return Some((Cow::Borrowed(&inner[body..i]), i + 1)),
+            b'\\' => break,
+            _ => i += 1,
+        }
+    }
+    // Escapes to undo: copy from here on.
+    let mut value = inner[body..i].to_string();
+    let mut chars = inner[i..].char_indices();
+    while let Some((offset, c)) = chars.next() {
+        match c {
+            '"' if inner[i + offset + 1..].starts_with('"') => {
+                chars.next();
+                value.push('"');
+            }
+            '"' => return Some((Cow::Owned(value), i + offset + 1)),
+            '\\' => value.push(chars.next()?.1),
+            c => value.push(c),
+        }
+    }
+    None
 }
 
 fn push_value(out: &mut String, kind: &Kind, value: &str) -> Result<(), String> {
@@ -281,21 +301,29 @@ fn is_json_number(value: &str) -> bool {
         })
 }
 
+/// `text` as a JSON string: runs that need no escaping are copied whole.
 fn push_string(out: &mut String, text: &str) {
     out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let mut run = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&text[run..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escaped);
         }
+        run = i + 1;
     }
+    out.push_str(&text[run..]);
     out.push('"');
 }
 

@@ -9,10 +9,6 @@ fn role_name(kind: &str) -> String {
     format!("{kind}_{}_{}", std::process::id(), unique_suffix())
 }
 
-fn url_as(db: &TestDb, role: &str) -> String {
-    db.url.replacen("postgres@", &format!("{role}@"), 1)
-}
-
 /// The README's grants for a reporting role, read from the README itself, so that the test
 /// checks what a reader is told to run.
 fn readme_reporting_grants(role: &str) -> String {
@@ -41,7 +37,7 @@ async fn reporting_role(db: &TestDb, admin: &tokio_postgres::Client) -> String {
         ))
         .await
         .unwrap();
-    url_as(db, &role)
+    db.url_as(&role)
 }
 
 /// A login role that owns the host's tables, as an application's migration role does.
@@ -55,7 +51,7 @@ async fn owning_app_role(db: &TestDb, admin: &tokio_postgres::Client) -> (String
         ))
         .await
         .unwrap();
-    (role.clone(), url_as(db, &role))
+    (role.clone(), db.url_as(&role))
 }
 
 fn sqlstate(err: &tokio_postgres::Error) -> Option<&str> {
@@ -324,6 +320,13 @@ async fn a_policy_on_a_host_table_does_not_run_as_the_daemon() {
         0,
         "the policy's function ran as the daemon"
     );
+    // The lookup under the policy fails instead; the author shows as the id.
+    let author: String = admin
+        .query_one("select author from audit_log.report", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(author, "2");
 }
 
 #[tokio::test]
@@ -383,7 +386,7 @@ async fn a_session_that_calls_itself_the_daemon_does_not_count_as_one() {
         .unwrap();
     let pretender = connect(&format!(
         "{}?application_name=clockwatch%20daemon",
-        url_as(&db, &role)
+        db.url_as(&role)
     ))
     .await;
     pretender.batch_execute("select 1").await.unwrap();

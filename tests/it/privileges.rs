@@ -100,7 +100,7 @@ async fn a_reporting_role_reads_the_views_and_nothing_else() {
         ))
         .await
         .unwrap();
-    let reports = connect(&db.url.replacen("postgres@", &format!("{role}@"), 1)).await;
+    let reports = connect(&db.url_as(&role)).await;
     assert_eq!(
         count(&reports, "select count(*) from audit_log.report").await,
         1

@@ -182,7 +182,7 @@ async fn a_cast_the_application_defines_never_runs_as_the_owner() {
         ))
         .await
         .unwrap();
-    let mut app = connect(&db.url.replacen("postgres@", &format!("{role}@"), 1)).await;
+    let mut app = connect(&db.url_as(&role)).await;
     app.batch_execute(
         "create type app.mood as enum ('ok', 'meh');
          create function app.mood_json(app.mood) returns json language plpgsql as $$

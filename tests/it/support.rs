@@ -54,6 +54,11 @@ impl TestDb {
     pub async fn client(&self) -> Client {
         connect(&self.url).await
     }
+
+    /// This database's URL, logging in as `role` instead of the superuser.
+    pub fn url_as(&self, role: &str) -> String {
+        self.url.replacen("postgres@", &format!("{role}@"), 1)
+    }
 }
 
 fn url_with_db(url: &str, db: &str) -> String {
@@ -237,7 +242,7 @@ pub async fn app_role(db: &TestDb, admin: &Client) -> Client {
         ))
         .await
         .unwrap();
-    connect(&db.url.replacen("postgres@", &format!("{role}@"), 1)).await
+    connect(&db.url_as(&role)).await
 }
 
 /// Create a login role for the daemon, able to read the host schema, and install with it as
@@ -258,7 +263,7 @@ pub async fn with_daemon_role(
         .unwrap();
     config.daemon_role = Some(role.clone());
     install(admin, config).await;
-    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    let url = db.url_as(&role);
     (role, url)
 }
 

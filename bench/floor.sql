@@ -84,6 +84,7 @@ end $$;
 create table floor.stage_text (
     id      bigserial primary key,
     op      text not null,
+    actor   text,
     old_row text,
     new_row text
 );
@@ -99,6 +100,42 @@ begin
                     array(select record_out(t)::text from floor_new t)) as u(old_row, new_row);
     end if;
     return null;
+end $$;
+
+-- text_ws: text, plus what any audit log must do on top: the actor read from the session, the
+-- row's workspace checked against an enabled-workspace table with an index probe, and an UPDATE
+-- that changed nothing left out.
+create table floor.ws (workspace_id text primary key);
+insert into floor.ws values ('1');
+
+create function floor.text_ws() returns trigger language plpgsql as $$
+declare
+    v_actor text := nullif(current_setting('clockwatch.actor', true), '');
+begin
+    if TG_OP = 'INSERT' then
+        insert into floor.stage_text (op, actor, new_row)
+        select 'I', v_actor, record_out(n)::text from floor_new n
+        where exists (select 1 from floor.ws w where w.workspace_id = n.workspace_id::text);
+    else
+        insert into floor.stage_text (op, actor, old_row, new_row)
+        select 'U', v_actor, u.old_row, u.new_row
+        from unnest(array(select record_out(t)::text from floor_old t),
+                    array(select record_out(t)::text from floor_new t),
+                    array(select t.workspace_id::text from floor_new t)) as u(old_row, new_row, ws)
+        where u.old_row <> u.new_row
+          and exists (select 1 from floor.ws w where w.workspace_id = u.ws);
+    end if;
+    return null;
+end $$;
+
+-- text_definer: text_ws as a host role must run it when it may not write the stage itself:
+-- SECURITY DEFINER with a pinned search_path.
+do $$
+begin
+    execute replace(replace(pg_get_functiondef('floor.text_ws()'::regprocedure),
+                            'floor.text_ws()', 'floor.text_definer()'),
+                    'LANGUAGE plpgsql',
+                    'LANGUAGE plpgsql SECURITY DEFINER SET search_path = floor, pg_catalog, pg_temp');
 end $$;
 
 -- text_batch: one staged row per statement, holding its images as arrays of record text.

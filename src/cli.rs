@@ -122,7 +122,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct WorkspaceArgs {
-    /// Workspace id, as the host stores it.
+    /// Workspace id, as the host stores it; '*' for every workspace, those to come included.
     #[arg(long)]
     pub workspace: String,
     /// Comma-separated categories [default: all]: time_entries, projects, tasks, clients, tags,

@@ -165,7 +165,7 @@ pub async fn build_filter(
 
     let known_workspace: bool = tx
         .query_one(
-            "select exists (select 1 from workspace_category where workspace_id = $1)
+            "select exists (select 1 from workspace_category where workspace_id in ($1, '*'))
                  or exists (select 1 from report where workspace_id = $1)",
             &[&args.workspace],
         )

@@ -51,7 +51,10 @@ create table action (
 );
 
 -- Which categories are audited in which workspace. Off unless listed (Clockify: an admin ticks
--- categories). Workspace ids are text because hosts use integers, uuids or strings.
+-- categories). Workspace ids are text because hosts use integers, uuids or strings. The
+-- workspace '*' stands for every workspace, those to come included. The capture functions are
+-- compiled with what this table says (see workspace_test()): enable() and disable() are the way
+-- to change it.
 create table workspace_category (
     workspace_id text not null,
     category     text not null references category,
@@ -97,10 +100,15 @@ create table shape (
 -- The host tables carrying capture triggers, with the shape their capture function was
 -- generated for (02_capture.sql, attach()).
 create table captured_table (
-    relid    regclass primary key,
-    source   text not null,
-    function text not null,            -- the table's capture function, in this schema
-    shape    bigint not null references shape
+    relid            regclass primary key,
+    source           text not null,
+    function         text not null,    -- the table's capture function, in this schema
+    shape            bigint not null references shape,
+    -- What attach() was given, kept so that enable() and disable() can compile the function again.
+    category         text not null references category,
+    workspace_column text,
+    excluded         text[] not null,
+    channel          text not null
 );
 
 -- A staged change the daemon could not turn into an event. Kept with the reason, never dropped,

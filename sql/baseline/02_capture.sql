@@ -119,6 +119,33 @@ begin
 end
 $$;
 
+-- How a capture function asks whether the workspace p_ws (an SQL expression) audits p_category,
+-- as SQL text compiled into the function: the question costs no table access in the usual cases.
+-- * With '*' enabled, every workspace does: only a row with no workspace is told apart.
+-- * Up to 64 workspaces are written into the function as a constant list (enable() and disable()
+--   compile it again): a lookup in a short array, where an index probe of workspace_category
+--   cost 15-25 us per statement (bench/README.md).
+-- * Beyond that, workspace_category is probed; an index lookup per row.
+create function workspace_test(p_category text, p_ws text) returns text
+language plpgsql stable
+set search_path from current
+as $$
+declare
+    v_list text[];
+begin
+    if exists (select 1 from workspace_category e where e.category = p_category and e.workspace_id = '*') then
+        return format('(%s is not null)', p_ws);
+    end if;
+    select coalesce(array_agg(e.workspace_id order by e.workspace_id), '{}') into v_list
+    from workspace_category e where e.category = p_category;
+    if cardinality(v_list) <= 64 then
+        return format('(%s = any (%L::text[]))', p_ws, v_list);
+    end if;
+    return format('exists (select 1 from workspace_category e where e.category = %L and e.workspace_id = %s)',
+                  p_category, p_ws);
+end
+$$;
+
 -- The statement that stages one host statement's changes to p_table: an INSERT ... SELECT over
 -- the trigger's transition table(s), with the columns p_table has now. p_op is TG_OP. p_vars
 -- names the depth, actor and origin: a capture function's variables, or $1..$3 for EXECUTE.
@@ -177,28 +204,26 @@ begin
         return v_head || format(
             'r.ws, %s, %s '
             'from (select %s as ws, %s as image from %s t offset 0) r '
-            'where r.ws is null or exists (select 1 from workspace_category e '
-            'where e.category = %L and e.workspace_id = r.ws)',
+            'where r.ws is null or %s',
             p_shape,
             case p_op when 'INSERT' then 'null, r.image' else 'r.image, null' end,
             v_ws, v_image,
             case p_op when 'INSERT' then 'clockwatch_new' else 'clockwatch_old' end,
-            p_category);
+            workspace_test(p_category, 'r.ws'));
     elsif p_op = 'UPDATE' then
         return v_head || format(
             'coalesce(p.audited, p.new_ws, p.old_ws), %1$s, p.old_row, p.new_row '
             'from (select u.*, '
-            '        case when exists (select 1 from workspace_category e '
-            '                          where e.category = %2$L and e.workspace_id = u.new_ws) then u.new_ws '
-            '             when u.old_ws is distinct from u.new_ws and exists (select 1 from workspace_category e '
-            '                          where e.category = %2$L and e.workspace_id = u.old_ws) then u.old_ws '
+            '        case when %2$s then u.new_ws '
+            '             when u.old_ws is distinct from u.new_ws and %5$s then u.old_ws '
             '        end as audited '
             '      from unnest(array(select %3$s from clockwatch_old t), array(select %3$s from clockwatch_new t), '
             '                  array(select %4$s from clockwatch_old t), array(select %4$s from clockwatch_new t)) '
             '           as u(old_row, new_row, old_ws, new_ws) '
             '      where u.old_row is distinct from u.new_row offset 0) p '
             'where p.audited is not null or coalesce(p.new_ws, p.old_ws) is null',
-            p_shape, p_category, v_image, v_ws);
+            p_shape, workspace_test(p_category, 'u.new_ws'), v_image, v_ws,
+            workspace_test(p_category, 'u.old_ws'));
     end if;
     -- TRUNCATE: every row of every workspace goes at once. One change, recorded for all
     -- workspaces ('*') when any workspace audits the category, rather than silence.
@@ -209,43 +234,34 @@ begin
 end
 $$;
 
--- Attach the capture triggers to one host table (idempotent: replaces them), generating the
--- table's capture function from capture_sql().
+-- Compile p_table's capture function from capture_sql(), for the columns the table has now and
+-- the workspaces that audit its category now (attach() first; enable() and disable() again).
 --
 -- The function runs SECURITY DEFINER, with the rights of Clockwatch's owner, so the host
 -- application's role needs no privilege on this schema at all: it can neither write staging
 -- except through the trigger, nor read or alter the log. Its search_path is pinned (pg_temp
 -- last), and DateStyle is ISO so that times print one way whatever the host's session uses.
 --
--- Its statements are compiled for the table's columns at attach time. Before using them it asks
+-- Its statements are compiled for the table's columns at compile time. Before using them it asks
 -- shape_is_current(), which PostgreSQL answers once per session and again after each change to
 -- the table's columns. While the columns differ from those it was compiled for, it builds the
 -- same statements for the columns the table has now and runs them with EXECUTE: slower (catalog
 -- lookups per statement), but never failing and never mislabelling a value, until `clockwatch
 -- install` compiles it again (`clockwatch status` says when it is needed).
---
--- The linked-change mark trigger is taken only below the top level: pg_trigger_depth() is 0 for
--- the host's own statement (the WHEN clause is evaluated before the trigger is entered, without
--- entering PL/pgSQL) and at least 1 inside a cascade or a host trigger.
-create function attach(p_table regclass, p_source text, p_category text, p_workspace_column text,
-                       p_excluded text[], p_channel text) returns void
+create function compile(p_table regclass) returns void
 language plpgsql
 set search_path from current
 as $$
 declare
-    v_prefix   text   := 'clockwatch_' || current_schema();
-    v_function text   := 'capture_' || p_table::oid;
-    v_excluded text[] := array(select x from unnest(p_excluded) x order by x);
-    v_vars     text[] := array['v_depth', 'v_actor', 'v_origin'];
-    v_shape    bigint;
+    c       captured_table;
+    v_vars  text[] := array['v_depth', 'v_actor', 'v_origin'];
+    v_shape bigint;
 begin
-    if not exists (select 1 from category where category = p_category) then
-        raise exception 'unknown category "%"', p_category using errcode = '22023';
-    end if;
-    perform detach(p_table);
-    v_shape := record_shape(p_table, v_excluded);
+    select * into strict c from captured_table t where t.relid = p_table;
+    v_shape := record_shape(p_table, c.excluded);
+    update captured_table t set shape = v_shape where t.relid = p_table;
     execute format($function$
-create function %1$I() returns trigger
+create or replace function %1$I() returns trigger
 language plpgsql
 security definer
 set search_path from current
@@ -259,12 +275,11 @@ declare
     v_staged bigint;
 begin
     if TG_OP in ('UPDATE', 'DELETE') then
-        v_mark := 'clockwatch.linked_' || TG_RELID;
+        v_mark := coalesce(current_setting('clockwatch.linked_' || TG_RELID, true), '');
         -- Only a mark left by mark_linked() in this transaction counts (see linked_mark()).
-        if coalesce(current_setting(v_mark, true), '') <> ''
-           and current_setting(v_mark, true) = linked_mark() then
+        if v_mark <> '' and v_mark = linked_mark() then
             v_depth := greatest(v_depth, 2);
-            perform set_config(v_mark, '', true);
+            perform set_config('clockwatch.linked_' || TG_RELID, '', true);
         end if;
     end if;
     -- A constant while the table keeps the columns this function was compiled for (see
@@ -294,18 +309,42 @@ begin
 end
 $capture$
 $function$,
-        v_function, v_shape, p_table::oid::text,
-        capture_sql('INSERT', p_table, p_source, p_category, p_workspace_column, v_shape, v_excluded, v_vars),
-        capture_sql('UPDATE', p_table, p_source, p_category, p_workspace_column, v_shape, v_excluded, v_vars),
-        capture_sql('DELETE', p_table, p_source, p_category, p_workspace_column, v_shape, v_excluded, v_vars),
-        capture_sql('TRUNCATE', p_table, p_source, p_category, p_workspace_column, v_shape, v_excluded, v_vars),
-        p_source, p_category, p_workspace_column, v_excluded, p_channel);
+        c.function, v_shape, p_table::oid::text,
+        capture_sql('INSERT', p_table, c.source, c.category, c.workspace_column, v_shape, c.excluded, v_vars),
+        capture_sql('UPDATE', p_table, c.source, c.category, c.workspace_column, v_shape, c.excluded, v_vars),
+        capture_sql('DELETE', p_table, c.source, c.category, c.workspace_column, v_shape, c.excluded, v_vars),
+        capture_sql('TRUNCATE', p_table, c.source, c.category, c.workspace_column, v_shape, c.excluded, v_vars),
+        c.source, c.category, c.workspace_column, c.excluded, c.channel);
     -- Trigger functions are not called directly, and EXECUTE is checked only when a trigger is
     -- created: without it, no other role can attach this function to a table of its own.
-    execute format('revoke execute on function %I() from public', v_function);
-    insert into captured_table (relid, source, function, shape)
-    values (p_table, p_source, v_function, v_shape);
+    execute format('revoke execute on function %I() from public', c.function);
+end
+$$;
 
+-- Attach the capture triggers to one host table (idempotent: replaces them), with a capture
+-- function compiled for it by compile().
+--
+-- The linked-change mark trigger is taken only below the top level: pg_trigger_depth() is 0 for
+-- the host's own statement (the WHEN clause is evaluated before the trigger is entered, without
+-- entering PL/pgSQL) and at least 1 inside a cascade or a host trigger.
+create function attach(p_table regclass, p_source text, p_category text, p_workspace_column text,
+                       p_excluded text[], p_channel text) returns void
+language plpgsql
+set search_path from current
+as $$
+declare
+    v_prefix   text   := 'clockwatch_' || current_schema();
+    v_function text   := 'capture_' || p_table::oid;
+    v_excluded text[] := array(select x from unnest(p_excluded) x order by x);
+begin
+    if not exists (select 1 from category where category = p_category) then
+        raise exception 'unknown category "%"', p_category using errcode = '22023';
+    end if;
+    perform detach(p_table);
+    insert into captured_table (relid, source, function, shape, category, workspace_column, excluded, channel)
+    values (p_table, p_source, v_function, record_shape(p_table, v_excluded), p_category,
+            p_workspace_column, v_excluded, p_channel);
+    perform compile(p_table);
     execute format('create trigger %I before update or delete on %s for each statement '
                    'when (pg_trigger_depth() > 0) execute function %I.mark_linked()',
                    v_prefix || '_mark', p_table, current_schema());
@@ -388,33 +427,64 @@ begin
 end
 $$;
 
--- Turn auditing on for a workspace: the given categories, or all of them when null.
--- Returns the categories now enabled for the workspace.
+-- Compile again the capture functions of the tables whose category is one of p_categories (all
+-- when null), after workspace_category changed: they carry its contents (see workspace_test()).
+create function compile_categories(p_categories text[]) returns void
+language plpgsql
+set search_path from current
+as $$
+begin
+    perform compile(c.relid) from captured_table c
+    where p_categories is null or c.category = any (p_categories);
+end
+$$;
+
+-- Turn auditing on for a workspace ('*': every workspace, those to come included): the given
+-- categories, or all of them when null. Returns the categories now enabled for the workspace.
+--
+-- One change at a time (the lock), so that two concurrent calls cannot compile a capture
+-- function from each other's half-done list.
 create function enable(p_workspace text, p_categories text[] default null) returns setof text
 language plpgsql
 set search_path from current
 as $$
 begin
     perform check_categories(p_categories);
+    lock table workspace_category in share row exclusive mode;
     insert into workspace_category (workspace_id, category)
     select p_workspace, c.category from category c
     where p_categories is null or c.category = any (p_categories)
     on conflict do nothing;
+    perform compile_categories(p_categories);
     return query select w.category from workspace_category w
                  where w.workspace_id = p_workspace order by w.category;
 end
 $$;
 
 -- Turn auditing off for a workspace: the given categories, or all of them when null.
--- Returns the categories still enabled for the workspace.
+-- Returns the categories still enabled for the workspace. A workspace audited through '*' stays
+-- audited; saying so beats returning as if it had worked.
 create function disable(p_workspace text, p_categories text[] default null) returns setof text
 language plpgsql
 set search_path from current
 as $$
+declare
+    v_every text;
 begin
     perform check_categories(p_categories);
+    lock table workspace_category in share row exclusive mode;
+    select string_agg(w.category, ', ' order by w.category) into v_every from workspace_category w
+    where p_workspace <> '*' and w.workspace_id = '*'
+      and (p_categories is null or w.category = any (p_categories));
+    if v_every is not null then
+        raise exception 'every workspace is audited for % (enabled for "*"), so workspace % cannot be left out',
+            v_every, p_workspace
+            using errcode = '22023',
+                  hint = 'disable "*" first, then enable the workspaces to audit one by one';
+    end if;
     delete from workspace_category w
     where w.workspace_id = p_workspace and (p_categories is null or w.category = any (p_categories));
+    perform compile_categories(p_categories);
     return query select w.category from workspace_category w
                  where w.workspace_id = p_workspace order by w.category;
 end

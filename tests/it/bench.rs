@@ -78,6 +78,8 @@ fn the_floor_benchmark_measures_every_variant_against_bare() {
             "images_row",
             "typed",
             "text",
+            "text_ws",
+            "text_definer",
             "text_batch",
             "clockwatch"
         ],
@@ -94,7 +96,7 @@ fn the_floor_benchmark_measures_every_variant_against_bare() {
             .iter()
             .map(|cell| cell.trim_end_matches('x').parse().expect("a ratio"))
             .collect();
-        assert_eq!(ratios.len(), 8, "{out}");
+        assert_eq!(ratios.len(), 10, "{out}");
         assert!(ratios.iter().all(|r| *r > 0.0), "{out}");
     }
 }

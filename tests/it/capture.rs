@@ -473,6 +473,134 @@ async fn only_enabled_workspaces_and_categories_are_captured() {
     );
 }
 
+/// The staged workspaces, in the order staged.
+async fn staged_workspaces(client: &tokio_postgres::Client) -> Vec<Option<String>> {
+    client
+        .query(
+            "select workspace_id from audit_log.staging order by id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn enabling_every_workspace_audits_those_never_named_and_connected_sessions_see_it_at_once() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let config = example_config();
+    install(&mut admin, &config).await;
+    admin
+        .batch_execute("insert into app.workspace (id, name) values (3, 'New Co')")
+        .await
+        .unwrap();
+    // The application's session has run its capture function before the switch: what it
+    // compiled then must not outlive enable() and disable().
+    let mut app = app_role(&db, &admin).await;
+    let insert = "insert into app.time_entry (workspace_id, user_id, start_at) values (2, 3, now()), (3, 3, now())";
+    act(&mut app, Some("3"), insert).await;
+    assert!(staged_workspaces(&admin).await.is_empty());
+
+    admin
+        .batch_execute("select audit_log.enable('*', array['time_entries'])")
+        .await
+        .unwrap();
+    act(&mut app, Some("3"), insert).await;
+    assert_eq!(
+        staged_workspaces(&admin).await,
+        [Some("2".to_string()), Some("3".to_string())]
+    );
+    // Other categories are still off.
+    act(
+        &mut app,
+        Some("3"),
+        "insert into app.tag (workspace_id, name) values (2, 't')",
+    )
+    .await;
+    assert_eq!(staged_workspaces(&admin).await.len(), 2);
+
+    // One workspace cannot be left out of "every workspace": said, not silently ignored.
+    let err = admin
+        .batch_execute("select audit_log.disable('2')")
+        .await
+        .unwrap_err();
+    let err = err.as_db_error().unwrap();
+    assert!(
+        err.message()
+            .contains("every workspace is audited for time_entries"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.hint(),
+        Some("disable \"*\" first, then enable the workspaces to audit one by one")
+    );
+
+    admin
+        .batch_execute("select audit_log.disable('*'); truncate audit_log.staging")
+        .await
+        .unwrap();
+    act(&mut app, Some("3"), insert).await;
+    assert!(staged_workspaces(&admin).await.is_empty());
+}
+
+#[tokio::test]
+async fn more_workspaces_than_a_capture_function_lists_are_looked_up_in_the_table() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let config = example_config();
+    install(&mut admin, &config).await;
+    admin
+        .batch_execute(
+            "insert into app.workspace (id, name) select g, 'w' || g from generate_series(3, 80) g;
+             select audit_log.enable(g::text, array['time_entries']) from generate_series(11, 80) g;",
+        )
+        .await
+        .unwrap();
+    let source: String = admin
+        .query_one(
+            "select pg_get_functiondef(('audit_log.' || function)::regproc) from audit_log.captured_table
+             where relid = 'app.time_entry'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        source.contains("e.workspace_id = r.ws"),
+        "the capture function probes the table:\n{source}"
+    );
+    let mut app = app_role(&db, &admin).await;
+    act(
+        &mut app,
+        Some("3"),
+        "insert into app.time_entry (workspace_id, user_id, start_at)
+         select g, 3, now() from generate_series(1, 80) g;
+         update app.time_entry set workspace_id = 10 where workspace_id = 80;
+         update app.time_entry set workspace_id = 79 where workspace_id = 9;",
+    )
+    .await;
+    let staged: Vec<(String, String)> = admin
+        .query(
+            "select op::text, workspace_id from audit_log.staging order by id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut expected: Vec<(String, String)> = (11..=80)
+        .map(|w| ("I".to_string(), w.to_string()))
+        .collect();
+    // A move out of an audited workspace is recorded there; a move into one, in it.
+    expected.push(("U".to_string(), "80".to_string()));
+    expected.push(("U".to_string(), "79".to_string()));
+    assert_eq!(staged, expected);
+}
+
 #[tokio::test]
 async fn multi_row_updates_pair_each_rows_before_and_after() {
     let (_db, mut client, config) = installed_host().await;

@@ -154,6 +154,8 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("chain_hash", false, "PUBLIC"),
         ("chain_step", false, "PUBLIC"),
         ("check_categories", false, "PUBLIC"),
+        ("compile", false, "PUBLIC"),
+        ("compile_categories", false, "PUBLIC"),
         ("detach", false, "PUBLIC"),
         ("disable", false, "PUBLIC"),
         ("enable", false, "PUBLIC"),
@@ -172,6 +174,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("shape_is_current", false, "PUBLIC"),
         ("shape_signature", false, "PUBLIC"),
         ("tally_events", false, "PUBLIC"),
+        ("workspace_test", false, "PUBLIC"),
     ];
     let expected: Vec<(String, bool, String)> = expected
         .iter()

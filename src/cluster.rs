@@ -99,6 +99,36 @@ impl Cluster {
         )
     }
 
+    /// Write a file the server reads (a TLS key or certificate) into the cluster's directory,
+    /// readable by the server's user only, as the server demands of a private key.
+    pub fn add_file(&self, name: &str, contents: &[u8]) -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        let io = |e: std::io::Error| Error::Output(format!("{}: {e}", path.display()));
+        std::fs::write(&path, contents).map_err(io)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        if self.as_postgres {
+            let status = Command::new("chown").arg("postgres:").arg(&path).status();
+            if !matches!(status, Ok(s) if s.success()) {
+                return Err(Error::Output(format!("chown postgres {}", path.display())));
+            }
+        }
+        Ok(path)
+    }
+
+    /// Add server settings and replace pg_hba.conf, then restart to apply them.
+    pub fn reconfigure(&self, settings: &str, hba: &str) -> Result<()> {
+        let data = self.dir.path().join("data");
+        let io = |e: std::io::Error| Error::Output(format!("{}: {e}", data.display()));
+        let conf = data.join("postgresql.auto.conf");
+        let mut existing = std::fs::read_to_string(&conf).map_err(io)?;
+        existing.push_str(settings);
+        existing.push('\n');
+        std::fs::write(&conf, existing).map_err(io)?;
+        std::fs::write(data.join("pg_hba.conf"), hba).map_err(io)?;
+        self.restart("fast")
+    }
+
     /// Restart the server: `mode` is pg_ctl's shutdown mode (fast, immediate).
     pub fn restart(&self, mode: &str) -> Result<()> {
         self.pg_ctl(&["-m", mode, "-w", "restart"])

@@ -54,8 +54,8 @@ pub enum Lifecycle {
 
 pub struct Daemon {
     config: Config,
-    pg: tokio_postgres::Config,
-    helper_pg: tokio_postgres::Config,
+    pg: db::Target,
+    helper_pg: db::Target,
     drainer: Drainer,
     /// The extra connections of `daemon.drain_connections`, each with its own drainer; connected
     /// with the main connection and dropped with it.

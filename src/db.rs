@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Notification, Row, Statement};
+use tokio_postgres::{AsyncMessage, Client, GenericClient, Notification, Row, Statement};
 
 use crate::error::{Error, Result};
 
@@ -80,11 +80,27 @@ pub fn resolve_url(flag: Option<&str>, config: Option<&str>) -> Result<String> {
         .ok_or(Error::NoDatabase)
 }
 
-/// Parse a libpq-style URL or key=value string, and set what every Clockwatch connection needs.
-pub fn parse_url(url: &str, role: &str) -> Result<tokio_postgres::Config> {
-    let mut config: tokio_postgres::Config = url
+/// Where and how to connect: tokio-postgres' settings and the TLS that goes with them.
+#[derive(Clone)]
+pub struct Target {
+    pub pg: tokio_postgres::Config,
+    pub tls: crate::tls::Tls,
+}
+
+/// Parse a libpq-style URL or key=value string (TLS settings and libpq's environment variables
+/// included, see [`crate::conninfo`]), and set what every Clockwatch connection needs.
+pub fn parse_url(url: &str, role: &str) -> Result<Target> {
+    let info = crate::conninfo::parse(url, &crate::conninfo::Defaults::from_process())?;
+    let mut config: tokio_postgres::Config = info
+        .rest
         .parse()
         .map_err(|e: tokio_postgres::Error| Error::DatabaseUrl(describe(&e)))?;
+    let tls = crate::tls::Tls::new(info.tls)?;
+    config.ssl_mode(tls.protocol_mode());
+    if let Some(timeout) = info.tcp_user_timeout {
+        config.tcp_user_timeout(timeout);
+    }
+    let given = |key: &str| info.keys.iter().any(|k| k == key);
     if config.get_application_name().is_none() {
         config.application_name(format!("{APPLICATION_NAME} {role}"));
     }
@@ -92,22 +108,38 @@ pub fn parse_url(url: &str, role: &str) -> Result<tokio_postgres::Config> {
         config.connect_timeout(Duration::from_secs(10));
     }
     // tokio-postgres' default keepalive idle time is 2 hours: a half-open connection would go
-    // unnoticed that long. These bound it to about a minute.
-    config.keepalives(true);
-    config.keepalives_idle(Duration::from_secs(30));
-    config.keepalives_interval(Duration::from_secs(10));
-    config.keepalives_retries(3);
-    Ok(config)
+    // unnoticed that long. Unless the connection string says otherwise, these bound it to about
+    // a minute (tcp_user_timeout, also read from the string, bounds unacknowledged writes).
+    if !given("keepalives") {
+        config.keepalives(true);
+    }
+    if !given("keepalives_idle") {
+        config.keepalives_idle(Duration::from_secs(30));
+    }
+    if !given("keepalives_interval") {
+        config.keepalives_interval(Duration::from_secs(10));
+    }
+    if !given("keepalives_retries") {
+        config.keepalives_retries(3);
+    }
+    Ok(Target { pg: config, tls })
 }
 
 /// Connect, and drive the connection on a task that forwards notifications.
 ///
 /// The returned receiver yields every NOTIFY the session receives, and ends when the connection
 /// does: that is how the daemon learns its connection died even while it is idle.
-pub async fn connect(
-    config: &tokio_postgres::Config,
-) -> Result<(Client, mpsc::UnboundedReceiver<Notification>)> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| connect_error(&e))?;
+pub async fn connect(target: &Target) -> Result<(Client, mpsc::UnboundedReceiver<Notification>)> {
+    let (tls, refusal) = target.tls.connector();
+    let (client, mut connection) =
+        target
+            .pg
+            .connect(tls)
+            .await
+            .map_err(|e| match target.tls.explain(&e, &refusal) {
+                Some(line) => Error::ConnectRefused(line),
+                None => connect_error(&e),
+            })?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -134,8 +166,8 @@ pub async fn connect(
 
 /// Connect for a one-shot command (install, status...), where notifications do not matter.
 pub async fn connect_once(url: &str, role: &str) -> Result<Client> {
-    let config = parse_url(url, role)?;
-    let (client, _notifications) = connect(&config).await?;
+    let target = parse_url(url, role)?;
+    let (client, _notifications) = connect(&target).await?;
     Ok(client)
 }
 

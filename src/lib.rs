@@ -19,6 +19,8 @@
 //! - [`systemd`]: readiness and watchdog notifications for `Type=notify` units.
 //! - [`demo`] and [`cluster`]: the whole pipeline on a throwaway PostgreSQL, for the README's
 //!   first command (and for tests that restart a server of their own).
+//! - [`db`], [`conninfo`] and [`tls`]: connection strings as libpq reads them (TLS settings and
+//!   libpq's environment variables included) and connections on OpenSSL.
 //! - [`cli`] and [`cmd`]: the command line; `main.rs` only parses arguments and sets up logging.
 //!
 //! Reports are SQL views (`audit_log.report`, `audit_log.report_changes`) created by the
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod cluster;
 pub mod cmd;
 pub mod config;
+pub mod conninfo;
 pub mod daemon;
 pub mod db;
 pub mod demo;
@@ -45,6 +48,7 @@ pub mod retention;
 pub mod status;
 pub mod systemd;
 pub mod table;
+pub mod tls;
 pub mod verify;
 pub mod workspace;
 

@@ -19,3 +19,4 @@ mod privileges;
 mod report;
 mod retention;
 mod shape;
+mod tls;

@@ -28,6 +28,73 @@ impl Cluster {
                     .into(),
             )
         })?;
+        let cluster = Cluster::empty(bindir)?;
+        let data = cluster.data();
+        cluster.pg(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
+        cluster.add_settings(&format!(
+            "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = {}\n",
+            cluster.port,
+            cluster.dir.path().display(),
+            if durable_commits { "on" } else { "off" }
+        ))?;
+        cluster.pg_ctl(&["-w", "start"])?;
+        Ok(cluster)
+    }
+
+    /// A streaming replica of this cluster (pg_basebackup -R, asynchronous), started.
+    pub fn standby(&self) -> Result<Cluster> {
+        let cluster = Cluster::empty(self.bindir.clone())?;
+        cluster.pg(
+            "pg_basebackup",
+            &[
+                "-D",
+                &cluster.data(),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ],
+        )?;
+        // The copied settings name the primary's port and directory; later lines win.
+        cluster.add_settings(&format!(
+            "port = {}\nunix_socket_directories = '{}'\n",
+            cluster.port,
+            cluster.dir.path().display()
+        ))?;
+        cluster.pg_ctl(&["-w", "start"])?;
+        Ok(cluster)
+    }
+
+    /// Make a standby the primary.
+    pub fn promote(&self) -> Result<()> {
+        self.pg_ctl(&["-w", "promote"])
+    }
+
+    /// Stop the server: `mode` is pg_ctl's shutdown mode (fast, immediate).
+    pub fn stop(&self, mode: &str) -> Result<()> {
+        self.pg_ctl(&["-m", mode, "-w", "stop"])
+    }
+
+    /// A temporary directory the server's user owns, and a free port.
+    fn empty(bindir: PathBuf) -> Result<Cluster> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let as_postgres = unsafe { libc::geteuid() } == 0;
         let dir = tempfile::Builder::new()
@@ -49,38 +116,22 @@ impl Cluster {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .map_err(|e| Error::Output(format!("find a free port: {e}")))?;
-        let cluster = Cluster {
+        Ok(Cluster {
             dir,
             bindir,
             port,
             as_postgres,
-        };
-        let data = cluster.data();
-        cluster.pg(
-            "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-        )?;
-        let conf = format!(
-            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = {}\n",
-            cluster.dir.path().display(),
-            if durable_commits { "on" } else { "off" }
-        );
-        let conf_path = cluster.dir.path().join("data").join("postgresql.auto.conf");
-        let mut existing = std::fs::read_to_string(&conf_path).unwrap_or_default();
-        existing.push_str(&conf);
-        std::fs::write(&conf_path, existing)
-            .map_err(|e| Error::Output(format!("{}: {e}", conf_path.display())))?;
-        cluster.pg_ctl(&["-w", "start"])?;
-        Ok(cluster)
+        })
+    }
+
+    /// Append settings to postgresql.auto.conf (read at the next start or restart).
+    fn add_settings(&self, settings: &str) -> Result<()> {
+        let path = self.dir.path().join("data").join("postgresql.auto.conf");
+        let io = |e: std::io::Error| Error::Output(format!("{}: {e}", path.display()));
+        let mut existing = std::fs::read_to_string(&path).unwrap_or_default();
+        existing.push_str(settings);
+        existing.push('\n');
+        std::fs::write(&path, existing).map_err(io)
     }
 
     pub fn port(&self) -> u16 {
@@ -118,14 +169,10 @@ impl Cluster {
 
     /// Add server settings and replace pg_hba.conf, then restart to apply them.
     pub fn reconfigure(&self, settings: &str, hba: &str) -> Result<()> {
-        let data = self.dir.path().join("data");
-        let io = |e: std::io::Error| Error::Output(format!("{}: {e}", data.display()));
-        let conf = data.join("postgresql.auto.conf");
-        let mut existing = std::fs::read_to_string(&conf).map_err(io)?;
-        existing.push_str(settings);
-        existing.push('\n');
-        std::fs::write(&conf, existing).map_err(io)?;
-        std::fs::write(data.join("pg_hba.conf"), hba).map_err(io)?;
+        self.add_settings(settings)?;
+        let path = self.dir.path().join("data").join("pg_hba.conf");
+        std::fs::write(&path, hba)
+            .map_err(|e| Error::Output(format!("{}: {e}", path.display())))?;
         self.restart("fast")
     }
 

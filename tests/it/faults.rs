@@ -480,3 +480,66 @@ async fn host_schema_changes_while_writing_never_fail_the_host_and_are_reported(
         .collect();
     assert_eq!(tags, ["captured again"]);
 }
+
+/// Failover: the primary stops under load, its asynchronous standby is promoted, and the daemon,
+/// given both hosts with target_session_attrs=read-write, finds the new primary by itself. What
+/// the standby had replayed is a prefix of the primary's history, host rows and staged changes
+/// together, so on the new primary every committed change has exactly one event: a change the
+/// standby never received is gone with its staged copy, and a batch drained on the old primary
+/// but not replayed is drained again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failover_to_a_promoted_standby_loses_and_doubles_nothing() {
+    let primary = clockwatch::cluster::Cluster::start(true).expect("primary");
+    let (_client, mut config) = throwaway_host(&primary).await;
+    config.daemon.poll_interval_ms = 100;
+    let standby = primary.standby().expect("standby");
+    let url = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2",
+        primary.port(),
+        standby.port()
+    );
+    let mut daemon = start_daemon(&config, &url);
+    daemon.ready().await;
+    let writer = Writer::start(url.clone());
+    let replica = connect(&standby.url()).await;
+    eventually(
+        "the standby replays writes",
+        Duration::from_secs(60),
+        || async {
+            count(
+                &replica,
+                "select count(*) from audit_log.events where target_id::bigint > 1000000",
+            )
+            .await
+                > 20
+        },
+    )
+    .await;
+
+    primary.stop("immediate").unwrap();
+    let before = count(
+        &replica,
+        "select count(*) from app.time_entry where id > 1000000",
+    )
+    .await;
+    standby.promote().unwrap();
+    reconnected(&mut daemon, "the failover").await;
+    let new_primary = connect(&standby.url()).await;
+    eventually(
+        "writes reach the new primary",
+        Duration::from_secs(60),
+        || async {
+            count(
+                &new_primary,
+                "select count(*) from app.time_entry where id > 1000000",
+            )
+            .await
+                > before + 20
+        },
+    )
+    .await;
+    writer.finish().await;
+    wait_drained(&new_primary).await;
+    daemon.stop().await;
+    assert_exactly_once(&new_primary).await;
+}

@@ -207,6 +207,13 @@ impl Cluster {
         } else {
             Command::new(&path)
         };
+        // A server unpacked from a tarball (scripts/pg-major) carries its own libpq, which its
+        // walreceiver must load rather than the system's older one.
+        if let Some(lib) = self.bindir.parent().map(|p| p.join("lib")) {
+            if lib.join("libpq.so.5").exists() {
+                cmd.env("LD_LIBRARY_PATH", lib);
+            }
+        }
         let out = cmd
             .args(args)
             .current_dir(self.dir.path())
@@ -231,9 +238,11 @@ impl Drop for Cluster {
     }
 }
 
-/// The directory holding initdb and pg_ctl: `pg_config --bindir`, else the newest Debian-style
+/// The directory holding initdb and pg_ctl: `$CLOCKWATCH_PG_BINDIR` (the tests of another major
+/// version set it), else `pg_config --bindir`, else the newest Debian-style
 /// /usr/lib/postgresql/<version>/bin.
 fn server_bindir() -> Option<PathBuf> {
+    let from_env = std::env::var_os("CLOCKWATCH_PG_BINDIR").map(PathBuf::from);
     let from_pg_config = Command::new("pg_config")
         .arg("--bindir")
         .output()
@@ -255,8 +264,9 @@ fn server_bindir() -> Option<PathBuf> {
             });
             versions.pop()
         });
-    from_pg_config
+    from_env
         .into_iter()
+        .chain(from_pg_config)
         .chain(debian)
         .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
 }

@@ -6,7 +6,10 @@ use std::process::{Command, Output, Stdio};
 use crate::support::*;
 
 /// The quickstart's scripted day, drained, with event times pinned to 2026-11-24 08:00 UTC plus
-/// one minute per event, so outputs are the same on every run.
+/// one minute per event, so outputs are the same on every run. Events are numbered in the order
+/// they were drained, except that the events of one multi-row statement are numbered by target:
+/// PostgreSQL does not promise the order in which one statement updates its rows (it differs
+/// between major versions), and neither does Clockwatch.
 async fn scripted_day() -> (TestDb, tokio_postgres::Client) {
     let (db, mut client, config) = installed_host().await;
     client
@@ -17,7 +20,12 @@ async fn scripted_day() -> (TestDb, tokio_postgres::Client) {
     client
         .batch_execute(
             "select audit_log.ensure_partition('2026-11-24');
-             update audit_log.events set occurred_at = timestamptz '2026-11-24 08:00Z' + event_id * interval '1 minute';",
+             update audit_log.events e set occurred_at = timestamptz '2026-11-24 08:00Z' + p.n * interval '1 minute'
+             from (select event_id, row_number() over (order by statement, target_id::bigint) as n
+                   from (select event_id, target_id,
+                                min(event_id) over (partition by txid, source, action_code, caused_by) as statement
+                         from audit_log.events) s) p
+             where p.event_id = e.event_id;",
         )
         .await
         .unwrap();

@@ -43,6 +43,10 @@ pub struct Config {
     /// Longest date range of one export.
     #[serde(default = "default_max_export_days")]
     pub max_export_days: i32,
+    /// The workspace of a single-workspace application: every source without a
+    /// `workspace_column` belongs to it.
+    #[serde(default)]
+    pub workspace: Option<String>,
     #[serde(default)]
     pub daemon: DaemonConfig,
     /// Where actor ids get their names; defaults to the users source.
@@ -215,7 +219,10 @@ pub struct SourceConfig {
     /// The column that identifies a row (the event's target id).
     #[serde(default = "default_id_column")]
     pub id_column: String,
-    pub workspace_column: String,
+    /// The column holding each row's workspace; none in a single-workspace application (the
+    /// top-level `workspace` then says which).
+    #[serde(default)]
+    pub workspace_column: Option<String>,
     /// What the target is called in reports.
     #[serde(default)]
     pub name_column: Option<String>,
@@ -292,13 +299,20 @@ impl Fields {
 }
 
 impl SourceConfig {
+    /// The workspace every row of this source belongs to, when the table has no workspace
+    /// column (a single-workspace application).
+    pub fn fixed_workspace<'a>(&self, config: &'a Config) -> Option<&'a str> {
+        match self.workspace_column {
+            Some(_) => None,
+            None => config.workspace.as_deref(),
+        }
+    }
+
     /// Every host column this source refers to, with the key that names it (for error messages).
     pub fn referenced_columns(&self) -> Vec<(String, &str)> {
-        let mut columns: Vec<(String, &str)> = vec![
-            ("id_column".into(), &self.id_column),
-            ("workspace_column".into(), &self.workspace_column),
-        ];
+        let mut columns: Vec<(String, &str)> = vec![("id_column".into(), &self.id_column)];
         let optional = [
+            ("workspace_column", &self.workspace_column),
             ("name_column", &self.name_column),
             ("soft_delete_column", &self.soft_delete_column),
             ("origin_column", &self.origin_column),
@@ -480,6 +494,9 @@ impl Config {
                 self.daemon.busy_poll_ms, self.daemon.poll_interval_ms
             ));
         }
+        if self.workspace.as_deref() == Some("") {
+            return bad("workspace: empty: give the id the application's single workspace has (any text, e.g. \"1\"), or leave it out".into());
+        }
         let mut seen = std::collections::BTreeSet::new();
         for source in &self.sources {
             let table = source.table_name()?;
@@ -496,6 +513,21 @@ impl Config {
                     "source {}: login_column and role_column only apply to the users category",
                     source.category
                 ));
+            }
+            match (&source.workspace_column, &self.workspace) {
+                (Some(column), _) if column.is_empty() => {
+                    return bad(format!(
+                        "source {} ({}): workspace_column is empty: name the column holding each row's workspace, or leave it out and set workspace = \"ID\" at the top of the config for a single-workspace application",
+                        source.table, source.category
+                    ));
+                }
+                (None, None) => {
+                    return bad(format!(
+                        "source {} ({}): no workspace_column: name the column holding each row's workspace (workspace_column = \"workspace_id\"), or, for a single-workspace application, set workspace = \"ID\" at the top of the config",
+                        source.table, source.category
+                    ));
+                }
+                _ => {}
             }
             if source.origin_column.is_none() && !source.origins.is_empty() {
                 return bad(format!(

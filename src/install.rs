@@ -117,12 +117,13 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     for source in &config.sources {
         let table = source.table_name()?;
         tx.execute(
-            "select attach($1::text::regclass, $2, $3, $4, $5, $6)",
+            "select attach($1::text::regclass, $2, $3, $4, $5, $6, $7)",
             &[
                 &table.quoted(),
                 &source.table,
                 &source.category.as_str(),
                 &source.workspace_column,
+                &source.fixed_workspace(config),
                 &source.exclude_columns,
                 &config.channel(),
             ],
@@ -228,7 +229,7 @@ async fn check_source(tx: &Transaction<'_>, source: &SourceConfig) -> Result<()>
     if let Some(problem) = source_problems(tx, source).await?.into_iter().next() {
         return Err(Error::Schema(problem));
     }
-    for kept in [&source.id_column, &source.workspace_column] {
+    for kept in std::iter::once(&source.id_column).chain(&source.workspace_column) {
         if source.exclude_columns.contains(kept) {
             return Err(Error::Config(format!(
                 "source {}: exclude_columns: \"{kept}\" identifies the row and cannot be excluded",

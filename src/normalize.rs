@@ -242,7 +242,8 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     let Some(workspace_id) = change.workspace_id.clone() else {
         return Outcome::Failed(format!(
             "source {}: the row has no column \"{}\" (renamed or dropped?): the workspace is unknown",
-            source.table, source.workspace_column
+            source.table,
+            source.workspace_column.as_deref().unwrap_or_default()
         ));
     };
     let (Some(row), category) = (change.row(), source.category) else {

@@ -106,7 +106,8 @@ create table captured_table (
     shape            bigint not null references shape,
     -- What attach() was given, kept so that enable() and disable() can compile the function again.
     category         text not null references category,
-    workspace_column text,
+    workspace_column text,             -- null: every row belongs to workspace
+    workspace        text,             -- (a single-workspace application)
     excluded         text[] not null,
     channel          text not null
 );

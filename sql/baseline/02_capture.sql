@@ -147,7 +147,9 @@ end
 $$;
 
 -- The statement that stages one host statement's changes to p_table: an INSERT ... SELECT over
--- the trigger's transition table(s), with the columns p_table has now. p_op is TG_OP. p_vars
+-- the trigger's transition table(s), with the columns p_table has now. p_op is TG_OP. Each row's
+-- workspace is its p_ws_column, or p_workspace for a table without one (a single-workspace
+-- application; the workspace test then folds to a constant when PostgreSQL plans it). p_vars
 -- names the depth, actor and origin: a capture function's variables, or $1..$3 for EXECUTE.
 --
 -- * Each image is the record's text, printed by record_out(), which calls each column's type
@@ -167,7 +169,8 @@ $$;
 --   PL/pgSQL caching a plan made for one row, a nested loop: 1 s for a 500-row UPDATE.
 -- * OFFSET 0 keeps each image computed once per row rather than pulled into the filter.
 create function capture_sql(p_op text, p_table regclass, p_source text, p_category text,
-                            p_ws_column text, p_shape bigint, p_excluded text[], p_vars text[])
+                            p_ws_column text, p_workspace text, p_shape bigint, p_excluded text[],
+                            p_vars text[])
 returns text
 language plpgsql stable
 set search_path from current
@@ -189,7 +192,9 @@ begin
     v_image := case when v_whole then 'record_out(t)::text'
                     else format('record_out(row(%s))::text', v_fields) end;
     select * into v_column from image_columns(p_table, p_excluded) c where c.name = p_ws_column;
-    if found then
+    if p_ws_column is null and p_workspace is not null then
+        v_ws := format('%L::text', p_workspace);
+    elsif found then
         v_ws := case when v_column.built_in then format('t.%I::text', p_ws_column)
                      else format('case when t.%1$I is null then null else format(''%%s'', t.%1$I) end',
                                  p_ws_column) end;
@@ -296,25 +301,29 @@ begin
             %7$s;
         end if;
     else
-        execute capture_sql(TG_OP, TG_RELID::regclass, %8$L, %9$L, %10$L,
-                            record_shape(TG_RELID::regclass, %11$L), %11$L, '{$1,$2,$3}')
+        execute capture_sql(TG_OP, TG_RELID::regclass, %8$L, %9$L, %10$L, %11$L,
+                            record_shape(TG_RELID::regclass, %12$L), %12$L, '{$1,$2,$3}')
             using v_depth, v_actor, v_origin;
     end if;
     get diagnostics v_staged = row_count;
     -- Wake the daemon only while it is idle: the flag is a sequence, read by a function call.
     if v_staged > 0 and pg_sequence_last_value('wakeup_idle'::regclass) = 2 then
-        perform pg_notify(%12$L, '');
+        perform pg_notify(%13$L, '');
     end if;
     return null;
 end
 $capture$
 $function$,
         c.function, v_shape, p_table::oid::text,
-        capture_sql('INSERT', p_table, c.source, c.category, c.workspace_column, v_shape, c.excluded, v_vars),
-        capture_sql('UPDATE', p_table, c.source, c.category, c.workspace_column, v_shape, c.excluded, v_vars),
-        capture_sql('DELETE', p_table, c.source, c.category, c.workspace_column, v_shape, c.excluded, v_vars),
-        capture_sql('TRUNCATE', p_table, c.source, c.category, c.workspace_column, v_shape, c.excluded, v_vars),
-        c.source, c.category, c.workspace_column, c.excluded, c.channel);
+        capture_sql('INSERT', p_table, c.source, c.category, c.workspace_column, c.workspace, v_shape,
+                    c.excluded, v_vars),
+        capture_sql('UPDATE', p_table, c.source, c.category, c.workspace_column, c.workspace, v_shape,
+                    c.excluded, v_vars),
+        capture_sql('DELETE', p_table, c.source, c.category, c.workspace_column, c.workspace, v_shape,
+                    c.excluded, v_vars),
+        capture_sql('TRUNCATE', p_table, c.source, c.category, c.workspace_column, c.workspace, v_shape,
+                    c.excluded, v_vars),
+        c.source, c.category, c.workspace_column, c.workspace, c.excluded, c.channel);
     -- Trigger functions are not called directly, and EXECUTE is checked only when a trigger is
     -- created: without it, no other role can attach this function to a table of its own.
     execute format('revoke execute on function %I() from public', c.function);
@@ -328,7 +337,7 @@ $$;
 -- the host's own statement (the WHEN clause is evaluated before the trigger is entered, without
 -- entering PL/pgSQL) and at least 1 inside a cascade or a host trigger.
 create function attach(p_table regclass, p_source text, p_category text, p_workspace_column text,
-                       p_excluded text[], p_channel text) returns void
+                       p_workspace text, p_excluded text[], p_channel text) returns void
 language plpgsql
 set search_path from current
 as $$
@@ -341,9 +350,10 @@ begin
         raise exception 'unknown category "%"', p_category using errcode = '22023';
     end if;
     perform detach(p_table);
-    insert into captured_table (relid, source, function, shape, category, workspace_column, excluded, channel)
+    insert into captured_table (relid, source, function, shape, category, workspace_column, workspace,
+                                excluded, channel)
     values (p_table, p_source, v_function, record_shape(p_table, v_excluded), p_category,
-            p_workspace_column, v_excluded, p_channel);
+            p_workspace_column, p_workspace, v_excluded, p_channel);
     perform compile(p_table);
     execute format('create trigger %I before update or delete on %s for each statement '
                    'when (pg_trigger_depth() > 0) execute function %I.mark_linked()',

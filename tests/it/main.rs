@@ -20,4 +20,5 @@ mod privileges;
 mod report;
 mod retention;
 mod shape;
+mod single_workspace;
 mod tls;

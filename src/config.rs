@@ -226,9 +226,13 @@ pub struct SourceConfig {
     /// What the target is called in reports.
     #[serde(default)]
     pub name_column: Option<String>,
-    /// A column that is null while the row is live and set when it is deleted.
+    /// A column that says the row is deleted without removing it: a time or date that is null
+    /// while the row is live, or a boolean that is true once deleted (`is_deleted`).
     #[serde(default)]
     pub soft_delete_column: Option<String>,
+    /// The boolean soft_delete_column is false once deleted (`visible`, `active`).
+    #[serde(default)]
+    pub soft_delete_inverted: bool,
     /// A column saying where the row came from; its values map to origins through `origins`.
     #[serde(default)]
     pub origin_column: Option<String>,
@@ -528,6 +532,12 @@ impl Config {
                     ));
                 }
                 _ => {}
+            }
+            if source.soft_delete_inverted && source.soft_delete_column.is_none() {
+                return bad(format!(
+                    "source {} ({}): soft_delete_inverted without soft_delete_column",
+                    source.table, source.category
+                ));
             }
             if source.origin_column.is_none() && !source.origins.is_empty() {
                 return bad(format!(

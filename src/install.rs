@@ -229,6 +229,9 @@ async fn check_source(tx: &Transaction<'_>, source: &SourceConfig) -> Result<()>
     if let Some(problem) = source_problems(tx, source).await?.into_iter().next() {
         return Err(Error::Schema(problem));
     }
+    if let Some(column) = &source.soft_delete_column {
+        check_soft_delete_type(tx, source, column).await?;
+    }
     for kept in std::iter::once(&source.id_column).chain(&source.workspace_column) {
         if source.exclude_columns.contains(kept) {
             return Err(Error::Config(format!(
@@ -238,6 +241,45 @@ async fn check_source(tx: &Transaction<'_>, source: &SourceConfig) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// A soft-delete column is a boolean flag, or a time or date that is null while the row lives;
+/// any other type would be read wrongly without a word, so install refuses it.
+async fn check_soft_delete_type(
+    tx: &Transaction<'_>,
+    source: &SourceConfig,
+    column: &str,
+) -> Result<()> {
+    let table = source.table_name()?;
+    let row = tx
+        .query_one(
+            "select t.typname::text
+             from pg_attribute a
+             join pg_type t on t.oid = case when (select typtype from pg_type where oid = a.atttypid) = 'd'
+                                            then (select typbasetype from pg_type where oid = a.atttypid)
+                                            else a.atttypid end
+             where a.attrelid = $1::text::regclass and a.attname = $2 and not a.attisdropped",
+            &[&table.quoted(), &column],
+        )
+        .await
+        .context(format!("read the type of {table}.{column}"))?;
+    let type_name: String = row.get(0);
+    let flag = type_name == "bool";
+    let time = matches!(type_name.as_str(), "timestamptz" | "timestamp" | "date");
+    let problem = if source.soft_delete_inverted && !flag {
+        Some("soft_delete_inverted applies to a boolean column only")
+    } else if !flag && !time {
+        Some("expected a boolean (true once deleted, or false with soft_delete_inverted = true) or a timestamp or date (null while the row lives)")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Error::Config(format!(
+            "source {} ({}): soft_delete_column \"{column}\" is of type {type_name}: {problem}",
+            source.table, source.category
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// What no longer matches between a source's config and its table: the table gone, or a

@@ -407,19 +407,26 @@ fn action_code(
         Op::Delete => "deleted",
         Op::Truncate => "truncated",
         Op::Update => {
-            let is_set = |row: Option<&RowImage>, column: &str| {
-                row.and_then(|r| r.get(column))
-                    .is_some_and(|v| !v.is_null())
+            // A flag is deleted when true (false when inverted); a time or date once set. A
+            // null flag says nothing either way.
+            let is_deleted = |row: Option<&RowImage>, column: &str| match row
+                .and_then(|r| r.get(column))
+                .map(|v| v.json())
+            {
+                None | Some("null") => false,
+                Some("true") => !source.soft_delete_inverted,
+                Some("false") => source.soft_delete_inverted,
+                Some(_) => true,
             };
             let soft_delete = source
                 .soft_delete_column
                 .as_deref()
                 .filter(|c| changed_column(&Some(c.to_string())));
             match soft_delete {
-                Some(c) if !is_set(old, c) && is_set(new, c) => "deleted",
+                Some(c) if !is_deleted(old, c) && is_deleted(new, c) => "deleted",
                 Some(c)
-                    if is_set(old, c)
-                        && !is_set(new, c)
+                    if is_deleted(old, c)
+                        && !is_deleted(new, c)
                         && matches!(category, Category::TimeEntries | Category::Expenses) =>
                 {
                     "restored"
@@ -642,6 +649,35 @@ mod tests {
             &names,
         ));
         assert_eq!(restored.action, "Restored time entry");
+    }
+
+    #[test]
+    fn boolean_soft_delete_flags_either_way_round() {
+        let names = Names::default();
+        for (inverted, live, gone) in [(false, false, true), (true, true, false)] {
+            let mut source = source();
+            source.soft_delete_column = Some("flag".into());
+            source.soft_delete_inverted = inverted;
+            let row = |flag: bool| json!({"id": 1, "ws": "w", "flag": flag, "description": "a"});
+            let deleted = event(normalise(
+                &mut change(Op::Update, Some(row(live)), Some(row(gone))),
+                &source,
+                &names,
+            ));
+            assert_eq!(
+                deleted.action_code, "time_entry.deleted",
+                "inverted: {inverted}"
+            );
+            let restored = event(normalise(
+                &mut change(Op::Update, Some(row(gone)), Some(row(live))),
+                &source,
+                &names,
+            ));
+            assert_eq!(
+                restored.action_code, "time_entry.restored",
+                "inverted: {inverted}"
+            );
+        }
     }
 
     #[test]

@@ -67,6 +67,10 @@ async fn a_config_naming_a_missing_table_or_column_installs_nothing() {
         (base.replace("name_column = \"name\"\n\n[[source]]\ncategory = \"time_entries\"", "name_column = \"full_name\"\n\n[[source]]\ncategory = \"time_entries\""),
          "authors: name_column \"full_name\" not found in app.app_user"),
         (base.replace("timezone = \"UTC\"", "timezone = \"Mars/Olympus\""), "timezone: \"Mars/Olympus\""),
+        (base.replace("soft_delete_column = \"deleted_at\"    #", "soft_delete_column = \"description\" #"),
+         "source app.time_entry (time_entries): soft_delete_column \"description\" is of type text: expected a boolean"),
+        (base.replace("soft_delete_column = \"deleted_at\"    #", "soft_delete_inverted = true\nsoft_delete_column = \"deleted_at\" #"),
+         "soft_delete_column \"deleted_at\" is of type timestamptz: soft_delete_inverted applies to a boolean column only"),
     ];
     for (text, expected) in cases {
         assert_ne!(text, base, "the case must change the config: {expected}");
@@ -232,4 +236,45 @@ async fn the_baseline_installs_into_an_empty_database_and_a_second_install_chang
     tx.commit().await.unwrap();
     let after: String = client.query_one(snapshot, &[]).await.unwrap().get(0);
     assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn a_boolean_soft_delete_flag_deletes_and_restores() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    // `approved` stands in for a host's `visible` flag: false once deleted.
+    let text = include_str!("../../config/clockwatch.toml").replace(
+        "soft_delete_column = \"deleted_at\"    #",
+        "soft_delete_inverted = true\nsoft_delete_column = \"approved\" #",
+    );
+    let config = clockwatch::Config::from_toml(&text).unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.time_entry (id, workspace_id, user_id, start_at, approved) values (70, 1, 1, now(), true);
+         update app.time_entry set approved = false where id = 70;
+         update app.time_entry set approved = true where id = 70;",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    let actions: Vec<String> = client
+        .query(
+            "select action_code from audit_log.events where target_id = '70' order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "time_entry.created",
+            "time_entry.deleted",
+            "time_entry.restored"
+        ]
+    );
 }

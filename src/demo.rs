@@ -52,7 +52,7 @@ pub async fn demo(server_url: Option<String>, output: &Path) -> Result<()> {
         .batch_execute(&format!("create database {}", quote_ident(&database)))
         .await
         .context("create the demo database")?;
-    let url = with_database(&admin_url, &database)?;
+    let url = with_database(&admin_url, &database);
     let result = run_day(&url, output).await;
     // Whatever happened, leave nothing behind (the throwaway cluster goes when dropped).
     let _ = admin
@@ -186,27 +186,44 @@ async fn wait_until_drained(client: &tokio_postgres::Client) -> Result<()> {
     }
 }
 
-fn with_database(url: &str, database: &str) -> Result<String> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| Error::DatabaseUrl(e.to_string()))?;
-    config.dbname(database);
-    // Rebuild as key=value: works whatever form the server URL had.
-    let mut parts = vec![format!("dbname={database}")];
-    for host in config.get_hosts() {
-        match host {
-            tokio_postgres::config::Host::Tcp(h) => parts.push(format!("host={h}")),
-            tokio_postgres::config::Host::Unix(p) => parts.push(format!("host={}", p.display())),
-        }
+/// The server URL with another database: the same form, with every other setting (TLS
+/// included) kept. `database` is a name the demo made up, plain enough to need no quoting.
+fn with_database(url: &str, database: &str) -> String {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"));
+    let Some(rest) = rest else {
+        // key=value: a later setting wins, in libpq as in tokio-postgres.
+        return format!("{url} dbname={database}");
+    };
+    let scheme = &url[..url.len() - rest.len()];
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    let authority = before_query
+        .split_once('/')
+        .map_or(before_query, |(a, _)| a);
+    format!("{scheme}{authority}/{database}{query}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn another_database_keeps_every_other_setting() {
+        assert_eq!(
+            with_database(
+                "postgres://u:p@h:5433/postgres?sslmode=verify-full&sslrootcert=/ca",
+                "d"
+            ),
+            "postgres://u:p@h:5433/d?sslmode=verify-full&sslrootcert=/ca"
+        );
+        assert_eq!(with_database("postgresql://h", "d"), "postgresql://h/d");
+        assert_eq!(
+            with_database("host=h password='a b' sslmode=require", "d"),
+            "host=h password='a b' sslmode=require dbname=d"
+        );
     }
-    if let Some(port) = config.get_ports().first() {
-        parts.push(format!("port={port}"));
-    }
-    if let Some(user) = config.get_user() {
-        parts.push(format!("user={user}"));
-    }
-    if let Some(password) = config.get_password() {
-        parts.push(format!("password={}", String::from_utf8_lossy(password)));
-    }
-    Ok(parts.join(" "))
 }

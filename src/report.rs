@@ -325,6 +325,17 @@ pub const DETAIL_FIELDS: [(&str, &str); 18] = [
 ];
 
 impl ReportRow {
+    /// The action as Clockify shows it: a creation says where it came from, "Created time
+    /// entry (Timer)".
+    pub fn action_with_origin(&self) -> String {
+        match &self.origin {
+            Some(origin) if self.action_code.ends_with(".created") => {
+                format!("{} ({origin})", self.action)
+            }
+            _ => self.action.clone(),
+        }
+    }
+
     pub fn from_row(row: &Row) -> ReportRow {
         ReportRow {
             event_id: row.get("event_id"),
@@ -403,7 +414,7 @@ pub fn render(rows: &[ReportRow], details: bool) -> String {
                 [
                     r.local_time.clone(),
                     printable(&r.author),
-                    printable(&r.action),
+                    printable(&r.action_with_origin()),
                     printable(&target(r)),
                     printable(&changes),
                 ]
@@ -417,7 +428,7 @@ pub fn render(rows: &[ReportRow], details: bool) -> String {
             "{}  {}  {}  {}\n",
             r.local_time,
             printable(&r.author),
-            printable(&r.action),
+            printable(&r.action_with_origin()),
             printable(&target(r))
         ));
         let mut facts: Vec<(String, String)> = vec![("Event".into(), r.event_id.to_string())];

@@ -22,7 +22,18 @@ pub async fn enable(
                 .map(|n| Category::parse(n))
                 .collect::<Result<Vec<_>>>()
         })
-        .transpose()?;
+        .transpose()?
+        // Without --categories, enable turns on what the config audits, not categories no
+        // source captures (they would show as enabled and never fill).
+        .or_else(|| {
+            on.then(|| {
+                let mut configured: Vec<Category> =
+                    config.sources.iter().map(|s| s.category).collect();
+                configured.sort();
+                configured.dedup();
+                configured
+            })
+        });
     let client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
     let enabled = crate::workspace::set_enabled(
         &client,

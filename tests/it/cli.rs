@@ -238,9 +238,12 @@ fn demo_runs_end_to_end_on_its_own_server() {
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     assert!(text.contains("started a throwaway PostgreSQL"), "{text}");
     assert!(
-        text.contains("Ann Admin        Deleted project      Hermes (#200)"),
+        text.lines().any(|l| l.contains("Ann Admin")
+            && l.contains("Deleted project")
+            && l.contains("Hermes (#200)")),
         "{text}"
     );
+    assert!(text.contains("Created time entry (Kiosk)"), "{text}");
     assert!(text.contains("Caused by event: 14"), "{text}");
     assert!(
         text.contains("stopped the throwaway PostgreSQL and removed its files"),

@@ -379,3 +379,20 @@ async fn the_sql_function_applies_the_same_rules() {
         .message()
         .starts_with("unknown action \"nope\""));
 }
+
+#[tokio::test]
+async fn the_plain_report_shows_where_a_creation_came_from() {
+    let (db, _client) = scripted_day().await;
+    let out = ok(&cli(
+        &db.url,
+        &[&["report", "--workspace", "1"][..], &DAY].concat(),
+    ));
+    let timer = out
+        .lines()
+        .find(|l| l.contains("Kick-off meeting") && l.contains("Created"))
+        .unwrap_or_else(|| panic!("no creation of the kick-off entry in:\n{out}"));
+    assert!(timer.contains("Created time entry (Timer)"), "{timer}");
+    assert!(out.contains("Created time entry (Import)"), "{out}");
+    // Only creations say it: an update's origin stays in the details.
+    assert!(!out.contains("Updated time entry ("), "{out}");
+}

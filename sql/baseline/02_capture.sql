@@ -124,7 +124,7 @@ $$;
 -- * With '*' enabled, every workspace does: only a row with no workspace is told apart.
 -- * Up to 64 workspaces are written into the function as a constant list (enable() and disable()
 --   compile it again): a lookup in a short array, where an index probe of workspace_category
---   cost 15-25 us per statement (bench/README.md).
+--   cost 20-25 us per statement (bench/README.md).
 -- * Beyond that, workspace_category is probed; an index lookup per row.
 create function workspace_test(p_category text, p_ws text) returns text
 language plpgsql stable

@@ -195,11 +195,16 @@ pub fn parse(url: &str, defaults: &Defaults) -> Result<ConnInfo> {
         }
         _ => None,
     };
-    if client.is_some() && mode == SslMode::Disable {
-        return Err(Error::DatabaseUrl(
-            "a client certificate (sslcert) is set but sslmode=disable turns TLS off".into(),
-        ));
-    }
+    // Files merely found in ~/.postgresql do not matter without TLS; a certificate asked for does.
+    let client = match client {
+        Some(_) if mode == SslMode::Disable && setting("sslcert", "PGSSLCERT").is_some() => {
+            return Err(Error::DatabaseUrl(
+                "a client certificate (sslcert) is set but sslmode=disable turns TLS off".into(),
+            ))
+        }
+        Some(_) if mode == SslMode::Disable => None,
+        client => client,
+    };
     let tcp_user_timeout = given("tcp_user_timeout")
         .map(|v| {
             v.parse::<u64>().map_err(|_| {
@@ -413,6 +418,35 @@ mod tests {
             parse("host=h", &no_defaults()).unwrap().tls.mode,
             SslMode::Prefer
         );
+    }
+
+    #[test]
+    fn default_files_are_used_with_tls_and_ignored_without() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join(".postgresql");
+        std::fs::create_dir(&dir).unwrap();
+        for name in ["root.crt", "postgresql.crt", "postgresql.key"] {
+            std::fs::write(dir.join(name), "x").unwrap();
+        }
+        let defaults = Defaults {
+            env: |_| None,
+            home: Some(home.path().to_path_buf()),
+        };
+        let tls = parse("host=h sslmode=verify-ca", &defaults).unwrap().tls;
+        assert_eq!(tls.root_cert, Some(RootCert::File(dir.join("root.crt"))));
+        assert_eq!(
+            tls.client,
+            Some((dir.join("postgresql.crt"), dir.join("postgresql.key")))
+        );
+        let plain = parse("host=h sslmode=disable", &defaults).unwrap().tls;
+        assert_eq!(plain.client, None);
+        let asked = format!(
+            "host=h sslmode=disable sslcert={} sslkey={}",
+            dir.join("postgresql.crt").display(),
+            dir.join("postgresql.key").display()
+        );
+        let err = parse(&asked, &defaults).unwrap_err().to_string();
+        assert!(err.contains("sslmode=disable turns TLS off"), "{err}");
     }
 
     #[test]

@@ -475,16 +475,11 @@ async fn only_enabled_workspaces_and_categories_are_captured() {
 
 /// The staged workspaces, in the order staged.
 async fn staged_workspaces(client: &tokio_postgres::Client) -> Vec<Option<String>> {
-    client
-        .query(
-            "select workspace_id from audit_log.staging order by id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    column(
+        client,
+        "select workspace_id from audit_log.staging order by id",
+    )
+    .await
 }
 
 #[tokio::test]

@@ -259,16 +259,11 @@ async fn a_boolean_soft_delete_flag_deletes_and_restores() {
     )
     .await;
     drain(&mut client, &config).await;
-    let actions: Vec<String> = client
-        .query(
-            "select action_code from audit_log.events where target_id = '70' order by event_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let actions: Vec<String> = column(
+        &client,
+        "select action_code from audit_log.events where target_id = '70' order by event_id",
+    )
+    .await;
     assert_eq!(
         actions,
         [

@@ -344,17 +344,12 @@ async fn the_sql_function_applies_the_same_rules() {
         .await
         .unwrap();
     let ids: Vec<i64> = first_page.iter().map(|r| r.get(0)).collect();
-    let newest: Vec<i64> = client
-        .query(
-            "select event_id from audit_log.events where workspace_id = '1'
-             order by occurred_at desc, event_id desc limit 5",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let newest: Vec<i64> = column(
+        &client,
+        "select event_id from audit_log.events where workspace_id = '1'
+         order by occurred_at desc, event_id desc limit 5",
+    )
+    .await;
     assert_eq!(ids.len(), 5);
     assert_eq!(ids, newest, "newest first");
     let err = client

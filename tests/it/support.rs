@@ -180,6 +180,20 @@ pub async fn count(client: &Client, sql: &str) -> i64 {
         .get(0)
 }
 
+/// The first column of every row `sql` returns.
+pub async fn column<T>(client: &Client, sql: &str) -> Vec<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// Poll until `check` holds or the deadline passes (no fixed sleeps).
 pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut check: F)
 where

@@ -162,6 +162,9 @@ pub struct FilterOpts {
     /// The history of one record (its id), oldest first, across its whole life unless dates are given.
     #[arg(long, value_name = "ID")]
     pub target: Option<String>,
+    /// Show times, and read dates, in this time zone (an IANA name) [default: the config's timezone].
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
 }
 
 impl FilterOpts {
@@ -174,6 +177,7 @@ impl FilterOpts {
             actions: self.actions.clone(),
             categories: self.categories.clone(),
             target: self.target.clone(),
+            timezone: self.timezone.clone(),
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct Config {
     /// `workspace_column` belongs to it.
     #[serde(default)]
     pub workspace: Option<String>,
+    /// The time zone the host's `timestamp without time zone` values are in (IANA name).
+    #[serde(default = "default_timezone")]
+    pub naive_timestamps: String,
     #[serde(default)]
     pub daemon: DaemonConfig,
     /// Where actor ids get their names; defaults to the users source.
@@ -131,7 +134,25 @@ pub struct AuthorsConfig {
     pub table: String,
     #[serde(default = "default_id_column")]
     pub id_column: String,
-    pub name_column: String,
+    pub name_column: NameColumns,
+}
+
+/// The column, or columns in order of preference, that name a record: `"full_name"` or
+/// `["alias", "username"]` (the first that is neither null nor empty wins).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum NameColumns {
+    One(String),
+    Several(Vec<String>),
+}
+
+impl NameColumns {
+    pub fn columns(&self) -> &[String] {
+        match self {
+            NameColumns::One(c) => std::slice::from_ref(c),
+            NameColumns::Several(cs) => cs,
+        }
+    }
 }
 
 /// The audited categories, as Clockify's Audit Log settings name them.
@@ -223,9 +244,10 @@ pub struct SourceConfig {
     /// top-level `workspace` then says which).
     #[serde(default)]
     pub workspace_column: Option<String>,
-    /// What the target is called in reports.
+    /// What the target is called in reports: a column, or a list of them in order of
+    /// preference.
     #[serde(default)]
-    pub name_column: Option<String>,
+    pub name_column: Option<NameColumns>,
     /// A column that says the row is deleted without removing it: a time or date that is null
     /// while the row is live, or a boolean that is true once deleted (`is_deleted`).
     #[serde(default)]
@@ -273,7 +295,77 @@ pub struct Fields {
     pub kiosk: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    pub tags: Option<String>,
+    /// A column of tag ids (an array), or a link table holding one row per tag of a record.
+    pub tags: Option<TagsField>,
+    /// A number of seconds (or an interval), shown as a duration.
+    pub duration: Option<String>,
+}
+
+/// Where a record's tags are: an array column of the source table (`"tag_ids"`), or a link
+/// table with one row per tag (`"timesheet_tags.tag_id"`, joined to the source through the
+/// link table's foreign key; the long form names the column that points at the record, for a
+/// link table without a foreign key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagsField {
+    Column(String),
+    Link(LinkTags),
+}
+
+/// A link table holding a record's tags.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkTags {
+    /// `schema.table`; a bare name means `public.name`.
+    pub table: String,
+    /// The column holding the tag's id.
+    pub column: String,
+    /// The column holding the record's id; found from the foreign key when left out.
+    #[serde(default)]
+    pub parent_column: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for TagsField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Short(String),
+            Long(LinkTags),
+        }
+        match Form::deserialize(d)? {
+            Form::Long(link) => Ok(TagsField::Link(link)),
+            Form::Short(text) => match text.rsplit_once('.') {
+                None => Ok(TagsField::Column(text)),
+                Some((table, column)) if !table.is_empty() && !column.is_empty() => {
+                    Ok(TagsField::Link(LinkTags {
+                        table: table.to_string(),
+                        column: column.to_string(),
+                        parent_column: None,
+                    }))
+                }
+                Some(_) => Err(serde::de::Error::custom(format!(
+                    "\"{text}\" is neither a column nor \"link_table.tag_column\""
+                ))),
+            },
+        }
+    }
+}
+
+impl TagsField {
+    /// The array column of the source table, when the tags are kept in one.
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            TagsField::Column(c) => Some(c),
+            TagsField::Link(_) => None,
+        }
+    }
+
+    pub fn link(&self) -> Option<&LinkTags> {
+        match self {
+            TagsField::Column(_) => None,
+            TagsField::Link(l) => Some(l),
+        }
+    }
 }
 
 impl Fields {
@@ -294,10 +386,13 @@ impl Fields {
             ("invoiced", &self.invoiced),
             ("kiosk", &self.kiosk),
             ("type", &self.kind),
-            ("tags", &self.tags),
+            ("duration", &self.duration),
         ];
+        let tags = self.tags.as_ref().and_then(TagsField::column);
         all.into_iter()
-            .filter_map(|(field, column)| column.as_deref().map(|c| (field, c)))
+            .map(|(field, column)| (field, column.as_deref()))
+            .chain(std::iter::once(("tags", tags)))
+            .filter_map(|(field, column)| column.map(|c| (field, c)))
             .collect()
     }
 }
@@ -315,9 +410,14 @@ impl SourceConfig {
     /// Every host column this source refers to, with the key that names it (for error messages).
     pub fn referenced_columns(&self) -> Vec<(String, &str)> {
         let mut columns: Vec<(String, &str)> = vec![("id_column".into(), &self.id_column)];
+        columns.extend(
+            self.name_column
+                .iter()
+                .flat_map(NameColumns::columns)
+                .map(|c| ("name_column".to_string(), c.as_str())),
+        );
         let optional = [
             ("workspace_column", &self.workspace_column),
-            ("name_column", &self.name_column),
             ("soft_delete_column", &self.soft_delete_column),
             ("origin_column", &self.origin_column),
             ("login_column", &self.login_column),
@@ -350,6 +450,25 @@ impl SourceConfig {
     pub fn table_name(&self) -> Result<TableName> {
         TableName::parse(&self.table)
             .map_err(|e| Error::Config(format!("source {}: table: {e}", self.category)))
+    }
+
+    /// The link table holding this source's tags, if `fields.tags` names one.
+    pub fn link_tags(&self) -> Option<&LinkTags> {
+        self.fields.tags.as_ref().and_then(TagsField::link)
+    }
+
+    /// The link table's name, checked.
+    pub fn link_table(&self) -> Result<Option<TableName>> {
+        self.link_tags()
+            .map(|link| {
+                TableName::parse(&link.table).map_err(|e| {
+                    Error::Config(format!(
+                        "source {} ({}): fields.tags: {e}",
+                        self.table, self.category
+                    ))
+                })
+            })
+            .transpose()
     }
 }
 
@@ -498,6 +617,12 @@ impl Config {
                 self.daemon.busy_poll_ms, self.daemon.poll_interval_ms
             ));
         }
+        if self.naive_timestamps.parse::<chrono_tz::Tz>().is_err() {
+            return bad(format!(
+                "naive_timestamps: \"{}\" is not a time zone (use an IANA name such as UTC or Europe/Berlin)",
+                self.naive_timestamps
+            ));
+        }
         if self.workspace.as_deref() == Some("") {
             return bad("workspace: empty: give the id the application's single workspace has (any text, e.g. \"1\"), or leave it out".into());
         }
@@ -533,6 +658,24 @@ impl Config {
                 }
                 _ => {}
             }
+            if let Some(link) = source.link_table()? {
+                if source.category == Category::Tags {
+                    return bad(format!(
+                        "source {} ({}): fields.tags: a tag has no tags of its own",
+                        source.table, source.category
+                    ));
+                }
+                let is_source = self
+                    .sources
+                    .iter()
+                    .any(|s| s.table_name().is_ok_and(|t| t == link));
+                if is_source {
+                    return bad(format!(
+                        "source {} ({}): fields.tags: {link} is also listed as a source: a link table's rows are logged as changes of the records they tag, so remove its [[source]]",
+                        source.table, source.category
+                    ));
+                }
+            }
             if source.soft_delete_inverted && source.soft_delete_column.is_none() {
                 return bad(format!(
                     "source {} ({}): soft_delete_inverted without soft_delete_column",
@@ -556,6 +699,11 @@ impl Config {
     /// The source configured for a category, if any (the first one when several share it).
     pub fn source_for(&self, category: Category) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.category == category)
+    }
+
+    /// The zone the host's `timestamp without time zone` values are in (checked by validate()).
+    pub fn naive_zone(&self) -> chrono_tz::Tz {
+        self.naive_timestamps.parse().unwrap_or_default()
     }
 
     /// Where actor ids get their names: `[authors]`, else the users source when it has a name.
@@ -684,8 +832,8 @@ mod tests {
         .unwrap();
         let authors = cfg.authors().unwrap();
         assert_eq!(
-            (authors.table.as_str(), authors.name_column.as_str()),
-            ("app.users", "full_name")
+            (authors.table.as_str(), authors.name_column.columns()),
+            ("app.users", &["full_name".to_string()][..])
         );
     }
 

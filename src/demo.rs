@@ -140,7 +140,10 @@ async fn run_day(url: &str, output: &Path) -> Result<()> {
     )
     .await?;
     let rows = crate::report::fetch(&tx, &filter, 100).await?;
-    print!("{}", crate::report::render(&rows, false));
+    print!(
+        "{}",
+        crate::report::render(&rows, false, &crate::report::Display::new(&config))
+    );
     let relinked = rows
         .iter()
         .filter(|r| r.caused_by.is_some())
@@ -148,7 +151,10 @@ async fn run_day(url: &str, output: &Path) -> Result<()> {
         .collect::<Vec<_>>();
     if !relinked.is_empty() {
         step("a linked change: the project deletion relinked this entry (author System, caused by the deletion)");
-        print!("{}", crate::report::render(&relinked, true));
+        print!(
+            "{}",
+            crate::report::render(&relinked, true, &crate::report::Display::new(&config))
+        );
     }
 
     let mut file = std::io::BufWriter::new(

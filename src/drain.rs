@@ -6,7 +6,7 @@
 //! event, never both and never neither; and because claimed rows are locked, several daemons can
 //! drain at once without taking the same change twice.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
@@ -18,11 +18,13 @@ use crate::config::{Category, Config, SourceConfig};
 use crate::db::Prepared;
 use crate::error::{DbContext, Error, Result};
 use crate::image::{JsonText, RowImage};
-use crate::normalize::{self, AuditEvent, Op, Outcome, StagedChange};
+use crate::links;
+use crate::normalize::{self, AuditEvent, Op, Outcome, StagedChange, TagChange};
 use crate::record::Shape;
 use crate::resolve::{self, Known, Remembered, Resolver};
 
 const CLAIM: &str = include_str!("../sql/queries/claim.sql");
+const CLAIM_REST: &str = include_str!("../sql/queries/claim_rest.sql");
 const PRIMARY_EVENTS: &str = include_str!("../sql/queries/primary_events.sql");
 const PRIMARY_STAGED: &str = include_str!("../sql/queries/primary_staged.sql");
 const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
@@ -71,6 +73,8 @@ pub struct Drainer {
     /// Names already written to `known_name` by this drainer, so an unchanged name is not
     /// written again by every batch (see [`NameMemory`]).
     remembered: NameMemory,
+    /// Author ids with no name, already written to `known_name` by this drainer.
+    nameless: HashSet<String>,
 }
 
 /// What this drainer last wrote to `known_name`. In steady state every batch names the same
@@ -130,6 +134,7 @@ impl Drainer {
             shapes: HashMap::new(),
             limit,
             remembered: NameMemory::default(),
+            nameless: HashSet::new(),
         }
     }
 
@@ -293,6 +298,9 @@ impl Drainer {
             tx.commit().await.context("commit drain")?;
             return Ok(report);
         }
+        if report.more {
+            report.staged += self.claim_rest(&tx, &mut rows).await?;
+        }
         self.load_shapes(&tx, &rows).await?;
         let mut changes = Vec::with_capacity(rows.len());
         let mut dead: Vec<(i64, String, Value)> = Vec::new();
@@ -320,7 +328,15 @@ impl Drainer {
                     continue;
                 }
             };
+            let tags = match (row.get("old_tags"), row.get("new_tags")) {
+                (Some(before), Some(after)) => Some(TagChange {
+                    before: Some(before),
+                    after,
+                }),
+                _ => None,
+            };
             let change = StagedChange {
+                tags,
                 id: row.get("id"),
                 source: row.get("source"),
                 category: row.get("category"),
@@ -354,15 +370,27 @@ impl Drainer {
             }
         }
 
+        let (mut changes, folded) = links::merge(changes, &self.sources);
+        report.unchanged += folded;
+        let resolver = self.resolver.as_ref().expect("prepared above");
+        current_tags(
+            &mut tx,
+            resolver,
+            &mut self.prepared,
+            &self.sources,
+            &mut changes,
+        )
+        .await?;
+
         let refs: BTreeSet<_> = changes
             .iter()
             .flat_map(|c| normalize::references(c, &self.sources[&c.source]))
             .collect();
-        let resolver = self.resolver.as_ref().expect("prepared above");
         let mut in_batch = self.names_in(&changes);
-        let names = resolver
+        let mut names = resolver
             .resolve(&mut tx, &mut self.prepared, &refs, &in_batch)
             .await?;
+        names.naive_zone = self.config.naive_zone();
         if resolver.is_stale() {
             self.resolver = None;
         }
@@ -401,6 +429,20 @@ impl Drainer {
         // and authors, and their row locks, if held to the end of the batch, would queue the
         // drain connections behind each other. A name lost to a crash here is remembered again
         // the next time a change mentions it (events already carry the names).
+        let nameless: BTreeSet<&str> = events
+            .iter()
+            .filter_map(|e| e.author_id.as_deref())
+            .filter(|id| !names.authors.contains_key(*id))
+            .filter(|id| !self.nameless.contains(*id))
+            .collect();
+        if !nameless.is_empty() {
+            let ids: Vec<&str> = nameless.into_iter().collect();
+            resolve::remember_nameless(&*client, &mut self.prepared, &ids).await?;
+            if self.nameless.len() > NameMemory::CAPACITY {
+                self.nameless.clear();
+            }
+            self.nameless.extend(ids.iter().map(|id| id.to_string()));
+        }
         let news = self.remembered.news(in_batch);
         if !news.is_empty() {
             resolve::remember(&*client, &mut self.prepared, &news).await?;
@@ -414,6 +456,44 @@ impl Drainer {
             "batch drained"
         );
         Ok(report)
+    }
+
+    /// Claim the rest of the batch's transactions that touch records whose tags are kept in a
+    /// link table, when the batch ended in the middle of them (see claim_rest.sql). Returns how
+    /// many changes were added.
+    async fn claim_rest(
+        &mut self,
+        tx: &Transaction<'_>,
+        rows: &mut Vec<tokio_postgres::Row>,
+    ) -> Result<usize> {
+        let linked: Vec<&str> = self
+            .sources
+            .values()
+            .filter(|s| s.link_tags().is_some())
+            .map(|s| s.table.as_str())
+            .collect();
+        let txids: Vec<i64> = rows
+            .iter()
+            .filter(|r| linked.contains(&r.get::<_, &str>("source")))
+            .map(|r| r.get("txid"))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let Some(last) = rows.iter().map(|r| r.get::<_, i64>("id")).max() else {
+            return Ok(0);
+        };
+        if txids.is_empty() {
+            return Ok(0);
+        }
+        let rest = self
+            .prepared
+            .query(tx, CLAIM_REST, &[&last, &txids, &linked, &self.limit])
+            .await
+            .context("claim the rest of the batch's transactions")?;
+        let added = rest.len();
+        rows.extend(rest);
+        rows.sort_unstable_by_key(|row| row.get::<_, i64>("id"));
+        Ok(added)
     }
 
     /// Names the batch's own rows carry, the latest change winning: (category, id) -> name and,
@@ -430,13 +510,12 @@ impl Drainer {
             ) {
                 continue;
             }
-            let (Some(row), Some(name_column)) = (change.row(), source.name_column.as_deref())
-            else {
+            let Some(row) = change.row() else {
                 continue;
             };
             let text = |column: Option<&str>| normalize::column_text(row, column);
-            if let (Some(id), Some(name)) = (text(Some(&source.id_column)), text(Some(name_column)))
-            {
+            let name = normalize::name_text(row, source.name_column.as_ref());
+            if let (Some(id), Some(name)) = (text(Some(&source.id_column)), name) {
                 let client = match source.category {
                     Category::Projects => text(source.fields.client.as_deref()),
                     _ => None,
@@ -471,6 +550,48 @@ impl Drainer {
         }
         Ok(())
     }
+}
+
+/// Give each change of a record whose tags are kept in a link table, and whose tags no
+/// link-table change of its transaction describes, the tags the record has now.
+async fn current_tags(
+    tx: &mut Transaction<'_>,
+    resolver: &Resolver,
+    prepared: &mut Prepared,
+    sources: &HashMap<String, SourceConfig>,
+    changes: &mut [StagedChange],
+) -> Result<()> {
+    let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let id_of = |change: &StagedChange, sources: &HashMap<String, SourceConfig>| {
+        let source = &sources[&change.source];
+        source.link_tags()?;
+        if change.tags.is_some() || change.op == Op::Truncate {
+            return None;
+        }
+        normalize::column_text(change.row()?, Some(&source.id_column))
+    };
+    for change in changes.iter() {
+        if let Some(id) = id_of(change, sources) {
+            wanted.entry(change.source.clone()).or_default().insert(id);
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let found = resolver.current_tags(tx, prepared, &wanted).await?;
+    for change in changes.iter_mut() {
+        if let Some(id) = id_of(change, sources) {
+            let after = found
+                .get(&(change.source.clone(), id))
+                .cloned()
+                .unwrap_or_default();
+            change.tags = Some(TagChange {
+                before: None,
+                after,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn month(t: DateTime<Utc>) -> (i32, u32) {

@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use chrono::SecondsFormat;
+use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
@@ -26,10 +27,11 @@ pub enum Format {
 /// Byte order mark: lets Excel read the CSV as UTF-8 (accents and all).
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// CSV header, in column order.
-pub fn csv_header() -> Vec<&'static str> {
+/// CSV header, in column order: times are in `zone`, which the first column names.
+pub fn csv_header(zone: &str) -> Vec<String> {
+    let time = format!("Time ({zone})");
     let mut header = vec![
-        "Time (UTC)",
+        time.as_str(),
         "Workspace",
         "Author",
         "Author ID",
@@ -43,14 +45,16 @@ pub fn csv_header() -> Vec<&'static str> {
     ];
     header.extend(DETAIL_FIELDS.iter().map(|(_, label)| *label));
     header.extend(["Previous value", "New value"]);
-    header
+    header.into_iter().map(str::to_string).collect()
 }
 
-fn csv_record(r: &ReportRow) -> Vec<String> {
+fn csv_record(r: &ReportRow, zone: Tz) -> Vec<String> {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let json = |v: &Option<Value>| v.as_ref().map(Value::to_string).unwrap_or_default();
     let mut record = vec![
-        r.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        r.occurred_at
+            .with_timezone(&zone)
+            .to_rfc3339_opts(SecondsFormat::Micros, true),
         r.workspace_id.clone(),
         r.author.clone(),
         text(&r.author_id),
@@ -129,11 +133,13 @@ pub async fn export(
             let mut w = csv::WriterBuilder::new()
                 .terminator(csv::Terminator::CRLF)
                 .from_writer(out);
-            w.write_record(csv_header()).map_err(csv_error)?;
+            w.write_record(csv_header(&filter.timezone))
+                .map_err(csv_error)?;
             Sink::Csv(Box::new(w))
         }
         Format::JsonLines => Sink::Json(out),
     };
+    let zone: Tz = filter.timezone.parse().unwrap_or_default();
     let mut written = 0u64;
     let mut rows = tx
         .query_portal(&portal, PAGE)
@@ -153,7 +159,7 @@ pub async fn export(
                     None
                 }
             },
-            async { write_rows(&rows, &mut sink, excel) }
+            async { write_rows(&rows, &mut sink, excel, zone) }
         );
         wrote?;
         written += rows.len() as u64;
@@ -181,14 +187,19 @@ fn spreadsheet_safe(mut cell: String) -> String {
     cell
 }
 
-fn write_rows(rows: &[tokio_postgres::Row], sink: &mut Sink<'_>, excel: bool) -> Result<()> {
+fn write_rows(
+    rows: &[tokio_postgres::Row],
+    sink: &mut Sink<'_>,
+    excel: bool,
+    zone: Tz,
+) -> Result<()> {
     for row in rows {
         let r = ReportRow::from_row(row);
         match sink {
             Sink::Csv(w) if excel => w
-                .write_record(csv_record(&r).into_iter().map(spreadsheet_safe))
+                .write_record(csv_record(&r, zone).into_iter().map(spreadsheet_safe))
                 .map_err(csv_error)?,
-            Sink::Csv(w) => w.write_record(csv_record(&r)).map_err(csv_error)?,
+            Sink::Csv(w) => w.write_record(csv_record(&r, zone)).map_err(csv_error)?,
             Sink::Json(out) => {
                 serde_json::to_writer(&mut **out, &json_record(&r))
                     .map_err(|e| write_error(e.into()))?;

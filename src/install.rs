@@ -36,10 +36,10 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         let columns = table_columns(&tx, &table)
             .await?
             .ok_or_else(|| Error::Schema(format!("authors: table {table} not found")))?;
-        for (key, column) in [
-            ("id_column", &authors.id_column),
-            ("name_column", &authors.name_column),
-        ] {
+        let names = authors.name_column.columns().iter();
+        for (key, column) in std::iter::once(("id_column", &authors.id_column))
+            .chain(names.map(|c| ("name_column", c)))
+        {
             if !columns.contains(column) {
                 return Err(Error::Schema(format!(
                     "authors: {key} \"{column}\" not found in {table}"
@@ -138,6 +138,13 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         wanted.insert(oid);
         report.attached.push(table.to_string());
     }
+    // Link tables after every source: each takes its record table's settings.
+    for source in &config.sources {
+        if let Some(link) = attach_link(&tx, source).await? {
+            wanted.insert(link.0);
+            report.attached.push(link.1);
+        }
+    }
     for row in tx
         .query("select t::oid, t::text from attached_tables() t", &[])
         .await
@@ -153,6 +160,80 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     }
     tx.commit().await.context("commit install")?;
     Ok(report)
+}
+
+/// Attach the capture triggers to the link table holding a source's tags, if it has one, after
+/// checking its columns. Returns its oid and name.
+async fn attach_link(tx: &Transaction<'_>, source: &SourceConfig) -> Result<Option<(u32, String)>> {
+    let (Some(link), Some(table)) = (source.link_tags(), source.link_table()?) else {
+        return Ok(None);
+    };
+    let parent = source.table_name()?;
+    let key = format!("source {} ({}): fields.tags", source.table, source.category);
+    let columns = table_columns(tx, &table)
+        .await?
+        .ok_or_else(|| Error::Schema(format!("{key}: link table {table} not found")))?;
+    for column in std::iter::once(&link.column).chain(&link.parent_column) {
+        if !columns.contains(column) {
+            return Err(Error::Schema(format!(
+                "{key}: column \"{column}\" not found in {table}"
+            )));
+        }
+    }
+    let parent_column = match &link.parent_column {
+        Some(column) => column.clone(),
+        None => {
+            // The link table's single-column foreign key to the record's id.
+            let found: Vec<String> = tx
+                .query(
+                    "select a.attname::text
+                     from pg_constraint c
+                     join pg_attribute a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
+                     join pg_attribute r on r.attrelid = c.confrelid and r.attnum = c.confkey[1]
+                     where c.contype = 'f' and c.conrelid = $1::text::regclass
+                       and c.confrelid = $2::text::regclass and cardinality(c.conkey) = 1
+                       and r.attname = $3",
+                    &[&table.quoted(), &parent.quoted(), &source.id_column],
+                )
+                .await
+                .context(format!("read the foreign keys of {table}"))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            match found.as_slice() {
+                [column] => column.clone(),
+                [] | [_, _, ..] => {
+                    let how = if found.is_empty() {
+                        "no"
+                    } else {
+                        "more than one"
+                    };
+                    return Err(Error::Schema(format!(
+                        "{key}: {table} has {how} foreign key to {parent}({}): name the column holding the record's id, tags = {{ table = \"{}\", column = \"{}\", parent_column = \"...\" }}",
+                        source.id_column, link.table, link.column
+                    )));
+                }
+            }
+        }
+    };
+    tx.execute(
+        "select attach_link($1::text::regclass, $2::text::regclass, $3, $4, $5)",
+        &[
+            &table.quoted(),
+            &parent.quoted(),
+            &parent_column,
+            &link.column,
+            &source.id_column,
+        ],
+    )
+    .await
+    .context(format!("attach triggers to {table}"))?;
+    let oid: u32 = tx
+        .query_one("select $1::text::regclass::oid", &[&table.quoted()])
+        .await
+        .context("resolve table")?
+        .get(0);
+    Ok(Some((oid, table.to_string())))
 }
 
 /// Remove the triggers from every host table; with `purge`, drop Clockwatch's schema too.
@@ -321,21 +402,23 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
     for source in &config.sources {
         problems.extend(source_problems(client, source).await?);
         let table = source.table_name()?;
-        let row = client
-            .query_one(
-                "select to_regclass($1) is not null,
-                        (select count(*) from pg_trigger
-                         where tgrelid = to_regclass($1) and tgname = any ($2) and tgenabled <> 'D')",
-                &[&table.quoted(), &expected],
-            )
-            .await
-            .context(format!("read triggers of {table}"))?;
-        let (exists, attached): (bool, i64) = (row.get(0), row.get(1));
-        if exists && attached < expected.len() as i64 {
-            problems.push(format!(
-                "source {}: capture triggers missing or disabled on {table} (table recreated? ALTER TABLE ... DISABLE TRIGGER?): changes are not captured; run `clockwatch install`",
-                source.category
-            ));
+        for captured in std::iter::once(&table).chain(source.link_table()?.as_ref()) {
+            let row = client
+                .query_one(
+                    "select to_regclass($1) is not null,
+                            (select count(*) from pg_trigger
+                             where tgrelid = to_regclass($1) and tgname = any ($2) and tgenabled <> 'D')",
+                    &[&captured.quoted(), &expected],
+                )
+                .await
+                .context(format!("read triggers of {captured}"))?;
+            let (exists, attached): (bool, i64) = (row.get(0), row.get(1));
+            if exists && attached < expected.len() as i64 {
+                problems.push(format!(
+                    "source {}: capture triggers missing or disabled on {captured} (table recreated? ALTER TABLE ... DISABLE TRIGGER?): changes are not captured; run `clockwatch install`",
+                    source.category
+                ));
+            }
         }
         // The capture function was compiled for other columns: it still captures every change,
         // through the slower path that reads the columns on every statement.

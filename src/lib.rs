@@ -39,6 +39,7 @@ pub mod error;
 pub mod export;
 pub mod image;
 pub mod install;
+pub mod links;
 pub mod migrate;
 pub mod normalize;
 pub mod record;

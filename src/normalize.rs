@@ -8,9 +8,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
-use crate::config::{Category, SourceConfig};
+use crate::config::{Category, NameColumns, SourceConfig};
 use crate::image::{Raw, RowImage};
 
 /// The author shown for changes with no actor, and for linked changes.
@@ -74,6 +75,18 @@ pub struct StagedChange {
     pub workspace_id: Option<String>,
     pub old_row: Option<RowImage>,
     pub new_row: Option<RowImage>,
+    /// The record's tags, for a source whose tags are kept in a link table (its rows are not
+    /// in the row image): what a link-table change did to them, or, for any other change, the
+    /// tags the record has when the change is drained.
+    pub tags: Option<TagChange>,
+}
+
+/// A record's tags (ids) before and after, as kept in a link table. `before` is None when they
+/// did not change (or nothing says what they were).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TagChange {
+    pub before: Option<Vec<String>>,
+    pub after: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +96,9 @@ pub enum Op {
     Delete,
     /// TRUNCATE: every row of the table at once; no row images.
     Truncate,
+    /// Rows of a link table changed the tags of a record: `new_row` is the record, the
+    /// change's `tags` say how. Logged as an update of the record.
+    Links,
 }
 
 impl Op {
@@ -92,6 +108,7 @@ impl Op {
             b'U' => Some(Op::Update),
             b'D' => Some(Op::Delete),
             b'T' => Some(Op::Truncate),
+            b'L' => Some(Op::Links),
             _ => None,
         }
     }
@@ -126,6 +143,7 @@ impl StagedChange {
             "workspace_id": self.workspace_id,
             "old_row": self.old_row.as_ref().map(RowImage::to_value),
             "new_row": self.new_row.as_ref().map(RowImage::to_value),
+            "tags": self.tags.as_ref().map(|t| serde_json::json!({"before": t.before, "after": t.after})),
         })
     }
 }
@@ -176,12 +194,14 @@ pub enum NameRef {
     ProjectClient(String),
 }
 
-/// Names looked up for a batch.
+/// Names looked up for a batch, and the zone the host's zone-less times are in (config
+/// `naive_timestamps`).
 #[derive(Debug, Default)]
 pub struct Names {
     pub authors: HashMap<String, String>,
     pub entities: HashMap<(Category, String), String>,
     pub project_clients: HashMap<String, String>,
+    pub naive_zone: Tz,
 }
 
 impl Names {
@@ -195,6 +215,30 @@ impl Names {
 /// The text of a column's value as the host would print it; None for null or no such column.
 pub fn column_text(row: &RowImage, column: Option<&str>) -> Option<String> {
     column.and_then(|c| row.get(c)).and_then(Raw::text)
+}
+
+/// A record's name: the first of its name columns that is neither null nor empty.
+pub fn name_text(row: &RowImage, columns: Option<&NameColumns>) -> Option<String> {
+    columns?
+        .columns()
+        .iter()
+        .filter_map(|c| column_text(row, Some(c)))
+        .find(|name| !name.is_empty())
+}
+
+/// The tag ids of a record: its link-table tags when the source keeps them so, else its tags
+/// column.
+fn tag_ids(change: &StagedChange, source: &SourceConfig, row: &RowImage) -> Option<Vec<String>> {
+    if source.link_tags().is_some() {
+        return change.tags.as_ref().map(|t| t.after.clone());
+    }
+    source
+        .fields
+        .tags
+        .as_ref()
+        .and_then(|t| t.column())
+        .and_then(|c| row.get(c))
+        .and_then(Raw::array_texts)
 }
 
 /// Names the normaliser will ask for; the drain looks them all up in one go.
@@ -222,14 +266,14 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
             refs.push(NameRef::ProjectClient(project));
         }
     }
-    if let Some(tags) = fields.tags.as_deref().and_then(|c| row.get(c)) {
-        refs.extend(
-            tags.array_texts()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| NameRef::Entity(Category::Tags, t)),
-        );
-    }
+    let before = change.tags.as_ref().and_then(|t| t.before.clone());
+    refs.extend(
+        tag_ids(change, source, row)
+            .into_iter()
+            .chain(before)
+            .flatten()
+            .map(|t| NameRef::Entity(Category::Tags, t)),
+    );
     refs
 }
 
@@ -251,14 +295,36 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     };
     let (old, new) = (change.old_row.as_ref(), change.new_row.as_ref());
 
+    // A link table's change of the record's tags, shown by name (the record has no column
+    // to show raw).
+    let tag_change = match (change.op, &change.tags) {
+        (
+            Op::Update | Op::Links,
+            Some(TagChange {
+                before: Some(before),
+                after,
+            }),
+        ) if before != after => {
+            let named = |ids: &[String]| Value::from(tag_names(ids, names)).to_string();
+            Some((named(before), named(after)))
+        }
+        _ => None,
+    };
     let (changed, previous_value, new_value) = match change.op {
-        Op::Update => {
+        Op::Update | Op::Links => {
             let changed = diff(old, new, &source.ignore_columns);
-            if changed.is_empty() {
+            if changed.is_empty() && tag_change.is_none() {
                 return Outcome::NoChange;
             }
-            let before = json_object(changed.iter().map(|(c, before, _)| (*c, *before)));
-            let after = json_object(changed.iter().map(|(c, _, after)| (*c, *after)));
+            let tags = tag_change.as_ref();
+            let before = json_object(
+                changed.iter().map(|(c, before, _)| (*c, before.json())),
+                tags.map(|(before, _)| before.as_str()),
+            );
+            let after = json_object(
+                changed.iter().map(|(c, _, after)| (*c, after.json())),
+                tags.map(|(_, after)| after.as_str()),
+            );
             (changed, Some(before), Some(after))
         }
         Op::Insert | Op::Delete | Op::Truncate => (Vec::new(), None, None),
@@ -277,8 +343,8 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     };
 
     let target_id = column_text(row, Some(&source.id_column));
-    let target = column_text(row, source.name_column.as_deref());
-    let details = details(category, source, row, target.as_deref(), names);
+    let target = name_text(row, source.name_column.as_ref());
+    let details = details(category, source, change, row, target.as_deref(), names);
 
     let mut event = Box::new(AuditEvent {
         event_id: change.id,
@@ -309,11 +375,13 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
 fn author(change: &StagedChange, names: &Names) -> (Option<String>, String) {
     match (&change.actor, change.is_linked()) {
         (Some(actor), false) => {
+            // An author with no name (none in the host, none remembered) shows as its id, marked
+            // as one: "#4", as a target without a name does.
             let name = names
                 .authors
                 .get(actor)
                 .cloned()
-                .unwrap_or_else(|| actor.clone());
+                .unwrap_or_else(|| format!("#{actor}"));
             (Some(actor.clone()), name)
         }
         _ => (None, SYSTEM.to_string()),
@@ -376,18 +444,36 @@ fn diff<'a>(
         .collect()
 }
 
-/// A JSON object of the given columns and their values' JSON text.
-fn json_object<'a>(fields: impl Iterator<Item = (&'a str, Raw<'a>)>) -> String {
+/// A JSON object of the given columns and their values' JSON text, and the record's link-table
+/// tags under "tags" when they changed.
+fn json_object<'a>(
+    fields: impl Iterator<Item = (&'a str, &'a str)>,
+    tags: Option<&'a str>,
+) -> String {
     let mut out = String::from("{");
-    for (i, (column, value)) in fields.enumerate() {
+    for (i, (column, value)) in fields.chain(tags.map(|t| ("tags", t))).enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
         out.push_str(&Value::from(column).to_string());
         out.push_str(": ");
-        out.push_str(value.json());
+        out.push_str(value);
     }
     out.push('}');
+    out
+}
+
+/// Tag ids as names (the id when no name is known), sorted as a reader looks for them.
+fn tag_names(ids: &[String], names: &Names) -> Vec<String> {
+    let mut out: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            names
+                .entity(Category::Tags, id)
+                .map_or_else(|| id.clone(), str::to_string)
+        })
+        .collect();
+    out.sort_by_key(|n| n.to_lowercase());
     out
 }
 
@@ -403,6 +489,7 @@ fn action_code(
     let changed_column =
         |column: &Option<String>| column.as_deref().is_some_and(|c| changed.contains(&c));
     let verb = match op {
+        Op::Links => "updated",
         Op::Insert => "created",
         Op::Delete => "deleted",
         Op::Truncate => "truncated",
@@ -472,6 +559,7 @@ fn origin(change: &StagedChange, source: &SourceConfig, row: Option<&RowImage>) 
 fn details(
     category: Category,
     source: &SourceConfig,
+    change: &StagedChange,
     row: &RowImage,
     target: Option<&str>,
     names: &Names,
@@ -523,8 +611,9 @@ fn details(
         "client",
         own(Category::Clients).or_else(|| named(Category::Clients, client_id)),
     );
-    put("start", text(&fields.start).and_then(|t| utc_timestamp(&t)));
-    put("end", text(&fields.end).and_then(|t| utc_timestamp(&t)));
+    let instant = |t: String| utc_timestamp(&t, names.naive_zone);
+    put("start", text(&fields.start).and_then(instant));
+    put("end", text(&fields.end).and_then(instant));
     for (key, column) in [
         ("kiosk", &fields.kiosk),
         ("type", &fields.kind),
@@ -536,45 +625,48 @@ fn details(
     ] {
         put(key, text(column));
     }
-    if let Some(tags) = fields
-        .tags
-        .as_deref()
-        .and_then(|c| row.get(c))
-        .and_then(Raw::array_texts)
-    {
-        let tag_names = tags
-            .into_iter()
-            .map(|id| {
-                Value::String(
+    if let Some(tags) = tag_ids(change, source, row) {
+        let named = match source.link_tags() {
+            Some(_) => tag_names(&tags, names),
+            // An array column keeps the host's order.
+            None => tags
+                .iter()
+                .map(|id| {
                     names
-                        .entity(Category::Tags, &id)
-                        .map(str::to_string)
-                        .unwrap_or(id),
-                )
-            })
-            .collect();
-        out.insert("tags".into(), Value::Array(tag_names));
+                        .entity(Category::Tags, id)
+                        .map_or_else(|| id.clone(), str::to_string)
+                })
+                .collect(),
+        };
+        out.insert("tags".into(), Value::from(named));
     }
     out
 }
 
 /// A host timestamp as RFC 3339 in UTC, for the details the report view reads as timestamps.
-/// `timestamp without time zone` values carry no zone and are taken as UTC; PostgreSQL's
-/// `infinity` and `-infinity` are kept. Anything else (text that is no time, a year past 9999)
-/// is left out of the details, so that no host value can make the report view fail; the row
-/// itself keeps it.
-fn utc_timestamp(text: &str) -> Option<String> {
+/// `timestamp without time zone` values carry no zone and are read in `naive` (config
+/// `naive_timestamps`, UTC by default); PostgreSQL's `infinity` and `-infinity` are kept.
+/// Anything else (text that is no time, a year past 9999) is left out of the details, so that
+/// no host value can make the report view fail; the row itself keeps it.
+fn utc_timestamp(text: &str, naive: Tz) -> Option<String> {
+    if text == "infinity" || text == "-infinity" {
+        return Some(text.to_string());
+    }
+    instant(text, naive).map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+/// A time as a host prints it in JSON (`2026-11-02T09:00:00+01:00`, or without an offset for
+/// `timestamp without time zone`, read in `naive`), as an instant. In a zone's autumn hour that
+/// happens twice, a zone-less time is taken as the earlier; in its spring gap, as not a time.
+pub fn instant(text: &str, naive: Tz) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(
-            t.with_timezone(&Utc)
-                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        );
+        return Some(t.with_timezone(&Utc));
     }
-    match NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        Ok(t) => Some(t.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-        Err(_) if text == "infinity" || text == "-infinity" => Some(text.to_string()),
-        Err(_) => None,
-    }
+    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    local
+        .and_local_timezone(naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]
@@ -621,6 +713,7 @@ mod tests {
             workspace_id: Some("w".into()),
             old_row: old.map(|v| RowImage::parse(v.to_string()).unwrap()),
             new_row: new.map(|v| RowImage::parse(v.to_string()).unwrap()),
+            tags: None,
         }
     }
 

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
 use serde_json::Value;
 use tokio_postgres::{Row, Transaction};
 
 use crate::config::{Category, Config};
 use crate::error::{DbContext, Error, Result};
-use crate::resolve::Resolver;
 
 const REPORT: &str = include_str!("../sql/queries/report.sql");
 
@@ -29,6 +29,8 @@ pub struct FilterArgs {
     pub actions: Vec<String>,
     pub categories: Vec<String>,
     pub target: Option<String>,
+    /// The zone to show times in; the config's when None.
+    pub timezone: Option<String>,
 }
 
 /// Filters checked and resolved: instants in UTC, action codes, author ids.
@@ -41,6 +43,8 @@ pub struct Filter {
     pub actions: Option<Vec<String>>,
     pub categories: Option<Vec<String>>,
     pub target: Option<String>,
+    /// The time zone times are shown in (set for the transaction the filter was built in).
+    pub timezone: String,
 }
 
 impl Filter {
@@ -72,25 +76,50 @@ impl Filter {
     }
 }
 
-/// A `--from`/`--to` value: a calendar day in the report's time zone, or an exact instant.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum TimeArg {
-    Day(NaiveDate),
-    Instant(DateTime<Utc>),
+/// A `--from`/`--to` value as an instant: a day in the report's time zone (the whole day: `--to`
+/// is the end of it) or a time with its offset, read by the same SQL function as
+/// `events_between` reads its range with (report_bound()).
+async fn bound(
+    tx: &Transaction<'_>,
+    flag: &str,
+    text: &str,
+    zone: &str,
+    end: bool,
+) -> Result<DateTime<Utc>> {
+    tx.query_one("select report_bound($1, $2, $3)", &[&text, &zone, &end])
+        .await
+        .map(|row| row.get(0))
+        .map_err(|e| match e.as_db_error() {
+            Some(db) if db.code().code() == "22023" => {
+                Error::Input(format!("{flag}: {}", db.message()))
+            }
+            _ => Error::db("read the range", &e),
+        })
 }
 
-fn parse_time(flag: &str, text: &str) -> Result<TimeArg> {
-    let text = text.trim();
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(TimeArg::Day(day));
+/// Make `zone` the time zone the transaction's reports show times in (the report view reads
+/// it), after checking PostgreSQL knows it.
+async fn set_timezone(tx: &Transaction<'_>, zone: &str, key: &str) -> Result<()> {
+    let known: bool = tx
+        .query_one(
+            "select exists (select 1 from pg_timezone_names where name = $1)",
+            &[&zone],
+        )
+        .await
+        .context("check the time zone")?
+        .get(0);
+    if !known || zone.parse::<Tz>().is_err() {
+        return Err(Error::Input(format!(
+            "{key}: \"{zone}\" is not a time zone PostgreSQL knows (use an IANA name such as Europe/Berlin)"
+        )));
     }
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| TimeArg::Instant(t.with_timezone(&Utc)))
-        .map_err(|_| {
-            Error::Input(format!(
-                "{flag}: \"{text}\" is not a date or time (use 2026-11-01 or 2026-11-01T09:00:00Z)"
-            ))
-        })
+    tx.execute(
+        "select set_config('clockwatch.timezone', $1, true)",
+        &[&zone],
+    )
+    .await
+    .context("set the time zone")?;
+    Ok(())
 }
 
 /// Check the filters against the database and resolve them. `max_days` caps the range (a
@@ -102,16 +131,11 @@ pub async fn build_filter(
     max_days: i32,
     limit_key: &str,
 ) -> Result<Filter> {
-    let from = args
-        .from
-        .as_deref()
-        .map(|t| parse_time("--from", t))
-        .transpose()?;
-    let to = args
-        .to
-        .as_deref()
-        .map(|t| parse_time("--to", t))
-        .transpose()?;
+    let (zone, key) = match &args.timezone {
+        Some(zone) => (zone.clone(), "--timezone"),
+        None => (config.timezone.clone(), "timezone"),
+    };
+    set_timezone(tx, &zone, key).await?;
     let categories = if args.categories.is_empty() {
         None
     } else {
@@ -122,14 +146,13 @@ pub async fn build_filter(
                 .collect::<Result<Vec<_>>>()?,
         )
     };
-
     // Days are whole days in the report's time zone: --to 2026-11-07 includes all of the 7th.
-    let from = match from {
-        Some(t) => Some(instant(tx, t, false).await?),
+    let from = match &args.from {
+        Some(t) => Some(bound(tx, "--from", t, &zone, false).await?),
         None => None,
     };
-    let to = match to {
-        Some(t) => Some(instant(tx, t, true).await?),
+    let to = match &args.to {
+        Some(t) => Some(bound(tx, "--to", t, &zone, true).await?),
         None => None,
     };
     let (from, to) = match (from, to, args.target.is_some()) {
@@ -182,7 +205,7 @@ pub async fn build_filter(
     let authors = if args.authors.is_empty() {
         None
     } else {
-        Some(author_ids(tx, config, &args.authors).await?)
+        Some(author_ids(tx, &args.authors).await?)
     };
     let actions = if args.actions.is_empty() {
         None
@@ -204,75 +227,21 @@ pub async fn build_filter(
         actions,
         categories,
         target: args.target.clone(),
+        timezone: zone,
     })
 }
 
-async fn instant(tx: &Transaction<'_>, t: TimeArg, end_of_day: bool) -> Result<DateTime<Utc>> {
-    match t {
-        TimeArg::Instant(t) => Ok(t),
-        TimeArg::Day(day) => {
-            let day = if end_of_day {
-                day.succ_opt().unwrap_or(day)
-            } else {
-                day
-            };
-            let row = tx
-                .query_one(
-                    "select ($1::date::timestamp at time zone timezone) from settings",
-                    &[&day],
-                )
-                .await
-                .context("convert the date to the report's time zone")?;
-            Ok(row.get(0))
-        }
-    }
-}
-
-/// Author filters are user ids (as the application stores them), names the log knows, or
-/// `system`. Anything else is refused rather than matching nothing.
-async fn author_ids(
-    tx: &mut Transaction<'_>,
-    config: &Config,
-    wanted: &[String],
-) -> Result<Vec<String>> {
-    let resolver = Resolver::prepare(tx, config).await?;
-    let mut ids = BTreeSet::new();
-    for token in wanted {
-        let token = token.trim();
-        if token.eq_ignore_ascii_case(SYSTEM_AUTHOR) {
-            ids.insert(SYSTEM_AUTHOR.to_string());
-            continue;
-        }
-        let known_id: bool = tx
-            .query_one(
-                "select exists (select 1 from known_name where category = 'author' and id = $1)",
-                &[&token],
-            )
-            .await
-            .context("look up the author")?
-            .get(0);
-        if known_id || resolver.author_exists(tx, token).await? {
-            ids.insert(token.to_string());
-            continue;
-        }
-        let by_name: Vec<String> = tx
-            .query(
-                "select id from known_name where category = 'author' and lower(name) = lower($1)",
-                &[&token],
-            )
-            .await
-            .context("look up the author by name")?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if by_name.is_empty() {
-            return Err(Error::Input(format!(
-                "unknown author \"{token}\": not a user id or name the log knows (use the id the application stores, or system)"
-            )));
-        }
-        ids.extend(by_name);
-    }
-    Ok(ids.into_iter().collect())
+/// Author filters are user ids the log has recorded, names it knows, or `system`, as
+/// `events_between` reads them (author_ids()). Anything else is refused rather than matching
+/// nothing.
+async fn author_ids(tx: &Transaction<'_>, wanted: &[String]) -> Result<Vec<String>> {
+    tx.query_one("select author_ids($1)", &[&wanted])
+        .await
+        .map(|row| row.get(0))
+        .map_err(|e| match e.as_db_error() {
+            Some(db) if db.code().code() == "22023" => Error::Input(db.message().to_string()),
+            _ => Error::db("look up the authors", &e),
+        })
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -287,6 +256,10 @@ pub struct ReportRow {
     pub occurred_at: DateTime<Utc>,
     /// occurred_at in the report's time zone, formatted.
     pub local_time: String,
+    /// The report's time zone, which every time of the row is shown in.
+    pub time_zone: String,
+    /// The source table the event came from (as the config names it).
+    pub source: String,
     pub author_id: Option<String>,
     pub author: String,
     pub action: String,
@@ -342,6 +315,8 @@ impl ReportRow {
             workspace_id: row.get("workspace_id"),
             occurred_at: row.get("occurred_at"),
             local_time: row.get("local_time"),
+            time_zone: row.get("time_zone"),
+            source: row.get("source"),
             author_id: row.get("author_id"),
             author: row.get("author"),
             action: row.get("action"),
@@ -360,8 +335,9 @@ impl ReportRow {
         }
     }
 
-    /// The changed fields as `field: previous -> new`, in field order.
-    pub fn changes(&self) -> Vec<String> {
+    /// The changed fields as `field: previous -> new`, in field order, each value shown as
+    /// `display` says.
+    pub fn changes(&self, display: &Display) -> Vec<String> {
         let empty = serde_json::Map::new();
         let before = self
             .previous_value
@@ -374,11 +350,87 @@ impl ReportRow {
             .and_then(Value::as_object)
             .unwrap_or(&empty);
         let fields: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-        let show = |v: Option<&Value>| v.and_then(scalar_text).unwrap_or_else(|| "(empty)".into());
         fields
             .into_iter()
-            .map(|f| format!("{f}: {} -> {}", show(before.get(f)), show(after.get(f))))
+            .map(|f| {
+                let show = |v: Option<&Value>| display.value(&self.source, f, &self.time_zone, v);
+                format!("{f}: {} -> {}", show(before.get(f)), show(after.get(f)))
+            })
             .collect()
+    }
+}
+
+/// How changed values are shown to a reader: as their detail field is (a duration column as
+/// `01:45:00`, a flag as Yes/No), every time in the report's zone, a list of tags as names
+/// joined. `previous_value` and `new_value` stay raw in SQL and in exports.
+#[derive(Debug, Clone, Default)]
+pub struct Display {
+    /// (source, column) -> how its values read.
+    kinds: std::collections::HashMap<(String, String), Kind>,
+    /// The zone of the host's zone-less times.
+    naive: Tz,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Duration,
+    Flag,
+}
+
+impl Display {
+    pub fn new(config: &Config) -> Display {
+        let mut kinds = std::collections::HashMap::new();
+        for source in &config.sources {
+            for (field, column) in source.fields.mapped() {
+                let kind = match field {
+                    "duration" => Kind::Duration,
+                    "billable" | "approved" | "invoiced" => Kind::Flag,
+                    _ => continue,
+                };
+                kinds.insert((source.table.clone(), column.to_string()), kind);
+            }
+        }
+        Display {
+            kinds,
+            naive: config.naive_zone(),
+        }
+    }
+
+    fn value(&self, source: &str, column: &str, zone: &str, value: Option<&Value>) -> String {
+        let kind = self.kinds.get(&(source.to_string(), column.to_string()));
+        match (kind, value) {
+            (_, None | Some(Value::Null)) => "(empty)".into(),
+            (Some(Kind::Flag), Some(Value::Bool(b))) => if *b { "Yes" } else { "No" }.into(),
+            (Some(Kind::Duration), Some(Value::Number(n))) if n.as_i64().is_some() => {
+                let secs = n.as_i64().unwrap_or_default();
+                let sign = if secs < 0 { "-" } else { "" };
+                let secs = secs.unsigned_abs();
+                format!(
+                    "{sign}{:02}:{:02}:{:02}",
+                    secs / 3600,
+                    secs / 60 % 60,
+                    secs % 60
+                )
+            }
+            (_, Some(Value::String(text))) => {
+                match (
+                    crate::normalize::instant(text, self.naive),
+                    zone.parse::<Tz>(),
+                ) {
+                    (Some(t), Ok(zone)) => t
+                        .with_timezone(&zone)
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string(),
+                    _ => text.clone(),
+                }
+            }
+            (_, Some(Value::Array(items))) => items
+                .iter()
+                .map(|v| scalar_text(v).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", "),
+            (_, Some(other)) => scalar_text(other).unwrap_or_default(),
+        }
     }
 }
 
@@ -397,16 +449,18 @@ pub async fn fetch(tx: &Transaction<'_>, filter: &Filter, limit: i64) -> Result<
 }
 
 /// The terminal table: one line per event, details below it when asked for.
-pub fn render(rows: &[ReportRow], details: bool) -> String {
+pub fn render(rows: &[ReportRow], details: bool, display: &Display) -> String {
     const WIDEST_CHANGE: usize = 80;
-    let header = ["TIME", "AUTHOR", "ACTION", "TARGET", "CHANGES"];
+    let zone = rows.first().map(|r| r.time_zone.as_str()).unwrap_or("UTC");
+    let time = format!("TIME ({zone})");
+    let header = [time.as_str(), "AUTHOR", "ACTION", "TARGET", "CHANGES"];
     let mut out = String::new();
     if !details {
         let lines: Vec<[String; 5]> = rows
             .iter()
             .map(|r| {
                 let changes = r
-                    .changes()
+                    .changes(display)
                     .into_iter()
                     .map(|c| shorten(&c, WIDEST_CHANGE))
                     .collect::<Vec<_>>()
@@ -423,6 +477,7 @@ pub fn render(rows: &[ReportRow], details: bool) -> String {
         out.push_str(&crate::table::render(&header, &lines));
         return out;
     }
+    out.push_str(&format!("Times in {zone}\n"));
     for r in rows {
         out.push_str(&format!(
             "{}  {}  {}  {}\n",
@@ -446,7 +501,7 @@ pub fn render(rows: &[ReportRow], details: bool) -> String {
                 facts.push((label.to_string(), v.clone()));
             }
         }
-        for change in r.changes() {
+        for change in r.changes(display) {
             facts.push(("Changed".into(), change));
         }
         for (label, value) in facts {
@@ -497,26 +552,5 @@ fn scalar_text(value: &Value) -> Option<String> {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_days_or_rfc3339() {
-        assert_eq!(
-            parse_time("--from", "2026-11-01").unwrap(),
-            TimeArg::Day(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
-        );
-        assert!(
-            matches!(parse_time("--to", "2026-11-01T09:00:00+01:00").unwrap(), TimeArg::Instant(t) if t.to_rfc3339() == "2026-11-01T08:00:00+00:00")
-        );
-        let err = parse_time("--from", "2026-13-01").unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "--from: \"2026-13-01\" is not a date or time (use 2026-11-01 or 2026-11-01T09:00:00Z)"
-        );
     }
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio_postgres::{GenericClient, Transaction};
 
-use crate::config::{quote_ident, Category, Config, TableName};
+use crate::config::{quote_ident, Category, Config, NameColumns, TableName};
 use crate::db::Prepared;
 use crate::error::{DbContext, Result};
 use crate::normalize::{NameRef, Names};
@@ -31,6 +31,8 @@ struct Lookup {
 pub struct Resolver {
     authors: Option<Lookup>,
     entities: BTreeMap<Category, Lookup>,
+    /// Tags of the records of sources that keep them in a link table, by source.
+    link_tags: HashMap<String, Lookup>,
     /// A lookup failed (the host changed a table since): prepare again before the next batch.
     stale: std::sync::atomic::AtomicBool,
 }
@@ -42,8 +44,14 @@ impl Resolver {
         let mut resolver = Resolver::default();
         if let Some(authors) = config.authors() {
             if let Ok(table) = TableName::parse(&authors.table) {
-                resolver.authors =
-                    lookup(tx, &table, &authors.id_column, &authors.name_column, None).await?;
+                resolver.authors = lookup(
+                    tx,
+                    &table,
+                    &authors.id_column,
+                    authors.name_column.columns(),
+                    None,
+                )
+                .await?;
             }
         }
         for category in [
@@ -55,7 +63,7 @@ impl Resolver {
             let Some(source) = config.source_for(category) else {
                 continue;
             };
-            let Some(name_column) = source.name_column.as_deref() else {
+            let Some(name_column) = source.name_column.as_ref().map(NameColumns::columns) else {
                 continue;
             };
             let table = source.table_name()?;
@@ -68,7 +76,50 @@ impl Resolver {
                 resolver.entities.insert(category, l);
             }
         }
+        // Link tables as install attached them (it found the column pointing at the record).
+        for row in tx
+            .query(
+                "select c.source, n.nspname::text, r.relname::text, c.parent_column, c.tag_column
+                 from captured_table c
+                 join pg_class r on r.oid = c.relid
+                 join pg_namespace n on n.oid = r.relnamespace
+                 where c.link_parent is not null",
+                &[],
+            )
+            .await
+            .context("read the link tables")?
+        {
+            let table = TableName {
+                schema: row.get(1),
+                name: row.get(2),
+            };
+            let (parent, tag): (String, String) = (row.get(3), row.get(4));
+            if let Some(l) = tags_lookup(tx, &table, &parent, &tag).await? {
+                resolver.link_tags.insert(row.get(0), l);
+            }
+        }
         Ok(resolver)
+    }
+
+    /// The tags each record has now, for records of sources that keep their tags in a link
+    /// table: `(source, record id) -> tag ids`, sorted. A record with no tags is left out.
+    pub async fn current_tags(
+        &self,
+        tx: &mut Transaction<'_>,
+        prepared: &mut Prepared,
+        wanted: &BTreeMap<String, BTreeSet<String>>,
+    ) -> Result<HashMap<(String, String), Vec<String>>> {
+        let mut out = HashMap::new();
+        for (source, ids) in wanted {
+            let Some(lookup) = self.link_tags.get(source) else {
+                continue;
+            };
+            for (id, tags, _) in run_lookup(tx, prepared, &self.stale, lookup, ids).await? {
+                let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+                out.insert((source.clone(), id), tags);
+            }
+        }
+        Ok(out)
     }
 
     /// Look up every name the batch refers to: in the host tables first (current names), then in
@@ -150,18 +201,6 @@ impl Resolver {
         self.stale.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Whether the host's authors table has a user with this id.
-    pub async fn author_exists(&self, tx: &mut Transaction<'_>, id: &str) -> Result<bool> {
-        let Some(lookup) = &self.authors else {
-            return Ok(false);
-        };
-        let ids = BTreeSet::from([id.to_string()]);
-        let mut once = Prepared::default();
-        Ok(!run_lookup(tx, &mut once, &self.stale, lookup, &ids)
-            .await?
-            .is_empty())
-    }
-
     async fn look_up_entities(
         &self,
         tx: &mut Transaction<'_>,
@@ -233,7 +272,8 @@ async fn recall(
         .query(
             tx,
             "select k.category, k.id, k.name, k.client_id from known_name k
-             join unnest($1::text[], $2::text[]) w(category, id) using (category, id)",
+             join unnest($1::text[], $2::text[]) w(category, id) using (category, id)
+             where k.name is not null",
             &[&categories, &ids],
         )
         .await
@@ -283,6 +323,26 @@ pub async fn remember(
     Ok(())
 }
 
+/// Remember author ids that have no name, so that reports can be filtered by them (`--author
+/// 4`): a name found later replaces the empty one.
+pub async fn remember_nameless(
+    client: &impl GenericClient,
+    prepared: &mut Prepared,
+    ids: &[&str],
+) -> Result<()> {
+    prepared
+        .execute(
+            client,
+            "insert into known_name (category, id, name)
+             select 'author', id, null from unnest($1::text[]) id
+             on conflict (category, id) do nothing",
+            &[&ids],
+        )
+        .await
+        .context("remember authors")?;
+    Ok(())
+}
+
 /// The names of a batch in the form `known_name` keeps them.
 pub fn remembered(names: &Names) -> Remembered {
     let mut out = Remembered::new();
@@ -320,45 +380,16 @@ async fn lookup(
     tx: &Transaction<'_>,
     table: &TableName,
     id_column: &str,
-    name_column: &str,
+    name_columns: &[String],
     client_column: Option<&str>,
 ) -> Result<Option<Lookup>> {
-    // The daemon reads host tables with its own rights, so nothing in a lookup may run code the
-    // host's roles control: casts and domain checks are functions their owner writes. So the id
-    // is compared as its built-in base type (through domains, which cast to it without a check),
-    // names are printed by their type's output function (`format('%s')`, which no CREATE CAST
-    // can replace), and row-level security is off for the daemon's sessions (a policy would
-    // otherwise run as the daemon; with it off, a table under a policy fails the lookup, and ids
-    // are shown). An id column of a type the host created (an enum, say) is not looked up.
-    let row = tx
-        .query_opt(
-            "with recursive base as (
-                 select a.atttypid as typ, a.atttypmod as typmod
-                 from pg_attribute a
-                 where a.attrelid = to_regclass($1) and a.attname = $2 and not a.attisdropped
-                 union all
-                 select t.typbasetype, t.typtypmod from base b join pg_type t on t.oid = b.typ
-                 where t.typtype = 'd'
-             )
-             select format_type(b.typ, b.typmod), b.typ < 16384
-             from base b join pg_type t on t.oid = b.typ
-             where t.typtype <> 'd'",
-            &[&table.quoted(), &id_column],
-        )
-        .await
-        .context(format!("read the id type of {table}"))?;
-    let Some(row) = row else {
-        tracing::warn!(%table, id_column, "names will not be resolved: table or id column not found");
+    let Some(id_type) = id_type(tx, table, id_column).await? else {
         return Ok(None);
     };
-    let (id_type, built_in): (String, bool) = (row.get(0), row.get(1));
-    if !built_in {
-        tracing::warn!(%table, id_column, id_type, "names will not be resolved: the id column's type is not built in");
-        return Ok(None);
-    }
     // A name or client column the host renamed or dropped would fail every lookup: leave the
     // lookup out (ids are shown) rather than fail and warn on every batch.
-    for column in std::iter::once(name_column).chain(client_column) {
+    let names = name_columns.iter().map(String::as_str);
+    for column in names.chain(client_column) {
         let present: bool = tx
             .query_one(
                 "select exists (select 1 from pg_attribute
@@ -381,15 +412,82 @@ async fn lookup(
     let client = client_column
         .map(printed)
         .unwrap_or_else(|| "null::text".into());
+    // The first name column that is neither null nor empty.
+    let name = name_columns
+        .iter()
+        .map(|c| format!("nullif({}, '')", printed(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
-        "select {id_text}, {name}, {client} from {table} where {id}::{id_type} = any($1::text[]::{id_type}[])",
+        "select {id_text}, coalesce({name}), {client} from {table} where {id}::{id_type} = any($1::text[]::{id_type}[])",
         id_text = printed(id_column),
-        name = printed(name_column),
         table = table.quoted(),
     );
     Ok(Some(Lookup {
         sql,
         table: table.to_string(),
+    }))
+}
+
+/// The built-in type a lookup compares `column` of `table` as, or None (with a warning) when it
+/// cannot be looked up by it.
+async fn id_type(tx: &Transaction<'_>, table: &TableName, column: &str) -> Result<Option<String>> {
+    // The daemon reads host tables with its own rights, so nothing in a lookup may run code the
+    // host's roles control: casts and domain checks are functions their owner writes. So the id
+    // is compared as its built-in base type (through domains, which cast to it without a check),
+    // names are printed by their type's output function (`format('%s')`, which no CREATE CAST
+    // can replace), and row-level security is off for the daemon's sessions (a policy would
+    // otherwise run as the daemon; with it off, a table under a policy fails the lookup, and ids
+    // are shown). An id column of a type the host created (an enum, say) is not looked up.
+    let row = tx
+        .query_opt(
+            "with recursive base as (
+                 select a.atttypid as typ, a.atttypmod as typmod
+                 from pg_attribute a
+                 where a.attrelid = to_regclass($1) and a.attname = $2 and not a.attisdropped
+                 union all
+                 select t.typbasetype, t.typtypmod from base b join pg_type t on t.oid = b.typ
+                 where t.typtype = 'd'
+             )
+             select format_type(b.typ, b.typmod), b.typ < 16384
+             from base b join pg_type t on t.oid = b.typ
+             where t.typtype <> 'd'",
+            &[&table.quoted(), &column],
+        )
+        .await
+        .context(format!("read the id type of {table}"))?;
+    let Some(row) = row else {
+        tracing::warn!(%table, column, "names will not be resolved: table or id column not found");
+        return Ok(None);
+    };
+    let (id_type, built_in): (String, bool) = (row.get(0), row.get(1));
+    if !built_in {
+        tracing::warn!(%table, column, id_type, "names will not be resolved: the id column's type is not built in");
+        return Ok(None);
+    }
+    Ok(Some(id_type))
+}
+
+/// The lookup of records' tags in a link table: `select record id, json array of tag ids`.
+async fn tags_lookup(
+    tx: &Transaction<'_>,
+    link: &TableName,
+    parent_column: &str,
+    tag_column: &str,
+) -> Result<Option<Lookup>> {
+    let Some(id_type) = id_type(tx, link, parent_column).await? else {
+        return Ok(None);
+    };
+    let (parent, tag) = (quote_ident(parent_column), quote_ident(tag_column));
+    let sql = format!(
+        "select format('%s', {parent}), json_agg(format('%s', {tag}) order by format('%s', {tag}))::text, null::text
+         from {table} where {parent}::{id_type} = any($1::text[]::{id_type}[]) and {tag} is not null
+         group by {parent}",
+        table = link.quoted(),
+    );
+    Ok(Some(Lookup {
+        sql,
+        table: link.to_string(),
     }))
 }
 

@@ -68,7 +68,8 @@ create table staging (
     id           bigint generated always as identity primary key,
     source       text not null,        -- the [[source]] table as written in the config
     category     text not null,
-    op           "char" not null check (op in ('I', 'U', 'D', 'T')), -- T: TRUNCATE
+    -- T: TRUNCATE; L: rows of a link table changed a record's tags (new_row is the record)
+    op           "char" not null check (op in ('I', 'U', 'D', 'T', 'L')),
     txid         bigint not null,      -- pg_current_xact_id() of the host transaction
     stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
     depth        integer not null,     -- 1 for a change the host made, >1 for a linked change
@@ -77,7 +78,9 @@ create table staging (
     workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
     shape        bigint,               -- the images' columns (shape.id); null for TRUNCATE
     old_row      text,                 -- the row before, as PostgreSQL prints a record: (1,"a b",,t)
-    new_row      text                  -- the row after
+    new_row      text,                 -- the row after
+    old_tags     text[],               -- L: the record's tag ids before the statement
+    new_tags     text[]                -- L: and after it
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
         autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 1000);
 
@@ -109,7 +112,14 @@ create table captured_table (
     workspace_column text,             -- null: every row belongs to workspace
     workspace        text,             -- (a single-workspace application)
     excluded         text[] not null,
-    channel          text not null
+    channel          text not null,
+    -- A link table holding the tags of another captured table's records: its changes are
+    -- staged as changes of those records (op L). source, category, workspace and excluded
+    -- are then the record table's.
+    link_parent      regclass,         -- the record table
+    parent_column    text,             -- the link table's column holding the record's id
+    tag_column       text,             -- the link table's column holding the tag's id
+    parent_id_column text              -- the record table's id column
 );
 
 -- A staged change the daemon could not turn into an event. Kept with the reason, never dropped,
@@ -227,11 +237,12 @@ create table maintenance (
 
 -- Names the log has seen, so a detail can still be named after its row is deleted from the host
 -- (a deleted project's name and client, a removed user's name). category is a category, or
--- 'author' for actor ids.
+-- 'author' for actor ids. Every author id the log has recorded is here, with no name when none
+-- was found, so that a report can be filtered by any of them.
 create table known_name (
     category  text not null,
     id        text not null,
-    name      text not null,
+    name      text,
     client_id text,                    -- projects: the project's client
     seen_at   timestamptz not null default now(),
     primary key (category, id)

@@ -146,6 +146,38 @@ begin
 end
 $$;
 
+-- How a capture statement prints a row `t` of p_table, as SQL text: its image (the record's text)
+-- and its workspace (see capture_sql()).
+create function row_sql(p_table regclass, p_ws_column text, p_workspace text, p_excluded text[],
+                        out image text, out ws text)
+language plpgsql stable
+set search_path from current
+as $$
+declare
+    v_fields text;
+    v_whole  boolean;
+    v_column record;
+begin
+    select string_agg(format('t.%I', c.name), ', '),
+           count(*) = (select count(*) from pg_attribute a
+                       where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped)
+    into v_fields, v_whole
+    from image_columns(p_table, p_excluded) c;
+    -- The whole row prints as it is; with exclusions, a row of the other columns does.
+    image := case when v_whole then 'record_out(t)::text'
+                  else format('record_out(row(%s))::text', v_fields) end;
+    ws := 'null::text';
+    select * into v_column from image_columns(p_table, p_excluded) c where c.name = p_ws_column;
+    if p_ws_column is null and p_workspace is not null then
+        ws := format('%L::text', p_workspace);
+    elsif found then
+        ws := case when v_column.built_in then format('t.%I::text', p_ws_column)
+                   else format('case when t.%1$I is null then null else format(''%%s'', t.%1$I) end',
+                               p_ws_column) end;
+    end if;
+end
+$$;
+
 -- The statement that stages one host statement's changes to p_table: an INSERT ... SELECT over
 -- the trigger's transition table(s), with the columns p_table has now. p_op is TG_OP. Each row's
 -- workspace is its p_ws_column, or p_workspace for a table without one (a single-workspace
@@ -176,29 +208,11 @@ language plpgsql stable
 set search_path from current
 as $$
 declare
-    v_fields text;
-    v_whole  boolean;
-    v_ws     text := 'null::text';
+    v_ws     text;
     v_head   text;
     v_image  text;
-    v_column record;
 begin
-    select string_agg(format('t.%I', c.name), ', '),
-           count(*) = (select count(*) from pg_attribute a
-                       where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped)
-    into v_fields, v_whole
-    from image_columns(p_table, p_excluded) c;
-    -- The whole row prints as it is; with exclusions, a row of the other columns does.
-    v_image := case when v_whole then 'record_out(t)::text'
-                    else format('record_out(row(%s))::text', v_fields) end;
-    select * into v_column from image_columns(p_table, p_excluded) c where c.name = p_ws_column;
-    if p_ws_column is null and p_workspace is not null then
-        v_ws := format('%L::text', p_workspace);
-    elsif found then
-        v_ws := case when v_column.built_in then format('t.%I::text', p_ws_column)
-                     else format('case when t.%1$I is null then null else format(''%%s'', t.%1$I) end',
-                                 p_ws_column) end;
-    end if;
+    select r.image, r.ws into v_image, v_ws from row_sql(p_table, p_ws_column, p_workspace, p_excluded) r;
     v_head := format('insert into staging (source, category, op, txid, stmt_at, depth, actor, origin, '
                      'workspace_id, shape, old_row, new_row) '
                      'select %L, %L, %L, pg_current_xact_id()::text::bigint, statement_timestamp(), '
@@ -239,6 +253,66 @@ begin
 end
 $$;
 
+-- The statement that stages one statement's changes to a link table (p_link.relid, holding the
+-- tags of the records of p_link.link_parent): for each record whose tags it changed and that
+-- still exists, one staged change (op L) with the record's image, as capture_sql() prints it,
+-- and its tag ids before and after the statement, sorted. p_shape is the record table's shape.
+--
+-- * After is what the link table holds now; before is that, less the rows the statement added,
+--   plus the rows it removed (as multisets: a host may link a tag twice).
+-- * A record deleted with its links (a foreign-key cascade) is gone when its link rows go, so
+--   those deletions stage nothing: the record's own deletion is the event.
+-- * TRUNCATE runs as a BEFORE trigger, while the rows still say what each record had.
+-- * Tag ids are printed by their type's output function, as images are.
+create function link_sql(p_op text, p_link captured_table, p_shape bigint, p_vars text[])
+returns text
+language plpgsql stable
+set search_path from current
+as $$
+declare
+    v_image   text;
+    v_ws      text;
+    v_changed text;
+    v_now     text;
+    v_before  text;
+    v_after   text;
+begin
+    select r.image, r.ws into v_image, v_ws
+    from row_sql(p_link.link_parent, p_link.workspace_column, p_link.workspace, p_link.excluded) r;
+    -- The tag ids of the record t in a table or transition table (the %s left), as a query.
+    v_now := format('select format(''%%%%s'', x.%I) from %%s x where x.%I = t.%I and x.%1$I is not null',
+                    p_link.tag_column, p_link.parent_column, p_link.parent_id_column);
+    v_changed := case p_op
+        when 'INSERT' then 'clockwatch_new'
+        when 'DELETE' then 'clockwatch_old'
+        when 'UPDATE' then '(select * from clockwatch_old union all select * from clockwatch_new)'
+        else p_link.relid::text end;
+    v_after := case when p_op = 'TRUNCATE' then '''{}''::text[]'
+                    else format('array(%s order by 1)', format(v_now, p_link.relid)) end;
+    v_before := case p_op
+        when 'INSERT' then format('array(%s except all %s order by 1)',
+                                  format(v_now, p_link.relid), format(v_now, 'clockwatch_new'))
+        when 'DELETE' then format('array(%s union all %s order by 1)',
+                                  format(v_now, p_link.relid), format(v_now, 'clockwatch_old'))
+        when 'UPDATE' then format('array((%s except all %s) union all %s order by 1)',
+                                  format(v_now, p_link.relid), format(v_now, 'clockwatch_new'),
+                                  format(v_now, 'clockwatch_old'))
+        else format('array(%s order by 1)', format(v_now, p_link.relid)) end;
+    return format(
+        'insert into staging (source, category, op, txid, stmt_at, depth, actor, origin, '
+        'workspace_id, shape, old_row, new_row, old_tags, new_tags) '
+        'select %L, %L, ''L'', pg_current_xact_id()::text::bigint, statement_timestamp(), %s, %s, %s, '
+        'r.ws, %s, null, r.image, r.before, r.after '
+        'from (select %s as ws, %s as image, %s as before, %s as after '
+        '      from %s t where t.%I in (select k.%I from %s k) offset 0) r '
+        'where r.before is distinct from r.after and (r.ws is null or %s)',
+        p_link.source, p_link.category, p_vars[1], p_vars[2], p_vars[3],
+        p_shape, v_ws, v_image, v_before, v_after,
+        p_link.link_parent, p_link.parent_id_column, p_link.parent_column, v_changed,
+        workspace_test(p_link.category, 'r.ws'));
+end
+$$;
+
 -- Compile p_table's capture function from capture_sql(), for the columns the table has now and
 -- the workspaces that audit its category now (attach() first; enable() and disable() again).
 --
@@ -258,13 +332,52 @@ language plpgsql
 set search_path from current
 as $$
 declare
-    c       captured_table;
-    v_vars  text[] := array['v_depth', 'v_actor', 'v_origin'];
-    v_shape bigint;
+    c         captured_table;
+    v_vars    text[] := array['v_depth', 'v_actor', 'v_origin'];
+    v_shape   bigint;
+    v_parent  bigint;
+    v_guard   text;
+    v_stmt    text[];
+    v_slow    text;
 begin
     select * into strict c from captured_table t where t.relid = p_table;
-    v_shape := record_shape(p_table, c.excluded);
+    v_shape := record_shape(p_table, case when c.link_parent is null then c.excluded else '{}' end);
     update captured_table t set shape = v_shape where t.relid = p_table;
+    -- A constant while the table keeps the columns this function was compiled for (see
+    -- shape_is_current()); pg_relation_filenode() only keeps the table in the cached plan.
+    v_guard := format('shape_is_current(%s, %L::regclass) and coalesce(pg_relation_filenode(%2$L::regclass), 0) >= 0',
+                      v_shape, p_table::oid::text);
+    if c.link_parent is null then
+        v_stmt := array(select capture_sql(o.op, p_table, c.source, c.category, c.workspace_column,
+                                           c.workspace, v_shape, c.excluded, v_vars)
+                        from unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) with ordinality o(op, n)
+                        order by o.n);
+        v_slow := format('execute capture_sql(TG_OP, TG_RELID::regclass, %L, %L, %L, %L, '
+                         'record_shape(TG_RELID::regclass, %L), %5$L, ''{$1,$2,$3}'') '
+                         'using v_depth, v_actor, v_origin',
+                         c.source, c.category, c.workspace_column, c.workspace, c.excluded);
+    else
+        -- A link table's statements print rows of the record table too: both must be as compiled.
+        v_parent := (select p.shape from captured_table p where p.relid = c.link_parent);
+        v_guard := v_guard || format(' and shape_is_current(%s, %L::regclass) and coalesce(pg_relation_filenode(%2$L::regclass), 0) >= 0',
+                                     v_parent, c.link_parent::oid::text);
+        v_stmt := array(select link_sql(o.op, c, v_parent, v_vars)
+                        from unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) with ordinality o(op, n)
+                        order by o.n);
+        -- The link table or the record table changed since: the statement is built for the
+        -- columns they have now. If a column it needs is gone, the host's write still succeeds
+        -- and what is known is staged, to be kept in dead_letter with the reason.
+        v_slow := format($slow$begin
+            execute link_sql(TG_OP, (select t from captured_table t where t.relid = TG_RELID),
+                             record_shape(%1$L::regclass, %2$L), '{$1,$2,$3}')
+                using v_depth, v_actor, v_origin;
+        exception when others then
+            insert into staging (source, category, op, txid, stmt_at, depth, actor, origin, new_row)
+            values (%3$L, %4$L, 'L', pg_current_xact_id()::text::bigint, statement_timestamp(),
+                    v_depth, v_actor, v_origin,
+                    format('tags not captured: %%s (after a change to %%s or %%s)', sqlerrm, TG_TABLE_NAME, %1$L::regclass));
+        end$slow$, c.link_parent::oid::text, c.excluded, c.source, c.category);
+    end if;
     execute format($function$
 create or replace function %1$I() returns trigger
 language plpgsql
@@ -287,46 +400,36 @@ begin
             perform set_config('clockwatch.linked_' || TG_RELID, '', true);
         end if;
     end if;
-    -- A constant while the table keeps the columns this function was compiled for (see
-    -- shape_is_current()); pg_relation_filenode() only keeps the table in the cached plan.
-    if shape_is_current(%2$s, %3$L::regclass)
-       and coalesce(pg_relation_filenode(%3$L::regclass), 0) >= 0 then
+    if %2$s then
         if TG_OP = 'INSERT' then
-            %4$s;
+            %3$s;
         elsif TG_OP = 'UPDATE' then
-            %5$s;
+            %4$s;
         elsif TG_OP = 'DELETE' then
-            %6$s;
+            %5$s;
         else
-            %7$s;
+            %6$s;
         end if;
     else
-        execute capture_sql(TG_OP, TG_RELID::regclass, %8$L, %9$L, %10$L, %11$L,
-                            record_shape(TG_RELID::regclass, %12$L), %12$L, '{$1,$2,$3}')
-            using v_depth, v_actor, v_origin;
+        %7$s;
     end if;
     get diagnostics v_staged = row_count;
     -- Wake the daemon only while it is idle: the flag is a sequence, read by a function call.
     if v_staged > 0 and pg_sequence_last_value('wakeup_idle'::regclass) = 2 then
-        perform pg_notify(%13$L, '');
+        perform pg_notify(%8$L, '');
     end if;
     return null;
 end
 $capture$
 $function$,
-        c.function, v_shape, p_table::oid::text,
-        capture_sql('INSERT', p_table, c.source, c.category, c.workspace_column, c.workspace, v_shape,
-                    c.excluded, v_vars),
-        capture_sql('UPDATE', p_table, c.source, c.category, c.workspace_column, c.workspace, v_shape,
-                    c.excluded, v_vars),
-        capture_sql('DELETE', p_table, c.source, c.category, c.workspace_column, c.workspace, v_shape,
-                    c.excluded, v_vars),
-        capture_sql('TRUNCATE', p_table, c.source, c.category, c.workspace_column, c.workspace, v_shape,
-                    c.excluded, v_vars),
-        c.source, c.category, c.workspace_column, c.workspace, c.excluded, c.channel);
+        c.function, v_guard, v_stmt[1], v_stmt[2], v_stmt[3], v_stmt[4], v_slow, c.channel);
     -- Trigger functions are not called directly, and EXECUTE is checked only when a trigger is
     -- created: without it, no other role can attach this function to a table of its own.
     execute format('revoke execute on function %I() from public', c.function);
+    -- The link tables of this table print its rows: compile them for its columns as they are.
+    if c.link_parent is null then
+        perform compile(l.relid) from captured_table l where l.link_parent = p_table;
+    end if;
 end
 $$;
 
@@ -371,6 +474,48 @@ begin
     execute format('create trigger %I after truncate on %s '
                    'for each statement execute function %I.%I()',
                    v_prefix || '_truncate', p_table, current_schema(), v_function);
+end
+$$;
+
+-- Attach capture triggers to a link table holding the tags of p_parent's records (attached
+-- first, with attach()): changes to its rows are staged as changes of those records. The link
+-- table takes p_parent's source, category and workspaces. Idempotent, as attach() is.
+create function attach_link(p_link regclass, p_parent regclass, p_parent_column text,
+                            p_tag_column text, p_parent_id_column text) returns void
+language plpgsql
+set search_path from current
+as $$
+declare
+    v_prefix   text := 'clockwatch_' || current_schema();
+    v_function text := 'capture_' || p_link::oid;
+    p          captured_table;
+begin
+    select * into strict p from captured_table t where t.relid = p_parent;
+    perform detach(p_link);
+    insert into captured_table (relid, source, function, shape, category, workspace_column, workspace,
+                                excluded, channel, link_parent, parent_column, tag_column,
+                                parent_id_column)
+    values (p_link, p.source, v_function, record_shape(p_link, '{}'), p.category,
+            p.workspace_column, p.workspace, p.excluded, p.channel, p_parent, p_parent_column,
+            p_tag_column, p_parent_id_column);
+    perform compile(p_link);
+    execute format('create trigger %I before update or delete on %s for each statement '
+                   'when (pg_trigger_depth() > 0) execute function %I.mark_linked()',
+                   v_prefix || '_mark', p_link, current_schema());
+    execute format('create trigger %I after insert on %s referencing new table as clockwatch_new '
+                   'for each statement execute function %I.%I()',
+                   v_prefix || '_insert', p_link, current_schema(), v_function);
+    execute format('create trigger %I after update on %s '
+                   'referencing old table as clockwatch_old new table as clockwatch_new '
+                   'for each statement execute function %I.%I()',
+                   v_prefix || '_update', p_link, current_schema(), v_function);
+    execute format('create trigger %I after delete on %s referencing old table as clockwatch_old '
+                   'for each statement execute function %I.%I()',
+                   v_prefix || '_delete', p_link, current_schema(), v_function);
+    -- Before, not after: the rows are still there to say which tags each record loses.
+    execute format('create trigger %I before truncate on %s '
+                   'for each statement execute function %I.%I()',
+                   v_prefix || '_truncate', p_link, current_schema(), v_function);
 end
 $$;
 

@@ -4,14 +4,28 @@
 -- fields), report_changes (one row per changed field, previous and new value side by side), and
 -- events_between(), the report with the same rules as `clockwatch report`.
 
--- One row per event, with Clockify's detail fields. Dates and times of the detail fields are in
--- settings.timezone; occurred_at is a timestamptz (shown in the session's TimeZone). OFFSET 0 in
--- the lateral subquery keeps PostgreSQL from inlining it and parsing each timestamp once per
--- column that uses it (four times for the start): 100,000 rows of a year's report 591 -> 535 ms.
+-- The time zone reports show times in: the session's `clockwatch.timezone` when set (the CLI
+-- sets it from the config or --timezone; events_between() from p_timezone), else the one
+-- `clockwatch install` saved from the config.
+create function report_timezone() returns text
+language sql stable
+set search_path from current
+as $$
+    select coalesce(nullif(current_setting('clockwatch.timezone', true), ''), s.timezone) from settings s
+$$;
+
+-- One row per event, with Clockify's detail fields. Every date and time is shown in
+-- report_timezone(), named in time_zone; occurred_at is a timestamptz (shown in the session's
+-- TimeZone). OFFSET 0 in the lateral subquery keeps PostgreSQL from inlining it and parsing each
+-- timestamp once per column that uses it (four times for the start): 100,000 rows of a year's
+-- report 591 -> 535 ms.
 create view report as
 select e.event_id,
        e.workspace_id,
        e.occurred_at,
+       to_char(e.occurred_at at time zone s.timezone, 'YYYY-MM-DD HH24:MI:SS') as local_time,
+       s.timezone as time_zone,
+       e.source,
        e.author_id,
        e.author,
        e.action,
@@ -47,7 +61,7 @@ select e.event_id,
        (select string_agg(tag, ', ') from jsonb_array_elements_text(e.details -> 'tags') tag) as tags,
        e.row_data
 from events e
-cross join settings s
+cross join (select report_timezone() as timezone) s
 cross join lateral (select (e.details ->> 'start')::timestamptz as start_at,
                            (e.details ->> 'end')::timestamptz   as end_at offset 0) t;
 
@@ -93,10 +107,80 @@ begin
 end
 $$;
 
--- The report for one workspace and date range, newest first, with the same rules as
--- `clockwatch report`: the range must be forward and at most settings.max_report_days long.
--- p_authors holds author ids, or 'system' for System; p_actions codes or labels. p_limit caps
--- the rows (a first page), null for all.
+-- The author ids a filter names, as `clockwatch report --author` reads them: an id the log has
+-- recorded (as "4" or "#4", the way an author with no name is shown), a name it knows
+-- (case-insensitively; every id that bore it), or 'system' for System. Raises on anything else,
+-- rather than match nothing.
+create function author_ids(p_authors text[]) returns text[]
+language plpgsql stable
+set search_path from current
+as $$
+declare
+    v_ids   text[] := '{}';
+    v_token text;
+    v_found text[];
+begin
+    if p_authors is null then
+        return null;
+    end if;
+    foreach v_token in array p_authors loop
+        v_token := trim(v_token);
+        if lower(v_token) = 'system' then
+            v_ids := v_ids || 'system'::text;
+            continue;
+        end if;
+        v_found := array(select k.id from known_name k
+                         where k.category = 'author'
+                           and (k.id = v_token or k.id = substr(v_token, 2) and left(v_token, 1) = '#'));
+        if cardinality(v_found) = 0 then
+            v_found := array(select k.id from known_name k
+                             where k.category = 'author' and lower(k.name) = lower(v_token));
+        end if;
+        if cardinality(v_found) = 0 then
+            raise exception 'unknown author "%": not a user id or name the log knows (use the id the application stores, a name, or system)',
+                v_token using errcode = '22023';
+        end if;
+        v_ids := v_ids || v_found;
+    end loop;
+    return array(select distinct i from unnest(v_ids) i order by i);
+end
+$$;
+
+-- A report's bound, as `clockwatch report --from/--to` reads it: a date (a whole day in p_zone;
+-- p_end: the bound is the end of the day, so from and to the same day is that day), or a time
+-- with its offset (2026-11-02T09:00:00+01:00). A time without one is refused: it would be read
+-- in whatever zone the session happens to use.
+create function report_bound(p_text text, p_zone text, p_end boolean) returns timestamptz
+language plpgsql stable
+set search_path from current
+as $$
+begin
+    if p_text ~ '^\s*\d{4}-\d{2}-\d{2}\s*$' then
+        return ((p_text::date + case when p_end then 1 else 0 end)::timestamp at time zone p_zone);
+    end if;
+    if p_text !~ '^\s*\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}' then
+        raise exception '"%" is not a date or time (use 2026-11-01 or 2026-11-01T09:00:00Z)', p_text
+            using errcode = '22023';
+    end if;
+    if p_text !~ '(Z|z|[+-]\d{2}(:?\d{2})?)\s*$' then
+        raise exception '"%" is a time without its offset: add one (2026-11-01T09:00:00+01:00) or give a date', p_text
+            using errcode = '22023';
+    end if;
+    return p_text::timestamptz;
+exception when invalid_datetime_format or datetime_field_overflow then
+    raise exception '"%" is not a date or time (use 2026-11-01 or 2026-11-01T09:00:00Z)', p_text
+        using errcode = '22023';
+end
+$$;
+
+-- The report for one workspace and range, newest first, with the same rules as `clockwatch
+-- report`: the range must be forward and at most settings.max_report_days long. p_from and p_to
+-- are what `--from`/`--to` take (see report_bound()): dates, whole days in the report's time
+-- zone, so `events_between('42', '2026-11-02', '2026-11-02')` is the 2nd; or times with their
+-- offset; or timestamptz values (now() - interval '7 days'), taken as the instants they are.
+-- p_authors holds author ids, names or 'system' (see author_ids()); p_actions codes or labels.
+-- p_limit caps the rows (a first page), null for all. p_timezone is the zone to read days in
+-- and show times in (default: report_timezone()).
 --
 -- A report covers its workspace and '*' (a TRUNCATE of a whole table), and
 -- `workspace_id in ($1, '*')` cannot walk the (workspace_id, occurred_at, event_id) index in
@@ -104,30 +188,51 @@ $$;
 -- page of 50. Each workspace value is asked for on its own, ordered and limited (an index walk
 -- that stops after the page), and only those rows are merged. JIT is off: compiling the report
 -- query costs seconds and returns nothing for row-at-a-time formatting.
-create function events_between(p_workspace text, p_from timestamptz, p_to timestamptz,
+create function events_between(p_workspace text, p_from anycompatible, p_to anycompatible,
                                p_authors text[] default null, p_actions text[] default null,
-                               p_limit integer default null)
+                               p_limit integer default null, p_timezone text default null)
 returns setof report
 language plpgsql stable
 set search_path from current
 set jit = off
 as $$
 declare
-    v_max   integer := (select max_report_days from settings);
-    v_codes text[]  := action_codes(p_actions);
+    v_max     integer := (select max_report_days from settings);
+    v_codes   text[]  := action_codes(p_actions);
+    v_authors text[]  := author_ids(p_authors);
+    v_was     text    := current_setting('clockwatch.timezone', true);
+    v_zone    text    := coalesce(p_timezone, report_timezone());
+    v_from    timestamptz;
+    v_to      timestamptz;
 begin
-    if p_from is null or p_to is null or p_from >= p_to then
+    if p_timezone is not null
+       and not exists (select 1 from pg_timezone_names where name = p_timezone) then
+        raise exception 'unknown time zone "%" (use an IANA name such as Europe/Berlin)', p_timezone
+            using errcode = '22023';
+    end if;
+    -- Quoted literals arrive as text; typed times are instants already (their text, read back
+    -- in the same session, is the same instant).
+    if pg_typeof(p_from) = 'timestamptz'::regtype then
+        v_from := p_from::text::timestamptz;
+        v_to := p_to::text::timestamptz;
+    else
+        v_from := report_bound(p_from::text, v_zone, false);
+        v_to := report_bound(p_to::text, v_zone, true);
+    end if;
+    if v_from is null or v_to is null or v_from >= v_to then
         raise exception 'the range must run forward: from % to %', p_from, p_to using errcode = '22023';
     end if;
-    if p_to - p_from > make_interval(days => v_max) then
+    if v_to - v_from > make_interval(days => v_max) then
         raise exception 'the range covers % days; a report covers at most % days: split it',
-            ceil(extract(epoch from p_to - p_from) / 86400), v_max using errcode = '22023';
+            ceil(extract(epoch from v_to - v_from) / 86400), v_max using errcode = '22023';
     end if;
+    -- Read by the report view while this query runs; put back after.
+    perform set_config('clockwatch.timezone', v_zone, true);
     return query
         with filtered as not materialized (
             select * from report r
-            where r.occurred_at >= p_from and r.occurred_at < p_to
-              and (p_authors is null or coalesce(r.author_id, 'system') = any (p_authors))
+            where r.occurred_at >= v_from and r.occurred_at < v_to
+              and (v_authors is null or coalesce(r.author_id, 'system') = any (v_authors))
               and (v_codes is null or r.action_code = any (v_codes))
         )
         select r.* from (
@@ -139,5 +244,6 @@ begin
         ) r
         order by r.occurred_at desc, r.event_id desc
         limit p_limit;
+    perform set_config('clockwatch.timezone', coalesce(v_was, ''), true);
 end
 $$;

@@ -36,7 +36,7 @@ with candidates as (
     on conflict (staging_id) do nothing
 )
 select c.id, c.source, c.category, c.op, c.txid, c.stmt_at, c.depth, c.actor, c.origin,
-       c.workspace_id, c.shape,
+       c.workspace_id, c.shape, c.old_tags, c.new_tags,
        case when c.bytes > $3 then null else c.old_row end as old_row,
        case when c.bytes > $3 then null else c.new_row end as new_row,
        c.bytes > $3 as oversize,

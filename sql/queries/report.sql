@@ -15,8 +15,7 @@ with filtered as not materialized (
       and ($6::text[] is null or r.category = any ($6))
       and ($7::text is null or r.target_id = $7)
 )
-select r.event_id, r.workspace_id, r.occurred_at,
-       to_char(r.occurred_at at time zone s.timezone, 'YYYY-MM-DD HH24:MI:SS') as local_time,
+select r.event_id, r.workspace_id, r.occurred_at, r.local_time, r.time_zone, r.source,
        r.author_id, r.author, r.action, r.action_code, r.category, r.origin, r.target_id, r.target,
        r.caused_by, r.previous_value, r.new_value,
        r."user", r.description, r.project, r.task, r.client, r.kiosk, r.type,
@@ -29,6 +28,5 @@ from (
     (select * from filtered a where a.workspace_id = '*' and $1 <> '*'
      order by a.occurred_at {order}, a.event_id {order} limit $8)
 ) r
-cross join settings s
 order by r.occurred_at {order}, r.event_id {order}
 limit $8

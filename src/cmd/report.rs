@@ -28,7 +28,7 @@ pub async fn report(
     let mut text = if rows.is_empty() {
         "no events match\n".to_string()
     } else {
-        crate::report::render(&rows, details)
+        crate::report::render(&rows, details, &crate::report::Display::new(config))
     };
     if more {
         text.push_str(&format!(

@@ -709,7 +709,7 @@ async fn author_names_survive_the_users_deletion_and_unknown_actors_show_their_i
         .collect();
     assert_eq!(
         authors,
-        ["Cleo Contractor", "Cleo Contractor", "no-such-user"]
+        ["Cleo Contractor", "Cleo Contractor", "#no-such-user"]
     );
 }
 

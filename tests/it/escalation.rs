@@ -140,7 +140,9 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("action_codes", false, "PUBLIC"),
         ("append_events", true, "daemon"),
         ("attach", false, "PUBLIC"),
+        ("attach_link", false, "PUBLIC"),
         ("attached_tables", false, "PUBLIC"),
+        ("author_ids", false, "PUBLIC"),
         ("before_prune", true, ""),
         // One capture function per audited table (the example config audits seven).
         ("capture_<table>", true, ""),
@@ -166,11 +168,15 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("events_between", false, "PUBLIC"),
         ("grant_daemon", false, "PUBLIC"),
         ("image_columns", false, "PUBLIC"),
+        ("link_sql", false, "PUBLIC"),
         ("linked_mark", true, ""),
         ("maintain", true, "daemon"),
         ("mark_linked", true, ""),
         ("prune", true, "daemon"),
         ("record_shape", false, "PUBLIC"),
+        ("report_bound", false, "PUBLIC"),
+        ("report_timezone", false, "PUBLIC"),
+        ("row_sql", false, "PUBLIC"),
         ("shape_is_current", false, "PUBLIC"),
         ("shape_signature", false, "PUBLIC"),
         ("tally_events", false, "PUBLIC"),
@@ -323,13 +329,13 @@ async fn a_policy_on_a_host_table_does_not_run_as_the_daemon() {
         0,
         "the policy's function ran as the daemon"
     );
-    // The lookup under the policy fails instead; the author shows as the id.
+    // The lookup under the policy fails instead; the author shows as the id, marked as one.
     let author: String = admin
         .query_one("select author from audit_log.report", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(author, "2");
+    assert_eq!(author, "#2");
 }
 
 #[tokio::test]
@@ -481,7 +487,7 @@ async fn host_values_reach_the_terminal_and_spreadsheets_as_text() {
 
 /// The CSV column that holds the target's name.
 fn reader_target_column() -> usize {
-    clockwatch::export::csv_header()
+    clockwatch::export::csv_header("UTC")
         .iter()
         .position(|h| *h == "Target")
         .expect("a Target column")

@@ -15,6 +15,7 @@ mod faults;
 mod foreign_schema;
 mod hostile;
 mod install;
+mod kimai;
 mod pooler;
 mod privileges;
 mod report;

@@ -95,8 +95,8 @@ async fn a_reporting_role_reads_the_views_and_nothing_else() {
         .batch_execute(&format!(
             "create role {role} login;
              grant usage on schema audit_log to {role};
-             grant select on audit_log.report, audit_log.report_changes, audit_log.settings, audit_log.action to {role};
-             grant execute on function audit_log.events_between to {role};"
+             grant select on audit_log.report, audit_log.report_changes, audit_log.settings, audit_log.action,
+                 audit_log.known_name to {role};"
         ))
         .await
         .unwrap();

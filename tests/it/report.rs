@@ -362,7 +362,7 @@ async fn the_sql_function_applies_the_same_rules() {
     let message = err.as_db_error().unwrap().message().to_string();
     assert_eq!(
         message,
-        "the range covers 55 days; a report covers at most 30 days: split it"
+        "the range covers 56 days; a report covers at most 30 days: split it"
     );
     let err = client
         .query("select * from audit_log.events_between('1', '2026-11-24', '2026-11-25', null, array['nope'])", &[])

@@ -336,3 +336,103 @@ async fn a_kimai_schema_maps_with_config_alone_and_its_day_reads_as_expected() {
     let csv = run(&[&["export", "--workspace", "1"][..], &day].concat());
     assert!(csv.starts_with("Time (Europe/Berlin),"), "{csv}");
 }
+
+/// The Kimai schema installed and enabled through the library, with the config it was given.
+async fn installed(batch_size: i64) -> (TestDb, tokio_postgres::Client, clockwatch::Config) {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    client.batch_execute(SCHEMA).await.unwrap();
+    let mut config = clockwatch::Config::from_toml(CONFIG).unwrap();
+    config.daemon.batch_size = batch_size;
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    (db, client, config)
+}
+
+#[tokio::test]
+async fn a_transaction_cut_by_a_full_batch_is_still_one_event() {
+    let (_db, mut client, config) = installed(2).await;
+    act(
+        &mut client,
+        Some("1"),
+        "insert into kimai.kimai2_timesheet (id, \"user\", project_id, start_time, description)
+             values (10, 1, 1, '2026-11-24 09:00:00', 'Review')",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    // Three staged changes in one transaction; a batch takes two.
+    act(
+        &mut client,
+        Some("1"),
+        "update kimai.kimai2_timesheet set description = 'Review notes' where id = 10;
+         insert into kimai.kimai2_timesheet_tags values (10, 1);
+         insert into kimai.kimai2_timesheet_tags values (10, 3);",
+    )
+    .await;
+    let report = drain(&mut client, &config).await;
+    assert_eq!((report.staged, report.events), (3, 1), "{report:?}");
+    let changes: Vec<String> = column(
+        &client,
+        "select new_value::text from audit_log.events where action_code = 'time_entry.updated'",
+    )
+    .await;
+    assert_eq!(
+        changes,
+        [r#"{"tags": ["onsite", "urgent"], "description": "Review notes"}"#]
+    );
+}
+
+#[tokio::test]
+async fn a_link_table_truncated_or_changed_under_capture_never_fails_the_host() {
+    let (_db, mut client, config) = installed(1000).await;
+    act(
+        &mut client,
+        Some("1"),
+        "insert into kimai.kimai2_timesheet (id, \"user\", project_id, start_time, description)
+             values (10, 1, 1, '2026-11-24 09:00:00', 'A'), (11, 1, 1, '2026-11-24 10:00:00', 'B');
+         insert into kimai.kimai2_timesheet_tags values (10, 1), (10, 2), (11, 3);",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    // TRUNCATE: each entry is logged as losing its tags.
+    act(
+        &mut client,
+        Some("1"),
+        "truncate kimai.kimai2_timesheet_tags",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    let lost: Vec<String> = column(
+        &client,
+        "select target || ': ' || previous_value::text || ' -> ' || new_value::text
+         from audit_log.events where action_code = 'time_entry.updated' order by target",
+    )
+    .await;
+    assert_eq!(
+        lost,
+        [
+            r#"A: {"tags": ["billable-review", "urgent"]} -> {"tags": []}"#,
+            r#"B: {"tags": ["onsite"]} -> {"tags": []}"#,
+        ]
+    );
+    // The tag column renamed under the installed triggers: the host's write goes through, and
+    // the change that could not be read is kept in dead_letter with why, never dropped unseen.
+    client
+        .batch_execute("alter table kimai.kimai2_timesheet_tags rename column tag_id to label_id")
+        .await
+        .unwrap();
+    act(
+        &mut client,
+        Some("1"),
+        "insert into kimai.kimai2_timesheet_tags values (10, 3)",
+    )
+    .await;
+    assert_eq!(
+        count(&client, "select count(*) from kimai.kimai2_timesheet_tags").await,
+        1
+    );
+    drain(&mut client, &config).await;
+    let kept: Vec<String> = column(&client, "select change::text from audit_log.dead_letter").await;
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].contains("tags not captured"), "{kept:?}");
+}

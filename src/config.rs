@@ -327,7 +327,10 @@ pub struct LinkTags {
 impl<'de> Deserialize<'de> for TagsField {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         #[derive(Deserialize)]
-        #[serde(untagged)]
+        #[serde(
+            untagged,
+            expecting = "a column of tag ids, \"link_table.tag_column\", or { table = \"...\", column = \"...\", parent_column = \"...\" }"
+        )]
         enum Form {
             Short(String),
             Long(LinkTags),
@@ -398,6 +401,11 @@ impl Fields {
 }
 
 impl SourceConfig {
+    /// How messages name this source: its table and category.
+    pub fn label(&self) -> String {
+        format!("source {} ({})", self.table, self.category)
+    }
+
     /// The workspace every row of this source belongs to, when the table has no workspace
     /// column (a single-workspace application).
     pub fn fixed_workspace<'a>(&self, config: &'a Config) -> Option<&'a str> {
@@ -449,7 +457,7 @@ impl SourceConfig {
 
     pub fn table_name(&self) -> Result<TableName> {
         TableName::parse(&self.table)
-            .map_err(|e| Error::Config(format!("source {}: table: {e}", self.category)))
+            .map_err(|e| Error::Config(format!("{}: table: {e}", self.label())))
     }
 
     /// The link table holding this source's tags, if `fields.tags` names one.
@@ -461,12 +469,8 @@ impl SourceConfig {
     pub fn link_table(&self) -> Result<Option<TableName>> {
         self.link_tags()
             .map(|link| {
-                TableName::parse(&link.table).map_err(|e| {
-                    Error::Config(format!(
-                        "source {} ({}): fields.tags: {e}",
-                        self.table, self.category
-                    ))
-                })
+                TableName::parse(&link.table)
+                    .map_err(|e| Error::Config(format!("{}: fields.tags: {e}", self.label())))
             })
             .transpose()
     }
@@ -538,9 +542,8 @@ impl Config {
             .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
             .build()
             .map_err(|e| Error::Config(format!("{}: {}", path.display(), one_line(&e))))?;
-        let cfg: Config = raw
-            .try_deserialize()
-            .map_err(|e| Error::Config(format!("{}: {}", path.display(), one_line(&e))))?;
+        let cfg: Config =
+            deserialize(raw).map_err(|msg| Error::Config(format!("{}: {msg}", path.display())))?;
         cfg.validate().map_err(|e| match e {
             Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
             other => other,
@@ -554,9 +557,7 @@ impl Config {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .map_err(|e| Error::Config(one_line(&e)))?;
-        let cfg: Config = raw
-            .try_deserialize()
-            .map_err(|e| Error::Config(one_line(&e)))?;
+        let cfg: Config = deserialize(raw).map_err(Error::Config)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -631,29 +632,29 @@ impl Config {
             let table = source.table_name()?;
             if !seen.insert(table.clone().to_string()) {
                 return bad(format!(
-                    "source {}: table {table} is listed twice",
-                    source.category
+                    "{}: table: {table} is listed twice",
+                    source.label()
                 ));
             }
             if source.category != Category::Users
                 && (source.login_column.is_some() || source.role_column.is_some())
             {
                 return bad(format!(
-                    "source {}: login_column and role_column only apply to the users category",
-                    source.category
+                    "{}: login_column and role_column only apply to the users category",
+                    source.label()
                 ));
             }
             match (&source.workspace_column, &self.workspace) {
                 (Some(column), _) if column.is_empty() => {
                     return bad(format!(
-                        "source {} ({}): workspace_column is empty: name the column holding each row's workspace, or leave it out and set workspace = \"ID\" at the top of the config for a single-workspace application",
-                        source.table, source.category
+                        "{}: workspace_column is empty: name the column holding each row's workspace, or leave it out and set workspace = \"ID\" at the top of the config for a single-workspace application",
+                        source.label()
                     ));
                 }
                 (None, None) => {
                     return bad(format!(
-                        "source {} ({}): no workspace_column: name the column holding each row's workspace (workspace_column = \"workspace_id\"), or, for a single-workspace application, set workspace = \"ID\" at the top of the config",
-                        source.table, source.category
+                        "{}: no workspace_column: name the column holding each row's workspace (workspace_column = \"workspace_id\"), or, for a single-workspace application, set workspace = \"ID\" at the top of the config",
+                        source.label()
                     ));
                 }
                 _ => {}
@@ -661,8 +662,8 @@ impl Config {
             if let Some(link) = source.link_table()? {
                 if source.category == Category::Tags {
                     return bad(format!(
-                        "source {} ({}): fields.tags: a tag has no tags of its own",
-                        source.table, source.category
+                        "{}: fields.tags: a tag has no tags of its own",
+                        source.label()
                     ));
                 }
                 let is_source = self
@@ -671,21 +672,21 @@ impl Config {
                     .any(|s| s.table_name().is_ok_and(|t| t == link));
                 if is_source {
                     return bad(format!(
-                        "source {} ({}): fields.tags: {link} is also listed as a source: a link table's rows are logged as changes of the records they tag, so remove its [[source]]",
-                        source.table, source.category
+                        "{}: fields.tags: {link} is also listed as a source: a link table's rows are logged as changes of the records they tag, so remove its [[source]]",
+                        source.label()
                     ));
                 }
             }
             if source.soft_delete_inverted && source.soft_delete_column.is_none() {
                 return bad(format!(
-                    "source {} ({}): soft_delete_inverted without soft_delete_column",
-                    source.table, source.category
+                    "{}: soft_delete_inverted without soft_delete_column",
+                    source.label()
                 ));
             }
             if source.origin_column.is_none() && !source.origins.is_empty() {
                 return bad(format!(
-                    "source {}: origins given without origin_column",
-                    source.category
+                    "{}: origins: given without origin_column",
+                    source.label()
                 ));
             }
         }
@@ -722,6 +723,35 @@ impl Config {
     pub fn channel(&self) -> String {
         format!("clockwatch_{}", self.schema)
     }
+}
+
+/// Deserialize the whole config; when that fails inside a `[[source]]`, say which one (its
+/// position, table and category, as far as they were given) before what is wrong with it.
+fn deserialize(raw: config::Config) -> std::result::Result<Config, String> {
+    let whole = raw.clone().try_deserialize::<Config>();
+    let Err(e) = whole else {
+        return whole.map_err(|e| one_line(&e));
+    };
+    let sources = raw.get::<Vec<config::Value>>("source").unwrap_or_default();
+    for (i, source) in sources.into_iter().enumerate() {
+        let Err(source_error) = source.clone().try_deserialize::<SourceConfig>() else {
+            continue;
+        };
+        let table = source.into_table().unwrap_or_default();
+        let text = |key: &str| table.get(key).and_then(|v| v.clone().into_string().ok());
+        let name = match (text("table"), text("category")) {
+            (Some(t), Some(c)) => format!("{t} ({c})"),
+            (Some(t), None) => t,
+            (None, Some(c)) => format!("({c})"),
+            (None, None) => "with no table".into(),
+        };
+        return Err(format!(
+            "source #{} {name}: {}",
+            i + 1,
+            one_line(&source_error)
+        ));
+    }
+    Err(one_line(&e))
 }
 
 /// The config crate's TOML errors span several lines (a snippet with a caret, then the file);
@@ -834,6 +864,58 @@ mod tests {
         assert_eq!(
             (authors.table.as_str(), authors.name_column.columns()),
             ("app.users", &["full_name".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn a_bad_source_is_named_by_position_table_and_category() {
+        let first = "workspace = '1'\n[[source]]\ncategory = 'tags'\ntable = 'a.b'\n";
+        for (second, expected) in [
+            (
+                "category = 'projects'\ntable = 'a.c'\nname_colum = 'x'\n",
+                "source #2 a.c (projects): unknown field `name_colum`",
+            ),
+            (
+                "category = 'projects'\n",
+                "source #2 (projects): missing field `table`",
+            ),
+            (
+                "category = 'time_entries'\ntable = 'a.d'\n[source.fields]\ntags = 5\n",
+                "source #2 a.d (time_entries): a column of tag ids, \"link_table.tag_column\"",
+            ),
+        ] {
+            let err = Config::from_toml(&format!("{first}[[source]]\n{second}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn tags_name_a_column_or_a_link_table() {
+        let tags = |value: &str| {
+            let text = format!(
+                "workspace = '1'\n[[source]]\ncategory = 'time_entries'\ntable = 'a.e'\n[source.fields]\ntags = {value}\n"
+            );
+            Config::from_toml(&text).unwrap().sources[0]
+                .fields
+                .tags
+                .clone()
+                .unwrap()
+        };
+        assert_eq!(tags("'tag_ids'"), TagsField::Column("tag_ids".into()));
+        let link = |table: &str, parent: Option<&str>| {
+            TagsField::Link(LinkTags {
+                table: table.into(),
+                column: "tag_id".into(),
+                parent_column: parent.map(str::to_string),
+            })
+        };
+        assert_eq!(tags("'app.entry_tag.tag_id'"), link("app.entry_tag", None));
+        assert_eq!(tags("'entry_tag.tag_id'"), link("entry_tag", None));
+        assert_eq!(
+            tags("{ table = 'entry_tag', column = 'tag_id', parent_column = 'entry' }"),
+            link("entry_tag", Some("entry"))
         );
     }
 

@@ -140,10 +140,9 @@ async fn run_day(url: &str, output: &Path) -> Result<()> {
     )
     .await?;
     let rows = crate::report::fetch(&tx, &filter, 100).await?;
-    print!(
-        "{}",
-        crate::report::render(&rows, false, &crate::report::Display::new(&config))
-    );
+    let mut display = crate::report::Display::new(&config);
+    display.load_names(&tx, &rows).await?;
+    print!("{}", crate::report::render(&rows, false, &display));
     let relinked = rows
         .iter()
         .filter(|r| r.caused_by.is_some())
@@ -151,10 +150,7 @@ async fn run_day(url: &str, output: &Path) -> Result<()> {
         .collect::<Vec<_>>();
     if !relinked.is_empty() {
         step("a linked change: the project deletion relinked this entry (author System, caused by the deletion)");
-        print!(
-            "{}",
-            crate::report::render(&relinked, true, &crate::report::Display::new(&config))
-        );
+        print!("{}", crate::report::render(&relinked, true, &display));
     }
 
     let mut file = std::io::BufWriter::new(

@@ -72,7 +72,7 @@ fn csv_record(r: &ReportRow, zone: Tz) -> Vec<String> {
     record
 }
 
-fn json_record(r: &ReportRow) -> Value {
+fn json_record(r: &ReportRow, zone: Tz) -> Value {
     let mut details = Map::new();
     for ((key, _), value) in DETAIL_FIELDS.iter().zip(&r.details) {
         details.insert(
@@ -82,7 +82,8 @@ fn json_record(r: &ReportRow) -> Value {
     }
     let mut record = json!({
         "event_id": r.event_id,
-        "occurred_at": r.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "occurred_at": r.occurred_at.with_timezone(&zone).to_rfc3339_opts(SecondsFormat::Micros, true),
+        "time_zone": r.time_zone,
         "workspace_id": r.workspace_id,
         "author": r.author,
         "author_id": r.author_id,
@@ -201,7 +202,7 @@ fn write_rows(
                 .map_err(csv_error)?,
             Sink::Csv(w) => w.write_record(csv_record(&r, zone)).map_err(csv_error)?,
             Sink::Json(out) => {
-                serde_json::to_writer(&mut **out, &json_record(&r))
+                serde_json::to_writer(&mut **out, &json_record(&r, zone))
                     .map_err(|e| write_error(e.into()))?;
                 out.write_all(b"\n").map_err(write_error)?;
             }

@@ -169,7 +169,7 @@ async fn attach_link(tx: &Transaction<'_>, source: &SourceConfig) -> Result<Opti
         return Ok(None);
     };
     let parent = source.table_name()?;
-    let key = format!("source {} ({}): fields.tags", source.table, source.category);
+    let key = format!("{}: fields.tags", source.label());
     let columns = table_columns(tx, &table)
         .await?
         .ok_or_else(|| Error::Schema(format!("{key}: link table {table} not found")))?;
@@ -316,8 +316,8 @@ async fn check_source(tx: &Transaction<'_>, source: &SourceConfig) -> Result<()>
     for kept in std::iter::once(&source.id_column).chain(&source.workspace_column) {
         if source.exclude_columns.contains(kept) {
             return Err(Error::Config(format!(
-                "source {}: exclude_columns: \"{kept}\" identifies the row and cannot be excluded",
-                source.category
+                "{}: exclude_columns: \"{kept}\" identifies the row and cannot be excluded",
+                source.label()
             )));
         }
     }
@@ -356,8 +356,8 @@ async fn check_soft_delete_type(
     };
     match problem {
         Some(problem) => Err(Error::Config(format!(
-            "source {} ({}): soft_delete_column \"{column}\" is of type {type_name}: {problem}",
-            source.table, source.category
+            "{}: soft_delete_column: \"{column}\" is of type {type_name}: {problem}",
+            source.label()
         ))),
         None => Ok(()),
     }
@@ -372,8 +372,8 @@ pub async fn source_problems(
     let table = source.table_name()?;
     let Some(columns) = table_columns(client, &table).await? else {
         return Ok(vec![format!(
-            "source {}: table {table} not found",
-            source.category
+            "{}: table: {table} not found",
+            source.label()
         )]);
     };
     Ok(source
@@ -382,8 +382,8 @@ pub async fn source_problems(
         .filter(|(_, column)| !columns.contains(*column))
         .map(|(key, column)| {
             format!(
-                "source {}: {key}: column \"{column}\" not found in {table}",
-                source.category
+                "{}: {key}: column \"{column}\" not found in {table}",
+                source.label()
             )
         })
         .collect())
@@ -415,8 +415,8 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
             let (exists, attached): (bool, i64) = (row.get(0), row.get(1));
             if exists && attached < expected.len() as i64 {
                 problems.push(format!(
-                    "source {}: capture triggers missing or disabled on {captured} (table recreated? ALTER TABLE ... DISABLE TRIGGER?): changes are not captured; run `clockwatch install`",
-                    source.category
+                    "{}: capture triggers missing or disabled on {captured} (table recreated? ALTER TABLE ... DISABLE TRIGGER?): changes are not captured; run `clockwatch install`",
+                    source.label()
                 ));
             }
         }
@@ -437,8 +437,8 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
             .get(0);
         if stale {
             problems.push(format!(
-                "source {}: the columns of {table} changed since install: changes are still captured, more slowly; run `clockwatch install`",
-                source.category
+                "{}: the columns of {table} changed since install: changes are still captured, more slowly; run `clockwatch install`",
+                source.label()
             ));
         }
     }

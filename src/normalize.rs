@@ -285,8 +285,8 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     }
     let Some(workspace_id) = change.workspace_id.clone() else {
         return Outcome::Failed(format!(
-            "source {}: the row has no column \"{}\" (renamed or dropped?): the workspace is unknown",
-            source.table,
+            "{}: the row has no column \"{}\" (renamed or dropped?): the workspace is unknown",
+            source.label(),
             source.workspace_column.as_deref().unwrap_or_default()
         ));
     };

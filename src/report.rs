@@ -4,7 +4,7 @@
 //! reversed range, an author nobody knows, an action that does not exist) is one clear refusal
 //! instead of an empty report. Every value reaches the database as a bind parameter.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -361,30 +361,40 @@ impl ReportRow {
 }
 
 /// How changed values are shown to a reader: as their detail field is (a duration column as
-/// `01:45:00`, a flag as Yes/No), every time in the report's zone, a list of tags as names
-/// joined. `previous_value` and `new_value` stay raw in SQL and in exports.
+/// `01:45:00`, a flag as Yes/No, a project, task, client, user or tag id by its name), every
+/// time in the report's zone, a list joined. `previous_value` and `new_value` stay raw in SQL
+/// and in exports.
 #[derive(Debug, Clone, Default)]
 pub struct Display {
     /// (source, column) -> how its values read.
-    kinds: std::collections::HashMap<(String, String), Kind>,
+    kinds: HashMap<(String, String), Kind>,
     /// The zone of the host's zone-less times.
     naive: Tz,
+    /// (known_name category, id) -> name, for the ids a page's changes mention.
+    names: HashMap<(String, String), String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     Duration,
     Flag,
+    /// An id named in `known_name` under this category ('author' for users).
+    Named(&'static str),
 }
 
 impl Display {
     pub fn new(config: &Config) -> Display {
-        let mut kinds = std::collections::HashMap::new();
+        let mut kinds = HashMap::new();
         for source in &config.sources {
             for (field, column) in source.fields.mapped() {
                 let kind = match field {
                     "duration" => Kind::Duration,
                     "billable" | "approved" | "invoiced" => Kind::Flag,
+                    "project" => Kind::Named("projects"),
+                    "task" => Kind::Named("tasks"),
+                    "client" => Kind::Named("clients"),
+                    "tags" => Kind::Named("tags"),
+                    "user" => Kind::Named("author"),
                     _ => continue,
                 };
                 kinds.insert((source.table.clone(), column.to_string()), kind);
@@ -393,11 +403,68 @@ impl Display {
         Display {
             kinds,
             naive: config.naive_zone(),
+            names: HashMap::new(),
+        }
+    }
+
+    /// Look up the names of the ids the rows' changes mention, in one query.
+    pub async fn load_names(&mut self, tx: &Transaction<'_>, rows: &[ReportRow]) -> Result<()> {
+        let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+        for row in rows {
+            for values in [&row.previous_value, &row.new_value] {
+                let Some(Value::Object(fields)) = values else {
+                    continue;
+                };
+                for (column, value) in fields {
+                    let key = (row.source.clone(), column.clone());
+                    let Some(Kind::Named(category)) = self.kinds.get(&key) else {
+                        continue;
+                    };
+                    let ids = match value {
+                        Value::Array(items) => items.iter().filter_map(scalar_text).collect(),
+                        other => scalar_text(other).into_iter().collect::<Vec<_>>(),
+                    };
+                    wanted.extend(ids.into_iter().map(|id| (category.to_string(), id)));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let (categories, ids): (Vec<String>, Vec<String>) = wanted.into_iter().unzip();
+        let found = tx
+            .query(
+                "select k.category, k.id, k.name from known_name k
+                 join unnest($1::text[], $2::text[]) w(category, id) using (category, id)
+                 where k.name is not null",
+                &[&categories, &ids],
+            )
+            .await
+            .context("read the names of changed values")?;
+        for row in found {
+            self.names.insert((row.get(0), row.get(1)), row.get(2));
+        }
+        Ok(())
+    }
+
+    /// A detail as the terminal shows it: flags as Yes/No, as their changes are.
+    fn detail(&self, field: &str, value: &str) -> String {
+        match (field, value) {
+            ("billable" | "approved" | "invoiced", "true") => "Yes".into(),
+            ("billable" | "approved" | "invoiced", "false") => "No".into(),
+            _ => value.to_string(),
         }
     }
 
     fn value(&self, source: &str, column: &str, zone: &str, value: Option<&Value>) -> String {
         let kind = self.kinds.get(&(source.to_string(), column.to_string()));
+        let named = |category: &str, v: &Value| {
+            let id = scalar_text(v).unwrap_or_default();
+            self.names
+                .get(&(category.to_string(), id.clone()))
+                .cloned()
+                .unwrap_or(id)
+        };
         match (kind, value) {
             (_, None | Some(Value::Null)) => "(empty)".into(),
             (Some(Kind::Flag), Some(Value::Bool(b))) => if *b { "Yes" } else { "No" }.into(),
@@ -412,6 +479,12 @@ impl Display {
                     secs % 60
                 )
             }
+            (Some(Kind::Named(category)), Some(Value::Array(items))) => items
+                .iter()
+                .map(|v| named(category, v))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (Some(Kind::Named(category)), Some(v)) => named(category, v),
             (_, Some(Value::String(text))) => {
                 match (
                     crate::normalize::instant(text, self.naive),
@@ -496,9 +569,9 @@ pub fn render(rows: &[ReportRow], details: bool, display: &Display) -> String {
         if let Some(cause) = r.caused_by {
             facts.push(("Caused by event".into(), cause.to_string()));
         }
-        for ((_, label), value) in DETAIL_FIELDS.iter().zip(&r.details) {
+        for ((field, label), value) in DETAIL_FIELDS.iter().zip(&r.details) {
             if let Some(v) = value {
-                facts.push((label.to_string(), v.clone()));
+                facts.push((label.to_string(), display.detail(field, v)));
             }
         }
         for change in r.changes(display) {

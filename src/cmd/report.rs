@@ -24,11 +24,13 @@ pub async fn report(
     let mut rows = crate::report::fetch(&tx, &filter, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
+    let mut display = crate::report::Display::new(config);
+    display.load_names(&tx, &rows).await?;
 
     let mut text = if rows.is_empty() {
         "no events match\n".to_string()
     } else {
-        crate::report::render(&rows, details, &crate::report::Display::new(config))
+        crate::report::render(&rows, details, &display)
     };
     if more {
         text.push_str(&format!(

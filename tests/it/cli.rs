@@ -219,7 +219,10 @@ async fn bad_config_and_missing_database_are_one_line_errors() {
         &["--config", good, "--database-url", &db.url, "install"],
         &[],
     );
-    assert_one_line_error(&out, "source time_entries: table app.time_entry not found");
+    assert_one_line_error(
+        &out,
+        "source app.time_entry (time_entries): table: app.time_entry not found",
+    );
 }
 
 #[test]

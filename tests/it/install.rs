@@ -60,17 +60,17 @@ async fn a_config_naming_a_missing_table_or_column_installs_nothing() {
     let base = include_str!("../../config/clockwatch.toml");
     let cases = [
         (base.replace("soft_delete_column = \"deleted_at\"    #", "soft_delete_column = \"removed_at\" #"),
-         "source time_entries: soft_delete_column: column \"removed_at\" not found in app.time_entry"),
-        (base.replace("table = \"app.tag\"", "table = \"app.tags\""), "source tags: table app.tags not found"),
+         "source app.time_entry (time_entries): soft_delete_column: column \"removed_at\" not found in app.time_entry"),
+        (base.replace("table = \"app.tag\"", "table = \"app.tags\""), "source app.tags (tags): table: app.tags not found"),
         (base.replace("tags = \"tag_ids\"", "tags = \"tag_list\""),
-         "source time_entries: fields.tags: column \"tag_list\" not found in app.time_entry"),
+         "source app.time_entry (time_entries): fields.tags: column \"tag_list\" not found in app.time_entry"),
         (base.replace("name_column = \"name\"\n\n[[source]]\ncategory = \"time_entries\"", "name_column = \"full_name\"\n\n[[source]]\ncategory = \"time_entries\""),
          "authors: name_column \"full_name\" not found in app.app_user"),
         (base.replace("timezone = \"UTC\"", "timezone = \"Mars/Olympus\""), "timezone: \"Mars/Olympus\""),
         (base.replace("soft_delete_column = \"deleted_at\"    #", "soft_delete_column = \"description\" #"),
-         "source app.time_entry (time_entries): soft_delete_column \"description\" is of type text: expected a boolean"),
+         "source app.time_entry (time_entries): soft_delete_column: \"description\" is of type text: expected a boolean"),
         (base.replace("soft_delete_column = \"deleted_at\"    #", "soft_delete_inverted = true\nsoft_delete_column = \"deleted_at\" #"),
-         "soft_delete_column \"deleted_at\" is of type timestamptz: soft_delete_inverted applies to a boolean column only"),
+         "soft_delete_column: \"deleted_at\" is of type timestamptz: soft_delete_inverted applies to a boolean column only"),
     ];
     for (text, expected) in cases {
         assert_ne!(text, base, "the case must change the config: {expected}");

@@ -150,11 +150,12 @@ async fn a_kimai_schema_maps_with_config_alone_and_its_day_reads_as_expected() {
          insert into kimai.kimai2_timesheet_tags values (10, 3);",
     )
     .await;
-    // Susan only removes a tag.
+    // Susan removes a tag and moves the entry to another project.
     act(
         &mut client,
         Some("1"),
-        "delete from kimai.kimai2_timesheet_tags where timesheet_id = 10 and tag_id = 1",
+        "delete from kimai.kimai2_timesheet_tags where timesheet_id = 10 and tag_id = 1;
+         update kimai.kimai2_timesheet set project_id = 2 where id = 10;",
     )
     .await;
     // Only the ignored column: nothing to log, tags or not.
@@ -224,8 +225,8 @@ async fn a_kimai_schema_maps_with_config_alone_and_its_day_reads_as_expected() {
                 s("Susan Admin"),
                 s("Landing page copy"),
                 s("onsite"),
-                s(r#"{"tags": ["onsite", "urgent"]}"#),
-                s(r#"{"tags": ["onsite"]}"#),
+                s(r#"{"tags": ["onsite", "urgent"], "project_id": 1}"#),
+                s(r#"{"tags": ["onsite"], "project_id": 2}"#),
             ],
             [
                 s("Deleted project"),
@@ -294,6 +295,12 @@ async fn a_kimai_schema_maps_with_config_alone_and_its_day_reads_as_expected() {
         "{report}"
     );
     assert!(report.contains("    Tags: onsite, urgent\n"), "{report}");
+    // Ids of mapped fields read as names, flags as Yes/No, in the details and the changes.
+    assert!(
+        report.contains("    Changed: project_id: Website -> Retired\n"),
+        "{report}"
+    );
+    assert!(report.contains("    Billable: Yes\n"), "{report}");
 
     // Any author id in the log filters, named or not, as "99" or "#99"; the CLI and
     // events_between read the same day and the same authors.

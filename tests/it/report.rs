@@ -180,8 +180,9 @@ async fn filters_by_author_action_category_and_target() {
         })
         .collect();
     assert_eq!(actions, ["created", "updated", "updated"]);
+    // A mapped id reads as its name, as the detail does.
     assert!(
-        history[1].contains("System") && history[1].contains("project_id: 200 -> (empty)"),
+        history[1].contains("System") && history[1].contains("project_id: Hermes -> (empty)"),
         "{history:#?}"
     );
 

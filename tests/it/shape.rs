@@ -151,7 +151,7 @@ async fn status_asks_for_install_after_a_column_change_and_install_clears_it() {
     let status = cli(&db.url, &["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
-        text.contains("source tags: the columns of app.tag changed since install"),
+        text.contains("source app.tag (tags): the columns of app.tag changed since install"),
         "{text}"
     );
     install(&mut client, &config).await;

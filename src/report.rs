@@ -45,6 +45,10 @@ pub struct Filter {
     pub target: Option<String>,
     /// The time zone times are shown in (set for the transaction the filter was built in).
     pub timezone: String,
+    /// Start past this row (occurred_at, event_id): the next page.
+    pub after: Option<(DateTime<Utc>, i64)>,
+    /// Only this event.
+    pub event: Option<i64>,
 }
 
 impl Filter {
@@ -55,14 +59,19 @@ impl Filter {
 
     /// The report query, ordered for this filter.
     pub fn sql(&self) -> String {
-        REPORT.replace("{order}", if self.oldest_first() { "asc" } else { "desc" })
+        let (order, after) = if self.oldest_first() {
+            ("asc", ">")
+        } else {
+            ("desc", "<")
+        };
+        REPORT.replace("{order}", order).replace("{after}", after)
     }
 
     /// Bind parameters for [`Filter::sql`], with the row limit (None: all rows).
     pub fn params(
         &self,
         limit: Option<i64>,
-    ) -> [Box<dyn tokio_postgres::types::ToSql + Sync + Send>; 8] {
+    ) -> [Box<dyn tokio_postgres::types::ToSql + Sync + Send>; 11] {
         [
             Box::new(self.workspace.clone()),
             Box::new(self.from),
@@ -72,6 +81,9 @@ impl Filter {
             Box::new(self.categories.clone()),
             Box::new(self.target.clone()),
             Box::new(limit),
+            Box::new(self.after.map(|(t, _)| t)),
+            Box::new(self.after.map(|(_, id)| id)),
+            Box::new(self.event),
         ]
     }
 }
@@ -228,6 +240,8 @@ pub async fn build_filter(
         categories,
         target: args.target.clone(),
         timezone: zone,
+        after: None,
+        event: None,
     })
 }
 

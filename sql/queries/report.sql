@@ -1,6 +1,8 @@
 -- Events of one workspace (and those of every workspace, '*': a TRUNCATE) matching the report
 -- filters. Null filters match everything. Ordered by the caller ({order} is "desc" for a report,
--- "asc" for one record's history).
+-- "asc" for one record's history; {after} is "<" or ">" to match). A page after the first starts
+-- past the last row shown ($9, $10: its occurred_at and event_id), a keyset that the index walks
+-- straight to, where an OFFSET would read and drop every row before it. $11 picks one event.
 --
 -- The workspace and '*' are asked for in two branches, each ordered and limited on its own, not
 -- with `workspace_id in ($1, '*')`: only a single workspace value lets PostgreSQL walk the
@@ -14,6 +16,8 @@ with filtered as not materialized (
       and ($5::text[] is null or r.action_code = any ($5))
       and ($6::text[] is null or r.category = any ($6))
       and ($7::text is null or r.target_id = $7)
+      and ($9::timestamptz is null or (r.occurred_at, r.event_id) {after} ($9, $10::bigint))
+      and ($11::bigint is null or r.event_id = $11)
 )
 select r.event_id, r.workspace_id, r.occurred_at, r.local_time, r.time_zone, r.source,
        r.author_id, r.author, r.action, r.action_code, r.category, r.origin, r.target_id, r.target,

@@ -94,6 +94,28 @@ pub enum Command {
         #[arg(long)]
         excel: bool,
     },
+    /// Serve the Audit Log page and its JSON API, read-only, to holders of signed links.
+    ///
+    /// Connect it as the reporting role. The link secret comes from CLOCKWATCH_LINK_SECRET or
+    /// [serve] secret_file.
+    Serve {
+        /// Address and port to listen on [default: [serve] listen, 127.0.0.1:8180].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Print a signed link to a workspace's Audit Log page (for scripts, and to check a
+    /// deployment); the application mints its own the same way (README).
+    Link {
+        /// Workspace id, as the host stores it.
+        #[arg(long)]
+        workspace: String,
+        /// Who the link is for (shown on the page).
+        #[arg(long, default_value = "admin")]
+        viewer: String,
+        /// How long the link works: 90s, 15m, 2h, 1d.
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+    },
     /// Check a workspace's hash chain: exits 1 naming the first event changed, removed or inserted.
     Verify {
         /// Workspace id, as the host stores it.

@@ -52,6 +52,9 @@ pub struct Config {
     pub naive_timestamps: String,
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// `clockwatch serve`: the Audit Log page.
+    #[serde(default)]
+    pub serve: ServeConfig,
     /// Where actor ids get their names; defaults to the users source.
     #[serde(default)]
     pub authors: Option<AuthorsConfig>,
@@ -125,6 +128,48 @@ impl DaemonConfig {
     }
     pub fn query_timeout(&self) -> Duration {
         Duration::from_millis(self.query_timeout_ms)
+    }
+}
+
+/// The Audit Log page (`clockwatch serve`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address and port to listen on (`--listen` overrides it).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The address the page is reached at from a browser, which signed links start with
+    /// (`https://audit.example.com`); `http://<listen>` when unset.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// A file holding the link secret, when `CLOCKWATCH_LINK_SECRET` is not set.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Origins that may show the page in a frame (the host application's), e.g.
+    /// `["https://app.example.com"]`; none by default.
+    #[serde(default)]
+    pub frame_ancestors: Vec<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: default_listen(),
+            base_url: None,
+            secret_file: None,
+            frame_ancestors: Vec::new(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Where links start.
+    pub fn base_url(&self, listen: &str) -> String {
+        self.base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string()
     }
 }
 
@@ -618,6 +663,15 @@ impl Config {
                 self.daemon.busy_poll_ms, self.daemon.poll_interval_ms
             ));
         }
+        for origin in &self.serve.frame_ancestors {
+            let bad_origin = !(origin.starts_with("https://") || origin.starts_with("http://"))
+                || origin.contains([' ', ';', ',', '\'', '"']);
+            if bad_origin {
+                return bad(format!(
+                    "serve.frame_ancestors: \"{origin}\" is not an origin (https://app.example.com)"
+                ));
+            }
+        }
         if self.naive_timestamps.parse::<chrono_tz::Tz>().is_err() {
             return bad(format!(
                 "naive_timestamps: \"{}\" is not a time zone (use an IANA name such as UTC or Europe/Berlin)",
@@ -777,6 +831,9 @@ fn one_line(e: &config::ConfigError) -> String {
     }
 }
 
+fn default_listen() -> String {
+    "127.0.0.1:8180".into()
+}
 fn default_retention() -> String {
     "365 days".into()
 }

@@ -72,7 +72,7 @@ fn csv_record(r: &ReportRow, zone: Tz) -> Vec<String> {
     record
 }
 
-fn json_record(r: &ReportRow, zone: Tz) -> Value {
+pub fn json_record(r: &ReportRow, zone: Tz) -> Value {
     let mut details = Map::new();
     for ((key, _), value) in DETAIL_FIELDS.iter().zip(&r.details) {
         details.insert(
@@ -109,12 +109,74 @@ fn json_record(r: &ReportRow, zone: Tz) -> Value {
 }
 
 /// Write every row matching `filter` to `out`. Returns the number of rows written.
-pub async fn export(
+pub async fn export<W: Write + ?Sized>(
     tx: &Transaction<'_>,
     filter: &Filter,
     format: Format,
     excel: bool,
-    out: &mut dyn Write,
+    out: &mut W,
+) -> Result<u64> {
+    export_pumped(tx, filter, format, excel, out, None).await
+}
+
+/// An export's bytes handed on a page at a time, to a consumer that may be slower than the
+/// database (an HTTP response): the export writes into a shared buffer, and after each page
+/// waits until the consumer has room for it. A consumer gone stops the export.
+#[derive(Clone)]
+pub struct Pump {
+    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+}
+
+impl Pump {
+    pub fn new(tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>) -> Pump {
+        Pump {
+            buffer: Default::default(),
+            tx,
+        }
+    }
+
+    /// The writer an export writes into.
+    pub fn writer(&self) -> PumpWriter {
+        PumpWriter(self.buffer.clone())
+    }
+
+    async fn send(&self) -> Result<()> {
+        let bytes = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|e| e.into_inner()));
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(Ok(bytes::Bytes::from(bytes)))
+            .await
+            .map_err(|_| Error::BrokenPipe)
+    }
+}
+
+/// See [`Pump`].
+pub struct PumpWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for PumpWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`export`], handing each page to `pump` once written (the writer is then `pump.writer()`).
+pub async fn export_pumped<W: Write + ?Sized>(
+    tx: &Transaction<'_>,
+    filter: &Filter,
+    format: Format,
+    excel: bool,
+    out: &mut W,
+    pump: Option<&Pump>,
 ) -> Result<u64> {
     let params = filter.params(None);
     let refs: Vec<&(dyn ToSql + Sync)> = params
@@ -126,6 +188,8 @@ pub async fn export(
         .await
         .context("open the export cursor")?;
     let mut progress = Progress::new();
+    // An export served over HTTP has no terminal to report to.
+    progress.enabled &= pump.is_none();
     if excel {
         out.write_all(UTF8_BOM).map_err(write_error)?;
     }
@@ -165,6 +229,13 @@ pub async fn export(
         wrote?;
         written += rows.len() as u64;
         progress.update(written);
+        if let Some(pump) = pump {
+            match &mut sink {
+                Sink::Csv(w) => w.flush().map_err(write_error)?,
+                Sink::Json(out) => out.flush().map_err(write_error)?,
+            }
+            pump.send().await?;
+        }
         match next {
             Some(page) => rows = page.context("read the export cursor")?,
             None => break,
@@ -173,6 +244,9 @@ pub async fn export(
     match &mut sink {
         Sink::Csv(w) => w.flush().map_err(write_error)?,
         Sink::Json(out) => out.flush().map_err(write_error)?,
+    }
+    if let Some(pump) = pump {
+        pump.send().await?;
     }
     progress.finish(written);
     Ok(written)
@@ -188,9 +262,9 @@ fn spreadsheet_safe(mut cell: String) -> String {
     cell
 }
 
-fn write_rows(
+fn write_rows<W: Write + ?Sized>(
     rows: &[tokio_postgres::Row],
-    sink: &mut Sink<'_>,
+    sink: &mut Sink<'_, W>,
     excel: bool,
     zone: Tz,
 ) -> Result<()> {
@@ -211,9 +285,9 @@ fn write_rows(
     Ok(())
 }
 
-enum Sink<'a> {
-    Csv(Box<csv::Writer<&'a mut dyn Write>>),
-    Json(&'a mut dyn Write),
+enum Sink<'a, W: Write + ?Sized> {
+    Csv(Box<csv::Writer<&'a mut W>>),
+    Json(&'a mut W),
 }
 
 fn csv_error(e: csv::Error) -> Error {

@@ -16,6 +16,7 @@
 //! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines.
 //! - [`verify`]: walks each workspace's SHA-256 hash chain (written by `append_events()`).
 //! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
+//! - [`serve`]: `clockwatch serve`, the Audit Log page and its JSON API, behind signed links.
 //! - [`systemd`]: readiness and watchdog notifications for `Type=notify` units.
 //! - [`demo`] and [`cluster`]: the whole pipeline on a throwaway PostgreSQL, for the README's
 //!   first command (and for tests that restart a server of their own).
@@ -46,6 +47,7 @@ pub mod record;
 pub mod report;
 pub mod resolve;
 pub mod retention;
+pub mod serve;
 pub mod status;
 pub mod systemd;
 pub mod table;

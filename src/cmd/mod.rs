@@ -6,6 +6,7 @@ mod install;
 mod prune;
 mod report;
 mod run;
+mod serve;
 mod status;
 mod verify;
 
@@ -33,6 +34,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Disable(args) => enable::enable(&global, &config, &args, false).await,
         Command::Status { json } => status::status(&global, &config, json).await,
         Command::Prune { dry_run } => prune::prune(&global, &config, dry_run).await,
+        Command::Serve { listen } => serve::serve(&global, config, listen).await,
+        Command::Link {
+            workspace,
+            viewer,
+            ttl,
+        } => serve::link(&config, &workspace, &viewer, &ttl),
         Command::Verify {
             workspace,
             from,
@@ -79,33 +86,8 @@ async fn filtered<'c>(
         Span::Report => (config.max_report_days, "max_report_days"),
         Span::Export => (config.max_export_days, "max_export_days"),
     };
-    let mut tx = read_only(client, &config.schema).await?;
+    let mut tx = crate::report::snapshot(client, &config.schema).await?;
     let filter =
         crate::report::build_filter(&mut tx, config, &opts.to_args(), max_days, key).await?;
     Ok((tx, filter))
-}
-
-/// Connect and open a read-only transaction with Clockwatch's schema first on the search_path:
-/// one consistent snapshot for a whole report or export.
-async fn read_only<'c>(
-    client: &'c mut tokio_postgres::Client,
-    schema: &str,
-) -> Result<tokio_postgres::Transaction<'c>> {
-    use crate::error::DbContext;
-    crate::install::require_installed(&*client, schema).await?;
-    let tx = client
-        .build_transaction()
-        .read_only(true)
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .await
-        .context("begin")?;
-    crate::migrate::set_search_path(&tx, schema).await?;
-    // The report query's estimated cost passes jit_above_cost on any sizeable log, and compiling
-    // it takes seconds: a year's export of 100,000 events ran 2.1 s with JIT and 0.78 s without
-    // (EXPLAIN ANALYZE, bench/README.md). Row-at-a-time formatting gains nothing from it.
-    tx.batch_execute("set local jit = off")
-        .await
-        .context("set jit")?;
-    Ok(tx)
 }

@@ -20,7 +20,7 @@ pub async fn verify(
     to: Option<String>,
 ) -> Result<ExitCode> {
     let mut client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
-    let mut tx = super::read_only(&mut client, &config.schema).await?;
+    let mut tx = crate::report::snapshot(&mut client, &config.schema).await?;
     // Dates are read as reports read them (and the workspace must exist).
     let (given_from, given_to) = (from.is_some(), to.is_some());
     let args = FilterArgs {

@@ -46,9 +46,8 @@ impl Secret {
                 "no link secret: set CLOCKWATCH_LINK_SECRET (e.g. from `openssl rand -hex 32`), or [serve] secret_file, to the secret the application signs links with".into(),
             ));
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("serve.secret_file: {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("serve.secret_file: {}: {e}", path.display())))?;
         Secret::new(text.trim_end().as_bytes().to_vec())
     }
 
@@ -99,8 +98,7 @@ impl Grant {
         expires: &str,
         signature: &str,
     ) -> std::result::Result<Grant, Refusal> {
-        if check_field("workspace", workspace).is_err() || check_field("viewer", viewer).is_err()
-        {
+        if check_field("workspace", workspace).is_err() || check_field("viewer", viewer).is_err() {
             return Err(Refusal::Invalid);
         }
         let expires: i64 = expires.parse().map_err(|_| Refusal::Invalid)?;
@@ -143,8 +141,12 @@ impl Refusal {
     pub fn message(self) -> &'static str {
         match self {
             Refusal::Missing => "This page opens from a link the application gives its admins.",
-            Refusal::Invalid => "This link is not valid. Open the audit log again from the application.",
-            Refusal::Expired => "This link has expired. Open the audit log again from the application.",
+            Refusal::Invalid => {
+                "This link is not valid. Open the audit log again from the application."
+            }
+            Refusal::Expired => {
+                "This link has expired. Open the audit log again from the application."
+            }
         }
     }
 }
@@ -206,7 +208,12 @@ mod tests {
         for (w, v, e, s) in [
             ("43", "ann", e.clone(), g.signature.clone()),
             ("42", "bob", e.clone(), g.signature.clone()),
-            ("42", "ann", (g.expires + 1).to_string(), g.signature.clone()),
+            (
+                "42",
+                "ann",
+                (g.expires + 1).to_string(),
+                g.signature.clone(),
+            ),
             ("42", "ann", e.clone(), g.signature.replace('a', "b")),
             ("42", "ann", e.clone(), String::new()),
         ] {

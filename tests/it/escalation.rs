@@ -28,7 +28,7 @@ fn readme_reporting_grants(role: &str) -> String {
 }
 
 /// A login role with exactly the README's reporting grants.
-async fn reporting_role(db: &TestDb, admin: &tokio_postgres::Client) -> String {
+pub async fn reporting_role(db: &TestDb, admin: &tokio_postgres::Client) -> String {
     let role = role_name("reports");
     admin
         .batch_execute(&format!(

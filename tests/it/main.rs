@@ -20,6 +20,7 @@ mod pooler;
 mod privileges;
 mod report;
 mod retention;
+mod serve;
 mod shape;
 mod single_workspace;
 mod tls;

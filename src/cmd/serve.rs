@@ -1,0 +1,42 @@
+//! `clockwatch serve` and `clockwatch link`.
+
+use std::process::ExitCode;
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::GlobalOpts;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::serve::link::{parse_ttl, Grant, Secret};
+
+pub async fn serve(
+    global: &GlobalOpts,
+    config: Config,
+    listen: Option<String>,
+) -> Result<ExitCode> {
+    let url = super::database_url(global, &config)?;
+    let listen = listen.unwrap_or_else(|| config.serve.listen.clone());
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Error::Input(format!("install SIGTERM handler: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| Error::Input(format!("install SIGINT handler: {e}")))?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; stopping"),
+            _ = int.recv() => tracing::info!("SIGINT received; stopping"),
+        }
+    };
+    crate::serve::serve(config, &url, &listen, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn link(config: &Config, workspace: &str, viewer: &str, ttl: &str) -> Result<ExitCode> {
+    let secret = Secret::load(config.serve.secret_file.as_deref())?;
+    let grant = Grant::mint(&secret, workspace, viewer, parse_ttl(ttl)?)?;
+    println!(
+        "{}/audit?{}",
+        config.serve.base_url(&config.serve.listen),
+        grant.query()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,469 @@
+//! The page, the JSON API and the CSV download: one signed link, one workspace, the report's
+//! own filters and query.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use chrono_tz::Tz;
+use serde_json::json;
+use tokio_postgres::Client;
+
+use super::link::{Grant, Refusal};
+use super::{cursor, failure, guarded, AppState, Query, PAGE_ROWS};
+use crate::error::{DbContext, Error, Result};
+use crate::export::{self, Format, Pump};
+use crate::report::{self, Display, Filter, ReportRow};
+
+/// Widest one-line change summary in the table.
+const SUMMARY_CHARS: usize = 120;
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    viewer: String,
+    workspace: String,
+    zone: String,
+    /// The link's fields, carried as hidden inputs by the form.
+    grant: Vec<(&'static str, String)>,
+    from: String,
+    to: String,
+    authors: String,
+    actions: Vec<Choice>,
+    categories: Vec<Choice>,
+    /// Author names seen on this page, offered as the author field is typed.
+    author_names: Vec<String>,
+    error: Option<String>,
+    events: Vec<EventView>,
+    /// Links, with the link's fields and the filters (already a query string).
+    csv_href: String,
+    next_href: Option<String>,
+    /// One event asked for (a linked change's cause).
+    single: bool,
+    max_days: i32,
+}
+
+#[derive(Template)]
+#[template(path = "refused.html")]
+struct RefusedPage {
+    message: &'static str,
+}
+
+/// An option of a multiple choice.
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+/// One event as the page shows it.
+struct EventView {
+    id: i64,
+    time: String,
+    author: String,
+    action: String,
+    target: String,
+    summary: String,
+    linked: bool,
+    caused_by: Option<i64>,
+    caused_href: String,
+    details: Vec<(&'static str, String)>,
+    changes: Vec<(String, String, String)>,
+}
+
+/// GET /audit: the page.
+pub async fn page(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
+    let query = Query::parse(raw.as_deref());
+    let grant = match query.grant(&state.secret) {
+        Ok(grant) => grant,
+        Err(refusal) => return guarded(&state, refused(refusal)),
+    };
+    let result = match state.client().await {
+        Ok(mut client) => {
+            let result = render(&state, &mut client, &query, &grant).await;
+            state.release(client).await;
+            result
+        }
+        Err(e) => Err(e),
+    };
+    let response = match result {
+        Ok((status, html)) => (status, Html(html)).into_response(),
+        Err(e) => {
+            let (status, message) = failure(&e);
+            (status, message).into_response()
+        }
+    };
+    guarded(&state, response)
+}
+
+/// GET /api/events: the same filters as the page, as JSON, `next` for the following page.
+pub async fn api(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
+    let query = Query::parse(raw.as_deref());
+    let grant = match query.grant(&state.secret) {
+        Ok(grant) => grant,
+        Err(refusal) => {
+            let body = axum::Json(json!({"error": refusal.message()}));
+            return guarded(&state, (StatusCode::UNAUTHORIZED, body).into_response());
+        }
+    };
+    let result = match state.client().await {
+        Ok(mut client) => {
+            let result = api_events(&state, &mut client, &query, &grant).await;
+            state.release(client).await;
+            result
+        }
+        Err(e) => Err(e),
+    };
+    let response = match result {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(e) => {
+            let (status, message) = failure(&e);
+            (status, axum::Json(json!({"error": message}))).into_response()
+        }
+    };
+    guarded(&state, response)
+}
+
+/// GET /audit.csv: what `clockwatch export` writes for the same filters, streamed.
+pub async fn csv(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
+    let query = Query::parse(raw.as_deref());
+    let grant = match query.grant(&state.secret) {
+        Ok(grant) => grant,
+        Err(refusal) => return guarded(&state, refused(refusal)),
+    };
+    let (ready, started) = tokio::sync::oneshot::channel::<Result<String>>();
+    let (bytes, body) = tokio::sync::mpsc::channel(4);
+    let task_state = state.clone();
+    tokio::spawn(async move {
+        let state = task_state;
+        let mut client = match state.client().await {
+            Ok(client) => client,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let mut ready = Some(ready);
+        let result = stream_csv(&state, &mut client, &query, &grant, &mut ready, &bytes).await;
+        match (result, ready.take()) {
+            (Err(e), Some(ready)) => {
+                let _ = ready.send(Err(e));
+            }
+            (Err(Error::BrokenPipe), None) => {}
+            (Err(e), None) => {
+                // Halfway through: end the response in error, so no one takes a cut file for
+                // a whole one.
+                tracing::error!(error = %e, "export failed");
+                let _ = bytes.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
+            (Ok(()), _) => {}
+        }
+        state.release(client).await;
+    });
+    let response = match started.await {
+        Ok(Ok(filename)) => {
+            let stream = futures_util::stream::unfold(body, |mut body| async move {
+                body.recv().await.map(|chunk| (chunk, body))
+            });
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{filename}\""),
+                    ),
+                ],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => failure(&e).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    guarded(&state, response)
+}
+
+async fn stream_csv(
+    state: &AppState,
+    client: &mut Client,
+    query: &Query,
+    grant: &Grant,
+    ready: &mut Option<tokio::sync::oneshot::Sender<Result<String>>>,
+    bytes: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+) -> Result<()> {
+    let config = &state.config;
+    let zone = zone(config);
+    let mut tx = report::snapshot(client, &config.schema).await?;
+    let args = query.filter_args(grant, zone);
+    let filter = report::build_filter(
+        &mut tx,
+        config,
+        &args,
+        config.max_export_days,
+        "max_export_days",
+    )
+    .await?;
+    let filename = format!(
+        "audit-log-{}-{}-{}.csv",
+        safe_name(&grant.workspace),
+        args.from.as_deref().unwrap_or_default(),
+        args.to.as_deref().unwrap_or_default()
+    );
+    if let Some(ready) = ready.take() {
+        let _ = ready.send(Ok(filename));
+    }
+    let pump = Pump::new(bytes.clone());
+    let mut out = pump.writer();
+    export::export_pumped(&tx, &filter, Format::Csv, false, &mut out, Some(&pump)).await?;
+    tx.commit().await.context("commit")?;
+    Ok(())
+}
+
+fn refused(refusal: Refusal) -> Response {
+    let page = RefusedPage {
+        message: refusal.message(),
+    };
+    let html = page
+        .render()
+        .unwrap_or_else(|_| refusal.message().to_string());
+    (StatusCode::UNAUTHORIZED, Html(html)).into_response()
+}
+
+fn zone(config: &crate::config::Config) -> Tz {
+    config.timezone.parse().unwrap_or_default()
+}
+
+/// A workspace id fit for a file name.
+fn safe_name(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect()
+}
+
+/// The filters as a query string (without the link's fields).
+fn filter_query(args: &report::FilterArgs) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [("from", &args.from), ("to", &args.to)] {
+        if let Some(v) = value {
+            q.append_pair(key, v);
+        }
+    }
+    for author in &args.authors {
+        q.append_pair("author", author);
+    }
+    for action in &args.actions {
+        q.append_pair("action", action);
+    }
+    for category in &args.categories {
+        q.append_pair("category", category);
+    }
+    q.finish()
+}
+
+/// The filter for a request: the page's rules (at most `max_report_days`), its position, and
+/// one event when asked for (a linked change's cause, whatever its date).
+async fn request_filter(
+    state: &AppState,
+    tx: &mut tokio_postgres::Transaction<'_>,
+    query: &Query,
+    args: &report::FilterArgs,
+) -> Result<Filter> {
+    let config = &state.config;
+    let mut filter =
+        report::build_filter(tx, config, args, config.max_report_days, "max_report_days").await?;
+    filter.after = query.after().map_err(Error::Input)?;
+    filter.event = query.event().map_err(Error::Input)?;
+    if filter.event.is_some() {
+        (filter.from, filter.to) = (None, None);
+    }
+    Ok(filter)
+}
+
+async fn render(
+    state: &AppState,
+    client: &mut Client,
+    query: &Query,
+    grant: &Grant,
+) -> Result<(StatusCode, String)> {
+    let config = &state.config;
+    let zone = zone(config);
+    let args = query.filter_args(grant, zone);
+    let mut tx = report::snapshot(client, &config.schema).await?;
+    let link = grant.query();
+    let filters = filter_query(&args);
+    let (choices_actions, choices_categories) = choices(&tx, &args).await?;
+    let mut page = AuditPage {
+        viewer: grant.viewer.clone(),
+        workspace: grant.workspace.clone(),
+        zone: config.timezone.clone(),
+        grant: vec![
+            ("w", grant.workspace.clone()),
+            ("v", grant.viewer.clone()),
+            ("e", grant.expires.to_string()),
+            ("s", grant.signature.clone()),
+        ],
+        from: args.from.clone().unwrap_or_default(),
+        to: args.to.clone().unwrap_or_default(),
+        authors: args.authors.join(", "),
+        actions: choices_actions,
+        categories: choices_categories,
+        author_names: Vec::new(),
+        error: None,
+        events: Vec::new(),
+        csv_href: format!("/audit.csv?{link}&{filters}"),
+        next_href: None,
+        single: query.event.is_some(),
+        max_days: config.max_report_days,
+    };
+    // Authors as typed in one field: "Ann, 17, System".
+    let mut args = args;
+    args.authors = args
+        .authors
+        .iter()
+        .flat_map(|a| a.split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect();
+    let filter = match request_filter(state, &mut tx, query, &args).await {
+        Ok(filter) => filter,
+        Err(Error::Input(message)) => {
+            page.error = Some(message);
+            let html = page.render().map_err(template_error)?;
+            return Ok((StatusCode::BAD_REQUEST, html));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut rows = report::fetch(&tx, &filter, PAGE_ROWS + 1).await?;
+    let more = rows.len() as i64 > PAGE_ROWS;
+    rows.truncate(PAGE_ROWS as usize);
+    let mut display = Display::new(config);
+    display.load_names(&tx, &rows).await?;
+    tx.commit().await.context("commit")?;
+    if more {
+        if let Some(last) = rows.last() {
+            page.next_href = Some(format!("/audit?{link}&{filters}&after={}", cursor(last)));
+        }
+    }
+    let mut names: Vec<String> = rows.iter().map(|r| r.author.clone()).collect();
+    names.sort();
+    names.dedup();
+    page.author_names = names;
+    page.events = rows
+        .iter()
+        .map(|r| event_view(r, &display, &link))
+        .collect();
+    let html = page.render().map_err(template_error)?;
+    Ok((StatusCode::OK, html))
+}
+
+fn event_view(r: &ReportRow, display: &Display, link: &str) -> EventView {
+    let changes = r.change_table(display);
+    let summary = changes
+        .iter()
+        .map(|(field, before, after)| format!("{field}: {before} → {after}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    EventView {
+        id: r.event_id,
+        time: r.local_time.clone(),
+        author: r.author.clone(),
+        action: r.action_with_origin(),
+        target: r.target_label(),
+        summary: report::shorten(&summary, SUMMARY_CHARS),
+        linked: r.caused_by.is_some(),
+        caused_by: r.caused_by,
+        caused_href: r
+            .caused_by
+            .map(|c| format!("/audit?{link}&event={c}#e{c}"))
+            .unwrap_or_default(),
+        details: r.detail_table(display),
+        changes,
+    }
+}
+
+/// The action and category choices, with those asked for selected.
+async fn choices(
+    tx: &tokio_postgres::Transaction<'_>,
+    args: &report::FilterArgs,
+) -> Result<(Vec<Choice>, Vec<Choice>)> {
+    let picked = |asked: &[String], value: &str, label: &str| {
+        asked
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(value) || a.eq_ignore_ascii_case(label))
+    };
+    let actions = tx
+        .query("select code, label from action order by label", &[])
+        .await
+        .context("read the actions")?
+        .iter()
+        .map(|r| {
+            let (code, label): (String, String) = (r.get(0), r.get(1));
+            Choice {
+                selected: picked(&args.actions, &code, &label),
+                value: code,
+                label,
+            }
+        })
+        .collect();
+    let categories = crate::config::Category::ALL
+        .iter()
+        .map(|c| Choice {
+            selected: picked(&args.categories, c.as_str(), c.as_str()),
+            value: c.as_str().to_string(),
+            label: c.as_str().replace('_', " "),
+        })
+        .collect();
+    Ok((actions, categories))
+}
+
+async fn api_events(
+    state: &AppState,
+    client: &mut Client,
+    query: &Query,
+    grant: &Grant,
+) -> Result<serde_json::Value> {
+    let config = &state.config;
+    let zone = zone(config);
+    let limit = match &query.limit {
+        None => PAGE_ROWS,
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(Error::Input(format!(
+                    "limit: \"{text}\" is not a number from 1 to 1000"
+                )))
+            }
+        },
+    };
+    let mut tx = report::snapshot(client, &config.schema).await?;
+    let args = query.filter_args(grant, zone);
+    let filter = request_filter(state, &mut tx, query, &args).await?;
+    let mut rows = report::fetch(&tx, &filter, limit + 1).await?;
+    tx.commit().await.context("commit")?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = if more { rows.last().map(cursor) } else { None };
+    Ok(json!({
+        "workspace_id": grant.workspace,
+        "time_zone": config.timezone,
+        "from": filter.from,
+        "to": filter.to,
+        "events": rows.iter().map(|r| export::json_record(r, zone)).collect::<Vec<_>>(),
+        "next": next,
+    }))
+}
+
+fn template_error(e: askama::Error) -> Error {
+    Error::Output(format!("render the page: {e}"))
+}

@@ -1,0 +1,358 @@
+//! `clockwatch serve`: the Audit Log page, its JSON API and CSV, over real HTTP, connected as
+//! the README's reporting role, behind signed links.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::*;
+
+/// A secret of the length the server asks for.
+const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+
+/// A description no page may run or let rearrange the page: markup, quotes, a right-to-left
+/// override and a zero-width space.
+const HOSTILE: &str =
+    "<script>alert('x')</script> \"quoted\" & \u{202e}desrever\u{202c} zero\u{200b}width";
+
+/// The example host with workspaces 1 and 2 audited, a scripted set of changes drained, and a
+/// running `clockwatch serve` connected as the reporting role.
+struct Served {
+    db: TestDb,
+    admin: tokio_postgres::Client,
+    config_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    server: Child,
+    /// Where the server's log goes.
+    log: std::path::PathBuf,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn served() -> Served {
+    let (db, mut admin, config) = installed_host().await;
+    enable_all(&admin, &config, "2").await;
+    // 60 entries in workspace 1 (more than a page), one of them hostile, a project deleted
+    // (a linked change), and one entry in workspace 2 that no link to 1 may show.
+    let mut sql = String::new();
+    for i in 0..60 {
+        sql.push_str(&format!(
+            "insert into app.time_entry (workspace_id, user_id, description, start_at) values (1, 2, 'Entry {i}', '2026-11-24 09:00Z');"
+        ));
+    }
+    act(&mut admin, Some("2"), &sql).await;
+    act(
+        &mut admin,
+        Some("1"),
+        &format!(
+            "insert into app.time_entry (workspace_id, user_id, description, project_id, start_at)
+                 values (1, 1, '{}', 1, '2026-11-24 10:00Z')",
+            HOSTILE.replace('\'', "''")
+        ),
+    )
+    .await;
+    act(
+        &mut admin,
+        Some("1"),
+        "delete from app.project where id = 1",
+    )
+    .await;
+    act(
+        &mut admin,
+        Some("3"),
+        "insert into app.time_entry (workspace_id, user_id, description, start_at) values (2, 3, 'Secret of workspace two', '2026-11-24 09:00Z')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+
+    let reporting = crate::escalation::reporting_role(&db, &admin).await;
+    let (dir, config_path) = config_file(include_str!("../../config/clockwatch.toml"));
+    let port = free_port();
+    let log = dir.path().join("serve.log");
+    let server = Command::new(binary())
+        .args(["--config"])
+        .arg(&config_path)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("CLOCKWATCH_DATABASE_URL", &reporting)
+        .env("CLOCKWATCH_LINK_SECRET", SECRET)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let health = format!("{base}/healthz");
+    eventually("the server answers", Duration::from_secs(20), || {
+        let health = health.clone();
+        async move {
+            reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    Served {
+        db,
+        admin,
+        config_path,
+        _dir: dir,
+        server,
+        log,
+        base,
+    }
+}
+
+impl Served {
+    /// `clockwatch link`'s output, the path and query only.
+    fn link(&self, workspace: &str, ttl: &str) -> String {
+        let out = Command::new(binary())
+            .arg("--config")
+            .arg(&self.config_path)
+            .args([
+                "link",
+                "--workspace",
+                workspace,
+                "--viewer",
+                "ann",
+                "--ttl",
+                ttl,
+            ])
+            .env("CLOCKWATCH_LINK_SECRET", SECRET)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let at = url.find("/audit?").expect("a link to /audit");
+        url[at..].to_string()
+    }
+
+    async fn get(&self, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, response.text().await.unwrap(), headers)
+    }
+}
+
+fn query_of(link: &str) -> &str {
+    link.split_once('?').unwrap().1
+}
+
+#[tokio::test]
+async fn only_a_valid_unexpired_link_opens_its_own_workspace() {
+    let s = served().await;
+    let link = s.link("1", "15m");
+    let (status, page, headers) = s.get(&link).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Entry 59"), "{page}");
+    assert!(!page.contains("Secret of workspace two"));
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.starts_with("default-src 'none'"), "{policy}");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+
+    // Nothing, an altered workspace, viewer or signature, and an expired link: 401.
+    let q = query_of(&link);
+    let altered = [
+        String::from("/audit"),
+        format!("/audit?{}", q.replace("w=1", "w=2")),
+        format!("/audit?{}", q.replace("v=ann", "v=bob")),
+        format!("/audit?{}", q.replacen("s=", "s=00", 1)),
+        format!("/api/events?{}", q.replace("w=1", "w=2")),
+        format!("/audit.csv?{}", q.replace("w=1", "w=2")),
+    ];
+    for path in altered {
+        let (status, body, _) = s.get(&path).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(!body.contains("Secret of workspace two"));
+    }
+    let expired = s.link("1", "1s");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body, _) = s.get(&expired).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("expired"), "{body}");
+
+    // A workspace parameter of its own changes nothing: the link names the workspace.
+    let (_, page, _) = s.get(&format!("{link}&workspace=2&workspace_id=2")).await;
+    assert!(!page.contains("Secret of workspace two"));
+    // Workspace 2's own link does show it.
+    let (_, page, _) = s.get(&s.link("2", "15m")).await;
+    assert!(page.contains("Secret of workspace two"));
+
+    // The secret never reaches the log, at debug level.
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert!(!log.contains(SECRET), "{log}");
+    assert!(log.contains("serving the audit log page"), "{log}");
+}
+
+#[tokio::test]
+async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
+    let s = served().await;
+    let link = s.link("1", "15m");
+    let today: String = s
+        .admin
+        .query_one(
+            "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let api = |extra: &str| format!("/api/events?{}{extra}", query_of(&link));
+    let events = |body: &str| -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["events"].as_array().unwrap().clone()
+    };
+
+    // Author (a name or an id, and System), action, category.
+    let (_, body, _) = s.get(&api("&author=Ann%20Admin&limit=100")).await;
+    let by_ann = events(&body);
+    assert_eq!(by_ann.len(), 2, "{body}");
+    assert!(by_ann.iter().all(|e| e["author"] == "Ann Admin"));
+    let (_, body, _) = s.get(&api("&author=system&limit=100")).await;
+    // The project's deletion relinked an entry and took its task: both System, both linked.
+    let by_system = events(&body);
+    assert_eq!(by_system.len(), 2, "{body}");
+    assert!(by_system.iter().all(|e| e["caused_by"].is_i64()), "{body}");
+    let (_, body, _) = s.get(&api("&action=Deleted%20project")).await;
+    assert_eq!(events(&body).len(), 1, "{body}");
+    let (_, body, _) = s.get(&api("&category=projects&limit=100")).await;
+    assert_eq!(events(&body).len(), 1, "{body}");
+    // Dates: a day with no events, then today's.
+    let (_, body, _) = s.get(&api("&from=2026-01-01&to=2026-01-02")).await;
+    assert_eq!(events(&body).len(), 0, "{body}");
+
+    // Paging: every event of the workspace in two pages, newest first, each once.
+    let (_, first, _) = s.get(&api(&format!("&from={today}&to={today}"))).await;
+    let first_json: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let next = first_json["next"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let (_, second, _) = s
+        .get(&api(&format!("&from={today}&to={today}&after={next}")))
+        .await;
+    let ids: Vec<i64> = events(&first)
+        .iter()
+        .chain(events(&second).iter())
+        .map(|e| e["event_id"].as_i64().unwrap())
+        .collect();
+    let in_log: Vec<i64> = column(
+        &s.admin,
+        "select event_id from audit_log.events where workspace_id = '1'
+         order by occurred_at desc, event_id desc",
+    )
+    .await;
+    assert_eq!(events(&first).len(), 50);
+    assert_eq!(ids, in_log);
+    // The page pages the same way: an "Older events" link, then the rest.
+    let (_, page, _) = s.get(&link).await;
+    assert_eq!(page.matches("<details id=\"e").count(), 50);
+    let older = page
+        .split("href=\"")
+        .find_map(|rest| rest.split_once("\" rel=\"next\"").map(|(href, _)| href))
+        .expect("an Older events link")
+        .replace("&#38;", "&");
+    let (_, page, _) = s.get(&older).await;
+    assert_eq!(page.matches("<details id=\"e").count(), in_log.len() - 50);
+
+    // More than 30 days: refused, on the page and in the API.
+    let (status, page, _) = s
+        .get(&format!("{link}&from=2026-01-01&to=2026-11-26"))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("more than the 30 one report may cover"),
+        "{page}"
+    );
+    let (status, body, _) = s.get(&api("&from=2026-01-01&to=2026-11-26")).await;
+    assert_eq!(status, 400, "{body}");
+    // An author nobody knows is refused rather than matching nothing.
+    let (status, body, _) = s.get(&api("&author=Nobody%20Here")).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown author"), "{body}");
+}
+
+#[tokio::test]
+async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() {
+    let s = served().await;
+    let link = s.link("1", "15m");
+    let today: String = s
+        .admin
+        .query_one(
+            "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let filters = format!("&from={today}&to={today}&category=time_entries&author=Bob%20Builder");
+    let response = reqwest::get(format!("{}/audit.csv?{}{filters}", s.base, query_of(&link)))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"audit-log-1-"));
+    let served_csv = response.bytes().await.unwrap();
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&s.config_path)
+        .args([
+            "export",
+            "--workspace",
+            "1",
+            "--from",
+            &today,
+            "--to",
+            &today,
+            "--category",
+            "time_entries",
+            "--author",
+            "Bob Builder",
+        ])
+        .env("CLOCKWATCH_DATABASE_URL", &s.db.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(served_csv.as_ref(), out.stdout.as_slice());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        61,
+        "a header and Bob's 60 entries"
+    );
+
+    // The hostile description is shown as text: escaped markup, the characters kept.
+    let (_, page, _) = s.get(&link).await;
+    assert!(!page.contains("<script>alert"), "markup escaped");
+    assert!(
+        page.contains("&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#34;quoted&#34; &#38;"),
+        "{page}"
+    );
+    assert!(
+        page.contains('\u{202e}') && page.contains('\u{200b}'),
+        "characters kept as text"
+    );
+    assert!(!page.contains("<script"), "no script anywhere on the page");
+}

@@ -61,7 +61,9 @@ select e.event_id,
        (select string_agg(tag, ', ') from jsonb_array_elements_text(e.details -> 'tags') tag) as tags,
        e.row_data
 from events e
-cross join (select report_timezone() as timezone) s
+-- OFFSET 0: the zone is looked up once per query. Flattened into the row expressions, it was
+-- looked up five times per row (a year's export of 50,000 rows: 3.8 s, against 0.3 s).
+cross join (select report_timezone() as timezone offset 0) s
 cross join lateral (select (e.details ->> 'start')::timestamptz as start_at,
                            (e.details ->> 'end')::timestamptz   as end_at offset 0) t;
 
@@ -205,10 +207,14 @@ declare
     v_from    timestamptz;
     v_to      timestamptz;
 begin
-    if p_timezone is not null
-       and not exists (select 1 from pg_timezone_names where name = p_timezone) then
-        raise exception 'unknown time zone "%" (use an IANA name such as Europe/Berlin)', p_timezone
-            using errcode = '22023';
+    -- Using the zone is the cheap check (pg_timezone_names reads every zone file: 60 ms).
+    if p_timezone is not null then
+        begin
+            perform now() at time zone p_timezone;
+        exception when invalid_parameter_value then
+            raise exception 'unknown time zone "%" (use an IANA name such as Europe/Berlin)', p_timezone
+                using errcode = '22023';
+        end;
     end if;
     -- Quoted literals arrive as text; typed times are instants already (their text, read back
     -- in the same session, is the same instant).

@@ -5,6 +5,7 @@
 mod support;
 
 mod bench;
+mod browser;
 mod budget;
 mod capture;
 mod chain;

@@ -7,24 +7,24 @@ use std::time::Duration;
 use crate::support::*;
 
 /// A secret of the length the server asks for.
-const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+pub const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
 
 /// A description no page may run or let rearrange the page: markup, quotes, a right-to-left
 /// override and a zero-width space.
-const HOSTILE: &str =
+pub const HOSTILE: &str =
     "<script>alert('x')</script> \"quoted\" & \u{202e}desrever\u{202c} zero\u{200b}width";
 
 /// The example host with workspaces 1 and 2 audited, a scripted set of changes drained, and a
 /// running `clockwatch serve` connected as the reporting role.
-struct Served {
-    db: TestDb,
-    admin: tokio_postgres::Client,
-    config_path: std::path::PathBuf,
+pub struct Served {
+    pub db: TestDb,
+    pub admin: tokio_postgres::Client,
+    pub config_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
     server: Child,
     /// Where the server's log goes.
     log: std::path::PathBuf,
-    base: String,
+    pub base: String,
 }
 
 impl Drop for Served {
@@ -34,7 +34,7 @@ impl Drop for Served {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -77,7 +77,11 @@ async fn served() -> Served {
     )
     .await;
     drain(&mut admin, &config).await;
+    serve_on(db, admin).await
+}
 
+/// Start `clockwatch serve` on the example config, connected as the README's reporting role.
+pub async fn serve_on(db: TestDb, admin: tokio_postgres::Client) -> Served {
     let reporting = crate::escalation::reporting_role(&db, &admin).await;
     let (dir, config_path) = config_file(include_str!("../../config/clockwatch.toml"));
     let port = free_port();
@@ -117,7 +121,7 @@ async fn served() -> Served {
 
 impl Served {
     /// `clockwatch link`'s output, the path and query only.
-    fn link(&self, workspace: &str, ttl: &str) -> String {
+    pub fn link(&self, workspace: &str, ttl: &str) -> String {
         let out = Command::new(binary())
             .arg("--config")
             .arg(&self.config_path)

@@ -360,3 +360,45 @@ async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() 
     );
     assert!(!page.contains("<script"), "no script anywhere on the page");
 }
+
+/// A fenced block of the README's page section, by its language.
+fn readme_block(language: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split_once("### The Audit Log page")
+        .expect("README has the page's section")
+        .1;
+    section
+        .split_once(&format!("```{language}\n"))
+        .unwrap_or_else(|| panic!("a {language} block"))
+        .1
+        .split_once("```")
+        .unwrap()
+        .0
+        .to_string()
+}
+
+#[tokio::test]
+async fn links_minted_as_the_readme_shows_open_the_page() {
+    let s = served().await;
+    let python = format!(
+        "{}\nprint(audit_link({:?}, {:?}, '1', 'ann'))",
+        readme_block("python"),
+        s.base,
+        SECRET
+    );
+    let javascript = format!(
+        "{}\nconsole.log(auditLink({:?}, {:?}, '1', 'ann'));",
+        readme_block("javascript"),
+        s.base,
+        SECRET
+    );
+    for (program, flag, code) in [("python3", "-c", python), ("node", "-e", javascript)] {
+        let out = Command::new(program).args([flag, &code]).output().unwrap();
+        assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let response = reqwest::get(&url).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{program}: {url}");
+        assert!(response.text().await.unwrap().contains("Entry 59"));
+    }
+}

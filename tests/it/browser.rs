@@ -52,7 +52,10 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
     .await;
     drain(&mut admin, &config).await;
     let today: String = admin
-        .query_one("select to_char(now() at time zone 'UTC', 'YYYY-MM-DD')", &[])
+        .query_one(
+            "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD')",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -119,10 +122,7 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
 
     // The linked change: the project's deletion relinked Bob's entry. Expanded, it says what
     // caused it and shows the project before and after.
-    let linked = c
-        .find(Locator::Css("details.linked"))
-        .await
-        .unwrap();
+    let linked = c.find(Locator::Css("details.linked")).await.unwrap();
     linked
         .find(Locator::Css("summary"))
         .await
@@ -134,14 +134,24 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
     assert!(text.contains("Linked change, made by System"), "{text}");
     let cells: Vec<String> = {
         let mut out = Vec::new();
-        for cell in linked.find_all(Locator::Css("table.changes tbody td, table.changes tbody th")).await.unwrap() {
+        for cell in linked
+            .find_all(Locator::Css(
+                "table.changes tbody td, table.changes tbody th",
+            ))
+            .await
+            .unwrap()
+        {
             out.push(cell.text().await.unwrap());
         }
         out
     };
     assert_eq!(cells, ["project_id", "Hermes", "(empty)"]);
     std::fs::create_dir_all("target/screenshots").unwrap();
-    std::fs::write("target/screenshots/audit-page.png", c.screenshot().await.unwrap()).unwrap();
+    std::fs::write(
+        "target/screenshots/audit-page.png",
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
     // Its cause, one click away.
     linked
         .find(Locator::Css(".cause a"))
@@ -166,7 +176,9 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
         shown.push(cell.text().await.unwrap());
     }
     assert!(
-        shown.iter().any(|t| t.starts_with(&HOSTILE.replace('\u{200b}', "")[..20])),
+        shown
+            .iter()
+            .any(|t| t.starts_with(&HOSTILE.replace('\u{200b}', "")[..20])),
         "{shown:?}"
     );
     let scripts = c
@@ -202,7 +214,15 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
     let out = Command::new(binary())
         .arg("--config")
         .arg(&served.config_path)
-        .args(["export", "--workspace", "1", "--from", &today, "--to", &today])
+        .args([
+            "export",
+            "--workspace",
+            "1",
+            "--from",
+            &today,
+            "--to",
+            &today,
+        ])
         .env("CLOCKWATCH_DATABASE_URL", &served.db.url)
         .output()
         .unwrap();

@@ -436,9 +436,9 @@ async fn host_schema_changes_while_writing_never_fail_the_host_and_are_reported(
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(status.status.code(), Some(2), "{text}");
     for expected in [
-        "PROBLEM: source time_entries: fields.billable_rate: column \"hourly_rate\" not found in app.time_entry",
-        "PROBLEM: source time_entries: fields.cost_rate: column \"cost_rate\" not found in app.time_entry",
-        "PROBLEM: source tags: capture triggers missing or disabled on app.tag (table recreated?",
+        "PROBLEM: source app.time_entry (time_entries): fields.billable_rate: column \"hourly_rate\" not found in app.time_entry",
+        "PROBLEM: source app.time_entry (time_entries): fields.cost_rate: column \"cost_rate\" not found in app.time_entry",
+        "PROBLEM: source app.tag (tags): capture triggers missing or disabled on app.tag (table recreated?",
     ] {
         assert!(text.contains(expected), "{expected}\nin\n{text}");
     }

@@ -74,7 +74,7 @@ async fn disabled_capture_triggers_are_reported_by_status() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text.contains(
-            "PROBLEM: source expenses: capture triggers missing or disabled on app.expense"
+            "PROBLEM: source app.expense (expenses): capture triggers missing or disabled on app.expense"
         ),
         "{text}"
     );

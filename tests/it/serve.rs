@@ -395,7 +395,11 @@ async fn links_minted_as_the_readme_shows_open_the_page() {
     );
     for (program, flag, code) in [("python3", "-c", python), ("node", "-e", javascript)] {
         let out = Command::new(program).args([flag, &code]).output().unwrap();
-        assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let response = reqwest::get(&url).await.unwrap();
         assert_eq!(response.status().as_u16(), 200, "{program}: {url}");

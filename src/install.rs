@@ -130,12 +130,7 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         )
         .await
         .context(format!("attach triggers to {table}"))?;
-        let oid: u32 = tx
-            .query_one("select $1::text::regclass::oid", &[&table.quoted()])
-            .await
-            .context("resolve table")?
-            .get(0);
-        wanted.insert(oid);
+        wanted.insert(table_oid(&tx, &table).await?);
         report.attached.push(table.to_string());
     }
     // Link tables after every source: each takes its record table's settings.
@@ -228,12 +223,16 @@ async fn attach_link(tx: &Transaction<'_>, source: &SourceConfig) -> Result<Opti
     )
     .await
     .context(format!("attach triggers to {table}"))?;
-    let oid: u32 = tx
+    Ok(Some((table_oid(tx, &table).await?, table.to_string())))
+}
+
+/// The oid of a table the config names (attached tables are matched by oid).
+async fn table_oid(tx: &Transaction<'_>, table: &TableName) -> Result<u32> {
+    Ok(tx
         .query_one("select $1::text::regclass::oid", &[&table.quoted()])
         .await
         .context("resolve table")?
-        .get(0);
-    Ok(Some((oid, table.to_string())))
+        .get(0))
 }
 
 /// Remove the triggers from every host table; with `purge`, drop Clockwatch's schema too.

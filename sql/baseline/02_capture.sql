@@ -433,19 +433,49 @@ $function$,
 end
 $$;
 
--- Attach the capture triggers to one host table (idempotent: replaces them), with a capture
--- function compiled for it by compile().
+-- Create the triggers that run p_table's capture function (attach() and attach_link() first
+-- record it in captured_table and compile it).
 --
 -- The linked-change mark trigger is taken only below the top level: pg_trigger_depth() is 0 for
 -- the host's own statement (the WHEN clause is evaluated before the trigger is entered, without
--- entering PL/pgSQL) and at least 1 inside a cascade or a host trigger.
+-- entering PL/pgSQL) and at least 1 inside a cascade or a host trigger. A link table's TRUNCATE
+-- is captured before, not after: the rows are still there to say which tags each record loses.
+create function create_triggers(p_table regclass) returns void
+language plpgsql
+set search_path from current
+as $$
+declare
+    c        captured_table;
+    v_prefix text := 'clockwatch_' || current_schema();
+begin
+    select * into strict c from captured_table t where t.relid = p_table;
+    execute format('create trigger %I before update or delete on %s for each statement '
+                   'when (pg_trigger_depth() > 0) execute function %I.mark_linked()',
+                   v_prefix || '_mark', p_table, current_schema());
+    execute format('create trigger %I after insert on %s referencing new table as clockwatch_new '
+                   'for each statement execute function %I.%I()',
+                   v_prefix || '_insert', p_table, current_schema(), c.function);
+    execute format('create trigger %I after update on %s '
+                   'referencing old table as clockwatch_old new table as clockwatch_new '
+                   'for each statement execute function %I.%I()',
+                   v_prefix || '_update', p_table, current_schema(), c.function);
+    execute format('create trigger %I after delete on %s referencing old table as clockwatch_old '
+                   'for each statement execute function %I.%I()',
+                   v_prefix || '_delete', p_table, current_schema(), c.function);
+    execute format('create trigger %I %s truncate on %s for each statement execute function %I.%I()',
+                   v_prefix || '_truncate', case when c.link_parent is null then 'after' else 'before' end,
+                   p_table, current_schema(), c.function);
+end
+$$;
+
+-- Attach the capture triggers to one host table (idempotent: replaces them), with a capture
+-- function compiled for it by compile().
 create function attach(p_table regclass, p_source text, p_category text, p_workspace_column text,
                        p_workspace text, p_excluded text[], p_channel text) returns void
 language plpgsql
 set search_path from current
 as $$
 declare
-    v_prefix   text   := 'clockwatch_' || current_schema();
     v_function text   := 'capture_' || p_table::oid;
     v_excluded text[] := array(select x from unnest(p_excluded) x order by x);
 begin
@@ -458,22 +488,7 @@ begin
     values (p_table, p_source, v_function, record_shape(p_table, v_excluded), p_category,
             p_workspace_column, p_workspace, v_excluded, p_channel);
     perform compile(p_table);
-    execute format('create trigger %I before update or delete on %s for each statement '
-                   'when (pg_trigger_depth() > 0) execute function %I.mark_linked()',
-                   v_prefix || '_mark', p_table, current_schema());
-    execute format('create trigger %I after insert on %s referencing new table as clockwatch_new '
-                   'for each statement execute function %I.%I()',
-                   v_prefix || '_insert', p_table, current_schema(), v_function);
-    execute format('create trigger %I after update on %s '
-                   'referencing old table as clockwatch_old new table as clockwatch_new '
-                   'for each statement execute function %I.%I()',
-                   v_prefix || '_update', p_table, current_schema(), v_function);
-    execute format('create trigger %I after delete on %s referencing old table as clockwatch_old '
-                   'for each statement execute function %I.%I()',
-                   v_prefix || '_delete', p_table, current_schema(), v_function);
-    execute format('create trigger %I after truncate on %s '
-                   'for each statement execute function %I.%I()',
-                   v_prefix || '_truncate', p_table, current_schema(), v_function);
+    perform create_triggers(p_table);
 end
 $$;
 
@@ -486,7 +501,6 @@ language plpgsql
 set search_path from current
 as $$
 declare
-    v_prefix   text := 'clockwatch_' || current_schema();
     v_function text := 'capture_' || p_link::oid;
     p          captured_table;
 begin
@@ -499,23 +513,7 @@ begin
             p.workspace_column, p.workspace, p.excluded, p.channel, p_parent, p_parent_column,
             p_tag_column, p_parent_id_column);
     perform compile(p_link);
-    execute format('create trigger %I before update or delete on %s for each statement '
-                   'when (pg_trigger_depth() > 0) execute function %I.mark_linked()',
-                   v_prefix || '_mark', p_link, current_schema());
-    execute format('create trigger %I after insert on %s referencing new table as clockwatch_new '
-                   'for each statement execute function %I.%I()',
-                   v_prefix || '_insert', p_link, current_schema(), v_function);
-    execute format('create trigger %I after update on %s '
-                   'referencing old table as clockwatch_old new table as clockwatch_new '
-                   'for each statement execute function %I.%I()',
-                   v_prefix || '_update', p_link, current_schema(), v_function);
-    execute format('create trigger %I after delete on %s referencing old table as clockwatch_old '
-                   'for each statement execute function %I.%I()',
-                   v_prefix || '_delete', p_link, current_schema(), v_function);
-    -- Before, not after: the rows are still there to say which tags each record loses.
-    execute format('create trigger %I before truncate on %s '
-                   'for each statement execute function %I.%I()',
-                   v_prefix || '_truncate', p_link, current_schema(), v_function);
+    perform create_triggers(p_link);
 end
 $$;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::serve::{free_port, serve_on, HOSTILE};
+use crate::serve::{free_port, serve_on, today, HOSTILE};
 use crate::support::*;
 
 /// chromedriver on a port of its own, stopped with the test.
@@ -51,14 +51,7 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
     )
     .await;
     drain(&mut admin, &config).await;
-    let today: String = admin
-        .query_one(
-            "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let today = today(&admin).await;
     let served = serve_on(db, admin).await;
     let link = served.link("1", "15m");
 
@@ -211,22 +204,7 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
         }
     };
     let csv = std::fs::read(downloaded).unwrap();
-    let out = Command::new(binary())
-        .arg("--config")
-        .arg(&served.config_path)
-        .args([
-            "export",
-            "--workspace",
-            "1",
-            "--from",
-            &today,
-            "--to",
-            &today,
-        ])
-        .env("CLOCKWATCH_DATABASE_URL", &served.db.url)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let out = served.export(&["--from", &today, "--to", &today]);
     assert_eq!(csv, out.stdout);
     c.close().await.unwrap();
 }

@@ -158,6 +158,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("check_categories", false, "PUBLIC"),
         ("compile", false, "PUBLIC"),
         ("compile_categories", false, "PUBLIC"),
+        ("create_triggers", false, "PUBLIC"),
         ("detach", false, "PUBLIC"),
         ("disable", false, "PUBLIC"),
         ("enable", false, "PUBLIC"),

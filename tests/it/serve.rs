@@ -34,6 +34,18 @@ impl Drop for Served {
     }
 }
 
+/// Today's date in UTC (the example config's zone), as the database sees it.
+pub async fn today(client: &tokio_postgres::Client) -> String {
+    client
+        .query_one(
+            "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -147,6 +159,24 @@ impl Served {
         url[at..].to_string()
     }
 
+    /// `clockwatch export --workspace 1` with these filters, as the schema's owner: its output.
+    pub fn export(&self, filters: &[&str]) -> std::process::Output {
+        let out = Command::new(binary())
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["export", "--workspace", "1"])
+            .args(filters)
+            .env("CLOCKWATCH_DATABASE_URL", &self.db.url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     async fn get(&self, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
         let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
         let status = response.status().as_u16();
@@ -209,15 +239,7 @@ async fn only_a_valid_unexpired_link_opens_its_own_workspace() {
 async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
     let s = served().await;
     let link = s.link("1", "15m");
-    let today: String = s
-        .admin
-        .query_one(
-            "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let today = today(&s.admin).await;
     let api = |extra: &str| format!("/api/events?{}{extra}", query_of(&link));
     let events = |body: &str| -> Vec<serde_json::Value> {
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -297,15 +319,7 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
 async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() {
     let s = served().await;
     let link = s.link("1", "15m");
-    let today: String = s
-        .admin
-        .query_one(
-            "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let today = today(&s.admin).await;
     let filters = format!("&from={today}&to={today}&category=time_entries&author=Bob%20Builder");
     let response = reqwest::get(format!("{}/audit.csv?{}{filters}", s.base, query_of(&link)))
         .await
@@ -316,30 +330,16 @@ async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() 
         .unwrap()
         .starts_with("attachment; filename=\"audit-log-1-"));
     let served_csv = response.bytes().await.unwrap();
-    let out = Command::new(binary())
-        .arg("--config")
-        .arg(&s.config_path)
-        .args([
-            "export",
-            "--workspace",
-            "1",
-            "--from",
-            &today,
-            "--to",
-            &today,
-            "--category",
-            "time_entries",
-            "--author",
-            "Bob Builder",
-        ])
-        .env("CLOCKWATCH_DATABASE_URL", &s.db.url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = s.export(&[
+        "--from",
+        &today,
+        "--to",
+        &today,
+        "--category",
+        "time_entries",
+        "--author",
+        "Bob Builder",
+    ]);
     assert_eq!(served_csv.as_ref(), out.stdout.as_slice());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).lines().count(),

@@ -201,6 +201,9 @@ mod tests {
     fn a_minted_link_verifies_and_any_change_to_it_does_not() {
         let g = Grant::mint(&secret(), "42", "ann", 60).unwrap();
         let e = g.expires.to_string();
+        // The signature with its first digit changed (whatever the digit is).
+        let first = if g.signature.starts_with('0') { "1" } else { "0" };
+        let altered = format!("{first}{}", &g.signature[1..]);
         assert_eq!(
             Grant::verify(&secret(), "42", "ann", &e, &g.signature).unwrap(),
             g
@@ -214,7 +217,7 @@ mod tests {
                 (g.expires + 1).to_string(),
                 g.signature.clone(),
             ),
-            ("42", "ann", e.clone(), g.signature.replace('a', "b")),
+            ("42", "ann", e.clone(), altered),
             ("42", "ann", e.clone(), String::new()),
         ] {
             assert_eq!(

@@ -11,7 +11,8 @@
 //! - [`daemon`]: `clockwatch run`. Listens, polls as a fallback, reconnects, shuts down cleanly.
 //! - [`drain`]: one transaction per batch moves staged changes into events, so none is lost or
 //!   doubled. [`normalize`] decides what each change means (action, author or System, changed
-//!   fields, details) and [`resolve`] looks up the names details refer to.
+//!   fields, details), [`links`] folds tags changed through a link table into their record's
+//!   change, and [`resolve`] looks up the names details refer to.
 //! - [`retention`]: monthly partitions created ahead, old ones dropped after `retention`.
 //! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines.
 //! - [`verify`]: walks each workspace's SHA-256 hash chain (written by `append_events()`).

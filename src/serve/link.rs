@@ -202,7 +202,11 @@ mod tests {
         let g = Grant::mint(&secret(), "42", "ann", 60).unwrap();
         let e = g.expires.to_string();
         // The signature with its first digit changed (whatever the digit is).
-        let first = if g.signature.starts_with('0') { "1" } else { "0" };
+        let first = if g.signature.starts_with('0') {
+            "1"
+        } else {
+            "0"
+        };
         let altered = format!("{first}{}", &g.signature[1..]);
         assert_eq!(
             Grant::verify(&secret(), "42", "ann", &e, &g.signature).unwrap(),

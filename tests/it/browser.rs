@@ -205,6 +205,6 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
     };
     let csv = std::fs::read(downloaded).unwrap();
     let out = served.export(&["--from", &today, "--to", &today]);
-    assert_eq!(csv, out.stdout);
+    assert_eq!(csv, out.as_bytes());
     c.close().await.unwrap();
 }

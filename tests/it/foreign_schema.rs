@@ -19,18 +19,7 @@ async fn a_foreign_schema_mapped_by_config_yields_the_right_report() {
         .unwrap();
     let (_dir, config) = config_file(include_str!("../fixtures/foreign.toml"));
     let run = |args: &[&str]| {
-        let out = Command::new(binary())
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("CLOCKWATCH_DATABASE_URL", &db.url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cli_with(&db.url, &config, args);
     };
     run(&["install"]);
     run(&["enable", "--workspace", "acme"]);

@@ -111,21 +111,7 @@ async fn a_kimai_schema_maps_with_config_alone_and_its_day_reads_as_expected() {
     let mut client = db.client().await;
     client.batch_execute(SCHEMA).await.unwrap();
     let (_dir, path) = config_file(CONFIG);
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(binary())
-            .arg("--config")
-            .arg(&path)
-            .args(args)
-            .env("CLOCKWATCH_DATABASE_URL", &db.url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| cli_with(&db.url, &path, args);
     run(&["install"]);
     run(&["enable", "--workspace", "1"]);
     let config = clockwatch::Config::from_toml(CONFIG).unwrap();

@@ -236,6 +236,23 @@ pub fn cli(url: &str, args: &[&str]) -> std::process::Output {
         .expect("run clockwatch")
 }
 
+/// Run the CLI with a config file of the test's own and expect it to succeed: its stdout.
+pub fn cli_with(url: &str, config: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(binary())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("CLOCKWATCH_DATABASE_URL", url)
+        .output()
+        .expect("run clockwatch");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
 /// A number no other call in this test process returns, for naming roles.
 pub fn unique_suffix() -> u64 {
     use std::sync::atomic::AtomicU64;

@@ -612,7 +612,7 @@ pub fn render(rows: &[ReportRow], details: bool, display: &Display) -> String {
                     r.local_time.clone(),
                     printable(&r.author),
                     printable(&r.action_with_origin()),
-                    printable(&target(r)),
+                    printable(&r.target_label()),
                     printable(&changes),
                 ]
             })
@@ -627,7 +627,7 @@ pub fn render(rows: &[ReportRow], details: bool, display: &Display) -> String {
             r.local_time,
             printable(&r.author),
             printable(&r.action_with_origin()),
-            printable(&target(r))
+            printable(&r.target_label())
         ));
         let mut facts: Vec<(String, String)> = vec![("Event".into(), r.event_id.to_string())];
         if let Some(id) = &r.author_id {
@@ -668,10 +668,6 @@ fn printable(text: &str) -> String {
             }
         })
         .collect()
-}
-
-fn target(r: &ReportRow) -> String {
-    r.target_label()
 }
 
 pub fn shorten(text: &str, max: usize) -> String {

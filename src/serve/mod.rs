@@ -160,7 +160,15 @@ impl Query {
                 "after" => one(&mut q.after),
                 "event" => one(&mut q.event),
                 "limit" => one(&mut q.limit),
-                "author" if !value.is_empty() => q.authors.push(value),
+                // The page's author field holds several, separated by commas ("Ann, 17, System");
+                // its CSV link and the API carry them as typed.
+                "author" => q.authors.extend(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_string),
+                ),
                 "action" if !value.is_empty() => q.actions.push(value),
                 "category" if !value.is_empty() => q.categories.push(value),
                 _ => {}

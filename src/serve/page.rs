@@ -325,16 +325,6 @@ async fn render(
         single: query.event.is_some(),
         max_days: config.max_report_days,
     };
-    // Authors as typed in one field: "Ann, 17, System".
-    let mut args = args;
-    args.authors = args
-        .authors
-        .iter()
-        .flat_map(|a| a.split(','))
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(str::to_string)
-        .collect();
     let filter = match request_filter(state, &mut tx, query, &args).await {
         Ok(filter) => filter,
         Err(Error::Input(message)) => {

@@ -244,6 +244,20 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
     let by_system = events(&body);
     assert_eq!(by_system.len(), 2, "{body}");
     assert!(by_system.iter().all(|e| e["caused_by"].is_i64()), "{body}");
+    // Several authors in one field, as the page's form sends them, and so its CSV link.
+    let (_, body, _) = s.get(&api("&author=Ann%20Admin,%20system&limit=100")).await;
+    assert_eq!(
+        events(&body).len(),
+        by_ann.len() + by_system.len(),
+        "{body}"
+    );
+    let (status, _, _) = s
+        .get(&format!(
+            "/audit.csv?{}&author=Ann%20Admin,%20system",
+            query_of(&link)
+        ))
+        .await;
+    assert_eq!(status, 200);
     let (_, body, _) = s.get(&api("&action=Deleted%20project")).await;
     assert_eq!(events(&body).len(), 1, "{body}");
     let (_, body, _) = s.get(&api("&category=projects&limit=100")).await;

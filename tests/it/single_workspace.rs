@@ -1,8 +1,6 @@
 //! A single-workspace application: its tables have no workspace column, and the config's
 //! top-level `workspace` says which workspace every row belongs to.
 
-use std::process::Command;
-
 use crate::support::*;
 
 /// A tracker with one workspace and no workspace column anywhere.
@@ -35,35 +33,17 @@ description = "description"
 start = "begin_at"
 "#;
 
-fn run(db: &TestDb, config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(binary())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_single_workspace_application_maps_with_config_alone() {
     let db = TestDb::new().await;
     let mut client = db.client().await;
     client.batch_execute(SCHEMA).await.unwrap();
     let (_dir, config) = config_file(CONFIG);
-    let out = run(&db, &config, &["install"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_with(&db.url, &config, &["install"]);
     // Only the categories the config has a source for.
-    let out = run(&db, &config, &["enable", "--workspace", "main"]);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "workspace main: auditing time_entries, users\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        cli_with(&db.url, &config, &["enable", "--workspace", "main"]),
+        "workspace main: auditing time_entries, users\n"
     );
     act(
         &mut client,
@@ -99,22 +79,16 @@ async fn a_single_workspace_application_maps_with_config_alone() {
         events,
         expected.map(|(w, a, b)| (w.to_string(), a.to_string(), b.to_string()))
     );
-    let out = run(
-        &db,
+    let report = cli_with(
+        &db.url,
         &config,
         &["report", "--workspace", "main", "--from", "2026-11-01"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Front desk shift"));
+    assert!(report.contains("Front desk shift"));
 
     // Turned off, the workspace's changes are no longer staged: the test folded into the capture
     // function follows enable() and disable() like any other.
-    let out = run(&db, &config, &["disable", "--workspace", "main"]);
-    assert!(out.status.success());
+    cli_with(&db.url, &config, &["disable", "--workspace", "main"]);
     act(
         &mut client,
         Some("1"),

@@ -23,7 +23,7 @@ use tokio_postgres::{Client, Notification};
 
 use crate::config::{quote_ident, Config};
 use crate::db;
-use crate::drain::{BatchReport, Drainer};
+use crate::drain::{BatchReport, Claim, Drainer};
 use crate::error::{DbContext, Error, Result};
 use crate::install::{self, require_installed};
 use crate::retention;
@@ -79,9 +79,13 @@ impl Daemon {
             || Drainer::new(config.clone()).with_batch_deadline(config.daemon.query_timeout());
         let drainer = new_drainer();
         let helpers = (1..config.daemon.drain_connections)
-            .map(|_| Helper {
-                drainer: new_drainer(),
-                client: None,
+            .map(|_| {
+                let mut drainer = new_drainer();
+                drainer.set_claim(Claim::Together);
+                Helper {
+                    drainer,
+                    client: None,
+                }
             })
             .collect();
         Ok(Daemon {
@@ -327,10 +331,12 @@ impl Daemon {
             let client = h.client.as_mut()?;
             Some(h.drainer.drain_while(client, &keep_going))
         });
+        self.drainer.set_claim(Claim::Together);
         let (main, helped) = tokio::join!(
             self.drainer.drain_while(client, &keep_going),
             futures_util::future::join_all(helpers)
         );
+        self.drainer.set_claim(Claim::Alone);
         total += main?;
         for drained in helped {
             total += drained?;

@@ -7,6 +7,7 @@
 //! drain at once without taking the same change twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
@@ -19,7 +20,7 @@ use crate::db::Prepared;
 use crate::error::{DbContext, Error, Result};
 use crate::image::{JsonText, RowImage};
 use crate::links;
-use crate::normalize::{self, AuditEvent, Op, Outcome, StagedChange, TagChange};
+use crate::normalize::{self, AuditEvent, KeptRow, Op, Outcome, StagedChange, TagChange};
 use crate::record::Shape;
 use crate::resolve::{self, Known, Remembered, Resolver};
 
@@ -31,6 +32,31 @@ const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
 const DEAD_LETTER: &str = include_str!("../sql/queries/dead_letter.sql");
 const SHAPES: &str = "select id, columns, types from shape where id = any($1)";
 const SET_ASIDE: &str = include_str!("../sql/queries/set_aside.sql");
+/// The claims' locking clause, taken out when a connection drains alone (see [`Claim`]).
+const SKIP_LOCKED: &str = "for update skip locked";
+
+/// How a batch claims its staged rows. Connections draining a backlog together claim with
+/// `FOR UPDATE SKIP LOCKED`, so that none waits on another's rows. A connection draining alone
+/// claims by deleting only: the row lock wrote a WAL record per staged row that the deletion then
+/// repeats (sql/queries/claim.sql says why that is still safe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Alone,
+    Together,
+}
+
+impl Claim {
+    /// `sql` (a claim holding [`SKIP_LOCKED`]) as this mode runs it.
+    fn sql(self, sql: &'static str, alone: &'static OnceLock<String>) -> &'static str {
+        match self {
+            Claim::Together => sql,
+            Claim::Alone => alone.get_or_init(|| sql.replacen(SKIP_LOCKED, "", 1)),
+        }
+    }
+}
+
+static CLAIM_ALONE: OnceLock<String> = OnceLock::new();
+static CLAIM_REST_ALONE: OnceLock<String> = OnceLock::new();
 
 /// What one batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +101,7 @@ pub struct Drainer {
     remembered: NameMemory,
     /// Author ids with no name, already written to `known_name` by this drainer.
     nameless: HashSet<String>,
+    claim: Claim,
 }
 
 /// What this drainer last wrote to `known_name`. In steady state every batch names the same
@@ -135,7 +162,13 @@ impl Drainer {
             limit,
             remembered: NameMemory::default(),
             nameless: HashSet::new(),
+            claim: Claim::Alone,
         }
+    }
+
+    /// Claim alone (the default) or together with other connections draining at the same time.
+    pub fn set_claim(&mut self, claim: Claim) {
+        self.claim = claim;
     }
 
     pub fn batch_size(&self) -> i64 {
@@ -274,7 +307,7 @@ impl Drainer {
             .prepared
             .query(
                 &tx,
-                CLAIM,
+                self.claim.sql(CLAIM, &CLAIM_ALONE),
                 &[&self.limit, &daemon.batch_bytes, &daemon.max_change_bytes],
             )
             .await
@@ -306,9 +339,9 @@ impl Drainer {
         let mut dead: Vec<(i64, String, Value)> = Vec::new();
         for row in &rows {
             let op: i8 = row.get("op");
-            let shape = row
-                .get::<_, Option<i64>>("shape")
-                .and_then(|id| self.shapes.get(&id));
+            let shape_id = row.get::<_, Option<i64>>("shape");
+            let shape = shape_id.and_then(|id| self.shapes.get(&id));
+            // Each image read as JSON, with its text.
             let image = |column: &str| {
                 let record = row
                     .try_get::<_, Option<String>>(column)
@@ -316,18 +349,25 @@ impl Drainer {
                 match (record, shape) {
                     (None, _) => Ok(None),
                     (Some(record), Some(shape)) => {
-                        RowImage::parse(shape.to_json(&record)?).map(Some)
+                        RowImage::parse(shape.to_json(&record)?).map(|image| Some((image, record)))
                     }
                     (Some(_), None) => Err("row image has no recorded shape".to_string()),
                 }
             };
-            let (old_row, new_row) = match (image("old_row"), image("new_row")) {
-                (Ok(old_row), Ok(new_row)) => (old_row, new_row),
+            let (old, new) = match (image("old_row"), image("new_row")) {
+                (Ok(old), Ok(new)) => (old, new),
                 (Err(reason), _) | (_, Err(reason)) => {
                     dead.push((row.get("id"), reason, unreadable(row)));
                     continue;
                 }
             };
+            // The event keeps the row after the change (before it, for a delete) as staged.
+            let (old_row, old_text) = old.unzip();
+            let (new_row, new_text) = new.unzip();
+            let kept = new_text
+                .or(old_text)
+                .zip(shape_id)
+                .map(|(image, shape)| KeptRow { shape, image });
             let tags = match (row.get("old_tags"), row.get("new_tags")) {
                 (Some(before), Some(after)) => Some(TagChange {
                     before: Some(before),
@@ -349,6 +389,7 @@ impl Drainer {
                 workspace_id: row.get("workspace_id"),
                 old_row,
                 new_row,
+                kept,
             };
             if Op::from_code(op).is_none() {
                 dead.push((
@@ -487,7 +528,11 @@ impl Drainer {
         }
         let rest = self
             .prepared
-            .query(tx, CLAIM_REST, &[&last, &txids, &linked, &self.limit])
+            .query(
+                tx,
+                self.claim.sql(CLAIM_REST, &CLAIM_REST_ALONE),
+                &[&last, &txids, &linked, &self.limit],
+            )
             .await
             .context("claim the rest of the batch's transactions")?;
         let added = rest.len();
@@ -628,9 +673,10 @@ async fn link_primaries(
         add(&mut primaries, c.txid, c.occurred_at, c.id);
     }
     let txids: Vec<i64> = statements.iter().map(|(txid, _)| *txid).collect();
-    // Primaries drained in earlier batches (events are indexed by txid).
+    let times: Vec<DateTime<Utc>> = statements.iter().map(|(_, at)| *at).collect();
+    // Primaries drained in earlier batches, found by their statement's time.
     for row in prepared
-        .query(tx, PRIMARY_EVENTS, &[&txids])
+        .query(tx, PRIMARY_EVENTS, &[&txids, &times])
         .await
         .context("find primary events")?
     {
@@ -696,7 +742,11 @@ async fn insert_events(
     };
     let previous = json(&|e| e.previous_value.as_deref());
     let new = json(&|e| e.new_value.as_deref());
-    let row_data = json(&|e| Some(&e.row_data));
+    let row_images = col(&|e| e.row.as_ref().map(|r| r.image.as_str()));
+    let row_shapes: Vec<Option<i64>> = events
+        .iter()
+        .map(|e| e.row.as_ref().map(|r| r.shape))
+        .collect();
     let details: Vec<Json<&Map<String, Value>>> = events.iter().map(|e| Json(&e.details)).collect();
     prepared
         .execute(
@@ -720,7 +770,8 @@ async fn insert_events(
                 &sources,
                 &previous,
                 &new,
-                &row_data,
+                &row_images,
+                &row_shapes,
                 &details,
             ],
         )
@@ -768,6 +819,17 @@ mod tests {
             .iter()
             .map(|(category, id, k)| ((category.to_string(), id.to_string()), k.clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_claim_alone_is_the_claim_together_without_its_row_locks() {
+        for (sql, alone) in [(CLAIM, &CLAIM_ALONE), (CLAIM_REST, &CLAIM_REST_ALONE)] {
+            assert_eq!(sql.matches(SKIP_LOCKED).count(), 1, "{sql}");
+            assert_eq!(Claim::Together.sql(sql, alone), sql);
+            let lone = Claim::Alone.sql(sql, alone);
+            assert!(!lone.to_lowercase().contains("for update"), "{lone}");
+            assert_eq!(lone.len(), sql.len() - SKIP_LOCKED.len());
+        }
     }
 
     #[test]

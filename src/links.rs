@@ -151,6 +151,7 @@ mod tests {
             workspace_id: Some("1".into()),
             old_row: (op == Op::Update || op == Op::Delete).then(|| row.clone()),
             new_row: (op != Op::Delete).then_some(row),
+            kept: None,
             tags: tags.map(|(before, after)| TagChange {
                 before: Some(strings(before)),
                 after: strings(after),

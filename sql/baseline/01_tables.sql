@@ -175,17 +175,25 @@ create table events (
     source         text not null,
     previous_value jsonb,              -- changed columns only: before
     new_value      jsonb,              -- changed columns only: after
-    row_data       jsonb,              -- the whole row (after; before for a delete)
+    -- The whole row (after; before for a delete) as captured: the record's text, read with
+    -- the columns of its shape (shape.id). Stored as staged, at a quarter of the bytes the row
+    -- takes as jsonb; the report view shows it as JSON (row_data, 05_reports.sql).
+    row_image      text,
+    row_shape      bigint,
     details        jsonb not null default '{}',
     chain_seq      bigint,             -- position in the workspace's hash chain, from 1
     prev_hash      bytea,              -- hash of the event before it (or of the anchor)
     hash           bytea,              -- sha256(prev_hash || canonical content), 03_chain.sql
-    primary key (event_id, occurred_at)
+    -- occurred_at first: a linked change finds its primary event, which happened in the same
+    -- statement, by time (sql/queries/primary_events.sql), so the key serves that lookup and no
+    -- index on txid is written for it (each index costs an event about 64 bytes of WAL).
+    primary key (occurred_at, event_id)
 ) partition by range (occurred_at);
 
+-- Each index below serves a query: the report pages of a workspace, one record's history, and
+-- the chain walked in order (verify, and the anchors pruning leaves).
 create index events_workspace_time on events (workspace_id, occurred_at desc, event_id desc);
 create index events_target on events (workspace_id, target_id, event_id);
-create index events_txid on events (txid);
 create index events_chain on events (workspace_id, chain_seq);
 
 -- The newest link of each workspace's chain: row-locked while a batch appends, so daemons

@@ -37,7 +37,8 @@ as $$
         || ', ' || to_json(e.source)
         || ', ' || coalesce(e.previous_value::text, 'null')
         || ', ' || coalesce(e.new_value::text, 'null')
-        || ', ' || coalesce(e.row_data::text, 'null')
+        || ', ' || coalesce(to_json(e.row_image)::text, 'null')
+        || ', ' || coalesce(e.row_shape::text, 'null')
         || ', ' || coalesce(e.details::text, 'null')
         || ']'
 $$;

@@ -21,8 +21,8 @@ create function append_events(
     p_event_id bigint[], p_occurred_at timestamptz[], p_workspace_id text[], p_category text[],
     p_action_code text[], p_action text[], p_origin text[], p_author_id text[], p_author text[],
     p_target_id text[], p_target text[], p_caused_by bigint[], p_linked boolean[], p_txid bigint[],
-    p_source text[], p_previous_value jsonb[], p_new_value jsonb[], p_row_data jsonb[],
-    p_details jsonb[])
+    p_source text[], p_previous_value jsonb[], p_new_value jsonb[], p_row_image text[],
+    p_row_shape bigint[], p_details jsonb[])
 returns integer
 language plpgsql
 security definer
@@ -37,14 +37,14 @@ declare
                    row(u.event_id, u.occurred_at, now(), u.workspace_id, u.category, u.action_code,
                        u.action, u.origin, u.author_id, u.author, u.target_id, u.target,
                        u.caused_by, u.linked, u.txid, u.source, u.previous_value, u.new_value,
-                       u.row_data, u.details, null, null, null)::events), 'UTF8')
+                       u.row_image, u.row_shape, u.details, null, null, null)::events), 'UTF8')
         from unnest(p_event_id, p_occurred_at, p_workspace_id, p_category, p_action_code,
                     p_action, p_origin, p_author_id, p_author, p_target_id, p_target,
                     p_caused_by, p_linked, p_txid, p_source, p_previous_value, p_new_value,
-                    p_row_data, p_details) with ordinality
+                    p_row_image, p_row_shape, p_details) with ordinality
              as u(event_id, occurred_at, workspace_id, category, action_code, action, origin,
                   author_id, author, target_id, target, caused_by, linked, txid, source,
-                  previous_value, new_value, row_data, details, position)
+                  previous_value, new_value, row_image, row_shape, details, position)
         order by u.position);
 begin
     -- A workspace's first event chains from its anchor (left by pruning) or from nothing.
@@ -65,10 +65,10 @@ begin
         from unnest(p_event_id, p_occurred_at, p_workspace_id, p_category, p_action_code,
                     p_action, p_origin, p_author_id, p_author, p_target_id, p_target,
                     p_caused_by, p_linked, p_txid, p_source, p_previous_value, p_new_value,
-                    p_row_data, p_details, v_content)
+                    p_row_image, p_row_shape, p_details, v_content)
              as u(event_id, occurred_at, workspace_id, category, action_code, action, origin,
                   author_id, author, target_id, target, caused_by, linked, txid, source,
-                  previous_value, new_value, row_data, details, content)
+                  previous_value, new_value, row_image, row_shape, details, content)
     ), chained as (
         select b.*, h.hash as head_hash,
                h.seq + row_number() over w as chain_seq,
@@ -79,12 +79,12 @@ begin
     ), inserted as (
         insert into events (event_id, occurred_at, recorded_at, workspace_id, category,
                             action_code, action, origin, author_id, author, target_id, target,
-                            caused_by, linked, txid, source, previous_value, new_value, row_data,
-                            details, chain_seq, prev_hash, hash)
+                            caused_by, linked, txid, source, previous_value, new_value, row_image,
+                            row_shape, details, chain_seq, prev_hash, hash)
         select c.event_id, c.occurred_at, c.recorded_at, c.workspace_id, c.category,
                c.action_code, c.action, c.origin, c.author_id, c.author, c.target_id, c.target,
-               c.caused_by, c.linked, c.txid, c.source, c.previous_value, c.new_value, c.row_data,
-               c.details, c.chain_seq,
+               c.caused_by, c.linked, c.txid, c.source, c.previous_value, c.new_value, c.row_image,
+               c.row_shape, c.details, c.chain_seq,
                coalesce(lag(c.hash) over (partition by c.workspace_id order by c.event_id),
                         c.head_hash),
                c.hash
@@ -103,4 +103,4 @@ end
 $$;
 revoke execute on function append_events(bigint[], timestamptz[], text[], text[], text[], text[],
     text[], text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], jsonb[], jsonb[],
-    jsonb[], jsonb[]) from public;
+    text[], bigint[], jsonb[]) from public;

@@ -14,6 +14,78 @@ as $$
     select coalesce(nullif(current_setting('clockwatch.timezone', true), ''), s.timezone) from settings s
 $$;
 
+-- A json or jsonb column's value (or an array of them) as jsonb, or as a string when jsonb cannot
+-- hold it (a json value may keep a \u0000 escape or a lone surrogate that jsonb refuses): one
+-- such value must not fail every report that reads row_data.
+create function json_field(p_value text, p_array boolean) returns jsonb
+language plpgsql immutable
+as $$
+begin
+    if p_array then
+        return to_jsonb(p_value::jsonb[]);
+    end if;
+    return p_value::jsonb;
+exception when others then
+    return to_jsonb(p_value);
+end
+$$;
+
+-- One field of a row image (its text as the column's type printed it; null for SQL null) as
+-- JSON, by the column's type as its shape names it (format_type): numbers and booleans bare,
+-- json as itself, arrays as arrays, times in ISO 8601 with a `T` and the offset as captured,
+-- anything else as a string. The daemon reads images the same way (src/record.rs), but for json
+-- that jsonb refuses (json_field()).
+-- (STABLE: a time with zone in an array prints in the session's TimeZone.)
+create function field_json(p_type text, p_value text) returns jsonb
+language sql stable
+as $$
+    select case
+        when p_value is null then 'null'::jsonb
+        when p_type like '%[]' then
+            case when p_type = 'boolean[]' then to_jsonb(p_value::boolean[])
+                 when split_part(p_type, '(', 1) in ('smallint[]', 'integer[]', 'bigint[]', 'real[]',
+                                                     'double precision[]', 'numeric[]', 'numeric')
+                     then to_jsonb(p_value::numeric[])
+                 when p_type in ('json[]', 'jsonb[]') then json_field(p_value, true)
+                 when p_type like 'time%with time zone[]' then to_jsonb(p_value::timestamptz[])
+                 when p_type like 'timestamp%' then to_jsonb(p_value::timestamp[])
+                 else to_jsonb(p_value::text[]) end
+        when p_type = 'boolean' then to_jsonb(p_value::boolean)
+        when split_part(p_type, '(', 1) in ('smallint', 'integer', 'bigint', 'real',
+                                            'double precision', 'numeric')
+            then to_jsonb(p_value::numeric)
+        when p_type in ('json', 'jsonb') then json_field(p_value, false)
+        when p_type like 'time%with time zone'
+            then to_jsonb(regexp_replace(regexp_replace(p_value, ' ', 'T'), '([+-][0-9][0-9])$', '\1:00'))
+        when p_type like 'timestamp%' then to_jsonb(regexp_replace(p_value, ' ', 'T'))
+        else to_jsonb(p_value)
+    end
+$$;
+
+-- An event's row image (events.row_image, the record's text as captured) as a JSON object keyed
+-- by the columns of its shape. Fields are split as record_out prints them: comma-separated, a
+-- field holding a comma, quote, backslash, parenthesis or space quoted, with quotes doubled and
+-- backslashes escaped inside; an empty unquoted field is null. Runs only where a query reads
+-- row_data (about 25 us per row), never on the daemon's path: storing the text instead of
+-- jsonb took 330 of the 880 bytes an event row held (bench/README.md).
+create function row_json(p_shape bigint, p_image text) returns jsonb
+language sql stable
+set search_path from current
+as $$
+    select jsonb_object_agg(c.name, field_json(c.type,
+               case when v.value = '' then null
+                    when left(v.value, 1) = '"'
+                        then regexp_replace(substr(v.value, 2, length(v.value) - 2), '"(")|\\(.)', '\1\2', 'g')
+                    else v.value end))
+    from shape s
+    cross join lateral unnest(s.columns, s.types) with ordinality c(name, type, n)
+    join regexp_matches(substr(p_image, 2, length(p_image) - 2),
+                        '(?:^|,)("(?:[^"\\]|""|\\.)*"|[^,]*)', 'g') with ordinality f(m, n)
+      on f.n = c.n
+    cross join lateral (select f.m[1] as value) v
+    where s.id = p_shape and p_image is not null
+$$;
+
 -- One row per event, with Clockify's detail fields. Every date and time is shown in
 -- report_timezone(), named in time_zone; occurred_at is a timestamptz (shown in the session's
 -- TimeZone). OFFSET 0 in the lateral subquery keeps PostgreSQL from inlining it and parsing each
@@ -59,7 +131,7 @@ select e.event_id,
        e.details ->> 'approved'      as approved,
        e.details ->> 'invoiced'      as invoiced,
        (select string_agg(tag, ', ') from jsonb_array_elements_text(e.details -> 'tags') tag) as tags,
-       e.row_data
+       row_json(e.row_shape, e.row_image) as row_data
 from events e
 -- OFFSET 0: the zone is looked up once per query. Flattened into the row expressions, it was
 -- looked up five times per row (a year's export of 50,000 rows: 3.8 s, against 0.3 s).

@@ -32,7 +32,7 @@ async fn values_of_600_kb_drain_in_batches_of_bounded_bytes_and_memory() {
     assert_eq!(
         count(
             &client,
-            "select count(*) from audit_log.events where length(row_data ->> 'description') > 600000"
+            "select count(*) from audit_log.report where length(row_data ->> 'description') > 600000"
         )
         .await,
         200
@@ -98,24 +98,46 @@ async fn a_batch_refused_for_one_change_is_split_and_only_that_change_set_aside(
     .unwrap();
     install(&mut client, &config).await;
     enable_all(&client, &config, "1").await;
-    // json keeps a \u0000 escape that jsonb refuses: the host's write succeeds, and the event
-    // that would carry the value cannot be written.
+    act(
+        &mut client,
+        Some("u"),
+        "insert into h.doc select g, 1, '{}' from generate_series(1, 5) g",
+    )
+    .await;
+    // json keeps a \u0000 escape that jsonb refuses. A row holding one is logged (the event keeps
+    // the row's text), and the report shows that value as a string.
+    act(
+        &mut client,
+        Some("u"),
+        r#"insert into h.doc values (6, 1, '{"a": "\u0000"}')"#,
+    )
+    .await;
+    // An update to such a value cannot be written: the changed columns are jsonb.
     for (id, body) in [
-        (1, "{}"),
-        (2, "{}"),
+        (1, r#"{"a": 1}"#),
+        (2, r#"{"a": 2}"#),
         (3, r#"{"a": "\u0000"}"#),
-        (4, "{}"),
-        (5, "{}"),
+        (4, r#"{"a": 4}"#),
+        (5, r#"{"a": 5}"#),
     ] {
         act(
             &mut client,
             Some("u"),
-            &format!("insert into h.doc values ({id}, 1, '{body}')"),
+            &format!("update h.doc set body = '{body}' where id = {id}"),
         )
         .await;
     }
     let drained = drain(&mut client, &config).await;
-    assert_eq!((drained.events, drained.dead_lettered), (4, 1));
+    assert_eq!((drained.events, drained.dead_lettered), (10, 1));
+    let body: String = client
+        .query_one(
+            "select row_data ->> 'body' from audit_log.report where target_id = '6'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(body, r#"{"a": "\u0000"}"#);
     let (reason, kept): (String, String) = client
         .query_one("select reason, new_row from audit_log.dead_letter", &[])
         .await

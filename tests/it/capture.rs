@@ -233,7 +233,7 @@ async fn every_category_and_action_reaches_the_report() {
     // The excluded pin_hash column never reaches events.
     let leaked = count(
         &client,
-        "select count(*) from audit_log.events where row_data ? 'pin_hash'",
+        "select count(*) from audit_log.report where row_data ? 'pin_hash'",
     )
     .await;
     assert_eq!(leaked, 0);

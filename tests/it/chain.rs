@@ -193,16 +193,16 @@ async fn the_canonical_content_is_the_jsonb_array_text_for_awkward_values() {
             r#"select audit_log.ensure_partition(now());
             insert into audit_log.events (event_id, occurred_at, workspace_id, category, action_code,
                 action, origin, author_id, author, target_id, target, caused_by, linked, txid, source,
-                previous_value, new_value, row_data, details)
+                previous_value, new_value, row_image, row_shape, details)
             values
               (9223372036854775807, now(), 'w "1"', 'tags', 'tag.updated', 'Updated tag', null, null,
-               'System', null, null, null, false, 0, 'app.tag', null, null, null, '{}'),
+               'System', null, null, null, false, 0, 'app.tag', null, null, null, null, '{}'),
               (-5, '2026-11-26 01:02:03.000456+00', E'tab\there', 'time_entries', 'time_entry.updated',
                'Updated time entry', E'back\\slash', E'line\nbreak', 'Zoë 日本 😀', E'\u0001ctl', '/', 42,
                true, 123456789012, 'app.time_entry',
                '{"n": 1.50, "big": 12345678901234567890, "e": 1e3, "neg": -0.0, "s": "a\"b"}',
                '{"n": 1.5, "nested": {"b": [1, "x", null, true], "a": {}}, "u": "\u00e9\u001fx"}',
-               '"just a string"', '{"": "", "longer key": [], "k": false}');"#,
+               E'(1,"a ""b"" \\\\c",,t,"{1,2}")', 3, '{"": "", "longer key": [], "k": false}');"#,
         )
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
@@ -213,7 +213,7 @@ async fn the_canonical_content_is_the_jsonb_array_text_for_awkward_values() {
                e.event_id, to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                e.workspace_id, e.category, e.action_code, e.action, e.origin, e.author_id, e.author,
                e.target_id, e.target, e.caused_by, e.linked, e.txid, e.source, e.previous_value,
-               e.new_value, e.row_data, e.details)::text"#,
+               e.new_value, e.row_image, e.row_shape, e.details)::text"#,
     )
     .await;
     assert_eq!(differing, 0);

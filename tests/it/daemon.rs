@@ -135,7 +135,7 @@ async fn three_daemons_record_each_change_exactly_once_in_order() {
         &client,
         "select count(*) from (
              select target_id, array_agg(coalesce(new_value ->> 'description', row_data ->> 'description') order by event_id) as seq
-             from audit_log.events group by target_id) s
+             from audit_log.report group by target_id) s
          where seq <> array['v0', 'v1', 'v2']",
     )
     .await;

@@ -90,17 +90,8 @@ async fn a_reporting_role_reads_the_views_and_nothing_else() {
     )
     .await;
     drain(&mut admin, &config).await;
-    let role = format!("reports_{}_{}", std::process::id(), unique_suffix());
-    admin
-        .batch_execute(&format!(
-            "create role {role} login;
-             grant usage on schema audit_log to {role};
-             grant select on audit_log.report, audit_log.report_changes, audit_log.settings, audit_log.action,
-                 audit_log.known_name to {role};"
-        ))
-        .await
-        .unwrap();
-    let reports = connect(&db.url_as(&role)).await;
+    // The README's grants.
+    let reports = connect(&crate::escalation::reporting_role(&db, &admin).await).await;
     assert_eq!(
         count(&reports, "select count(*) from audit_log.report").await,
         1
@@ -277,7 +268,7 @@ async fn hostile_identifiers_in_the_config_are_quoted_everywhere() {
     assert_eq!((target.as_str(), target_id.as_str()), ("named", "1"));
     let leaked = count(
         &client,
-        r#"select count(*) from events where row_data::text like '%hunter2%'"#,
+        r#"select count(*) from events where row_image like '%hunter2%'"#,
     )
     .await;
     assert_eq!(leaked, 0, "an excluded column never reaches events");

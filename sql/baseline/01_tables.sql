@@ -64,10 +64,11 @@ create table workspace_category (
 
 -- Changes copied by the capture triggers, waiting for the daemon. This is a queue: rows live for
 -- milliseconds, so autovacuum must visit it often rather than by the default 20% rule.
+--
+-- A staged row is as narrow as capture can make it: every byte is written by the host's own
+-- statement, once to the table and once to the WAL. Its source and category are its shape's.
 create table staging (
     id           bigint generated always as identity primary key,
-    source       text not null,        -- the [[source]] table as written in the config
-    category     text not null,
     -- T: TRUNCATE; L: rows of a link table changed a record's tags (new_row is the record)
     op           "char" not null check (op in ('I', 'U', 'D', 'T', 'L')),
     txid         bigint not null,      -- pg_current_xact_id() of the host transaction
@@ -76,7 +77,7 @@ create table staging (
     actor        text,                 -- clockwatch.actor, null when unset (System)
     origin       text,                 -- clockwatch.origin, null when unset
     workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
-    shape        bigint,               -- the images' columns (shape.id); null for TRUNCATE
+    shape        bigint not null,      -- the images' columns, source and category (shape.id)
     old_row      text,                 -- the row before, as PostgreSQL prints a record: (1,"a b",,t)
     new_row      text,                 -- the row after
     old_tags     text[],               -- L: the record's tag ids before the statement
@@ -88,16 +89,19 @@ create table staging (
 -- staged image is a record's text, its fields in column order and without names; its shape names
 -- them, so a column added, dropped, renamed or retyped before the daemon drains the change never
 -- shifts or mislabels a value. Written when a table is attached, and by capture itself the first
--- time it meets a table whose columns changed since (02_capture.sql).
+-- time it meets a table whose columns changed since (02_capture.sql). A shape also says which
+-- source and category its staged changes belong to, so staging need not repeat them per row.
 create table shape (
     id       bigint generated always as identity primary key,
     relid    regclass not null,        -- regclass, not oid: a dump restores it by name
+    source   text not null,            -- the [[source]] table as written in the config
+    category text not null,
     columns  text[] not null,          -- column names, in field order, excluded columns left out
     types    text[] not null,          -- each column's type (domains as their base type), format_type
     excluded text[] not null,          -- exclude_columns of the source, never in an image
     -- md5 of the three above (shape_signature()): arrays of a wide table would not fit a btree.
     signature text not null,
-    unique (relid, signature)
+    unique (relid, signature, source, category)
 );
 
 -- The host tables carrying capture triggers, with the shape their capture function was

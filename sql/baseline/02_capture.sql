@@ -74,8 +74,10 @@ as $$
     from image_columns(p_table, p_excluded) c
 $$;
 
--- The shape of p_table's images as its columns are now: its id, recorded first if it is new.
-create function record_shape(p_table regclass, p_excluded text[]) returns bigint
+-- The shape of p_table's images as its columns are now, for changes of p_source (p_category):
+-- its id, recorded first if it is new.
+create function record_shape(p_table regclass, p_excluded text[], p_source text, p_category text)
+returns bigint
 language plpgsql
 set search_path from current
 as $$
@@ -83,18 +85,20 @@ declare
     v_signature text := shape_signature(p_table, p_excluded);
     v_id        bigint;
 begin
-    select s.id into v_id from shape s where s.relid = p_table and s.signature = v_signature;
+    select s.id into v_id from shape s
+    where s.relid = p_table and s.signature = v_signature and s.source = p_source and s.category = p_category;
     if v_id is null then
-        insert into shape (relid, columns, types, excluded, signature)
-        select p_table, coalesce(array_agg(c.name), '{}'), coalesce(array_agg(c.type), '{}'),
-               p_excluded, v_signature
+        insert into shape (relid, source, category, columns, types, excluded, signature)
+        select p_table, p_source, p_category, coalesce(array_agg(c.name), '{}'),
+               coalesce(array_agg(c.type), '{}'), p_excluded, v_signature
         from image_columns(p_table, p_excluded) c
-        on conflict (relid, signature) do nothing
+        on conflict (relid, signature, source, category) do nothing
         returning id into v_id;
     end if;
     -- A concurrent capture recorded it first: it is there now.
     if v_id is null then
-        select s.id into v_id from shape s where s.relid = p_table and s.signature = v_signature;
+        select s.id into v_id from shape s
+        where s.relid = p_table and s.signature = v_signature and s.source = p_source and s.category = p_category;
     end if;
     return v_id;
 end
@@ -183,6 +187,7 @@ $$;
 -- workspace is its p_ws_column, or p_workspace for a table without one (a single-workspace
 -- application; the workspace test then folds to a constant when PostgreSQL plans it). p_vars
 -- names the depth, actor and origin: a capture function's variables, or $1..$3 for EXECUTE.
+-- p_shape names the images' columns, and the source and category of the staged changes.
 --
 -- * Each image is the record's text, printed by record_out(), which calls each column's type
 --   output function and nothing else: no cast, operator or function a host role could define
@@ -200,7 +205,7 @@ $$;
 --   position, not by key, also pairs rows whose key was updated). A join on row_number() left
 --   PL/pgSQL caching a plan made for one row, a nested loop: 1 s for a 500-row UPDATE.
 -- * OFFSET 0 keeps each image computed once per row rather than pulled into the filter.
-create function capture_sql(p_op text, p_table regclass, p_source text, p_category text,
+create function capture_sql(p_op text, p_table regclass, p_category text,
                             p_ws_column text, p_workspace text, p_shape bigint, p_excluded text[],
                             p_vars text[])
 returns text
@@ -213,11 +218,11 @@ declare
     v_image  text;
 begin
     select r.image, r.ws into v_image, v_ws from row_sql(p_table, p_ws_column, p_workspace, p_excluded) r;
-    v_head := format('insert into staging (source, category, op, txid, stmt_at, depth, actor, origin, '
+    v_head := format('insert into staging (op, txid, stmt_at, depth, actor, origin, '
                      'workspace_id, shape, old_row, new_row) '
-                     'select %L, %L, %L, pg_current_xact_id()::text::bigint, statement_timestamp(), '
+                     'select %L, pg_current_xact_id()::text::bigint, statement_timestamp(), '
                      '%s, %s, %s, ',
-                     p_source, p_category, left(p_op, 1), p_vars[1], p_vars[2], p_vars[3]);
+                     left(p_op, 1), p_vars[1], p_vars[2], p_vars[3]);
 
     if p_op in ('INSERT', 'DELETE') then
         return v_head || format(
@@ -247,9 +252,9 @@ begin
     -- TRUNCATE: every row of every workspace goes at once. One change, recorded for all
     -- workspaces ('*') when any workspace audits the category, rather than silence.
     return v_head || format(
-        '''*'', null, null, null '
+        '''*'', %s, null, null '
         'where exists (select 1 from workspace_category e where e.category = %L)',
-        p_category);
+        p_shape, p_category);
 end
 $$;
 
@@ -299,14 +304,14 @@ begin
                                   format(v_now, 'clockwatch_old'))
         else format('array(%s order by 1)', format(v_now, p_link.relid)) end;
     return format(
-        'insert into staging (source, category, op, txid, stmt_at, depth, actor, origin, '
+        'insert into staging (op, txid, stmt_at, depth, actor, origin, '
         'workspace_id, shape, old_row, new_row, old_tags, new_tags) '
-        'select %L, %L, ''L'', pg_current_xact_id()::text::bigint, statement_timestamp(), %s, %s, %s, '
+        'select ''L'', pg_current_xact_id()::text::bigint, statement_timestamp(), %s, %s, %s, '
         'r.ws, %s, null, r.image, r.before, r.after '
         'from (select %s as ws, %s as image, %s as before, %s as after '
         '      from %s t where t.%I in (select k.%I from %s k) offset 0) r '
         'where r.before is distinct from r.after and (r.ws is null or %s)',
-        p_link.source, p_link.category, p_vars[1], p_vars[2], p_vars[3],
+        p_vars[1], p_vars[2], p_vars[3],
         p_shape, v_ws, v_image, v_before, v_after,
         p_link.link_parent, p_link.parent_id_column, p_link.parent_column, v_changed,
         workspace_test(p_link.category, 'r.ws'));
@@ -341,19 +346,20 @@ declare
     v_slow    text;
 begin
     select * into strict c from captured_table t where t.relid = p_table;
-    v_shape := record_shape(p_table, case when c.link_parent is null then c.excluded else '{}' end);
+    v_shape := record_shape(p_table, case when c.link_parent is null then c.excluded else '{}' end,
+                            c.source, c.category);
     update captured_table t set shape = v_shape where t.relid = p_table;
     -- A constant while the table keeps the columns this function was compiled for (see
     -- shape_is_current()); pg_relation_filenode() only keeps the table in the cached plan.
     v_guard := format('shape_is_current(%s, %L::regclass) and coalesce(pg_relation_filenode(%2$L::regclass), 0) >= 0',
                       v_shape, p_table::oid::text);
     if c.link_parent is null then
-        v_stmt := array(select capture_sql(o.op, p_table, c.source, c.category, c.workspace_column,
+        v_stmt := array(select capture_sql(o.op, p_table, c.category, c.workspace_column,
                                            c.workspace, v_shape, c.excluded, v_vars)
                         from unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) with ordinality o(op, n)
                         order by o.n);
-        v_slow := format('execute capture_sql(TG_OP, TG_RELID::regclass, %L, %L, %L, %L, '
-                         'record_shape(TG_RELID::regclass, %L), %5$L, ''{$1,$2,$3}'') '
+        v_slow := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
+                         'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3}'') '
                          'using v_depth, v_actor, v_origin',
                          c.source, c.category, c.workspace_column, c.workspace, c.excluded);
     else
@@ -369,14 +375,14 @@ begin
         -- and what is known is staged, to be kept in dead_letter with the reason.
         v_slow := format($slow$begin
             execute link_sql(TG_OP, (select t from captured_table t where t.relid = TG_RELID),
-                             record_shape(%1$L::regclass, %2$L), '{$1,$2,$3}')
+                             record_shape(%1$L::regclass, %2$L, %3$L, %4$L), '{$1,$2,$3}')
                 using v_depth, v_actor, v_origin;
         exception when others then
-            insert into staging (source, category, op, txid, stmt_at, depth, actor, origin, new_row)
-            values (%3$L, %4$L, 'L', pg_current_xact_id()::text::bigint, statement_timestamp(),
-                    v_depth, v_actor, v_origin,
+            insert into staging (op, txid, stmt_at, depth, actor, origin, shape, new_row)
+            values ('L', pg_current_xact_id()::text::bigint, statement_timestamp(),
+                    v_depth, v_actor, v_origin, %5$s,
                     format('tags not captured: %%s (after a change to %%s or %%s)', sqlerrm, TG_TABLE_NAME, %1$L::regclass));
-        end$slow$, c.link_parent::oid::text, c.excluded, c.source, c.category);
+        end$slow$, c.link_parent::oid::text, c.excluded, c.source, c.category, v_parent);
     end if;
     execute format($function$
 create or replace function %1$I() returns trigger
@@ -485,7 +491,7 @@ begin
     perform detach(p_table);
     insert into captured_table (relid, source, function, shape, category, workspace_column, workspace,
                                 excluded, channel)
-    values (p_table, p_source, v_function, record_shape(p_table, v_excluded), p_category,
+    values (p_table, p_source, v_function, record_shape(p_table, v_excluded, p_source, p_category), p_category,
             p_workspace_column, p_workspace, v_excluded, p_channel);
     perform compile(p_table);
     perform create_triggers(p_table);
@@ -509,7 +515,7 @@ begin
     insert into captured_table (relid, source, function, shape, category, workspace_column, workspace,
                                 excluded, channel, link_parent, parent_column, tag_column,
                                 parent_id_column)
-    values (p_link, p.source, v_function, record_shape(p_link, '{}'), p.category,
+    values (p_link, p.source, v_function, record_shape(p_link, '{}', p.source, p.category), p.category,
             p.workspace_column, p.workspace, p.excluded, p.channel, p_parent, p_parent_column,
             p_tag_column, p_parent_id_column);
     perform compile(p_link);

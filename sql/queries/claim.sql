@@ -29,6 +29,12 @@ with candidates as (
     delete from staging
     where id = any (array(select c.id from candidates c where c.n = 1 or c.running <= $2::bigint))
     returning *, coalesce(octet_length(old_row), 0)::bigint + coalesce(octet_length(new_row), 0) as bytes
+), with_shape as (
+    -- Source and category are the shape's (staging does not repeat them per row). Shapes are
+    -- never deleted; were one missing, its changes would still be claimed, and set aside.
+    select c.*, coalesce(s.source, format('(shape %s is missing)', c.shape)) as source,
+           coalesce(s.category, '') as category
+    from claimed c left join shape s on s.id = c.shape
 ), oversize as (
     insert into dead_letter (staging_id, reason, change, old_row, new_row)
     select c.id,
@@ -38,7 +44,7 @@ with candidates as (
                               'txid', c.txid, 'stmt_at', c.stmt_at, 'actor', c.actor,
                               'workspace_id', c.workspace_id, 'shape', c.shape, 'bytes', c.bytes),
            c.old_row, c.new_row
-    from claimed c
+    from with_shape c
     where c.bytes > $3
     on conflict (staging_id) do nothing
 )
@@ -49,4 +55,4 @@ select c.id, c.source, c.category, c.op, c.txid, c.stmt_at, c.depth, c.actor, c.
        c.bytes > $3 as oversize,
        (select count(*) from candidates) > (select count(*) from claimed)
            or (select count(*) from candidates) >= $1 as more
-from claimed c
+from with_shape c

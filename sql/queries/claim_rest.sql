@@ -8,12 +8,15 @@ with claimed as (
     delete from staging
     where id = any (array(select s.id from staging s
                           where s.id > $1::bigint and s.id <= $1::bigint + $4::bigint
-                            and s.txid = any ($2::bigint[]) and s.source = any ($3::text[])
+                            and s.txid = any ($2::bigint[])
+                            and s.shape = any (array(select h.id from shape h where h.source = any ($3::text[])))
                           order by s.id
                           for update skip locked))
     returning *
 )
-select c.id, c.source, c.category, c.op, c.txid, c.stmt_at, c.depth, c.actor, c.origin,
+select c.id, coalesce(h.source, format('(shape %s is missing)', c.shape)) as source,
+       coalesce(h.category, '') as category, c.op, c.txid, c.stmt_at, c.depth, c.actor, c.origin,
        c.workspace_id, c.shape, c.old_tags, c.new_tags, c.old_row, c.new_row,
        false as oversize, false as more
 from claimed c
+left join shape h on h.id = c.shape

@@ -8,9 +8,10 @@ with taken as (
 )
 insert into dead_letter (staging_id, reason, change, old_row, new_row)
 select t.id, $1,
-       jsonb_build_object('id', t.id, 'source', t.source, 'category', t.category, 'op', t.op,
+       jsonb_build_object('id', t.id, 'source', s.source, 'category', s.category, 'op', t.op,
                           'txid', t.txid, 'stmt_at', t.stmt_at, 'actor', t.actor,
                           'workspace_id', t.workspace_id, 'shape', t.shape),
        t.old_row, t.new_row
 from taken t
+left join shape s on s.id = t.shape
 on conflict (staging_id) do nothing

@@ -39,7 +39,7 @@ async fn the_application_role_is_audited_but_cannot_touch_the_log() {
     assert_denied(
         &app,
         &[
-            "insert into audit_log.staging (source, category, op, txid, stmt_at, depth, workspace_id) values ('app.time_entry', 'time_entries', 'D', 1, now(), 1, '1')", // forge a staged change
+            "insert into audit_log.staging (op, txid, stmt_at, depth, workspace_id, shape) values ('D', 1, now(), 1, '1', 1)", // forge a staged change
             "update audit_log.events set author = 'Nobody'", // edit an event
             "delete from audit_log.events", // delete events
             "truncate audit_log.events", // truncate events

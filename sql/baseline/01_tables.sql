@@ -188,15 +188,15 @@ create table events (
     chain_seq      bigint,             -- position in the workspace's hash chain, from 1
     prev_hash      bytea,              -- hash of the event before it (or of the anchor)
     hash           bytea,              -- sha256(prev_hash || canonical content), 03_chain.sql
-    -- occurred_at first: a linked change finds its primary event, which happened in the same
-    -- statement, by time (sql/queries/primary_events.sql), so the key serves that lookup and no
-    -- index on txid is written for it (each index costs an event about 64 bytes of WAL).
-    primary key (occurred_at, event_id)
+    -- The key is also the report's index: a workspace's events in time order, walked either way
+    -- (a page of the newest, one record's history oldest first). A linked change finds its
+    -- primary event, which happened in the same statement, by workspace and time through it too
+    -- (sql/queries/primary_events.sql), so no index on txid is written for that. Every index
+    -- costs each event about 64 bytes of WAL and an insert's CPU.
+    primary key (workspace_id, occurred_at, event_id)
 ) partition by range (occurred_at);
 
--- Each index below serves a query: the report pages of a workspace, one record's history, and
--- the chain walked in order (verify, and the anchors pruning leaves).
-create index events_workspace_time on events (workspace_id, occurred_at desc, event_id desc);
+-- One record's history, and the chain walked in order (verify, and the anchors pruning leaves).
 create index events_target on events (workspace_id, target_id, event_id);
 create index events_chain on events (workspace_id, chain_seq);
 

@@ -186,7 +186,9 @@ $$;
 -- the trigger's transition table(s), with the columns p_table has now. p_op is TG_OP. Each row's
 -- workspace is its p_ws_column, or p_workspace for a table without one (a single-workspace
 -- application; the workspace test then folds to a constant when PostgreSQL plans it). p_vars
--- names the depth, actor and origin: a capture function's variables, or $1..$3 for EXECUTE.
+-- names the depth, actor, origin, transaction id and statement time: a capture function's
+-- variables, or $1..$5 for EXECUTE. (Read once per statement: as expressions of the INSERT, the
+-- transaction id printed and parsed again for each of a 500-row UPDATE's rows.)
 -- p_shape names the images' columns, and the source and category of the staged changes.
 --
 -- * Each image is the record's text, printed by record_out(), which calls each column's type
@@ -220,9 +222,8 @@ begin
     select r.image, r.ws into v_image, v_ws from row_sql(p_table, p_ws_column, p_workspace, p_excluded) r;
     v_head := format('insert into staging (op, txid, stmt_at, depth, actor, origin, '
                      'workspace_id, shape, old_row, new_row) '
-                     'select %L, pg_current_xact_id()::text::bigint, statement_timestamp(), '
-                     '%s, %s, %s, ',
-                     left(p_op, 1), p_vars[1], p_vars[2], p_vars[3]);
+                     'select %L, %s, %s, %s, %s, %s, ',
+                     left(p_op, 1), p_vars[4], p_vars[5], p_vars[1], p_vars[2], p_vars[3]);
 
     if p_op in ('INSERT', 'DELETE') then
         return v_head || format(
@@ -306,12 +307,12 @@ begin
     return format(
         'insert into staging (op, txid, stmt_at, depth, actor, origin, '
         'workspace_id, shape, old_row, new_row, old_tags, new_tags) '
-        'select ''L'', pg_current_xact_id()::text::bigint, statement_timestamp(), %s, %s, %s, '
+        'select ''L'', %s, %s, %s, %s, %s, '
         'r.ws, %s, null, r.image, r.before, r.after '
         'from (select %s as ws, %s as image, %s as before, %s as after '
         '      from %s t where t.%I in (select k.%I from %s k) offset 0) r '
         'where r.before is distinct from r.after and (r.ws is null or %s)',
-        p_vars[1], p_vars[2], p_vars[3],
+        p_vars[4], p_vars[5], p_vars[1], p_vars[2], p_vars[3],
         p_shape, v_ws, v_image, v_before, v_after,
         p_link.link_parent, p_link.parent_id_column, p_link.parent_column, v_changed,
         workspace_test(p_link.category, 'r.ws'));
@@ -338,7 +339,7 @@ set search_path from current
 as $$
 declare
     c         captured_table;
-    v_vars    text[] := array['v_depth', 'v_actor', 'v_origin'];
+    v_vars    text[] := array['v_depth', 'v_actor', 'v_origin', 'v_txid', 'v_at'];
     v_shape   bigint;
     v_parent  bigint;
     v_guard   text;
@@ -359,8 +360,8 @@ begin
                         from unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) with ordinality o(op, n)
                         order by o.n);
         v_slow := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
-                         'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3}'') '
-                         'using v_depth, v_actor, v_origin',
+                         'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5}'') '
+                         'using v_depth, v_actor, v_origin, v_txid, v_at',
                          c.source, c.category, c.workspace_column, c.workspace, c.excluded);
     else
         -- A link table's statements print rows of the record table too: both must be as compiled.
@@ -375,12 +376,11 @@ begin
         -- and what is known is staged, to be kept in dead_letter with the reason.
         v_slow := format($slow$begin
             execute link_sql(TG_OP, (select t from captured_table t where t.relid = TG_RELID),
-                             record_shape(%1$L::regclass, %2$L, %3$L, %4$L), '{$1,$2,$3}')
-                using v_depth, v_actor, v_origin;
+                             record_shape(%1$L::regclass, %2$L, %3$L, %4$L), '{$1,$2,$3,$4,$5}')
+                using v_depth, v_actor, v_origin, v_txid, v_at;
         exception when others then
             insert into staging (op, txid, stmt_at, depth, actor, origin, shape, new_row)
-            values ('L', pg_current_xact_id()::text::bigint, statement_timestamp(),
-                    v_depth, v_actor, v_origin, %5$s,
+            values ('L', v_txid, v_at, v_depth, v_actor, v_origin, %5$s,
                     format('tags not captured: %%s (after a change to %%s or %%s)', sqlerrm, TG_TABLE_NAME, %1$L::regclass));
         end$slow$, c.link_parent::oid::text, c.excluded, c.source, c.category, v_parent);
     end if;
@@ -395,6 +395,8 @@ declare
     v_actor  text    := nullif(current_setting('clockwatch.actor', true), '');
     v_origin text    := nullif(current_setting('clockwatch.origin', true), '');
     v_depth  integer := pg_trigger_depth();
+    v_txid   bigint  := pg_current_xact_id()::text::bigint;
+    v_at     timestamptz := statement_timestamp();
     v_mark   text;
     v_staged bigint;
 begin

@@ -167,8 +167,9 @@ begin
                        where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped)
     into v_fields, v_whole
     from image_columns(p_table, p_excluded) c;
-    -- The whole row prints as it is; with exclusions, a row of the other columns does.
-    image := case when v_whole then 'record_out(t)::text'
+    -- The whole row prints as it is; with exclusions, a row of the other columns does. `t.*`, not
+    -- `t`: a host column named t would be taken for the row, and fail the host's write.
+    image := case when v_whole then 'record_out(t.*)::text'
                   else format('record_out(row(%s))::text', v_fields) end;
     ws := 'null::text';
     select * into v_column from image_columns(p_table, p_excluded) c where c.name = p_ws_column;

@@ -214,3 +214,56 @@ async fn a_cast_the_application_defines_never_runs_as_the_owner() {
         .get(0);
     assert_eq!(mood, json!("meh"));
 }
+
+/// The events table keeps each row as the record's text it was staged as; the report view reads
+/// it back (row_json()) as to_jsonb reads the row itself, whatever the columns hold.
+#[tokio::test]
+async fn the_whole_row_reads_back_as_to_jsonb_reads_it_awkward_values_included() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    client
+        .batch_execute(
+            "create schema h;
+             create type h.mood as enum ('ok', 'sad');
+             create domain h.money as numeric(12, 2);
+             create table h.doc (id int primary key, ws int, b h.money, c float8, d text, e text[],
+                 f jsonb, g json, t timestamptz, i timestamp, j date, k interval, l bytea, m uuid,
+                 n int[], o h.mood[], p boolean, q timestamptz[], r numeric, s point, u timetz,
+                 v int[], w varchar(3));",
+        )
+        .await
+        .unwrap();
+    let config = clockwatch::Config::from_toml(
+        "[[source]]\ncategory = 'tags'\ntable = 'h.doc'\nworkspace_column = 'ws'\n",
+    )
+    .unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    act(
+        &mut client,
+        Some("u"),
+        r#"insert into h.doc values
+           (1, 1, 12.50, 'Infinity', E'a "q" \\ b, (c)', array['x,y', null, 'z "w"', ''],
+            '{"k": [1, 2.50, {"z": null}]}', '{"a": "\u00e9"}', '2026-11-26 10:00:00.5+01',
+            '0044-03-15 10:00:00 BC', 'infinity', '1 day 02:03:04', '\xdeadbeef',
+            'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{{1,2},{3,4}}', '{ok,sad}', true,
+            array['2026-01-01 00:00+05:30'::timestamptz, null], 'NaN', '(1,2)', '10:00:00+05:30',
+            '[0:1]={7,8}', ' ,"'),
+           (2, 1, null, null, '', '{}', null, null, null, null, null, null, null, null, null, null,
+            false, null, -0.0, null, null, null, null)"#,
+    )
+    .await;
+    drain(&mut client, &config).await;
+    let differing = count(
+        &client,
+        "select count(*) from h.doc x
+         full join audit_log.report r on r.target_id = x.id::text
+         where r.row_data is distinct from to_jsonb(x.*)",
+    )
+    .await;
+    assert_eq!(differing, 0);
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.report").await,
+        2
+    );
+}

@@ -1,10 +1,10 @@
 //! Moving staged changes into the audit log.
 //!
-//! One transaction takes a batch of staged rows out of staging (`DELETE ... FOR UPDATE SKIP
-//! LOCKED`), writes their events and sets aside the ones that cannot be normalised. Because the
+//! One transaction takes a batch of staged rows out of staging (`DELETE ... RETURNING`; see
+//! [`Claim`]), writes their events and sets aside the ones that cannot be normalised. Because the
 //! move is one transaction, a crash at any point leaves each change either still staged or an
-//! event, never both and never neither; and because claimed rows are locked, several daemons can
-//! drain at once without taking the same change twice.
+//! event, never both and never neither; and because a claimed row is deleted (and locked until
+//! the transaction ends), several daemons can drain at once without taking the same change twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;

@@ -2,10 +2,10 @@
 //!
 //! A staged change carries the host row once or twice, as a record's text that [`crate::record`]
 //! turns into a JSON object with the columns it was captured with. The daemon needs a handful of its
-//! fields (ids, names, times), which columns an update changed, and the whole row again to store
-//! with the event. Parsing every image into a map of owned keys and values and printing it back
-//! was about half the daemon's CPU (bench/README.md); a [`RowImage`] instead keeps the text and
-//! the position of each top-level field, and the event stores that same text.
+//! fields (ids, names, times) and which columns an update changed; the event keeps the record's
+//! text itself. Parsing every image into a map of owned keys and values and printing it back
+//! was about half the daemon's CPU (bench/README.md); a [`RowImage`] instead keeps the JSON text
+//! and the position of each top-level field.
 //!
 //! Comparing fields by their text is exact here: each value is printed by its type's output
 //! function, one way only, and turned into JSON the same way every time, so two fields print
@@ -80,11 +80,6 @@ impl RowImage {
             };
             (key, Raw(&self.text[value.clone()]))
         })
-    }
-
-    /// The whole object's text.
-    pub fn into_text(self) -> String {
-        self.text
     }
 
     /// As a `serde_json` value, for the rare paths that want one (the dead-letter table).

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use clockwatch::drain::{BatchReport, Drainer};
@@ -13,6 +13,39 @@ pub const SEED_SQL: &str = include_str!("../fixtures/seed.sql");
 pub fn admin_url() -> String {
     std::env::var("CLOCKWATCH_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
+}
+
+/// Drop the databases of test processes that have exited. A test's database outlives it
+/// (dropping it from `Drop` would need a runtime there), so each process clears, once, what
+/// finished ones left: without this, repeated runs filled the disk at about 10 MB a database.
+/// A database still in use (by a test on another machine, whose process this one cannot see)
+/// refuses DROP DATABASE, and is left alone.
+async fn drop_leftovers(admin: &Client) {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let names: Vec<String> = admin
+        .query(
+            r"select datname::text from pg_database where datname like 'cw\_test\_%'",
+            &[],
+        )
+        .await
+        .expect("list test databases")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for name in names {
+        let Some(pid) = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            // Another process may be dropping it too: its error is no concern of this test.
+            let _ = admin
+                .batch_execute(&format!("drop database if exists {name}"))
+                .await;
+        }
+    }
 }
 
 /// A fresh database for one test.
@@ -33,6 +66,7 @@ impl TestDb {
                 .subsec_nanos()
         );
         let admin = connect(&admin_url()).await;
+        drop_leftovers(&admin).await;
         admin
             .batch_execute(&format!("create database {name}"))
             .await

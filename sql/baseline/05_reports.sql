@@ -43,6 +43,7 @@ as $$
         when p_value is null then 'null'::jsonb
         when p_type like '%[]' then
             case when p_type = 'boolean[]' then to_jsonb(p_value::boolean[])
+                 -- ('numeric' is numeric(p,s)[] with its typmod split off)
                  when split_part(p_type, '(', 1) in ('smallint[]', 'integer[]', 'bigint[]', 'real[]',
                                                      'double precision[]', 'numeric[]', 'numeric')
                      then to_jsonb(p_value::numeric[])
@@ -66,24 +67,25 @@ $$;
 -- by the columns of its shape. Fields are split as record_out prints them: comma-separated, a
 -- field holding a comma, quote, backslash, parenthesis or space quoted, with quotes doubled and
 -- backslashes escaped inside; an empty unquoted field is null. Runs only where a query reads
--- row_data (about 25 us per row), never on the daemon's path: storing the text instead of
--- jsonb took 330 of the 880 bytes an event row held (bench/README.md).
+-- row_data, never on the daemon's path: about 140 us for a row of the fixture's time_entry
+-- (20 columns), where storing the text instead of jsonb took 330 of the 880 bytes an event row
+-- held (bench/README.md). The fields are zipped with the shape's columns by position (a join on
+-- ordinality cost 20% more).
 create function row_json(p_shape bigint, p_image text) returns jsonb
 language sql stable
 set search_path from current
 as $$
     select jsonb_object_agg(c.name, field_json(c.type,
-               case when v.value = '' then null
-                    when left(v.value, 1) = '"'
-                        then regexp_replace(substr(v.value, 2, length(v.value) - 2), '"(")|\\(.)', '\1\2', 'g')
-                    else v.value end))
+               case when c.value = '' then null
+                    when left(c.value, 1) = '"'
+                        then regexp_replace(substr(c.value, 2, length(c.value) - 2), '"(")|\\(.)', '\1\2', 'g')
+                    else c.value end))
     from shape s
-    cross join lateral unnest(s.columns, s.types) with ordinality c(name, type, n)
-    join regexp_matches(substr(p_image, 2, length(p_image) - 2),
-                        '(?:^|,)("(?:[^"\\]|""|\\.)*"|[^,]*)', 'g') with ordinality f(m, n)
-      on f.n = c.n
-    cross join lateral (select f.m[1] as value) v
-    where s.id = p_shape and p_image is not null
+    cross join lateral unnest(s.columns, s.types,
+                              array(select m[1] from regexp_matches(substr(p_image, 2, length(p_image) - 2),
+                                                                    '(?:^|,)("(?:[^"\\]|""|\\.)*"|[^,]*)', 'g') m))
+               as c(name, type, value)
+    where s.id = p_shape and p_image is not null and c.name is not null
 $$;
 
 -- One row per event, with Clockify's detail fields. Every date and time is shown in

@@ -74,7 +74,7 @@ async fn every_column_type_is_captured_faithfully() {
                  feeling h.mood, spot point, addr inet,
                  t timestamptz, d text, e text[], price h.money, odd int[], moods h.mood[],
                  stamps timestamptz[], bc timestamp, nan numeric, zone timetz, accent json,
-                 short varchar(3), inf float8
+                 short varchar(3), inf float8, never date
              );",
         )
         .await
@@ -97,7 +97,7 @@ async fn every_column_type_is_captured_faithfully() {
             '2026-11-26 10:00:00.5+01', 'a \"q\" \\ b, (c)', array['x,y', null, 'z \"w\"', ''],
             12.50, '[0:1]={7,8}', '{ok,meh}', array['2026-01-01 00:00+05:30'::timestamptz, null],
             '0044-03-15 10:00:00 BC', 'NaN', '10:00:00+05:30', '{\"a\": \"\\u00e9\"}', ' ,\"',
-            '-Infinity');
+            '-Infinity', 'infinity');
          insert into h.thing (id, ws) values ('6f1c3a2e-0000-4000-8000-000000000002', 7);",
     )
     .await;

@@ -159,13 +159,50 @@ begin
     return null;
 end $$;
 
+-- batch_definer: text_definer's filters and rights, its images as arrays in one staged row per
+-- statement, each row's workspace beside it.
+create table floor.stage_batch_ws (
+    id       bigserial primary key,
+    op       text not null,
+    actor    text,
+    ws       text[],
+    old_rows text[],
+    new_rows text[]
+);
+
+create function floor.batch_definer() returns trigger language plpgsql
+security definer set search_path = floor, pg_catalog, pg_temp as $$
+declare
+    v_actor text := nullif(current_setting('clockwatch.actor', true), '');
+begin
+    if TG_OP = 'INSERT' then
+        insert into floor.stage_batch_ws (op, actor, ws, new_rows)
+        select 'I', v_actor, b.ws, b.new_rows
+        from (select array_agg(n.workspace_id::text) as ws, array_agg(record_out(n)::text) as new_rows
+              from floor_new n
+              where exists (select 1 from floor.ws w where w.workspace_id = n.workspace_id::text)) b
+        where b.ws is not null;
+    else
+        insert into floor.stage_batch_ws (op, actor, ws, old_rows, new_rows)
+        select 'U', v_actor, b.ws, b.old_rows, b.new_rows
+        from (select array_agg(u.ws) as ws, array_agg(u.old_row) as old_rows, array_agg(u.new_row) as new_rows
+              from unnest(array(select record_out(t)::text from floor_old t),
+                          array(select record_out(t)::text from floor_new t),
+                          array(select t.workspace_id::text from floor_new t)) as u(old_row, new_row, ws)
+              where u.old_row <> u.new_row
+                and exists (select 1 from floor.ws w where w.workspace_id = u.ws)) b
+        where b.ws is not null;
+    end if;
+    return null;
+end $$;
+
 -- attach(variant): that variant's triggers on app.time_entry, replacing any other variant's,
 -- with an empty stage. detach(): none.
 create procedure floor.detach() language plpgsql as $$
 begin
     drop trigger if exists floor_insert on app.time_entry;
     drop trigger if exists floor_update on app.time_entry;
-    truncate floor.stage, floor.typed, floor.stage_text, floor.stage_batch;
+    truncate floor.stage, floor.typed, floor.stage_text, floor.stage_batch, floor.stage_batch_ws;
 end $$;
 
 create procedure floor.attach(p_variant text) language plpgsql as $$

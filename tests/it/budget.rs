@@ -145,8 +145,64 @@ async fn a_batch_refused_for_one_change_is_split_and_only_that_change_set_aside(
         .unwrap();
     assert!(reason.contains("Unicode"), "{reason}");
     assert!(kept.contains(r#"\\u0000"#), "{kept}");
+    assert_eq!(staged(&client).await, 0);
+}
+
+/// One change jsonb refuses in the middle of a 300-row UPDATE, which is staged as one row: the
+/// refused batch is split down to that change, which is set aside alone, and the other 299
+/// changes of the statement are logged.
+#[tokio::test]
+async fn a_refused_change_inside_a_large_statement_is_set_aside_alone() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    client
+        .batch_execute(
+            "create schema h; create table h.doc (id int primary key, ws int, body json);",
+        )
+        .await
+        .unwrap();
+    let config = clockwatch::Config::from_toml(
+        "[[source]]\ncategory = 'tags'\ntable = 'h.doc'\nworkspace_column = 'ws'\n",
+    )
+    .unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    act(
+        &mut client,
+        Some("u"),
+        "insert into h.doc select g, 1, '{}' from generate_series(1, 300) g",
+    )
+    .await;
+    act(
+        &mut client,
+        Some("u"),
+        r#"update h.doc set body = case when id = 150 then '{"a": "\u0000"}'::json
+                                       else json_build_object('a', id) end"#,
+    )
+    .await;
     assert_eq!(
         count(&client, "select count(*) from audit_log.staging").await,
-        0
+        2,
+        "each statement is one staged row"
     );
+    let drained = drain(&mut client, &config).await;
+    assert_eq!((drained.events, drained.dead_lettered), (599, 1));
+    let (reason, kept): (String, String) = client
+        .query_one("select reason, new_row from audit_log.dead_letter", &[])
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert!(reason.contains("Unicode"), "{reason}");
+    assert!(kept.starts_with("(150,1,"), "{kept}");
+    // Every other row's update is logged once, with its new value.
+    assert_eq!(
+        count(
+            &client,
+            "select count(distinct target_id) from audit_log.report
+             where action_code = 'tag.updated' and (new_value -> 'body' ->> 'a')::int = target_id::int"
+        )
+        .await,
+        299
+    );
+    assert_eq!(staged(&client).await, 0);
 }

@@ -96,10 +96,7 @@ async fn a_reporting_role_cannot_attach_capture_to_a_table_of_its_own_to_forge_e
         )
         .await
         .unwrap();
-    assert_eq!(
-        count(&admin, "select count(*) from audit_log.staging").await,
-        0
-    );
+    assert_eq!(staged(&admin).await, 0);
 }
 
 /// Every function in Clockwatch's schema, with who besides its owner may execute it. SECURITY

@@ -151,7 +151,7 @@ async fn assert_exactly_once(client: &tokio_postgres::Client) {
 
 async fn wait_drained(client: &tokio_postgres::Client) {
     eventually("staging drained", Duration::from_secs(120), || async {
-        count(client, "select count(*) from audit_log.staging").await == 0
+        staged(client).await == 0
     })
     .await;
 }
@@ -309,10 +309,7 @@ async fn a_drained_batch_lost_in_a_crash_is_drained_again_once() {
         "the daemon's commit survived the crash, so this test exercised nothing: something \
          flushed the WAL after it"
     );
-    assert_eq!(
-        count(&client, "select count(*) from audit_log.staging").await,
-        0
-    );
+    assert_eq!(staged(&client).await, 0);
     assert_eq!(
         count(&client, "select count(*) from audit_log.dead_letter").await,
         0

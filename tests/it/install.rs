@@ -113,10 +113,7 @@ async fn uninstall_removes_triggers_and_purge_drops_the_schema() {
         "insert into app.tag (workspace_id, name) values (1, 'not captured')",
     )
     .await;
-    assert_eq!(
-        count(&client, "select count(*) from audit_log.staging").await,
-        1
-    );
+    assert_eq!(staged(&client).await, 1);
     drain(&mut client, &config).await;
     assert_eq!(
         report(&client, "1").await.len(),

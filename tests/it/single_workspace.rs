@@ -95,10 +95,7 @@ async fn a_single_workspace_application_maps_with_config_alone() {
         "update solo.timesheet set description = 'x'",
     )
     .await;
-    assert_eq!(
-        count(&client, "select count(*) from audit_log.staging").await,
-        0
-    );
+    assert_eq!(staged(&client).await, 0);
 }
 
 #[test]

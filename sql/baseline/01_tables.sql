@@ -65,7 +65,7 @@ create table workspace_category (
 -- Changes copied by the capture triggers, waiting for the daemon. This is a queue: rows live for
 -- milliseconds, so autovacuum must visit it often rather than by the default 20% rule.
 --
--- A staged row holds one host statement's changes to one table, up to 1,024 of them (a larger
+-- A staged row holds one host statement's changes to one table, up to 256 of them (a larger
 -- statement stages several rows): what they share once, and each change's workspace and images
 -- as the n-th element of arrays. A 500-row UPDATE so writes one heap row and one index entry
 -- where it wrote 500 (bench/README.md has what that saved). Every byte is written by the host's

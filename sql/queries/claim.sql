@@ -1,6 +1,6 @@
 -- Take the oldest staged changes out of staging for this transaction: at most $1 of them, and no
 -- more image bytes than $2 (though always the first, however large). A staged row holds one host
--- statement's changes (up to 1,024); the batch takes whole rows while they fit and the first
+-- statement's changes (up to 256); the batch takes whole rows while they fit and the first
 -- changes of the row where it ends, leaving the rest there (`skip`). So a batch is as large as
 -- the daemon asks whatever the host's statements were, and a refused batch halves down to one
 -- change (drain.rs). A row taken whole is deleted; taking part of one rewrites it, which happens

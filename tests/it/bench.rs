@@ -81,6 +81,7 @@ fn the_floor_benchmark_measures_every_variant_against_bare() {
             "text_ws",
             "text_definer",
             "text_batch",
+            "batch_definer",
             "clockwatch"
         ],
         "{out}"
@@ -96,7 +97,7 @@ fn the_floor_benchmark_measures_every_variant_against_bare() {
             .iter()
             .map(|cell| cell.trim_end_matches('x').parse().expect("a ratio"))
             .collect();
-        assert_eq!(ratios.len(), 10, "{out}");
+        assert_eq!(ratios.len(), 11, "{out}");
         assert!(ratios.iter().all(|r| *r > 0.0), "{out}");
     }
 }

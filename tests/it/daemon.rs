@@ -141,7 +141,7 @@ async fn three_daemons_record_each_change_exactly_once_in_order() {
     assert_eq!(out_of_order, 0);
 }
 
-/// A statement's changes share one staged row (1,024 at most; more make several), and batches
+/// A statement's changes share one staged row (256 at most; more make several), and batches
 /// smaller than a statement take it in parts: three daemons draining such rows together, each
 /// taking the first changes of a row and leaving the rest, still record every change once, each
 /// record's changes in order, with ids as dense as the changes.
@@ -174,8 +174,8 @@ async fn three_daemons_take_large_statements_in_parts_exactly_once() {
             "select count(*) from audit_log.staging where changes > 1"
         )
         .await,
-        24,
-        "each 1,100-row statement is staged as two rows"
+        60,
+        "each 1,100-row statement is staged as five rows"
     );
     assert_eq!(
         count(
@@ -183,7 +183,7 @@ async fn three_daemons_take_large_statements_in_parts_exactly_once() {
             "select max(changes)::bigint from audit_log.staging"
         )
         .await,
-        1024
+        256
     );
     let mut daemons = Vec::new();
     for _ in 0..3 {

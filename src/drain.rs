@@ -1,12 +1,10 @@
 //! Moving staged changes into the audit log.
 //!
-//! One transaction takes a batch of staged changes out of staging (a staged row holds one host
-//! statement's changes: it is deleted when the batch takes them all, and advanced past those it
-//! took otherwise; see claim.sql and [`Claim`]), writes their events and sets aside the ones that
-//! cannot be normalised. Because the move is one transaction, a crash at any point leaves each
-//! change either still staged or an event, never both and never neither; and because a claimed
-//! row is deleted or advanced (and locked until the transaction ends), several daemons can drain
-//! at once without taking the same change twice.
+//! One transaction takes a batch of staged rows out of staging (`DELETE ... RETURNING`; see
+//! [`Claim`]), writes their events and sets aside the ones that cannot be normalised. Because the
+//! move is one transaction, a crash at any point leaves each change either still staged or an
+//! event, never both and never neither; and because a claimed row is deleted (and locked until
+//! the transaction ends), several daemons can drain at once without taking the same change twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;

@@ -60,7 +60,7 @@ pub fn action_label(code: &str) -> Option<&'static str> {
         .map(|(_, label)| *label)
 }
 
-/// One staged change (a staged row holds a statement's changes): what a capture trigger recorded.
+/// A row of the staging table: what a capture trigger recorded.
 #[derive(Debug, Clone)]
 pub struct StagedChange {
     pub id: i64,

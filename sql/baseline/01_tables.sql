@@ -65,49 +65,25 @@ create table workspace_category (
 -- Changes copied by the capture triggers, waiting for the daemon. This is a queue: rows live for
 -- milliseconds, so autovacuum must visit it often rather than by the default 20% rule.
 --
--- A staged row holds one host statement's changes to one table, up to 256 of them (a larger
--- statement stages several rows): what they share once, and each change's workspace and images
--- as the n-th element of arrays. A 500-row UPDATE so writes one heap row and one index entry
--- where it wrote 500 (bench/README.md has what that saved). Every byte is written by the host's
--- own statement, once to the table and once to the WAL. Its source and category are its shape's.
---
--- Each change has an id of its own, drawn from change_id when it is staged, which becomes its
--- event's id: ids order the changes to one record as they happened, as a record's changes are
--- staged one statement after the other. A row's id is its first change's. A batch may take the
--- first changes of a row and leave the rest (`skip` counts those taken), so a batch's size, and
--- a refused change's isolation, do not depend on how large the host's statements were
--- (sql/queries/claim.sql).
---
--- The arrays are stored out of line uncompressed once a row outgrows a page's share (2 kB):
--- compressing a 500-row UPDATE's images cost the host's statement more than writing them
--- (1.0 ms against 0.9 for the whole insert, on this table's test machine; bench/README.md).
-create sequence change_id;
+-- A staged row is as narrow as capture can make it: every byte is written by the host's own
+-- statement, once to the table and once to the WAL. Its source and category are its shape's.
 create table staging (
-    id            bigint primary key default nextval('change_id'),
-    -- T: TRUNCATE; L: rows of a link table changed a record's tags (new_rows holds the record)
-    op            "char" not null check (op in ('I', 'U', 'D', 'T', 'L')),
-    txid          bigint not null,      -- pg_current_xact_id() of the host transaction
-    stmt_at       timestamptz not null, -- statement_timestamp(): when the change happened
-    depth         integer not null,     -- 1 for a change the host made, >1 for a linked change
-    changes       integer not null,     -- how many changes the row holds (the arrays' length)
-    skip          integer not null default 0, -- how many of them batches have taken
-    actor         text,                 -- clockwatch.actor, null when unset (System)
-    origin        text,                 -- clockwatch.origin, null when unset
-    shape         bigint not null,      -- the images' columns, source and category (shape.id)
-    ids           bigint[],             -- each change's id; null for a row of one change (id)
-    -- Each change's workspace: null when the row has none; '*' for TRUNCATE.
-    workspace_ids text[] not null,
-    old_rows      text[],               -- the rows before, as PostgreSQL prints a record: (1,"a b",,t)
-    new_rows      text[],               -- the rows after (null for a delete, as old_rows for an insert)
-    old_tags      text[],               -- L (one change per row): the record's tag ids before the statement
-    new_tags      text[]                -- L: and after it
+    id           bigint generated always as identity primary key,
+    -- T: TRUNCATE; L: rows of a link table changed a record's tags (new_row is the record)
+    op           "char" not null check (op in ('I', 'U', 'D', 'T', 'L')),
+    txid         bigint not null,      -- pg_current_xact_id() of the host transaction
+    stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
+    depth        integer not null,     -- 1 for a change the host made, >1 for a linked change
+    actor        text,                 -- clockwatch.actor, null when unset (System)
+    origin       text,                 -- clockwatch.origin, null when unset
+    workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
+    shape        bigint not null,      -- the images' columns, source and category (shape.id)
+    old_row      text,                 -- the row before, as PostgreSQL prints a record: (1,"a b",,t)
+    new_row      text,                 -- the row after
+    old_tags     text[],               -- L: the record's tag ids before the statement
+    new_tags     text[]                -- L: and after it
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
         autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 1000);
-alter sequence change_id owned by staging.id;
-alter table staging alter column ids set storage external,
-                    alter column workspace_ids set storage external,
-                    alter column old_rows set storage external,
-                    alter column new_rows set storage external;
 
 -- The columns of captured row images, as the table had them when the images were captured. A
 -- staged image is a record's text, its fields in column order and without names; its shape names
@@ -180,8 +156,8 @@ create table mark_key (
 insert into mark_key default values;
 
 -- The audit log. Monthly range partitions on occurred_at, so retention drops whole partitions
--- instead of deleting rows (06_retention.sql creates them ahead). event_id is the change's id in
--- staging: it is unique, it orders changes to one record as they happened, and it is known
+-- instead of deleting rows (06_retention.sql creates them ahead). event_id is the staging id of
+-- the change: it is unique, it orders changes to one record as they happened, and it is known
 -- before the event is written, which lets a linked change point at its primary event whichever
 -- daemon writes which first.
 create table events (

@@ -2,7 +2,7 @@
 -- events, partitions and retention. $1: the daemon's role (null: it runs as the schema's owner).
 -- A daemon counts only when it is logged in as that role: any session may call itself
 -- 'clockwatch daemon', but only the daemon's own role (or the owner's) can log in as it.
-select (select coalesce(sum(changes - skip), 0) from staging)::bigint as staged,
+select (select count(*) from staging) as staged,
        (select extract(epoch from now() - min(stmt_at))::float8 from staging) as oldest_staged_secs,
        (select count(*) from dead_letter) as dead_letters,
        (select count(*) from pg_stat_activity a

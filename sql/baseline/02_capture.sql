@@ -205,13 +205,17 @@ $$;
 -- * An UPDATE's old and new images are paired by position: PostgreSQL appends the before and
 --   after image of each updated row to the two transition tables together, so the n-th old row
 --   and the n-th new row are the same row (pairing by position, not by key, also pairs rows
---   whose key was updated). Each table is cut into chunks of 256 rows, each chunk's images an
---   array in the table's order, the chunks joined by number and their arrays zipped with a
---   multi-array unnest(). A join on each row's row_number() left PL/pgSQL caching a plan made
---   for one row, a nested loop: 1 s for a 500-row UPDATE; a join of chunks is at worst a nested
---   loop over a 256th of the rows. One array per table for the whole statement failed a
---   1.1-million-row UPDATE of 1 kB rows (no PostgreSQL value may exceed 1 GB); a chunk's array
---   reaches that limit only if its 256 rows average 4 MB.
+--   whose key was updated). A statement of up to 1,024 rows zips one array per table with a
+--   multi-array unnest(). A larger one cuts each table into chunks of 256 rows, each chunk's
+--   images an array in the table's order, joins the chunks by number and zips their arrays: one
+--   array per table failed a 1.1-million-row UPDATE of 1 kB rows (no PostgreSQL value may
+--   exceed 1 GB). An array of images so reaches that limit only if a statement of up to 1,024
+--   rows holds 1 GB of text (1 MB a row at 1,024 rows), or a chunk does (4 MB a row). The chunks are not the only way because they cost a 500-row UPDATE
+--   0.28-0.29x of bare against 0.35-0.36x (bench/README.md); the branch not taken is not run
+--   (a one-time filter over the `small` CTE). (The rows' size would be the better test, but
+--   what they take on disk, which is cheap to ask, can be a hundredth of their text.) A join on
+--   each row's row_number() instead left PL/pgSQL caching a plan made for one row, a nested
+--   loop: 1 s for a 500-row UPDATE.
 -- * OFFSET 0 keeps each image computed once per row rather than pulled into the filter.
 create function capture_sql(p_op text, p_table regclass, p_category text,
                             p_ws_column text, p_workspace text, p_shape bigint, p_excluded text[],
@@ -251,20 +255,29 @@ begin
                                 ' group by 1)', v_image, v_ws, tt.name) order by tt.name desc)
         into v_chunks
         from unnest(array['clockwatch_old', 'clockwatch_new']) tt(name);
-        return v_head || format(
+        return 'with small as materialized (select count(*) <= 1024 as yes from clockwatch_old) '
+            || v_head || format(
             'coalesce(p.audited, p.new_ws, p.old_ws), %1$s, p.old_row, p.new_row '
             'from (select u.*, '
             '        case when %2$s then u.new_ws '
             '             when u.old_ws is distinct from u.new_ws and %3$s then u.old_ws '
             '        end as audited '
-            '      from (select o.images as old_images, w.images as new_images, o.ws as old_ws, w.ws as new_ws '
-            '            from %4$s o join %5$s w on w.chunk = o.chunk offset 0) c '
-            '      cross join lateral unnest(c.old_images, c.new_images, c.old_ws, c.new_ws) '
-            '           as u(old_row, new_row, old_ws, new_ws) '
+            '      from (select a.* '
+            '            from unnest(array(select %6$s from clockwatch_old t), array(select %6$s from clockwatch_new t), '
+            '                        array(select %7$s from clockwatch_old t), array(select %7$s from clockwatch_new t)) '
+            '                 as a(old_row, new_row, old_ws, new_ws) '
+            '            where (select s.yes from small s) '
+            '            union all '
+            '            select b.* '
+            '            from (select o.images as old_images, w.images as new_images, o.ws as old_ws, w.ws as new_ws '
+            '                  from %4$s o join %5$s w on w.chunk = o.chunk '
+            '                  where not (select s.yes from small s) offset 0) c '
+            '            cross join lateral unnest(c.old_images, c.new_images, c.old_ws, c.new_ws) '
+            '                 as b(old_row, new_row, old_ws, new_ws)) u '
             '      where u.old_row is distinct from u.new_row offset 0) p '
             'where p.audited is not null or coalesce(p.new_ws, p.old_ws) is null',
             p_shape, workspace_test(p_category, 'u.new_ws'), workspace_test(p_category, 'u.old_ws'),
-            v_chunks[1], v_chunks[2]);
+            v_chunks[1], v_chunks[2], v_image, v_ws);
     end if;
     -- TRUNCATE: every row of every workspace goes at once. One change, recorded for all
     -- workspaces ('*') when any workspace audits the category, rather than silence.

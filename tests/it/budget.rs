@@ -148,9 +148,9 @@ async fn a_batch_refused_for_one_change_is_split_and_only_that_change_set_aside(
     assert_eq!(staged(&client).await, 0);
 }
 
-/// One change jsonb refuses in the middle of a 300-row UPDATE (its rows paired in chunks of 256):
-/// the refused batch is split down to that change, which is set aside alone, and the other 299
-/// changes of the statement are logged, each with its own row's values.
+/// One change jsonb refuses in the middle of a 300-row UPDATE: the refused batch is split down to
+/// that change, which is set aside alone, and the other 299 changes of the statement are logged,
+/// each with its own row's values.
 #[tokio::test]
 async fn a_refused_change_inside_a_large_statement_is_set_aside_alone() {
     let db = TestDb::new().await;

@@ -919,3 +919,47 @@ async fn a_staged_image_that_is_not_a_record_is_set_aside() {
     assert!(reason.starts_with("row image is not a record"), "{reason}");
     assert_eq!(kept, json!("[1, 2]"));
 }
+
+/// An UPDATE of more than 1,024 rows is paired in chunks of 256 rows rather than one array per
+/// table (which fails past 1 GB of row text): each staged change still holds one row before and
+/// the same row after, across the chunks' boundaries.
+#[tokio::test]
+async fn an_update_of_more_than_1024_rows_pairs_each_row_with_itself() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    client
+        .batch_execute(
+            "create schema h;
+             create table h.big (id int primary key, ws int, v int, body text);
+             insert into h.big select g, 1, g, md5(g::text) from generate_series(1, 1300) g;",
+        )
+        .await
+        .unwrap();
+    let config = clockwatch::Config::from_toml(
+        "[[source]]\ncategory = 'tags'\ntable = 'h.big'\nworkspace_column = 'ws'\n",
+    )
+    .unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    // Rows 1-1,299 change; row 1,300 does not (and is not staged).
+    act(
+        &mut client,
+        Some("u"),
+        "update h.big set v = case when id < 1300 then v * 1000 else v end",
+    )
+    .await;
+    // Fields 1 and 3 of each image: the id, and v before and after.
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from audit_log.staging
+             where op = 'U'
+               and split_part(substr(old_row, 2), ',', 1) = split_part(substr(new_row, 2), ',', 1)
+               and split_part(substr(old_row, 2), ',', 3)::int * 1000
+                   = split_part(substr(new_row, 2), ',', 3)::int",
+        )
+        .await,
+        1299
+    );
+    assert_eq!(staged(&client).await, 1299);
+}

@@ -210,12 +210,12 @@ $$;
 --   images an array in the table's order, joins the chunks by number and zips their arrays: one
 --   array per table failed a 1.1-million-row UPDATE of 1 kB rows (no PostgreSQL value may
 --   exceed 1 GB). An array of images so reaches that limit only if a statement of up to 1,024
---   rows holds 1 GB of text (1 MB a row at 1,024 rows), or a chunk does (4 MB a row). The chunks are not the only way because they cost a 500-row UPDATE
---   0.28-0.29x of bare against 0.35-0.36x (bench/README.md); the branch not taken is not run
---   (a one-time filter over the `small` CTE). (The rows' size would be the better test, but
---   what they take on disk, which is cheap to ask, can be a hundredth of their text.) A join on
---   each row's row_number() instead left PL/pgSQL caching a plan made for one row, a nested
---   loop: 1 s for a 500-row UPDATE.
+--   rows holds 1 GB of text (1 MB a row at 1,024 rows), or a chunk does (4 MB a row). Chunks
+--   are not the only way because they cost a 500-row UPDATE 0.28-0.29x of bare against
+--   0.35-0.36x (bench/README.md); the branch not taken is not run (a one-time filter over the
+--   `small` CTE). (The rows' size would be the better test, but what they take on disk, which is
+--   cheap to ask, can be a hundredth of their text.) A join on each row's row_number() instead
+--   left PL/pgSQL caching a plan made for one row, a nested loop: 1 s for a 500-row UPDATE.
 -- * OFFSET 0 keeps each image computed once per row rather than pulled into the filter.
 create function capture_sql(p_op text, p_table regclass, p_category text,
                             p_ws_column text, p_workspace text, p_shape bigint, p_excluded text[],
@@ -228,7 +228,7 @@ declare
     v_ws     text;
     v_head   text;
     v_image  text;
-    v_chunks text[];
+    v_chunks text;
 begin
     select r.image, r.ws into v_image, v_ws from row_sql(p_table, p_ws_column, p_workspace, p_excluded) r;
     v_head := format('insert into staging (op, txid, stmt_at, depth, actor, origin, '
@@ -249,12 +249,10 @@ begin
     elsif p_op = 'UPDATE' then
         -- Each transition table's images and workspaces, 256 rows to a chunk, in the table's
         -- order: the n-th chunks of the two tables hold the same rows.
-        select array_agg(format('(select (x.n - 1) / 256 as chunk, array_agg(x.image order by x.n) as images, '
-                                '        array_agg(x.ws order by x.n) as ws '
-                                ' from (select row_number() over () as n, %s as image, %s as ws from %s t) x '
-                                ' group by 1)', v_image, v_ws, tt.name) order by tt.name desc)
-        into v_chunks
-        from unnest(array['clockwatch_old', 'clockwatch_new']) tt(name);
+        v_chunks := '(select (x.n - 1) / 256 as chunk, array_agg(x.image order by x.n) as images, '
+                    '        array_agg(x.ws order by x.n) as ws '
+                    ' from (select row_number() over () as n, %s as image, %s as ws from %s t) x '
+                    ' group by 1)';
         return 'with small as materialized (select count(*) <= 1024 as yes from clockwatch_old) '
             || v_head || format(
             'coalesce(p.audited, p.new_ws, p.old_ws), %1$s, p.old_row, p.new_row '
@@ -277,7 +275,8 @@ begin
             '      where u.old_row is distinct from u.new_row offset 0) p '
             'where p.audited is not null or coalesce(p.new_ws, p.old_ws) is null',
             p_shape, workspace_test(p_category, 'u.new_ws'), workspace_test(p_category, 'u.old_ws'),
-            v_chunks[1], v_chunks[2], v_image, v_ws);
+            format(v_chunks, v_image, v_ws, 'clockwatch_old'),
+            format(v_chunks, v_image, v_ws, 'clockwatch_new'), v_image, v_ws);
     end if;
     -- TRUNCATE: every row of every workspace goes at once. One change, recorded for all
     -- workspaces ('*') when any workspace audits the category, rather than silence.

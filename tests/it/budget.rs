@@ -84,20 +84,7 @@ async fn a_change_too_large_to_log_is_set_aside_whole_and_the_rest_are_logged() 
 
 #[tokio::test]
 async fn a_batch_refused_for_one_change_is_split_and_only_that_change_set_aside() {
-    let db = TestDb::new().await;
-    let mut client = db.client().await;
-    client
-        .batch_execute(
-            "create schema h; create table h.doc (id int primary key, ws int, body json);",
-        )
-        .await
-        .unwrap();
-    let config = clockwatch::Config::from_toml(
-        "[[source]]\ncategory = 'tags'\ntable = 'h.doc'\nworkspace_column = 'ws'\n",
-    )
-    .unwrap();
-    install(&mut client, &config).await;
-    enable_all(&client, &config, "1").await;
+    let (_db, mut client, config) = json_docs().await;
     act(
         &mut client,
         Some("u"),
@@ -153,20 +140,7 @@ async fn a_batch_refused_for_one_change_is_split_and_only_that_change_set_aside(
 /// each with its own row's values.
 #[tokio::test]
 async fn a_refused_change_inside_a_large_statement_is_set_aside_alone() {
-    let db = TestDb::new().await;
-    let mut client = db.client().await;
-    client
-        .batch_execute(
-            "create schema h; create table h.doc (id int primary key, ws int, body json);",
-        )
-        .await
-        .unwrap();
-    let config = clockwatch::Config::from_toml(
-        "[[source]]\ncategory = 'tags'\ntable = 'h.doc'\nworkspace_column = 'ws'\n",
-    )
-    .unwrap();
-    install(&mut client, &config).await;
-    enable_all(&client, &config, "1").await;
+    let (_db, mut client, config) = json_docs().await;
     act(
         &mut client,
         Some("u"),
@@ -202,4 +176,14 @@ async fn a_refused_change_inside_a_large_statement_is_set_aside_alone() {
         299
     );
     assert_eq!(staged(&client).await, 0);
+}
+
+/// A host table of json documents, audited in workspace 1.
+async fn json_docs() -> (TestDb, tokio_postgres::Client, clockwatch::Config) {
+    audited_tables(
+        "create schema h; create table h.doc (id int primary key, ws int, body json);",
+        "[[source]]\ncategory = 'tags'\ntable = 'h.doc'\nworkspace_column = 'ws'\n",
+        "1",
+    )
+    .await
 }

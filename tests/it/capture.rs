@@ -925,22 +925,14 @@ async fn a_staged_image_that_is_not_a_record_is_set_aside() {
 /// the same row after, across the chunks' boundaries.
 #[tokio::test]
 async fn an_update_of_more_than_1024_rows_pairs_each_row_with_itself() {
-    let db = TestDb::new().await;
-    let mut client = db.client().await;
-    client
-        .batch_execute(
-            "create schema h;
-             create table h.big (id int primary key, ws int, v int, body text);
-             insert into h.big select g, 1, g, md5(g::text) from generate_series(1, 1300) g;",
-        )
-        .await
-        .unwrap();
-    let config = clockwatch::Config::from_toml(
+    let (_db, mut client, _config) = audited_tables(
+        "create schema h;
+         create table h.big (id int primary key, ws int, v int, body text);
+         insert into h.big select g, 1, g, md5(g::text) from generate_series(1, 1300) g;",
         "[[source]]\ncategory = 'tags'\ntable = 'h.big'\nworkspace_column = 'ws'\n",
+        "1",
     )
-    .unwrap();
-    install(&mut client, &config).await;
-    enable_all(&client, &config, "1").await;
+    .await;
     // Rows 1-1,299 change; row 1,300 does not (and is not staged).
     act(
         &mut client,

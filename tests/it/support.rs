@@ -152,6 +152,18 @@ pub async fn installed_host() -> (TestDb, Client, Config) {
     (db, client, config)
 }
 
+/// A fresh database holding the host tables `ddl` creates, Clockwatch installed with the config
+/// `toml` and `workspace` audited in every category.
+pub async fn audited_tables(ddl: &str, toml: &str, workspace: &str) -> (TestDb, Client, Config) {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    client.batch_execute(ddl).await.unwrap();
+    let config = Config::from_toml(toml).unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, workspace).await;
+    (db, client, config)
+}
+
 /// Run statements in one transaction as the given actor (None: no actor set, i.e. System).
 pub async fn act(client: &mut Client, actor: Option<&str>, sql: &str) {
     act_with(client, actor, None, sql).await

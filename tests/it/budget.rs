@@ -59,11 +59,7 @@ async fn a_change_too_large_to_log_is_set_aside_whole_and_the_rest_are_logged() 
     .await;
     let drained = drain(&mut client, &config).await;
     assert_eq!((drained.events, drained.dead_lettered), (2, 1));
-    let (reason, kept): (String, String) = client
-        .query_one("select reason, new_row from audit_log.dead_letter", &[])
-        .await
-        .map(|r| (r.get(0), r.get(1)))
-        .unwrap();
+    let (reason, kept) = the_dead_letter(&client).await;
     assert!(
         reason.contains("more than daemon.max_change_bytes"),
         "{reason}"
@@ -125,11 +121,7 @@ async fn a_batch_refused_for_one_change_is_split_and_only_that_change_set_aside(
         .unwrap()
         .get(0);
     assert_eq!(body, r#"{"a": "\u0000"}"#);
-    let (reason, kept): (String, String) = client
-        .query_one("select reason, new_row from audit_log.dead_letter", &[])
-        .await
-        .map(|r| (r.get(0), r.get(1)))
-        .unwrap();
+    let (reason, kept) = the_dead_letter(&client).await;
     assert!(reason.contains("Unicode"), "{reason}");
     assert!(kept.contains(r#"\\u0000"#), "{kept}");
     assert_eq!(staged(&client).await, 0);
@@ -156,11 +148,7 @@ async fn a_refused_change_inside_a_large_statement_is_set_aside_alone() {
     .await;
     let drained = drain(&mut client, &config).await;
     assert_eq!((drained.events, drained.dead_lettered), (599, 1));
-    let (reason, kept): (String, String) = client
-        .query_one("select reason, new_row from audit_log.dead_letter", &[])
-        .await
-        .map(|r| (r.get(0), r.get(1)))
-        .unwrap();
+    let (reason, kept) = the_dead_letter(&client).await;
     assert!(reason.contains("Unicode"), "{reason}");
     assert!(kept.starts_with("(150,1,"), "{kept}");
     // Every other row's update is logged once, its values before and after its own.
@@ -186,4 +174,13 @@ async fn json_docs() -> (TestDb, tokio_postgres::Client, clockwatch::Config) {
         "1",
     )
     .await
+}
+
+/// The one change set aside in dead_letter: why, and its new image as staged.
+async fn the_dead_letter(client: &tokio_postgres::Client) -> (String, String) {
+    client
+        .query_one("select reason, new_row from audit_log.dead_letter", &[])
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap()
 }

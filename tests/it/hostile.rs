@@ -59,32 +59,24 @@ async fn a_one_megabyte_description_and_awkward_text_arrive_intact() {
 
 #[tokio::test]
 async fn every_column_type_is_captured_faithfully() {
-    let db = TestDb::new().await;
-    let mut client = db.client().await;
-    client
-        .batch_execute(
-            "create schema h;
-             create type h.mood as enum ('ok', 'meh');
-             create domain h.money as numeric(12, 2);
-             create table h.thing (
-                 id uuid primary key, ws int not null, name text,
-                 amount numeric(30, 10), ratio float8, big bigint, small smallint, flag boolean,
-                 tags text[], matrix int[][], doc jsonb, raw json, blob bytea,
-                 at_tz timestamptz, at_local timestamp, day date, clock time, span interval,
-                 feeling h.mood, spot point, addr inet,
-                 t timestamptz, d text, e text[], price h.money, odd int[], moods h.mood[],
-                 stamps timestamptz[], bc timestamp, nan numeric, zone timetz, accent json,
-                 short varchar(3), inf float8, never date
-             );",
-        )
-        .await
-        .unwrap();
-    let config = clockwatch::Config::from_toml(
+    let (_db, mut client, config) = audited_tables(
+        "create schema h;
+         create type h.mood as enum ('ok', 'meh');
+         create domain h.money as numeric(12, 2);
+         create table h.thing (
+             id uuid primary key, ws int not null, name text,
+             amount numeric(30, 10), ratio float8, big bigint, small smallint, flag boolean,
+             tags text[], matrix int[][], doc jsonb, raw json, blob bytea,
+             at_tz timestamptz, at_local timestamp, day date, clock time, span interval,
+             feeling h.mood, spot point, addr inet,
+             t timestamptz, d text, e text[], price h.money, odd int[], moods h.mood[],
+             stamps timestamptz[], bc timestamp, nan numeric, zone timetz, accent json,
+             short varchar(3), inf float8, never date
+         );",
         "[[source]]\ncategory = 'tags'\ntable = 'h.thing'\nworkspace_column = 'ws'\nname_column = 'name'\n",
+        "7",
     )
-    .unwrap();
-    install(&mut client, &config).await;
-    enable_all(&client, &config, "7").await;
+    .await;
     act(
         &mut client,
         Some("u"),

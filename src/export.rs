@@ -1,17 +1,22 @@
 //! `clockwatch export`: the report's rows as RFC 4180 CSV or JSON Lines, streamed.
 //!
 //! Rows come through a portal (a server-side cursor) a page at a time and are written as they
-//! arrive, so memory stays flat however large the export; there is no row cap.
+//! arrive, so memory stays flat however large the export; there is no row cap. They come from
+//! `report_events`, each event's details document as stored, and are formatted here as the
+//! report view formats them ([`crate::detail`]): the database server only reads and sends.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use serde_json::{json, Map, Value};
-use tokio_postgres::types::ToSql;
-use tokio_postgres::Transaction;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+use tokio_postgres::types::{FromSql, ToSql, Type};
+use tokio_postgres::{Row, Transaction};
 
+use crate::detail;
 use crate::error::{DbContext, Error, Result};
 use crate::report::{Filter, ReportRow, DETAIL_FIELDS};
 
@@ -48,64 +53,189 @@ pub fn csv_header(zone: &str) -> Vec<String> {
     header.into_iter().map(str::to_string).collect()
 }
 
-fn csv_record(r: &ReportRow, zone: Tz) -> Vec<String> {
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    let json = |v: &Option<Value>| v.as_ref().map(Value::to_string).unwrap_or_default();
-    let mut record = vec![
-        r.occurred_at
-            .with_timezone(&zone)
-            .to_rfc3339_opts(SecondsFormat::Micros, true),
-        r.workspace_id.clone(),
-        r.author.clone(),
-        text(&r.author_id),
-        r.action.clone(),
-        r.action_code.clone(),
-        r.category.clone(),
-        text(&r.origin),
-        text(&r.target),
-        text(&r.target_id),
-        r.caused_by.map(|c| c.to_string()).unwrap_or_default(),
-    ];
-    record.extend(r.details.iter().map(text));
-    record.push(json(&r.previous_value));
-    record.push(json(&r.new_value));
-    record
+/// One event as an export writes it, and as the JSON API serves it: from the report view's
+/// row ([`Record::from_report`]), or from report_events' stored columns with the details
+/// formatted in this process ([`Record::from_events_row`]).
+pub struct Record<'a> {
+    event_id: i64,
+    occurred_at: DateTime<Utc>,
+    /// The zone every time is shown in, and its name.
+    zone: Tz,
+    time_zone: &'a str,
+    workspace_id: &'a str,
+    author: &'a str,
+    author_id: Option<&'a str>,
+    action: &'a str,
+    action_code: &'a str,
+    category: &'a str,
+    origin: Option<&'a str>,
+    target: Option<&'a str>,
+    target_id: Option<&'a str>,
+    caused_by: Option<i64>,
+    details: detail::Fields<'a>,
+    previous_value: Option<Cow<'a, Value>>,
+    new_value: Option<Cow<'a, Value>>,
 }
 
-pub fn json_record(r: &ReportRow, zone: Tz) -> Value {
-    let mut details = Map::new();
-    for ((key, _), value) in DETAIL_FIELDS.iter().zip(&r.details) {
-        details.insert(
-            key.to_string(),
-            value.clone().map(Value::String).unwrap_or(Value::Null),
-        );
+impl<'a> Record<'a> {
+    /// A report row, its times shown in `zone`.
+    pub fn from_report(r: &'a ReportRow, zone: Tz) -> Record<'a> {
+        Record {
+            event_id: r.event_id,
+            occurred_at: r.occurred_at,
+            zone,
+            time_zone: &r.time_zone,
+            workspace_id: &r.workspace_id,
+            author: &r.author,
+            author_id: r.author_id.as_deref(),
+            action: &r.action,
+            action_code: &r.action_code,
+            category: &r.category,
+            origin: r.origin.as_deref(),
+            target: r.target.as_deref(),
+            target_id: r.target_id.as_deref(),
+            caused_by: r.caused_by,
+            details: std::array::from_fn(|i| r.details[i].as_deref().map(Cow::Borrowed)),
+            previous_value: r.previous_value.as_ref().map(Cow::Borrowed),
+            new_value: r.new_value.as_ref().map(Cow::Borrowed),
+        }
     }
-    let mut record = json!({
-        "event_id": r.event_id,
-        "occurred_at": r.occurred_at.with_timezone(&zone).to_rfc3339_opts(SecondsFormat::Micros, true),
-        "time_zone": r.time_zone,
-        "workspace_id": r.workspace_id,
-        "author": r.author,
-        "author_id": r.author_id,
-        "action": r.action,
-        "action_code": r.action_code,
-        "category": r.category,
-        "origin": r.origin,
-        "target": r.target,
-        "target_id": r.target_id,
-        "caused_by": r.caused_by,
-    });
-    let object = record.as_object_mut().expect("built as an object");
-    object.extend(details);
-    object.insert(
-        "previous_value".into(),
-        r.previous_value.clone().unwrap_or(Value::Null),
-    );
-    object.insert(
-        "new_value".into(),
-        r.new_value.clone().unwrap_or(Value::Null),
-    );
-    record
+
+    /// A row of [`Filter::export_sql`] (the columns of [`crate::report::EXPORT_COLUMNS`], read
+    /// by position), its times shown in `zone`, named `time_zone`.
+    fn from_events_row(row: &'a Row, zone: Tz, time_zone: &'a str) -> Record<'a> {
+        let details: Option<JsonText> = row.get(14);
+        Record {
+            event_id: row.get(0),
+            workspace_id: row.get(1),
+            occurred_at: row.get(2),
+            zone,
+            time_zone,
+            author_id: row.get(3),
+            author: row.get(4),
+            action: row.get(5),
+            action_code: row.get(6),
+            category: row.get(7),
+            origin: row.get(8),
+            target_id: row.get(9),
+            target: row.get(10),
+            caused_by: row.get(11),
+            previous_value: row.get::<_, Option<Value>>(12).map(Cow::Owned),
+            new_value: row.get::<_, Option<Value>>(13).map(Cow::Owned),
+            details: detail::fields(details.map_or("{}", |d| d.0), zone),
+        }
+    }
+
+    fn time(&self) -> String {
+        self.occurred_at
+            .with_timezone(&self.zone)
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+
+    /// One CSV line, in [`csv_header`]'s order.
+    fn write_csv<W: Write>(&self, w: &mut csv::Writer<W>, excel: bool) -> csv::Result<()> {
+        let time = self.time();
+        let caused_by = self.caused_by.map(|c| c.to_string());
+        let json = |v: &Option<Cow<Value>>| v.as_ref().map(|v| v.to_string());
+        let (previous, new) = (json(&self.previous_value), json(&self.new_value));
+        let cells = [
+            Some(time.as_str()),
+            Some(self.workspace_id),
+            Some(self.author),
+            self.author_id,
+            Some(self.action),
+            Some(self.action_code),
+            Some(self.category),
+            self.origin,
+            self.target,
+            self.target_id,
+            caused_by.as_deref(),
+        ]
+        .into_iter()
+        .chain(self.details.iter().map(|d| d.as_deref()))
+        .chain([previous.as_deref(), new.as_deref()]);
+        for cell in cells.map(Option::unwrap_or_default) {
+            if excel {
+                w.write_field(spreadsheet_safe(cell).as_bytes())?;
+            } else {
+                w.write_field(cell)?;
+            }
+        }
+        w.write_record(None::<&[u8]>)
+    }
+}
+
+/// The JSON object: every key in byte order, as serde_json prints its own maps, so that an
+/// export's line and the API's event read the same.
+impl Serialize for Record<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        // The details by their place in DETAIL_FIELDS.
+        let detail = |i: usize| self.details[i].as_deref();
+        let mut m = s.serialize_map(Some(33))?;
+        m.serialize_entry("action", self.action)?;
+        m.serialize_entry("action_code", self.action_code)?;
+        m.serialize_entry("approved", &detail(15))?;
+        m.serialize_entry("author", self.author)?;
+        m.serialize_entry("author_id", &self.author_id)?;
+        m.serialize_entry("billable", &detail(12))?;
+        m.serialize_entry("billable_rate", &detail(13))?;
+        m.serialize_entry("category", self.category)?;
+        m.serialize_entry("caused_by", &self.caused_by)?;
+        m.serialize_entry("client", &detail(4))?;
+        m.serialize_entry("cost_rate", &detail(14))?;
+        m.serialize_entry("description", &detail(1))?;
+        m.serialize_entry("duration", &detail(11))?;
+        m.serialize_entry("end_date", &detail(9))?;
+        m.serialize_entry("end_time", &detail(10))?;
+        m.serialize_entry("event_id", &self.event_id)?;
+        m.serialize_entry("invoiced", &detail(16))?;
+        m.serialize_entry("kiosk", &detail(5))?;
+        m.serialize_entry("new_value", &self.new_value)?;
+        m.serialize_entry("occurred_at", &self.time())?;
+        m.serialize_entry("origin", &self.origin)?;
+        m.serialize_entry("previous_value", &self.previous_value)?;
+        m.serialize_entry("project", &detail(2))?;
+        m.serialize_entry("start_date", &detail(7))?;
+        m.serialize_entry("start_time", &detail(8))?;
+        m.serialize_entry("tags", &detail(17))?;
+        m.serialize_entry("target", &self.target)?;
+        m.serialize_entry("target_id", &self.target_id)?;
+        m.serialize_entry("task", &detail(3))?;
+        m.serialize_entry("time_zone", self.time_zone)?;
+        m.serialize_entry("type", &detail(6))?;
+        m.serialize_entry("user", &detail(0))?;
+        m.serialize_entry("workspace_id", self.workspace_id)?;
+        m.end()
+    }
+}
+
+/// A report row as the JSON API serves it.
+pub fn json_record(r: &ReportRow, zone: Tz) -> Value {
+    // Cannot fail: every key is a string.
+    serde_json::to_value(Record::from_report(r, zone)).unwrap_or_default()
+}
+
+/// A `json` or `jsonb` value's text as the server sent it, borrowed from the row: `jsonb` as
+/// PostgreSQL prints it, which is what the report view's `->>` reads.
+struct JsonText<'a>(&'a str);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        // Binary jsonb is a version byte, 1, then the text.
+        let text = match (ty == &Type::JSONB, raw.split_first()) {
+            (false, _) => raw,
+            (true, Some((1, text))) => text,
+            (true, _) => return Err("unsupported jsonb version".into()),
+        };
+        Ok(JsonText(std::str::from_utf8(text)?))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        ty == &Type::JSON || ty == &Type::JSONB
+    }
 }
 
 /// Write every row matching `filter` to `out`. Returns the number of rows written.
@@ -184,7 +314,7 @@ pub async fn export_pumped<W: Write + ?Sized>(
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
         .collect();
     let portal = tx
-        .bind(&filter.sql(), &refs)
+        .bind(&filter.export_sql(), &refs)
         .await
         .context("open the export cursor")?;
     let mut progress = Progress::new();
@@ -224,7 +354,7 @@ pub async fn export_pumped<W: Write + ?Sized>(
                     None
                 }
             },
-            async { write_rows(&rows, &mut sink, excel, zone) }
+            async { write_rows(&rows, &mut sink, excel, zone, &filter.timezone) }
         );
         wrote?;
         written += rows.len() as u64;
@@ -255,29 +385,27 @@ pub async fn export_pumped<W: Write + ?Sized>(
 /// A cell a spreadsheet would read as a formula (`=HYPERLINK(...)`, `+1`, `@SUM`, a leading tab
 /// or carriage return) gets a leading apostrophe, so it shows as the text it is (OWASP's advice
 /// for CSV injection). Only with `--excel`: a plain CSV keeps every value exactly.
-fn spreadsheet_safe(mut cell: String) -> String {
+fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        cell.insert(0, '\'');
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
     }
-    cell
 }
 
 fn write_rows<W: Write + ?Sized>(
-    rows: &[tokio_postgres::Row],
+    rows: &[Row],
     sink: &mut Sink<'_, W>,
     excel: bool,
     zone: Tz,
+    time_zone: &str,
 ) -> Result<()> {
     for row in rows {
-        let r = ReportRow::from_row(row);
+        let record = Record::from_events_row(row, zone, time_zone);
         match sink {
-            Sink::Csv(w) if excel => w
-                .write_record(csv_record(&r, zone).into_iter().map(spreadsheet_safe))
-                .map_err(csv_error)?,
-            Sink::Csv(w) => w.write_record(csv_record(&r, zone)).map_err(csv_error)?,
+            Sink::Csv(w) => record.write_csv(w, excel).map_err(csv_error)?,
             Sink::Json(out) => {
-                serde_json::to_writer(&mut **out, &json_record(&r, zone))
-                    .map_err(|e| write_error(e.into()))?;
+                serde_json::to_writer(&mut **out, &record).map_err(|e| write_error(e.into()))?;
                 out.write_all(b"\n").map_err(write_error)?;
             }
         }
@@ -341,5 +469,44 @@ impl Progress {
 
     fn rate(&self, rows: u64) -> f64 {
         rows as f64 / self.started.elapsed().as_secs_f64().max(0.001)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_record_lists_its_keys_as_serde_json_orders_a_map() {
+        let row = ReportRow {
+            event_id: 7,
+            workspace_id: "1".into(),
+            occurred_at: "2026-11-24T08:00:00Z".parse().unwrap(),
+            local_time: String::new(),
+            time_zone: "Europe/Paris".into(),
+            source: "app.time_entry".into(),
+            author_id: Some("3".into()),
+            author: "Ann".into(),
+            action: "Updated time entry".into(),
+            action_code: "time_entry.updated".into(),
+            category: "time_entries".into(),
+            origin: Some("Timer".into()),
+            target_id: Some("9".into()),
+            target: Some("Entry".into()),
+            caused_by: Some(5),
+            previous_value: Some(serde_json::json!({"b": 1, "a": [1, 2]})),
+            new_value: None,
+            details: (0..18).map(|i| Some(format!("d{i}"))).collect(),
+        };
+        let line =
+            serde_json::to_string(&Record::from_report(&row, chrono_tz::Europe::Paris)).unwrap();
+        // A map parsed back prints its keys sorted: the same text if they were already.
+        let reparsed: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(reparsed.to_string(), line);
+        assert_eq!(reparsed.as_object().unwrap().len(), 33);
+        assert_eq!(reparsed["occurred_at"], "2026-11-24T09:00:00.000000+01:00");
+        for (i, (field, _)) in DETAIL_FIELDS.iter().enumerate() {
+            assert_eq!(reparsed[*field], format!("d{i}"), "{field}");
+        }
     }
 }

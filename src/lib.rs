@@ -14,7 +14,8 @@
 //!   fields, details), [`links`] folds tags changed through a link table into their record's
 //!   change, and [`resolve`] looks up the names details refer to.
 //! - [`retention`]: monthly partitions created ahead, old ones dropped after `retention`.
-//! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines.
+//! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines;
+//!   an export formats each event's details itself ([`detail`]), off the database server.
 //! - [`verify`]: walks each workspace's SHA-256 hash chain (written by `append_events()`).
 //! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
 //! - [`serve`]: `clockwatch serve`, the Audit Log page and its JSON API, behind signed links.
@@ -25,7 +26,8 @@
 //!   libpq's environment variables included) and connections on OpenSSL.
 //! - [`cli`] and [`cmd`]: the command line; `main.rs` only parses arguments and sets up logging.
 //!
-//! Reports are SQL views (`audit_log.report`, `audit_log.report_changes`) created by the
+//! Reports are SQL views (`audit_log.report`, `audit_log.report_changes`,
+//! `audit_log.report_events`) created by the
 //! migrations, so applications query them directly.
 
 pub mod cli;
@@ -36,6 +38,7 @@ pub mod conninfo;
 pub mod daemon;
 pub mod db;
 pub mod demo;
+pub mod detail;
 pub mod drain;
 pub mod error;
 pub mod export;

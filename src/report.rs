@@ -16,6 +16,20 @@ use crate::error::{DbContext, Error, Result};
 
 const REPORT: &str = include_str!("../sql/queries/report.sql");
 
+/// The report view's columns a report reads ([`ReportRow::from_row`]).
+const REPORT_COLUMNS: &str = "r.event_id, r.workspace_id, r.occurred_at, r.local_time, \
+     r.time_zone, r.source, r.author_id, r.author, r.action, r.action_code, r.category, r.origin, \
+     r.target_id, r.target, r.caused_by, r.previous_value, r.new_value, r.\"user\", \
+     r.description, r.project, r.task, r.client, r.kiosk, r.type, r.start_date, r.start_time, \
+     r.end_date, r.end_time, r.duration, r.billable, r.billable_rate, r.cost_rate, r.approved, \
+     r.invoiced, r.tags";
+
+/// The columns of report_events an export reads, in this order (src/export.rs formats the
+/// details).
+pub const EXPORT_COLUMNS: &str = "r.event_id, r.workspace_id, r.occurred_at, r.author_id, \
+     r.author, r.action, r.action_code, r.category, r.origin, r.target_id, r.target, r.caused_by, \
+     r.previous_value, r.new_value, r.details";
+
 /// The token that selects changes made by System.
 pub const SYSTEM_AUTHOR: &str = "system";
 
@@ -59,12 +73,25 @@ impl Filter {
 
     /// The report query, ordered for this filter.
     pub fn sql(&self) -> String {
+        self.query("report", REPORT_COLUMNS)
+    }
+
+    /// The export query: the same events, their stored columns ([`EXPORT_COLUMNS`]).
+    pub fn export_sql(&self) -> String {
+        self.query("report_events", EXPORT_COLUMNS)
+    }
+
+    fn query(&self, rows: &str, columns: &str) -> String {
         let (order, after) = if self.oldest_first() {
             ("asc", ">")
         } else {
             ("desc", "<")
         };
-        REPORT.replace("{order}", order).replace("{after}", after)
+        REPORT
+            .replace("{order}", order)
+            .replace("{after}", after)
+            .replace("{rows}", rows)
+            .replace("{columns}", columns)
     }
 
     /// Bind parameters for [`Filter::sql`], with the row limit (None: all rows).

@@ -1,6 +1,8 @@
 -- Events of one workspace (and those of every workspace, '*': a TRUNCATE) matching the report
 -- filters. Null filters match everything. Ordered by the caller ({order} is "desc" for a report,
--- "asc" for one record's history; {after} is "<" or ">" to match). A page after the first starts
+-- "asc" for one record's history; {after} is "<" or ">" to match). {rows} is the report view,
+-- whose {columns} a report shows, or report_events, the stored columns an export formats
+-- itself (src/detail.rs): the filters name columns both have. A page after the first starts
 -- past the last row shown ($9, $10: its occurred_at and event_id), a keyset that the index walks
 -- straight to, where an OFFSET would read and drop every row before it. $11 picks one event.
 --
@@ -9,7 +11,7 @@
 -- (workspace_id, occurred_at, event_id) index in order and stop after the page. With IN, a first
 -- page at 10,000,000 events sorted the whole 30-day range (410,000 rows, 570-800 ms).
 with filtered as not materialized (
-    select * from report r
+    select {columns} from {rows} r
     where ($2::timestamptz is null or r.occurred_at >= $2)
       and ($3::timestamptz is null or r.occurred_at < $3)
       and ($4::text[] is null or coalesce(r.author_id, 'system') = any ($4))
@@ -19,12 +21,7 @@ with filtered as not materialized (
       and ($9::timestamptz is null or (r.occurred_at, r.event_id) {after} ($9, $10::bigint))
       and ($11::bigint is null or r.event_id = $11)
 )
-select r.event_id, r.workspace_id, r.occurred_at, r.local_time, r.time_zone, r.source,
-       r.author_id, r.author, r.action, r.action_code, r.category, r.origin, r.target_id, r.target,
-       r.caused_by, r.previous_value, r.new_value,
-       r."user", r.description, r.project, r.task, r.client, r.kiosk, r.type,
-       r.start_date, r.start_time, r.end_date, r.end_time, r.duration, r.billable,
-       r.billable_rate, r.cost_rate, r.approved, r.invoiced, r.tags
+select r.*
 from (
     (select * from filtered w where w.workspace_id = $1
      order by w.occurred_at {order}, w.event_id {order} limit $8)

@@ -392,3 +392,126 @@ async fn the_plain_report_shows_where_a_creation_came_from() {
     // Only creations say it: an update's origin stays in the details.
     assert!(!out.contains("Updated time entry ("), "{out}");
 }
+
+/// Details documents an export formats itself (src/detail.rs) and the report view formats in SQL:
+/// escapes, numbers and objects, times across a change of summer time, over a day and
+/// backwards, offsets, infinity, far years, a time finer than PostgreSQL keeps, and tag lists
+/// with nulls and empties.
+const DETAILS: [&str; 13] = [
+    r#"{"user": "Ann \"A\" \\ back", "description": "line\nbreak\ttab é ☃", "project": "P, with comma"}"#,
+    r#"{"billable": true, "approved": false, "billable_rate": 12.50, "cost_rate": 1e3, "invoiced": null,
+        "kiosk": {"b": [1, 2], "a": "x"}, "type": ["t"], "client": ""}"#,
+    r#"{"start": "2026-03-29T00:30:00Z", "end": "2026-03-30T02:15:30.9Z", "tags": ["a, b", null, "c"]}"#,
+    r#"{"start": "2026-11-01T05:30:00Z", "end": "2026-11-01T07:00:00.000001Z", "tags": ["urgent"]}"#,
+    r#"{"start": "2026-01-01T10:30:00Z", "end": "2026-01-01T09:00:00.5Z", "tags": []}"#,
+    r#"{"start": "infinity", "end": "-infinity", "tags": [null]}"#,
+    r#"{"start": "2026-01-01T09:00:00+05:30", "end": "2026-01-05T09:00:00-08:00", "tags": [""]}"#,
+    r#"{"start": "1971-01-01T00:00:00Z", "end": "9999-12-31T12:00:00Z"}"#,
+    r#"{"start": "2026-06-01T09:00:00Z", "end": "2026-06-01T09:00:00Z", "user": 42, "tags": [1, true, "x"]}"#,
+    r#"{"start": "2026-06-01T09:00:00.123456Z"}"#,
+    r#"{"start": "2026-06-01T09:00:00.0000004Z", "end": "2026-06-01T09:00:01Z"}"#,
+    r#"{"other": "ignored"}"#,
+    "{}",
+];
+
+#[tokio::test]
+async fn an_export_formats_each_detail_as_the_report_view_does() {
+    let (db, mut client, _config) = installed_host().await;
+    client
+        .batch_execute("select audit_log.ensure_partition(now())")
+        .await
+        .unwrap();
+    for (i, details) in DETAILS.iter().enumerate() {
+        let id = i as i64 + 1;
+        client
+            .execute(
+                "insert into audit_log.events (event_id, occurred_at, workspace_id, category,
+                                               action_code, action, author, txid, source, details)
+                 values ($1, now() - make_interval(secs => $1::bigint), '1', 'time_entries',
+                         'time_entry.updated', 'Updated time entry', 'System', 1, 'app.time_entry',
+                         $2::text::jsonb)",
+                &[&id, details],
+            )
+            .await
+            .unwrap();
+    }
+    let fields: Vec<&str> = clockwatch::report::DETAIL_FIELDS
+        .iter()
+        .map(|(field, _)| *field)
+        .collect();
+    let select = format!(
+        "select event_id, {} from audit_log.report where workspace_id = '1' order by event_id",
+        fields
+            .iter()
+            .map(|f| format!("\"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for zone in ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"] {
+        let tx = client.transaction().await.unwrap();
+        tx.execute(
+            "select set_config('clockwatch.timezone', $1, true)",
+            &[&zone],
+        )
+        .await
+        .unwrap();
+        let view: Vec<(i64, Vec<Option<String>>)> = tx
+            .query(&select, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), (1..=fields.len()).map(|i| r.get(i)).collect()))
+            .collect();
+        tx.commit().await.unwrap();
+        let out = ok(&cli(
+            &db.url,
+            &[
+                "export",
+                "--workspace",
+                "1",
+                "--timezone",
+                zone,
+                "--format",
+                "jsonl",
+            ],
+        ));
+        let mut exported: Vec<(i64, Vec<Option<String>>)> = out
+            .lines()
+            .map(|line| {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                let detail = |f: &&str| record[*f].as_str().map(str::to_string);
+                (
+                    record["event_id"].as_i64().unwrap(),
+                    fields.iter().map(detail).collect(),
+                )
+            })
+            .collect();
+        exported.sort();
+        assert_eq!(exported.len(), DETAILS.len());
+        for ((id, by_view), (_, by_export)) in view.iter().zip(&exported) {
+            assert_eq!(
+                by_export,
+                by_view,
+                "{zone}, details {}",
+                DETAILS[*id as usize - 1]
+            );
+        }
+    }
+    // The view's own reading of the awkward ones (in the installed zone, UTC), so that agreeing
+    // is not agreeing on nothing.
+    let utc: Vec<Option<String>> = column(
+        &client,
+        "select concat_ws(' | ', start_time, end_time, duration, tags)
+         from audit_log.report where event_id in (3, 5, 6, 7) order by event_id",
+    )
+    .await;
+    assert_eq!(
+        utc,
+        [
+            Some("00:30:00 | 02:15:30 | 25:45:30 | a, b, c".to_string()),
+            Some("10:30:00 | 09:00:00 | -01:29:59".to_string()),
+            Some("".to_string()),
+            Some("03:30:00 | 17:00:00 | 109:30:00 | ".to_string()),
+        ]
+    );
+}

@@ -11,10 +11,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
-use serde_json::{Map, Value};
-use tokio_postgres::types::Json;
+use serde_json::Value;
 use tokio_postgres::{Client, Transaction};
 
+use crate::chain;
 use crate::config::{Category, Config, SourceConfig};
 use crate::db::Prepared;
 use crate::error::{DbContext, Error, Result};
@@ -747,7 +747,19 @@ async fn insert_events(
         .iter()
         .map(|e| e.row.as_ref().map(|r| r.shape))
         .collect();
-    let details: Vec<Json<&Map<String, Value>>> = events.iter().map(|e| Json(&e.details)).collect();
+    // The details as jsonb will print them, and each event's content digest over that spelling
+    // (src/chain.rs): the server chains the digests without printing anything.
+    let details_text: Vec<String> = events
+        .iter()
+        .map(|e| chain::jsonb_object_text(&e.details))
+        .collect();
+    let digests: Vec<[u8; 32]> = events
+        .iter()
+        .zip(&details_text)
+        .map(|(e, d)| chain::content_digest(e, d))
+        .collect();
+    let digests: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
+    let details: Vec<JsonText> = details_text.iter().map(|d| JsonText(d)).collect();
     prepared
         .execute(
             tx,
@@ -773,6 +785,7 @@ async fn insert_events(
                 &row_images,
                 &row_shapes,
                 &details,
+                &digests,
             ],
         )
         .await

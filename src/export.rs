@@ -13,11 +13,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
-use tokio_postgres::types::{FromSql, ToSql, Type};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Transaction};
 
 use crate::detail;
 use crate::error::{DbContext, Error, Result};
+use crate::image::JsonText;
 use crate::report::{Filter, ReportRow, DETAIL_FIELDS};
 
 /// Rows fetched from the portal at a time.
@@ -213,29 +214,6 @@ impl Serialize for Record<'_> {
 pub fn json_record(r: &ReportRow, zone: Tz) -> Value {
     // Cannot fail: every key is a string.
     serde_json::to_value(Record::from_report(r, zone)).unwrap_or_default()
-}
-
-/// A `json` or `jsonb` value's text as the server sent it, borrowed from the row: `jsonb` as
-/// PostgreSQL prints it, which is what the report view's `->>` reads.
-struct JsonText<'a>(&'a str);
-
-impl<'a> FromSql<'a> for JsonText<'a> {
-    fn from_sql(
-        ty: &Type,
-        raw: &'a [u8],
-    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        // Binary jsonb is a version byte, 1, then the text.
-        let text = match (ty == &Type::JSONB, raw.split_first()) {
-            (false, _) => raw,
-            (true, Some((1, text))) => text,
-            (true, _) => return Err("unsupported jsonb version".into()),
-        };
-        Ok(JsonText(std::str::from_utf8(text)?))
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        ty == &Type::JSON || ty == &Type::JSONB
-    }
 }
 
 /// Write every row matching `filter` to `out`. Returns the number of rows written.

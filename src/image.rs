@@ -21,7 +21,7 @@ use std::ops::Range;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
 /// A JSON object's text and where each of its top-level fields is.
 #[derive(Clone, PartialEq)]
@@ -179,10 +179,25 @@ impl<'de> Deserialize<'de> for FieldName<'de> {
     }
 }
 
-/// JSON text to or from a json/jsonb column, passed through as is. (jsonb's binary format is a
-/// version byte, 1, then the text.)
+/// JSON text to or from a json/jsonb column, passed through as is: json as it was written,
+/// jsonb as PostgreSQL prints it. (jsonb's binary format is a version byte, 1, then the text.)
 #[derive(Debug, Clone, Copy)]
 pub struct JsonText<'a>(pub &'a str);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        let text = match (*ty == Type::JSONB, raw.split_first()) {
+            (false, _) => raw,
+            (true, Some((1, text))) => text,
+            (true, _) => return Err("unsupported jsonb version".into()),
+        };
+        Ok(JsonText(std::str::from_utf8(text)?))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::JSON | Type::JSONB)
+    }
+}
 
 impl ToSql for JsonText<'_> {
     fn to_sql(

@@ -16,7 +16,8 @@
 //! - [`retention`]: monthly partitions created ahead, old ones dropped after `retention`.
 //! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines;
 //!   an export formats each event's details itself ([`detail`]), off the database server.
-//! - [`verify`]: walks each workspace's SHA-256 hash chain (written by `append_events()`).
+//! - [`chain`] and [`verify`]: each event's canonical content, hashed by the daemon and chained
+//!   by `append_events()`, and `clockwatch verify`, which walks each workspace's chain.
 //! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
 //! - [`serve`]: `clockwatch serve`, the Audit Log page and its JSON API, behind signed links.
 //! - [`systemd`]: readiness and watchdog notifications for `Type=notify` units.
@@ -30,6 +31,7 @@
 //! `audit_log.report_events`) created by the
 //! migrations, so applications query them directly.
 
+pub mod chain;
 pub mod cli;
 pub mod cluster;
 pub mod cmd;

@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
+use crate::chain;
 use crate::config::{Category, NameColumns, SourceConfig};
 use crate::image::{Raw, RowImage};
 
@@ -307,7 +308,7 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
                 after,
             }),
         ) if before != after => {
-            let named = |ids: &[String]| Value::from(tag_names(ids, names)).to_string();
+            let named = |ids: &[String]| chain::jsonb_text(&Value::from(tag_names(ids, names)));
             Some((named(before), named(after)))
         }
         _ => None,
@@ -446,13 +447,16 @@ fn diff<'a>(
 }
 
 /// A JSON object of the given columns and their values' JSON text, and the record's link-table
-/// tags under "tags" when they changed.
+/// tags under "tags" when they changed. Keys go as `jsonb` orders them (shortest first, then in
+/// byte order), so the stored text (a `json` value, kept as written) reads as the details do.
 fn json_object<'a>(
     fields: impl Iterator<Item = (&'a str, &'a str)>,
     tags: Option<&'a str>,
 ) -> String {
+    let mut entries: Vec<(&str, &str)> = fields.chain(tags.map(|t| ("tags", t))).collect();
+    entries.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     let mut out = String::from("{");
-    for (i, (column, value)) in fields.chain(tags.map(|t| ("tags", t))).enumerate() {
+    for (i, (column, value)) in entries.into_iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }

@@ -235,8 +235,9 @@ fn push_array_level(
             None => return Err(format!("array printed as {}", clip(literal))),
             _ => {}
         }
+        // ", " as jsonb prints an array: a changed value is stored as written (a json value).
         if !first {
-            out.push(',');
+            out.push_str(", ");
         }
         first = false;
         if chars.peek() == Some(&'{') {

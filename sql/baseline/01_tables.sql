@@ -177,17 +177,23 @@ create table events (
     linked         boolean not null default false, -- caused by another change (cascade, host trigger)
     txid           bigint not null,
     source         text not null,
-    previous_value jsonb,              -- changed columns only: before
-    new_value      jsonb,              -- changed columns only: after
+    -- The changed values are json, not jsonb: json keeps the text exactly as the daemon wrote it,
+    -- which is the text the daemon hashed for the chain (03_chain.sql), where jsonb would respell
+    -- a host's values (numbers, escapes, a json column's own spacing and key order).
+    previous_value json,               -- changed columns only: before
+    new_value      json,               -- changed columns only: after
     -- The whole row (after; before for a delete) as captured: the record's text, read with
     -- the columns of its shape (shape.id). Stored as staged, at a quarter of the bytes the row
     -- takes as jsonb; the report view shows it as JSON (row_data, 05_reports.sql).
     row_image      text,
     row_shape      bigint,
+    -- Names and times as strings, and tags as an array of strings: the daemon prints them as jsonb
+    -- does (src/chain.rs), and the report view reads them many times over (jsonb: 0.3 us a
+    -- lookup, json 1.8).
     details        jsonb not null default '{}',
     chain_seq      bigint,             -- position in the workspace's hash chain, from 1
     prev_hash      bytea,              -- hash of the event before it (or of the anchor)
-    hash           bytea,              -- sha256(prev_hash || canonical content), 03_chain.sql
+    hash           bytea,              -- sha256(prev_hash || sha256(canonical content)), 03_chain.sql
     -- The key is also the report's index: a workspace's events in time order, walked either way
     -- (a page of the newest, one record's history oldest first). A linked change finds its
     -- primary event, which happened in the same statement, by workspace and time through it too

@@ -6,13 +6,15 @@
 -- role may add events through it, chained, but has no INSERT, UPDATE or DELETE on events itself.
 
 -- Write a batch of events (one array per column, in the same order), chaining each to its
--- workspace's previous event. Returns how many were written.
+-- workspace's previous event. p_digest holds each event's content digest, sha256 of its
+-- canonical content as the daemon printed it (03_chain.sql). Returns how many were written.
 --
 -- * Set-based: the chain is computed by the chain_hash window aggregate inside one INSERT ...
 --   SELECT (a row-by-row PL/pgSQL loop cost 28 ms per 1,000 events, where inserting them costs 10).
--- * The hashed content of each event is built before the chain heads are locked, since it does
---   not depend on the chain: two drain connections appending to one workspace take turns only for
---   the chaining itself (11 of the 35 us an event cost was content built inside the lock).
+-- * The content is hashed by the daemon, not here: printing it cost 8.5 us an event of the
+--   server's CPU. The daemon could hash something other than what it stores, but it could as
+--   well append a false event outright; what the chain guards is that no event changes once
+--   written, and `clockwatch verify` recomputes every digest from the stored row.
 -- * plan_cache_mode = force_generic_plan: the arguments are arrays whose contents the planner
 --   cannot see into, so a custom plan comes out the same as the generic one but costs a full plan
 --   of every statement per call; for a one-event batch the plan cache kept choosing custom plans
@@ -21,8 +23,8 @@ create function append_events(
     p_event_id bigint[], p_occurred_at timestamptz[], p_workspace_id text[], p_category text[],
     p_action_code text[], p_action text[], p_origin text[], p_author_id text[], p_author text[],
     p_target_id text[], p_target text[], p_caused_by bigint[], p_linked boolean[], p_txid bigint[],
-    p_source text[], p_previous_value jsonb[], p_new_value jsonb[], p_row_image text[],
-    p_row_shape bigint[], p_details jsonb[])
+    p_source text[], p_previous_value json[], p_new_value json[], p_row_image text[],
+    p_row_shape bigint[], p_details jsonb[], p_digest bytea[])
 returns integer
 language plpgsql
 security definer
@@ -30,23 +32,13 @@ set search_path from current
 set plan_cache_mode = force_generic_plan
 as $$
 declare
-    v_count   integer;
-    -- The hashed text of each event, in argument order: computed before any lock is taken.
-    v_content bytea[] := array(
-        select convert_to(event_content(
-                   row(u.event_id, u.occurred_at, now(), u.workspace_id, u.category, u.action_code,
-                       u.action, u.origin, u.author_id, u.author, u.target_id, u.target,
-                       u.caused_by, u.linked, u.txid, u.source, u.previous_value, u.new_value,
-                       u.row_image, u.row_shape, u.details, null, null, null)::events), 'UTF8')
-        from unnest(p_event_id, p_occurred_at, p_workspace_id, p_category, p_action_code,
-                    p_action, p_origin, p_author_id, p_author, p_target_id, p_target,
-                    p_caused_by, p_linked, p_txid, p_source, p_previous_value, p_new_value,
-                    p_row_image, p_row_shape, p_details) with ordinality
-             as u(event_id, occurred_at, workspace_id, category, action_code, action, origin,
-                  author_id, author, target_id, target, caused_by, linked, txid, source,
-                  previous_value, new_value, row_image, row_shape, details, position)
-        order by u.position);
+    v_count integer;
 begin
+    -- The changed values must read as jsonb too, as report_changes reads them: json keeps a
+    -- \u0000 escape or a lone surrogate that `->>` cannot turn into text, and one such event
+    -- would fail every query of report_changes over it. Such a batch is refused, and the
+    -- daemon sets the change aside (dead_letter) with the reason.
+    perform p_previous_value::jsonb[], p_new_value::jsonb[];
     -- A workspace's first event chains from its anchor (left by pruning) or from nothing.
     insert into chain_head (workspace_id, seq, hash)
     select w.workspace_id, coalesce(a.seq, 0), coalesce(a.hash, '\x'::bytea)
@@ -65,14 +57,14 @@ begin
         from unnest(p_event_id, p_occurred_at, p_workspace_id, p_category, p_action_code,
                     p_action, p_origin, p_author_id, p_author, p_target_id, p_target,
                     p_caused_by, p_linked, p_txid, p_source, p_previous_value, p_new_value,
-                    p_row_image, p_row_shape, p_details, v_content)
+                    p_row_image, p_row_shape, p_details, p_digest)
              as u(event_id, occurred_at, workspace_id, category, action_code, action, origin,
                   author_id, author, target_id, target, caused_by, linked, txid, source,
-                  previous_value, new_value, row_image, row_shape, details, content)
+                  previous_value, new_value, row_image, row_shape, details, digest)
     ), chained as (
         select b.*, h.hash as head_hash,
                h.seq + row_number() over w as chain_seq,
-               chain_hash(h.hash, b.content) over w as hash
+               chain_hash(h.hash, b.digest) over w as hash
         from batch b
         join chain_head h on h.workspace_id = b.workspace_id
         window w as (partition by b.workspace_id order by b.event_id)
@@ -102,5 +94,5 @@ begin
 end
 $$;
 revoke execute on function append_events(bigint[], timestamptz[], text[], text[], text[], text[],
-    text[], text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], jsonb[], jsonb[],
-    text[], bigint[], jsonb[]) from public;
+    text[], text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], json[], json[],
+    text[], bigint[], jsonb[], bytea[]) from public;

@@ -182,8 +182,9 @@ select e.event_id,
        e.previous_value ->> f.field as previous_value,
        e.new_value ->> f.field      as new_value
 from events e
-cross join lateral (select distinct k as field
-                    from jsonb_object_keys(e.previous_value || e.new_value) k) f
+cross join lateral (select k as field from json_object_keys(e.previous_value) k
+                    union
+                    select k from json_object_keys(e.new_value) k) f
 where e.previous_value is not null and e.new_value is not null;
 
 -- The action codes a filter names, by code or by label, case-insensitively. Raises on a name

@@ -28,7 +28,7 @@ begin
                    '%s.ensure_partitions_ahead(timestamptz, integer), %s.prune(timestamptz, boolean), '
                    '%s.maintain(timestamptz), %s.event_partitions(), %s.append_events(bigint[], '
                    'timestamptz[], text[], text[], text[], text[], text[], text[], text[], text[], '
-                   'text[], bigint[], boolean[], bigint[], text[], jsonb[], jsonb[], text[], bigint[], jsonb[]) to %I',
+                   'text[], bigint[], boolean[], bigint[], text[], json[], json[], text[], bigint[], jsonb[], bytea[]) to %I',
                    s, s, s, s, s, s, p_role);
 end
 $$;

@@ -1,5 +1,6 @@
--- Write a batch of events (one array per column), hash-chained per workspace by append_events().
+-- Write a batch of events (one array per column, and each event's content digest), hash-chained
+-- per workspace by append_events().
 select append_events($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
                      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-                     $12::bigint[], $13::boolean[], $14::bigint[], $15::text[], $16::jsonb[],
-                     $17::jsonb[], $18::text[], $19::bigint[], $20::jsonb[])
+                     $12::bigint[], $13::boolean[], $14::bigint[], $15::text[], $16::json[],
+                     $17::json[], $18::text[], $19::bigint[], $20::jsonb[], $21::bytea[])

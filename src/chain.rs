@@ -108,9 +108,14 @@ fn write_jsonb(value: &Value, out: &mut String) {
     }
 }
 
+/// The order of a `jsonb` object's keys: shortest first, then in byte order.
+pub fn jsonb_key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
 fn write_object(map: &Map<String, Value>, out: &mut String) {
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    entries.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    entries.sort_by(|(a, _), (b, _)| jsonb_key_order(a, b));
     out.push('{');
     for (i, (key, item)) in entries.into_iter().enumerate() {
         if i > 0 {

@@ -447,14 +447,14 @@ fn diff<'a>(
 }
 
 /// A JSON object of the given columns and their values' JSON text, and the record's link-table
-/// tags under "tags" when they changed. Keys go as `jsonb` orders them (shortest first, then in
-/// byte order), so the stored text (a `json` value, kept as written) reads as the details do.
+/// tags under "tags" when they changed. Keys go as `jsonb` orders them, so the stored text (a
+/// `json` value, kept as written) reads as the details do.
 fn json_object<'a>(
     fields: impl Iterator<Item = (&'a str, &'a str)>,
     tags: Option<&'a str>,
 ) -> String {
     let mut entries: Vec<(&str, &str)> = fields.chain(tags.map(|t| ("tags", t))).collect();
-    entries.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    entries.sort_by(|(a, _), (b, _)| chain::jsonb_key_order(a, b));
     let mut out = String::from("{");
     for (i, (column, value)) in entries.into_iter().enumerate() {
         if i > 0 {

@@ -93,10 +93,11 @@ $$;
 -- TimeZone).
 --
 -- The details are read with one jsonb_to_record() per event, which walks the document once and
--- converts each field as it goes (start and end straight to timestamptz, tags to text[]): twelve
--- `->>` lookups, two casts and a subquery over the tags cost twice as much (500,000 rows of an
--- export: 5.0 s of the server's time against 3.0 s, bench/README.md). A text column of the record
--- gets a string's text and any other value's JSON text, as `->>` does.
+-- converts each field as it goes (start and end straight to timestamptz, tags to text[]), where
+-- twelve `->>` lookups, two casts and a subquery over the tags cost more (500,000 rows of the
+-- view with the duration below: 6.4-7.0 s of the server's time against 8.0-9.5 s,
+-- bench/README.md). A text column of the record gets a string's text and any other value's JSON
+-- text, as `->>` does.
 -- A duration counts whole hours past a day (25:00:00) and is negative when the end comes before
 -- the start (-01:30:00), as changed durations read (src/report.rs).
 create view report as

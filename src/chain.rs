@@ -13,6 +13,7 @@
 use serde_json::{Map, Value};
 
 use crate::normalize::AuditEvent;
+use crate::record::push_string;
 
 /// sha256 of `event`'s canonical content, its details spelled `details` (from
 /// [`jsonb_object_text`]). The content is fed to the hash field by field, never built whole.
@@ -93,7 +94,7 @@ fn write_jsonb(value: &Value, out: &mut String) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => write_string(s, out),
+        Value::String(s) => push_string(out, s),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -121,39 +122,11 @@ fn write_object(map: &Map<String, Value>, out: &mut String) {
         if i > 0 {
             out.push_str(", ");
         }
-        write_string(key, out);
+        push_string(out, key);
         out.push_str(": ");
         write_jsonb(item, out);
     }
     out.push('}');
-}
-
-fn write_string(text: &str, out: &mut String) {
-    out.push('"');
-    // Runs of characters that need no escape are copied whole.
-    let mut start = 0;
-    for (i, byte) in text.bytes().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&text[start..i]);
-        if escape.is_empty() {
-            out.push_str(&format!("\\u{byte:04x}"));
-        } else {
-            out.push_str(escape);
-        }
-        start = i + 1;
-    }
-    out.push_str(&text[start..]);
-    out.push('"');
 }
 
 #[cfg(test)]
@@ -163,11 +136,10 @@ mod tests {
 
     #[test]
     fn keys_go_shortest_first_and_strings_escape_as_postgresql_does() {
-        let details =
-            json!({"project": "P", "tags": ["a", "b"], "user": "q\"\\\n\u{1}é", "end": ""});
+        let details = json!({"project": "P", "tags": ["a", "b"], "user": "q\"\\\n\u{1}\u{8}\u{c}\u{1f}é", "end": ""});
         assert_eq!(
             jsonb_object_text(details.as_object().unwrap()),
-            r#"{"end": "", "tags": ["a", "b"], "user": "q\"\\\n\u0001é", "project": "P"}"#
+            r#"{"end": "", "tags": ["a", "b"], "user": "q\"\\\n\u0001\b\f\u001fé", "project": "P"}"#
         );
         assert_eq!(jsonb_object_text(&Map::new()), "{}");
         assert_eq!(

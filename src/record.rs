@@ -302,14 +302,18 @@ fn is_json_number(value: &str) -> bool {
         })
 }
 
-/// `text` as a JSON string: runs that need no escaping are copied whole.
-fn push_string(out: &mut String, text: &str) {
+/// `text` as a JSON string, escaped as PostgreSQL's `escape_json()` escapes it (so as `jsonb`
+/// prints it; the chain's details rely on that, src/chain.rs): runs that need no escaping are
+/// copied whole.
+pub(crate) fn push_string(out: &mut String, text: &str) {
     out.push('"');
     let mut run = 0;
     for (i, b) in text.bytes().enumerate() {
         let escaped = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",

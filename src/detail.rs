@@ -1,10 +1,10 @@
 //! Clockify's detail fields of an event (user, project, start date, duration, tags...) worked
 //! out in this process from its `details` document, as the report view works them out in SQL.
 //!
-//! An export reads each event's document whole and formats it here. The view's formatting is
-//! most of what an export costs the database server (500,000 rows: about 3 s of its CPU for the
-//! formatted columns against 2.4 s to read and send the raw ones, bench/README.md), and that
-//! server is the host application's. Reports, the page and SQL users keep the view; a test
+//! An export reads each event's document whole and formats it here. The view's formatting was
+//! most of what an export cost the database server (500,000 rows: 6.4-7.0 s of its time through
+//! the report view, against 2.6-2.7 s for the stored columns, bench/README.md), and that server
+//! is the host application's. Reports, the page and SQL users keep the view; a test
 //! (`tests/it/report.rs`) holds both to the same output on awkward documents and time zones.
 //!
 //! The rules, the view's (`sql/baseline/05_reports.sql`):

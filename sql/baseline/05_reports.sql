@@ -163,9 +163,10 @@ cross join lateral jsonb_to_record(e.details)
          cost_rate text, approved text, invoiced text, tags text[]);
 
 -- The events a report reads, as stored: what `clockwatch export` reads, formatting the details
--- document itself (src/detail.rs) rather than asking the server to (reading the report view's
--- formatted columns cost the server twice the CPU: 500,000 rows in 4.8-4.9 s against 2.6-2.7 s,
--- bench/README.md). Without the row image and the chain, which a report does not show.
+-- document itself (src/detail.rs) rather than asking the server to. 500,000 rows took the server
+-- 2.6-2.7 s from here, 6.4-7.0 s as the report view's formatted columns, and 4.8-4.9 s as the
+-- view's stored columns, whose lateral jsonb_to_record() runs even when no detail is read
+-- (bench/README.md). Without the row image and the chain, which a report does not show.
 create view report_events as
 select e.event_id, e.workspace_id, e.occurred_at, e.source, e.author_id, e.author, e.action,
        e.action_code, e.category, e.origin, e.target_id, e.target, e.caused_by, e.previous_value,

@@ -4,7 +4,7 @@
 //! `append_events()` chains the digests computed here, and `clockwatch verify` prints the content
 //! again from the stored row with `event_content()` (`sql/baseline/03_chain.sql`, which defines
 //! the form). Both must print the same bytes or verify reports tampering, so the form leaves
-//! nothing to interpretation: each field is its length in characters, a colon and its text
+//! nothing to interpretation: each field is its length in bytes of UTF-8, a colon and its text
 //! (`~` for null), and each field's text is exactly what is stored:
 //! - the changed values are stored as `json`, which keeps the text the daemon sent;
 //! - the details are stored as `jsonb`, so the daemon sends them already spelled as `jsonb`
@@ -29,13 +29,7 @@ pub fn content_digest(event: &AuditEvent, details: &str) -> [u8; 32] {
     };
     let field = |text: Option<&str>, hash: &mut openssl::sha::Sha256| match text {
         Some(text) => {
-            // Most fields are ASCII, whose length in characters is their length in bytes.
-            let length = if text.is_ascii() {
-                text.len()
-            } else {
-                text.chars().count()
-            };
-            hash.update(length.to_string().as_bytes());
+            hash.update(text.len().to_string().as_bytes());
             hash.update(b":");
             hash.update(text.as_bytes());
         }

@@ -15,8 +15,8 @@
 -- by construction: every field is stored exactly as the daemon printed it (the JSON values as
 -- json, which keeps their text), and the form below has no escaping to get wrong.
 
--- The canonical content of an event: its fields in a fixed order, each as its length in
--- characters, a colon and its text, or `~` for SQL null, with nothing between them:
+-- The canonical content of an event: its fields in a fixed order, each as its length in bytes of
+-- UTF-8, a colon and its text, or `~` for SQL null, with nothing between them:
 --
 --   event_id, occurred_at (microseconds since 1970-01-01 00:00 UTC), workspace_id, category,
 --   action_code, action, origin, author_id, author, target_id, target, caused_by,
@@ -24,7 +24,9 @@
 --   details
 --
 -- integers in decimal, JSON values as stored. `3:abc2:de~` is abc, de and a null. The hash is
--- over its UTF-8 bytes. (README.md, "Tamper evidence", states the same for other tools.)
+-- over its UTF-8 bytes. (Bytes of UTF-8, not characters: the daemon's text is UTF-8 whatever the
+-- server's encoding, and length() counts bytes, not characters, in a SQL_ASCII database.)
+-- README.md, "Tamper evidence", states the same for other tools.
 --
 -- STABLE (as extract() from a timestamptz is), with no SET search_path and no FROM: anything
 -- else stops PostgreSQL from inlining this SQL function, which `clockwatch verify` runs for every
@@ -34,28 +36,28 @@ create function event_content(e events) returns text
 language sql stable
 as $$
     select concat(
-        length(e.event_id::text) || ':' || e.event_id,
+        octet_length(e.event_id::text) || ':' || e.event_id,
         -- (Exact: extract() returns numeric, the microseconds its fraction.)
-        length(((extract(epoch from e.occurred_at) * 1000000)::bigint)::text) || ':'
+        octet_length(((extract(epoch from e.occurred_at) * 1000000)::bigint)::text) || ':'
             || (extract(epoch from e.occurred_at) * 1000000)::bigint,
-        coalesce(length(e.workspace_id) || ':' || e.workspace_id, '~'),
-        coalesce(length(e.category) || ':' || e.category, '~'),
-        coalesce(length(e.action_code) || ':' || e.action_code, '~'),
-        coalesce(length(e.action) || ':' || e.action, '~'),
-        coalesce(length(e.origin) || ':' || e.origin, '~'),
-        coalesce(length(e.author_id) || ':' || e.author_id, '~'),
-        coalesce(length(e.author) || ':' || e.author, '~'),
-        coalesce(length(e.target_id) || ':' || e.target_id, '~'),
-        coalesce(length(e.target) || ':' || e.target, '~'),
-        coalesce(length(e.caused_by::text) || ':' || e.caused_by, '~'),
-        coalesce(length(e.linked::text) || ':' || e.linked, '~'),
-        coalesce(length(e.txid::text) || ':' || e.txid, '~'),
-        coalesce(length(e.source) || ':' || e.source, '~'),
-        coalesce(length(e.previous_value::text) || ':' || e.previous_value, '~'),
-        coalesce(length(e.new_value::text) || ':' || e.new_value, '~'),
-        coalesce(length(e.row_image) || ':' || e.row_image, '~'),
-        coalesce(length(e.row_shape::text) || ':' || e.row_shape, '~'),
-        coalesce(length(e.details::text) || ':' || e.details, '~'))
+        coalesce(octet_length(convert_to(e.workspace_id, 'UTF8')) || ':' || e.workspace_id, '~'),
+        coalesce(octet_length(convert_to(e.category, 'UTF8')) || ':' || e.category, '~'),
+        coalesce(octet_length(convert_to(e.action_code, 'UTF8')) || ':' || e.action_code, '~'),
+        coalesce(octet_length(convert_to(e.action, 'UTF8')) || ':' || e.action, '~'),
+        coalesce(octet_length(convert_to(e.origin, 'UTF8')) || ':' || e.origin, '~'),
+        coalesce(octet_length(convert_to(e.author_id, 'UTF8')) || ':' || e.author_id, '~'),
+        coalesce(octet_length(convert_to(e.author, 'UTF8')) || ':' || e.author, '~'),
+        coalesce(octet_length(convert_to(e.target_id, 'UTF8')) || ':' || e.target_id, '~'),
+        coalesce(octet_length(convert_to(e.target, 'UTF8')) || ':' || e.target, '~'),
+        coalesce(octet_length(e.caused_by::text) || ':' || e.caused_by, '~'),
+        coalesce(octet_length(e.linked::text) || ':' || e.linked, '~'),
+        coalesce(octet_length(e.txid::text) || ':' || e.txid, '~'),
+        coalesce(octet_length(convert_to(e.source, 'UTF8')) || ':' || e.source, '~'),
+        coalesce(octet_length(convert_to(e.previous_value::text, 'UTF8')) || ':' || e.previous_value, '~'),
+        coalesce(octet_length(convert_to(e.new_value::text, 'UTF8')) || ':' || e.new_value, '~'),
+        coalesce(octet_length(convert_to(e.row_image, 'UTF8')) || ':' || e.row_image, '~'),
+        coalesce(octet_length(e.row_shape::text) || ':' || e.row_shape, '~'),
+        coalesce(octet_length(convert_to(e.details::text, 'UTF8')) || ':' || e.details, '~'))
 $$;
 
 -- chain_hash(head, digest) over (partition by workspace order by event_id): the running hash of

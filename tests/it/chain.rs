@@ -184,7 +184,7 @@ async fn pruning_keeps_the_rest_of_the_chain_verifiable() {
 }
 
 /// The canonical content as README.md and 03_chain.sql state it, for one event with every kind
-/// of field: lengths in characters, `~` for null, the time in microseconds since 1970, the
+/// of field: lengths in bytes of UTF-8, `~` for null, the time in microseconds since 1970, the
 /// changed values as stored (json keeps the text) and the details as jsonb prints them.
 #[tokio::test]
 async fn the_canonical_content_is_as_documented() {
@@ -216,8 +216,8 @@ async fn the_canonical_content_is_as_documented() {
             "11:tag.updated",
             "11:Updated tag",
             "~",
-            "1:é",
-            "3:Zoë",
+            "2:é",
+            "4:Zoë",
             "~",
             "0:",
             "~",

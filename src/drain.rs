@@ -28,6 +28,7 @@ const CLAIM: &str = include_str!("../sql/queries/claim.sql");
 const CLAIM_REST: &str = include_str!("../sql/queries/claim_rest.sql");
 const PRIMARY_EVENTS: &str = include_str!("../sql/queries/primary_events.sql");
 const PRIMARY_STAGED: &str = include_str!("../sql/queries/primary_staged.sql");
+const CHAIN_HEADS: &str = include_str!("../sql/queries/chain_heads.sql");
 const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
 const DEAD_LETTER: &str = include_str!("../sql/queries/dead_letter.sql");
 const SHAPES: &str = "select id, columns, types from shape where id = any($1)";
@@ -747,18 +748,54 @@ async fn insert_events(
         .iter()
         .map(|e| e.row.as_ref().map(|r| r.shape))
         .collect();
-    // The details as jsonb will print them, and each event's content digest over that spelling
-    // (src/chain.rs): the server chains the digests without printing anything.
+    // The details as jsonb will print them, each event's content digest over that spelling
+    // (src/chain.rs), and its link in its workspace's chain from the heads locked here: the
+    // server stores the links without printing or hashing anything.
     let details_text: Vec<String> = events
         .iter()
         .map(|e| chain::jsonb_object_text(&e.details))
         .collect();
-    let digests: Vec<[u8; 32]> = events
+    let digests: Vec<(&str, i64, [u8; 32])> = events
         .iter()
         .zip(&details_text)
-        .map(|(e, d)| chain::content_digest(e, d))
+        .map(|(e, d)| {
+            (
+                e.workspace_id.as_str(),
+                e.event_id,
+                chain::content_digest(e, d),
+            )
+        })
         .collect();
-    let digests: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
+    let mut batch_workspaces: Vec<&str> = digests.iter().map(|(w, _, _)| *w).collect();
+    batch_workspaces.sort_unstable();
+    batch_workspaces.dedup();
+    let mut heads: HashMap<String, chain::Head> = prepared
+        .query(tx, CHAIN_HEADS, &[&batch_workspaces])
+        .await
+        .context("lock the chain heads")?
+        .iter()
+        .map(|r| {
+            let head = chain::Head {
+                seq: r.get("seq"),
+                hash: r.get("hash"),
+            };
+            (r.get("workspace_id"), head)
+        })
+        .collect();
+    let from = heads.clone();
+    let links = chain::chain_batch(&digests, &mut heads)
+        .map_err(|e| Error::Schema(format!("write events: {e}")))?;
+    let chain_seqs: Vec<i64> = links.iter().map(|l| l.seq).collect();
+    let prev_hashes: Vec<&[u8]> = links.iter().map(|l| &l.prev_hash[..]).collect();
+    let hashes: Vec<&[u8]> = links.iter().map(|l| &l.hash[..]).collect();
+    let head_workspaces: Vec<&str> = heads.keys().map(String::as_str).collect();
+    let head_from_seqs: Vec<i64> = head_workspaces.iter().map(|w| from[*w].seq).collect();
+    let head_from_hashes: Vec<&[u8]> = head_workspaces.iter().map(|w| &from[*w].hash[..]).collect();
+    let head_to_seqs: Vec<i64> = head_workspaces.iter().map(|w| heads[*w].seq).collect();
+    let head_to_hashes: Vec<&[u8]> = head_workspaces
+        .iter()
+        .map(|w| &heads[*w].hash[..])
+        .collect();
     let details: Vec<JsonText> = details_text.iter().map(|d| JsonText(d)).collect();
     prepared
         .execute(
@@ -785,7 +822,14 @@ async fn insert_events(
                 &row_images,
                 &row_shapes,
                 &details,
-                &digests,
+                &chain_seqs,
+                &prev_hashes,
+                &hashes,
+                &head_workspaces,
+                &head_from_seqs,
+                &head_from_hashes,
+                &head_to_seqs,
+                &head_to_hashes,
             ],
         )
         .await

@@ -5,10 +5,11 @@
 --
 --     hash = sha256(previous hash || sha256(canonical content))
 --
--- The daemon prints each event's canonical content and hashes it (src/chain.rs) as it writes the
--- event; append_events() (04_append.sql) chains those digests. `clockwatch verify` recomputes
--- the content from the stored row with event_content() below, so a stored value that no longer
--- matches what was hashed shows. sha256() is built into PostgreSQL 11+: no extension.
+-- The daemon prints each event's canonical content, hashes it and chains it (src/chain.rs) from
+-- the heads chain_heads() locks, and append_events() (04_append.sql) stores the links.
+-- `clockwatch verify` recomputes every link from the stored row with event_content() below, so a
+-- stored value that no longer matches what was hashed shows. sha256() is built into PostgreSQL
+-- 11+: no extension.
 --
 -- The content is printed by the daemon rather than here because printing it was the largest
 -- part of an append that was not writing rows (8.5 us an event, bench/README.md). That is safe
@@ -59,13 +60,3 @@ as $$
         coalesce(octet_length(e.row_shape::text) || ':' || e.row_shape, '~'),
         coalesce(octet_length(convert_to(e.details::text, 'UTF8')) || ':' || e.details, '~'))
 $$;
-
--- chain_hash(head, digest) over (partition by workspace order by event_id): the running hash of
--- a workspace's events from their content digests, starting from that workspace's head hash.
--- (PL/pgSQL, not SQL: an aggregate calls its step function through the function manager, where a
--- SQL function starts an executor per call and PL/pgSQL evaluates a simple expression.)
-create function chain_step(p_state bytea, p_head bytea, p_digest bytea) returns bytea
-language plpgsql immutable parallel safe
-as $$ begin return sha256(coalesce(p_state, p_head) || p_digest); end $$;
-
-create aggregate chain_hash(bytea, bytea) (sfunc = chain_step, stype = bytea);

@@ -2,19 +2,50 @@
 --
 -- The daemon claims staged changes (sql/queries/claim.sql), normalises them, and writes the
 -- batch's events with append_events() in the same transaction that deletes the batch from
--- staging, so a change is never lost or doubled. append_events() is SECURITY DEFINER: the daemon
--- role may add events through it, chained, but has no INSERT, UPDATE or DELETE on events itself.
+-- staging, so a change is never lost or doubled. chain_heads() and append_events() are SECURITY
+-- DEFINER: the daemon role may add events through them, chained, but has no INSERT, UPDATE or
+-- DELETE on events itself.
 
--- Write a batch of events (one array per column, in the same order), chaining each to its
--- workspace's previous event. p_digest holds each event's content digest, sha256 of its
--- canonical content as the daemon printed it (03_chain.sql). Returns how many were written.
+-- The chain heads of the given workspaces, row-locked until the transaction ends, for the daemon
+-- to chain a batch's events from. A workspace's first event chains from its anchor (left by
+-- pruning) or from nothing. The locks are taken in sorted order: daemons append to one
+-- workspace's chain one at a time, and two batches never wait on each other in a cycle.
+create function chain_heads(p_workspace_id text[])
+returns table (workspace_id text, seq bigint, hash bytea)
+language plpgsql
+security definer
+set search_path from current
+set plan_cache_mode = force_generic_plan
+as $$
+begin
+    insert into chain_head (workspace_id, seq, hash)
+    select w.workspace_id, coalesce(a.seq, 0), coalesce(a.hash, '\x'::bytea)
+    from (select distinct u.workspace_id from unnest(p_workspace_id) u(workspace_id)) w
+    left join chain_anchor a on a.workspace_id = w.workspace_id
+    on conflict on constraint chain_head_pkey do nothing;
+    return query
+        select h.workspace_id, h.seq, h.hash
+        from chain_head h
+        where h.workspace_id = any (p_workspace_id)
+        order by h.workspace_id
+        for update;
+end
+$$;
+revoke execute on function chain_heads(text[]) from public;
+
+-- Write a batch of events (one array per column, in the same order), chained by the daemon from
+-- the heads chain_heads() locked in the same transaction, and move each workspace's head from
+-- (p_head_from_seq, p_head_from_hash) to (p_head_to_seq, p_head_to_hash). Returns how many
+-- events were written.
 --
--- * Set-based: the chain is computed by the chain_hash window aggregate inside one INSERT ...
---   SELECT (a row-by-row PL/pgSQL loop cost 28 ms per 1,000 events, where inserting them costs 10).
--- * The content is hashed by the daemon, not here: printing it cost 8.5 us an event of the
---   server's CPU. The daemon could hash something other than what it stores, but it could as
+-- * The daemon prints and hashes each event's content and chains it (src/chain.rs): printing
+--   the content here cost 8.5 us an event of the server's CPU, and chaining it with a window
+--   aggregate (a PL/pgSQL step per event, a sort and a second window for the predecessor's hash)
+--   about 8 us more. The daemon could chain something other than what it stores, but it could as
 --   well append a false event outright; what the chain guards is that no event changes once
---   written, and `clockwatch verify` recomputes every digest from the stored row.
+--   written, and `clockwatch verify` recomputes every link from the stored rows.
+-- * A head that is not where the batch says it starts is refused, whole: a batch chained from a
+--   stale head would fork the chain.
 -- * plan_cache_mode = force_generic_plan: the arguments are arrays whose contents the planner
 --   cannot see into, so a custom plan comes out the same as the generic one but costs a full plan
 --   of every statement per call; for a one-event batch the plan cache kept choosing custom plans
@@ -24,7 +55,9 @@ create function append_events(
     p_action_code text[], p_action text[], p_origin text[], p_author_id text[], p_author text[],
     p_target_id text[], p_target text[], p_caused_by bigint[], p_linked boolean[], p_txid bigint[],
     p_source text[], p_previous_value json[], p_new_value json[], p_row_image text[],
-    p_row_shape bigint[], p_details jsonb[], p_digest bytea[])
+    p_row_shape bigint[], p_details jsonb[], p_chain_seq bigint[], p_prev_hash bytea[],
+    p_hash bytea[], p_head_workspace_id text[], p_head_from_seq bigint[],
+    p_head_from_hash bytea[], p_head_to_seq bigint[], p_head_to_hash bytea[])
 returns integer
 language plpgsql
 security definer
@@ -32,6 +65,7 @@ set search_path from current
 set plan_cache_mode = force_generic_plan
 as $$
 declare
+    v_moved integer;
     v_count integer;
 begin
     -- The changed values must read as jsonb too, as report_changes reads them: json keeps a
@@ -39,60 +73,37 @@ begin
     -- would fail every query of report_changes over it. Such a batch is refused, and the
     -- daemon sets the change aside (dead_letter) with the reason.
     perform p_previous_value::jsonb[], p_new_value::jsonb[];
-    -- A workspace's first event chains from its anchor (left by pruning) or from nothing.
-    insert into chain_head (workspace_id, seq, hash)
-    select w.workspace_id, coalesce(a.seq, 0), coalesce(a.hash, '\x'::bytea)
-    from (select distinct workspace_id from unnest(p_workspace_id) workspace_id) w
-    left join chain_anchor a on a.workspace_id = w.workspace_id
-    on conflict (workspace_id) do nothing;
-    -- Row locks on the heads, taken in sorted order: daemons append to one workspace's chain one
-    -- at a time, and two batches never wait on each other in a cycle.
-    perform 1 from chain_head h
-    where h.workspace_id = any (p_workspace_id)
-    order by h.workspace_id
-    for update;
-
-    with batch as (
-        select u.*, now() as recorded_at
-        from unnest(p_event_id, p_occurred_at, p_workspace_id, p_category, p_action_code,
-                    p_action, p_origin, p_author_id, p_author, p_target_id, p_target,
-                    p_caused_by, p_linked, p_txid, p_source, p_previous_value, p_new_value,
-                    p_row_image, p_row_shape, p_details, p_digest)
-             as u(event_id, occurred_at, workspace_id, category, action_code, action, origin,
-                  author_id, author, target_id, target, caused_by, linked, txid, source,
-                  previous_value, new_value, row_image, row_shape, details, digest)
-    ), chained as (
-        select b.*, h.hash as head_hash,
-               h.seq + row_number() over w as chain_seq,
-               chain_hash(h.hash, b.digest) over w as hash
-        from batch b
-        join chain_head h on h.workspace_id = b.workspace_id
-        window w as (partition by b.workspace_id order by b.event_id)
-    ), inserted as (
-        insert into events (event_id, occurred_at, recorded_at, workspace_id, category,
-                            action_code, action, origin, author_id, author, target_id, target,
-                            caused_by, linked, txid, source, previous_value, new_value, row_image,
-                            row_shape, details, chain_seq, prev_hash, hash)
-        select c.event_id, c.occurred_at, c.recorded_at, c.workspace_id, c.category,
-               c.action_code, c.action, c.origin, c.author_id, c.author, c.target_id, c.target,
-               c.caused_by, c.linked, c.txid, c.source, c.previous_value, c.new_value, c.row_image,
-               c.row_shape, c.details, c.chain_seq,
-               coalesce(lag(c.hash) over (partition by c.workspace_id order by c.event_id),
-                        c.head_hash),
-               c.hash
-        from chained c
-        returning workspace_id, chain_seq, hash
-    ), heads as (
-        update chain_head h set seq = l.chain_seq, hash = l.hash
-        from (select distinct on (i.workspace_id) i.workspace_id, i.chain_seq, i.hash
-              from inserted i
-              order by i.workspace_id, i.chain_seq desc) l
-        where h.workspace_id = l.workspace_id
-    )
-    select count(*) into v_count from inserted;
+    update chain_head h set seq = n.to_seq, hash = n.to_hash
+    from unnest(p_head_workspace_id, p_head_from_seq, p_head_from_hash, p_head_to_seq,
+                p_head_to_hash) as n(workspace_id, from_seq, from_hash, to_seq, to_hash)
+    where h.workspace_id = n.workspace_id and h.seq = n.from_seq and h.hash = n.from_hash;
+    get diagnostics v_moved = row_count;
+    if v_moved <> coalesce(cardinality(p_head_workspace_id), 0) then
+        raise exception 'append_events: % of % chain heads are not where the batch was chained from',
+            coalesce(cardinality(p_head_workspace_id), 0) - v_moved, coalesce(cardinality(p_head_workspace_id), 0)
+            using hint = 'lock the heads with chain_heads() in the same transaction and chain from them';
+    end if;
+    insert into events (event_id, occurred_at, recorded_at, workspace_id, category, action_code,
+                        action, origin, author_id, author, target_id, target, caused_by, linked,
+                        txid, source, previous_value, new_value, row_image, row_shape, details,
+                        chain_seq, prev_hash, hash)
+    select u.event_id, u.occurred_at, now(), u.workspace_id, u.category, u.action_code, u.action,
+           u.origin, u.author_id, u.author, u.target_id, u.target, u.caused_by, u.linked, u.txid,
+           u.source, u.previous_value, u.new_value, u.row_image, u.row_shape, u.details,
+           u.chain_seq, u.prev_hash, u.hash
+    from unnest(p_event_id, p_occurred_at, p_workspace_id, p_category, p_action_code, p_action,
+                p_origin, p_author_id, p_author, p_target_id, p_target, p_caused_by, p_linked,
+                p_txid, p_source, p_previous_value, p_new_value, p_row_image, p_row_shape,
+                p_details, p_chain_seq, p_prev_hash, p_hash)
+         as u(event_id, occurred_at, workspace_id, category, action_code, action, origin,
+              author_id, author, target_id, target, caused_by, linked, txid, source,
+              previous_value, new_value, row_image, row_shape, details, chain_seq, prev_hash,
+              hash);
+    get diagnostics v_count = row_count;
     return v_count;
 end
 $$;
 revoke execute on function append_events(bigint[], timestamptz[], text[], text[], text[], text[],
     text[], text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], json[], json[],
-    text[], bigint[], jsonb[], bytea[]) from public;
+    text[], bigint[], jsonb[], bigint[], bytea[], bytea[], text[], bigint[], bytea[], bigint[],
+    bytea[]) from public;

@@ -26,9 +26,11 @@ begin
     execute format('grant select, update on sequence %s.wakeup_idle to %I', s, p_role);
     execute format('grant execute on function %s.ensure_partition(timestamptz), '
                    '%s.ensure_partitions_ahead(timestamptz, integer), %s.prune(timestamptz, boolean), '
-                   '%s.maintain(timestamptz), %s.event_partitions(), %s.append_events(bigint[], '
-                   'timestamptz[], text[], text[], text[], text[], text[], text[], text[], text[], '
-                   'text[], bigint[], boolean[], bigint[], text[], json[], json[], text[], bigint[], jsonb[], bytea[]) to %I',
-                   s, s, s, s, s, s, p_role);
+                   '%s.maintain(timestamptz), %s.event_partitions(), %s.chain_heads(text[]), '
+                   '%s.append_events(bigint[], timestamptz[], text[], text[], text[], text[], text[], '
+                   'text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], json[], '
+                   'json[], text[], bigint[], jsonb[], bigint[], bytea[], bytea[], text[], bigint[], '
+                   'bytea[], bigint[], bytea[]) to %I',
+                   s, s, s, s, s, s, s, p_role);
 end
 $$;

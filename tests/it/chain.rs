@@ -132,6 +132,51 @@ async fn a_forged_event_is_named() {
 }
 
 #[tokio::test]
+async fn a_batch_chained_from_anywhere_but_the_head_is_refused_whole() {
+    let (db, mut client) = chained().await;
+    // One event, chained as the daemon chains it, from (seq, hash) given as the head.
+    let append = |from_seq: &str| {
+        format!(
+            "select audit_log.append_events(
+                 array[999]::bigint[], array[now()], array['1'], array['tags'], array['tag.deleted'],
+                 array['Deleted tag'], array[null]::text[], array[null]::text[], array['System'],
+                 array['7'], array['t'], array[null]::bigint[], array[false], array[1]::bigint[],
+                 array['app.tag'], array[null]::json[], array[null]::json[], array[null]::text[],
+                 array[null]::bigint[], array['{{}}']::jsonb[], array[h.seq + 1], array[h.hash],
+                 array[sha256(h.hash || '\\x00')], array['1'], array[{from_seq}], array[h.hash],
+                 array[h.seq + 1], array[sha256(h.hash || '\\x00')])
+             from audit_log.chain_heads(array['1']) h"
+        )
+    };
+    let tx = client.transaction().await.unwrap();
+    let err = tx.query(&append("h.seq - 1"), &[]).await.unwrap_err();
+    assert!(
+        err.as_db_error().unwrap().message().contains("1 of 1 chain heads are not where the batch was chained from"),
+        "{err}"
+    );
+    tx.rollback().await.unwrap();
+    let events: i64 = client
+        .query_one("select count(*) from audit_log.events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(events, 30);
+    let out = verify(&db, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+
+    // From the head itself it is taken, and the head moves past it.
+    let tx = client.transaction().await.unwrap();
+    tx.query(&append("h.seq"), &[]).await.unwrap();
+    tx.commit().await.unwrap();
+    let head: i64 = client
+        .query_one("select seq from audit_log.chain_head where workspace_id = '1'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(head, 31);
+}
+
+#[tokio::test]
 async fn pruning_keeps_the_rest_of_the_chain_verifiable() {
     let (db, client) = chained().await;
     // Age the first ten events past retention, then prune them.

@@ -18,7 +18,7 @@ use crate::chain;
 use crate::config::{Category, Config, SourceConfig};
 use crate::db::Prepared;
 use crate::error::{DbContext, Error, Result};
-use crate::image::{JsonText, RowImage};
+use crate::image::JsonText;
 use crate::links;
 use crate::normalize::{self, AuditEvent, KeptRow, Op, Outcome, StagedChange, TagChange};
 use crate::record::Shape;
@@ -350,7 +350,7 @@ impl Drainer {
                 match (record, shape) {
                     (None, _) => Ok(None),
                     (Some(record), Some(shape)) => {
-                        RowImage::parse(shape.to_json(&record)?).map(|image| Some((image, record)))
+                        shape.to_image(&record).map(|image| Some((image, record)))
                     }
                     (Some(_), None) => Err("row image has no recorded shape".to_string()),
                 }

@@ -12,6 +12,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use crate::image::{Key, RowImage};
+
 /// The columns of an image, with how each value is read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shape {
@@ -66,8 +68,9 @@ impl Shape {
         }
     }
 
-    /// The image as a JSON object's text, keyed by column.
-    pub fn to_json(&self, record: &str) -> Result<String, String> {
+    /// The image as a JSON object keyed by column, indexed as it is written: each field's name
+    /// and value are found where they were put, not by parsing the text again.
+    pub fn to_image(&self, record: &str) -> Result<RowImage, String> {
         let fields = fields(record)?;
         if fields.len() != self.columns.len() {
             return Err(format!(
@@ -77,6 +80,7 @@ impl Shape {
             ));
         }
         let mut out = String::with_capacity(record.len() + 16 * fields.len());
+        let mut index = Vec::with_capacity(fields.len());
         out.push('{');
         for (i, ((column, kind), value)) in self
             .columns
@@ -88,15 +92,24 @@ impl Shape {
             if i > 0 {
                 out.push(',');
             }
+            let key_at = out.len() + 1;
             push_string(&mut out, column);
+            // A name written without escapes is its own text in the object's; any other is kept.
+            let key = if out.len() == key_at + column.len() + 1 {
+                Key::At(key_at..key_at + column.len())
+            } else {
+                Key::Owned(column.clone())
+            };
             out.push(':');
+            let value_at = out.len();
             match value {
                 None => out.push_str("null"),
                 Some(value) => push_value(&mut out, kind, value)?,
             }
+            index.push((key, value_at..out.len()));
         }
         out.push('}');
-        Ok(out)
+        Ok(RowImage::indexed(out, index))
     }
 }
 
@@ -344,8 +357,45 @@ mod tests {
     fn decode(types: &[&str], record: &str) -> Value {
         let columns = (0..types.len()).map(|i| format!("c{i}")).collect();
         let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
-        let text = Shape::new(columns, &types).to_json(record).unwrap();
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        let image = Shape::new(columns, &types).to_image(record).unwrap();
+        by_index(&image)
+    }
+
+    /// The image's fields as found through its index, checked against its text parsed whole.
+    fn by_index(image: &RowImage) -> Value {
+        let indexed: serde_json::Map<String, Value> = image
+            .fields()
+            .map(|(key, raw)| {
+                let value = serde_json::from_str(raw.json())
+                    .unwrap_or_else(|e| panic!("{e}: {:?} in {image:?}", raw.json()));
+                (key.to_string(), value)
+            })
+            .collect();
+        assert_eq!(Value::Object(indexed.clone()), image.to_value());
+        Value::Object(indexed)
+    }
+
+    #[test]
+    fn column_names_that_json_escapes_are_found_by_their_own_text() {
+        let columns = vec![
+            "a\"b".to_string(),
+            "tab\there".to_string(),
+            "plain".to_string(),
+        ];
+        let types = vec![
+            "text".to_string(),
+            "integer".to_string(),
+            "boolean".to_string(),
+        ];
+        let image = Shape::new(columns, &types)
+            .to_image(r#"("x ""y""",7,f)"#)
+            .unwrap();
+        assert_eq!(
+            by_index(&image),
+            json!({"a\"b": "x \"y\"", "tab\there": 7, "plain": false})
+        );
+        assert_eq!(image.get("a\"b").map(|r| r.json()), Some(r#""x \"y\"""#));
+        assert_eq!(image.get("tab\there").map(|r| r.json()), Some("7"));
     }
 
     #[test]
@@ -415,6 +465,6 @@ two",-0.5e+3)"#,
     #[test]
     fn a_field_count_that_differs_from_the_shape_is_an_error() {
         let shape = Shape::new(vec!["a".into()], &["text".into()]);
-        assert!(shape.to_json("(1,2)").is_err());
+        assert!(shape.to_image("(1,2)").is_err());
     }
 }

@@ -151,7 +151,10 @@ async fn a_batch_chained_from_anywhere_but_the_head_is_refused_whole() {
     let tx = client.transaction().await.unwrap();
     let err = tx.query(&append("h.seq - 1"), &[]).await.unwrap_err();
     assert!(
-        err.as_db_error().unwrap().message().contains("1 of 1 chain heads are not where the batch was chained from"),
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("1 of 1 chain heads are not where the batch was chained from"),
         "{err}"
     );
     tx.rollback().await.unwrap();
@@ -169,7 +172,10 @@ async fn a_batch_chained_from_anywhere_but_the_head_is_refused_whole() {
     tx.query(&append("h.seq"), &[]).await.unwrap();
     tx.commit().await.unwrap();
     let head: i64 = client
-        .query_one("select seq from audit_log.chain_head where workspace_id = '1'", &[])
+        .query_one(
+            "select seq from audit_log.chain_head where workspace_id = '1'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

@@ -782,20 +782,11 @@ async fn insert_events(
             (r.get("workspace_id"), head)
         })
         .collect();
-    let from = heads.clone();
     let links = chain::chain_batch(&digests, &mut heads)
         .map_err(|e| Error::Schema(format!("write events: {e}")))?;
     let chain_seqs: Vec<i64> = links.iter().map(|l| l.seq).collect();
     let prev_hashes: Vec<&[u8]> = links.iter().map(|l| &l.prev_hash[..]).collect();
     let hashes: Vec<&[u8]> = links.iter().map(|l| &l.hash[..]).collect();
-    let head_workspaces: Vec<&str> = heads.keys().map(String::as_str).collect();
-    let head_from_seqs: Vec<i64> = head_workspaces.iter().map(|w| from[*w].seq).collect();
-    let head_from_hashes: Vec<&[u8]> = head_workspaces.iter().map(|w| &from[*w].hash[..]).collect();
-    let head_to_seqs: Vec<i64> = head_workspaces.iter().map(|w| heads[*w].seq).collect();
-    let head_to_hashes: Vec<&[u8]> = head_workspaces
-        .iter()
-        .map(|w| &heads[*w].hash[..])
-        .collect();
     let details: Vec<JsonText> = details_text.iter().map(|d| JsonText(d)).collect();
     prepared
         .execute(
@@ -825,11 +816,6 @@ async fn insert_events(
                 &chain_seqs,
                 &prev_hashes,
                 &hashes,
-                &head_workspaces,
-                &head_from_seqs,
-                &head_from_hashes,
-                &head_to_seqs,
-                &head_to_hashes,
             ],
         )
         .await

@@ -34,9 +34,8 @@ $$;
 revoke execute on function chain_heads(text[]) from public;
 
 -- Write a batch of events (one array per column, in the same order), chained by the daemon from
--- the heads chain_heads() locked in the same transaction, and move each workspace's head from
--- (p_head_from_seq, p_head_from_hash) to (p_head_to_seq, p_head_to_hash). Returns how many
--- events were written.
+-- the heads chain_heads() locked in the same transaction, and move each workspace's head to the
+-- batch's last event there. Returns how many events were written.
 --
 -- * The daemon prints and hashes each event's content and chains it (src/chain.rs): printing
 --   the content here cost 8.5 us an event of the server's CPU, and chaining it with a window
@@ -44,8 +43,9 @@ revoke execute on function chain_heads(text[]) from public;
 --   about 8 us more. The daemon could chain something other than what it stores, but it could as
 --   well append a false event outright; what the chain guards is that no event changes once
 --   written, and `clockwatch verify` recomputes every link from the stored rows.
--- * A head that is not where the batch says it starts is refused, whole: a batch chained from a
---   stale head would fork the chain.
+-- * A batch that does not continue each chain from its head, position for position, is refused
+--   whole: one chained from a stale head would fork the chain, and one that skipped positions or
+--   moved a head elsewhere would hide events from `clockwatch verify`.
 -- * plan_cache_mode = force_generic_plan: the arguments are arrays whose contents the planner
 --   cannot see into, so a custom plan comes out the same as the generic one but costs a full plan
 --   of every statement per call; for a one-event batch the plan cache kept choosing custom plans
@@ -56,8 +56,7 @@ create function append_events(
     p_target_id text[], p_target text[], p_caused_by bigint[], p_linked boolean[], p_txid bigint[],
     p_source text[], p_previous_value json[], p_new_value json[], p_row_image text[],
     p_row_shape bigint[], p_details jsonb[], p_chain_seq bigint[], p_prev_hash bytea[],
-    p_hash bytea[], p_head_workspace_id text[], p_head_from_seq bigint[],
-    p_head_from_hash bytea[], p_head_to_seq bigint[], p_head_to_hash bytea[])
+    p_hash bytea[])
 returns integer
 language plpgsql
 security definer
@@ -65,6 +64,7 @@ set search_path from current
 set plan_cache_mode = force_generic_plan
 as $$
 declare
+    v_heads integer;
     v_moved integer;
     v_count integer;
 begin
@@ -73,14 +73,28 @@ begin
     -- would fail every query of report_changes over it. Such a batch is refused, and the
     -- daemon sets the change aside (dead_letter) with the reason.
     perform p_previous_value::jsonb[], p_new_value::jsonb[];
-    update chain_head h set seq = n.to_seq, hash = n.to_hash
-    from unnest(p_head_workspace_id, p_head_from_seq, p_head_from_hash, p_head_to_seq,
-                p_head_to_hash) as n(workspace_id, from_seq, from_hash, to_seq, to_hash)
-    where h.workspace_id = n.workspace_id and h.seq = n.from_seq and h.hash = n.from_hash;
-    get diagnostics v_moved = row_count;
-    if v_moved <> coalesce(cardinality(p_head_workspace_id), 0) then
+    -- Each workspace's head moves to the batch's last event there, and only from just before its
+    -- first: the batch's events of a workspace must take the positions after the head, without
+    -- a gap, the first chained from the head's hash.
+    with batch as (
+        select u.workspace_id, min(u.chain_seq) as first_seq, max(u.chain_seq) as last_seq,
+               count(*) as events,
+               (array_agg(u.prev_hash order by u.chain_seq))[1] as first_prev,
+               (array_agg(u.hash order by u.chain_seq desc))[1] as last_hash
+        from unnest(p_workspace_id, p_chain_seq, p_prev_hash, p_hash)
+             as u(workspace_id, chain_seq, prev_hash, hash)
+        group by u.workspace_id
+    ), moved as (
+        update chain_head h set seq = b.last_seq, hash = b.last_hash
+        from batch b
+        where h.workspace_id = b.workspace_id and h.seq = b.first_seq - 1
+          and h.hash = b.first_prev and b.events = b.last_seq - b.first_seq + 1
+        returning 1
+    )
+    select (select count(*) from batch), (select count(*) from moved) into v_heads, v_moved;
+    if v_moved <> v_heads then
         raise exception 'append_events: % of % chain heads are not where the batch was chained from',
-            coalesce(cardinality(p_head_workspace_id), 0) - v_moved, coalesce(cardinality(p_head_workspace_id), 0)
+            v_heads - v_moved, v_heads
             using hint = 'lock the heads with chain_heads() in the same transaction and chain from them';
     end if;
     insert into events (event_id, occurred_at, recorded_at, workspace_id, category, action_code,
@@ -105,5 +119,4 @@ end
 $$;
 revoke execute on function append_events(bigint[], timestamptz[], text[], text[], text[], text[],
     text[], text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], json[], json[],
-    text[], bigint[], jsonb[], bigint[], bytea[], bytea[], text[], bigint[], bytea[], bigint[],
-    bytea[]) from public;
+    text[], bigint[], jsonb[], bigint[], bytea[], bytea[]) from public;

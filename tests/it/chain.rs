@@ -132,32 +132,42 @@ async fn a_forged_event_is_named() {
 }
 
 #[tokio::test]
-async fn a_batch_chained_from_anywhere_but_the_head_is_refused_whole() {
+async fn a_batch_that_does_not_continue_the_chain_from_its_head_is_refused_whole() {
     let (db, mut client) = chained().await;
-    // One event, chained as the daemon chains it, from (seq, hash) given as the head.
-    let append = |from_seq: &str| {
+    // Two events of workspace 1 at the positions given, the first chained from the hash given,
+    // as the daemon appends them after locking the head (h).
+    let append = |seqs: &str, prev: &str| {
         format!(
             "select audit_log.append_events(
-                 array[999]::bigint[], array[now()], array['1'], array['tags'], array['tag.deleted'],
-                 array['Deleted tag'], array[null]::text[], array[null]::text[], array['System'],
-                 array['7'], array['t'], array[null]::bigint[], array[false], array[1]::bigint[],
-                 array['app.tag'], array[null]::json[], array[null]::json[], array[null]::text[],
-                 array[null]::bigint[], array['{{}}']::jsonb[], array[h.seq + 1], array[h.hash],
-                 array[sha256(h.hash || '\\x00')], array['1'], array[{from_seq}], array[h.hash],
-                 array[h.seq + 1], array[sha256(h.hash || '\\x00')])
+                 array[998, 999]::bigint[], array[now(), now()], array['1', '1'], array['tags', 'tags'],
+                 array['tag.deleted', 'tag.deleted'], array['Deleted tag', 'Deleted tag'],
+                 array[null, null]::text[], array[null, null]::text[], array['System', 'System'],
+                 array['7', '8'], array['t', 'u'], array[null, null]::bigint[], array[false, false],
+                 array[1, 1]::bigint[], array['app.tag', 'app.tag'], array[null, null]::json[],
+                 array[null, null]::json[], array[null, null]::text[], array[null, null]::bigint[],
+                 array['{{}}', '{{}}']::jsonb[], array[{seqs}]::bigint[],
+                 array[{prev}, sha256(h.hash || '\\x01')], array[sha256(h.hash || '\\x01'), '\\x02'])
              from audit_log.chain_heads(array['1']) h"
         )
     };
-    let tx = client.transaction().await.unwrap();
-    let err = tx.query(&append("h.seq - 1"), &[]).await.unwrap_err();
-    assert!(
-        err.as_db_error()
-            .unwrap()
-            .message()
-            .contains("1 of 1 chain heads are not where the batch was chained from"),
-        "{err}"
-    );
-    tx.rollback().await.unwrap();
+    let refused = [
+        ("h.seq, h.seq + 1", "h.hash"),      // over the head's own position
+        ("h.seq + 2, h.seq + 3", "h.hash"),  // leaving a gap after it
+        ("h.seq + 1, h.seq + 3", "h.hash"),  // leaving a gap inside the batch
+        ("h.seq + 1, h.seq + 2", "'\\x00'"), // from another hash than the head's
+    ];
+    for (seqs, prev) in refused {
+        let tx = client.transaction().await.unwrap();
+        let err = tx.query(&append(seqs, prev), &[]).await.unwrap_err();
+        assert!(
+            err.as_db_error()
+                .unwrap()
+                .message()
+                .contains("1 of 1 chain heads are not where the batch was chained from"),
+            "{seqs} / {prev}: {err}"
+        );
+        tx.rollback().await.unwrap();
+    }
     let events: i64 = client
         .query_one("select count(*) from audit_log.events", &[])
         .await
@@ -167,19 +177,21 @@ async fn a_batch_chained_from_anywhere_but_the_head_is_refused_whole() {
     let out = verify(&db, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
 
-    // From the head itself it is taken, and the head moves past it.
+    // Continuing from the head, it is taken, and the head moves to its last event.
     let tx = client.transaction().await.unwrap();
-    tx.query(&append("h.seq"), &[]).await.unwrap();
+    tx.query(&append("h.seq + 1, h.seq + 2", "h.hash"), &[])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    let head: i64 = client
+    let head = client
         .query_one(
-            "select seq from audit_log.chain_head where workspace_id = '1'",
+            "select seq, hash from audit_log.chain_head where workspace_id = '1'",
             &[],
         )
         .await
-        .unwrap()
-        .get(0);
-    assert_eq!(head, 31);
+        .unwrap();
+    assert_eq!(head.get::<_, i64>(0), 32);
+    assert_eq!(head.get::<_, Vec<u8>>(1), vec![2u8]);
 }
 
 #[tokio::test]

@@ -16,8 +16,9 @@
 //! - [`retention`]: monthly partitions created ahead, old ones dropped after `retention`.
 //! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines;
 //!   an export formats each event's details itself ([`detail`]), off the database server.
-//! - [`chain`] and [`verify`]: each event's canonical content, hashed by the daemon and chained
-//!   by `append_events()`, and `clockwatch verify`, which walks each workspace's chain.
+//! - [`chain`] and [`verify`]: each event's canonical content, hashed and chained by the daemon
+//!   from the heads `chain_heads()` locks, and `clockwatch verify`, which walks each workspace's
+//!   chain.
 //! - [`workspace`] and [`status`]: enabling categories per workspace, and what the pipeline holds.
 //! - [`serve`]: `clockwatch serve`, the Audit Log page and its JSON API, behind signed links.
 //! - [`systemd`]: readiness and watchdog notifications for `Type=notify` units.

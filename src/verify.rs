@@ -1,7 +1,7 @@
 //! `clockwatch verify`: walk a workspace's hash chain and report the first place it breaks.
 //!
-//! Each event's hash is sha256(previous hash || sha256(canonical content)), the content hashed by
-//! the daemon ([`crate::chain`]) and chained by `append_events()` as it writes. Recomputing it
+//! Each event's hash is sha256(previous hash || sha256(canonical content)), hashed and chained by
+//! the daemon ([`crate::chain`]) as it writes. Recomputing it
 //! from the stored row shows an event changed afterwards; a
 //! gap in the chain positions shows events removed; an event outside the chain, or out of its
 //! place, shows one inserted. After pruning, the chain starts at the recorded anchor.

@@ -3,8 +3,9 @@
 //! The hash chain is `hash = sha256(previous hash || sha256(canonical content))`. The daemon
 //! computes both here, chaining each batch from the heads `chain_heads()` locked, and
 //! `append_events()` stores the links; `clockwatch verify` prints the content again from the
-//! stored row with `event_content()` (`sql/baseline/03_chain.sql`, which defines the form). Both must print the same bytes or verify reports tampering, so the form leaves
-//! nothing to interpretation: each field is its length in bytes of UTF-8, a colon and its text
+//! stored row with `event_content()` (`sql/baseline/03_chain.sql`, which defines the form). Both
+//! must print the same bytes or verify reports tampering, so the form leaves nothing to
+//! interpretation: each field is its length in bytes of UTF-8, a colon and its text
 //! (`~` for null), and each field's text is exactly what is stored:
 //! - the changed values are stored as `json`, which keeps the text the daemon sent;
 //! - the details are stored as `jsonb`, so the daemon sends them already spelled as `jsonb`
@@ -71,7 +72,7 @@ pub struct Link {
 }
 
 /// `sha256(prev || digest)`: one link of the chain.
-pub fn link_hash(prev: &[u8], digest: &[u8; 32]) -> [u8; 32] {
+fn link_hash(prev: &[u8], digest: &[u8; 32]) -> [u8; 32] {
     let mut hash = openssl::sha::Sha256::new();
     hash.update(prev);
     hash.update(digest);

@@ -13,12 +13,10 @@
 //! 1.5 and 1.50 differ, as they did when fields were compared as `serde_json` values with every
 //! digit kept; json values, which have no equality in PostgreSQL either, compare as written.)
 
-use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
@@ -38,32 +36,6 @@ pub(crate) enum Key {
 }
 
 impl RowImage {
-    /// Index a JSON object's text. Anything else (an array, a scalar, broken JSON) is an error
-    /// naming what was wrong.
-    pub fn parse(text: String) -> Result<RowImage, String> {
-        let fields = {
-            let entries: Entries = serde_json::from_str(&text)
-                .map_err(|e| format!("row image is not a JSON object: {e}"))?;
-            let start = text.as_ptr() as usize;
-            let at = |s: &str| {
-                let from = s.as_ptr() as usize - start;
-                from..from + s.len()
-            };
-            entries
-                .0
-                .into_iter()
-                .map(|(key, value)| {
-                    let key = match key {
-                        Cow::Borrowed(k) => Key::At(at(k)),
-                        Cow::Owned(k) => Key::Owned(k),
-                    };
-                    (key, at(value.get()))
-                })
-                .collect()
-        };
-        Ok(RowImage { text, fields })
-    }
-
     /// A JSON object's text with its fields already located: each a name and its value's range.
     pub(crate) fn indexed(text: String, fields: Vec<(Key, Range<usize>)>) -> RowImage {
         RowImage { text, fields }
@@ -147,51 +119,6 @@ impl<'a> Raw<'a> {
     }
 }
 
-/// A JSON object's entries, borrowed from its text where possible.
-struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Object;
-        impl<'de> Visitor<'de> for Object {
-            type Value = Entries<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some((FieldName(key), value)) = map.next_entry()? {
-                    entries.push((key, value));
-                }
-                Ok(Entries(entries))
-            }
-        }
-        deserializer.deserialize_map(Object)
-    }
-}
-
-/// A key borrowed from the text unless it had escapes (serde's own `Cow<str>` always copies).
-struct FieldName<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for FieldName<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Name;
-        impl<'de> Visitor<'de> for Name {
-            type Value = FieldName<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<FieldName<'de>, E> {
-                Ok(FieldName(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<FieldName<'de>, E> {
-                Ok(FieldName(Cow::Owned(v.to_string())))
-            }
-        }
-        deserializer.deserialize_str(Name)
-    }
-}
-
 /// JSON text to or from a json/jsonb column, passed through as is: json as it was written,
 /// jsonb as PostgreSQL prints it. (jsonb's binary format is a version byte, 1, then the text.)
 #[derive(Debug, Clone, Copy)]
@@ -230,6 +157,95 @@ impl ToSql for JsonText<'_> {
     }
 
     to_sql_checked!();
+}
+
+/// Images built from JSON text, for tests (the daemon's are indexed as they are written,
+/// [`crate::record::Shape::to_image`]).
+#[cfg(test)]
+mod from_json {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+    use serde_json::value::RawValue;
+
+    use super::{Key, RowImage};
+
+    impl RowImage {
+        /// Index a JSON object's text. Anything else (an array, a scalar, broken JSON) is an error
+        /// naming what was wrong.
+        pub(crate) fn parse(text: String) -> Result<RowImage, String> {
+            let fields = {
+                let entries: Entries = serde_json::from_str(&text)
+                    .map_err(|e| format!("row image is not a JSON object: {e}"))?;
+                let start = text.as_ptr() as usize;
+                let at = |s: &str| {
+                    let from = s.as_ptr() as usize - start;
+                    from..from + s.len()
+                };
+                entries
+                    .0
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let key = match key {
+                            Cow::Borrowed(k) => Key::At(at(k)),
+                            Cow::Owned(k) => Key::Owned(k),
+                        };
+                        (key, at(value.get()))
+                    })
+                    .collect()
+            };
+            Ok(RowImage { text, fields })
+        }
+    }
+
+    /// A JSON object's entries, borrowed from its text where possible.
+    struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+    impl<'de> Deserialize<'de> for Entries<'de> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Object;
+            impl<'de> Visitor<'de> for Object {
+                type Value = Entries<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Entries<'de>, A::Error> {
+                    let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                    while let Some((FieldName(key), value)) = map.next_entry()? {
+                        entries.push((key, value));
+                    }
+                    Ok(Entries(entries))
+                }
+            }
+            deserializer.deserialize_map(Object)
+        }
+    }
+
+    /// A key borrowed from the text unless it had escapes (serde's own `Cow<str>` always copies).
+    struct FieldName<'a>(Cow<'a, str>);
+
+    impl<'de> Deserialize<'de> for FieldName<'de> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Name;
+            impl<'de> Visitor<'de> for Name {
+                type Value = FieldName<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a field name")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<FieldName<'de>, E> {
+                    Ok(FieldName(Cow::Borrowed(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<FieldName<'de>, E> {
+                    Ok(FieldName(Cow::Owned(v.to_string())))
+                }
+            }
+            deserializer.deserialize_str(Name)
+        }
+    }
 }
 
 #[cfg(test)]

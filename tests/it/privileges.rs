@@ -319,4 +319,35 @@ async fn the_daemon_runs_as_a_role_that_cannot_rewrite_the_log() {
         ],
     )
     .await;
+    // Through the functions it appends with, it cannot start workspace 1's chain over either.
+    let mut as_daemon = as_daemon;
+    let tx = as_daemon.transaction().await.unwrap();
+    let err = tx
+        .batch_execute(
+            "select audit_log.append_events(
+                 array[999]::bigint[], array[now()], array['1'], array['tags'], array['tag.deleted'],
+                 array['Deleted tag'], array[null]::text[], array[null]::text[], array['System'],
+                 array['7'], array['t'], array[null]::bigint[], array[false], array[1]::bigint[],
+                 array['app.tag'], array[null]::json[], array[null]::json[], array[null]::text[],
+                 array[null]::bigint[], array['{}']::jsonb[], array[1]::bigint[], array['\\x'::bytea],
+                 array['\\x00'::bytea])
+             from audit_log.chain_heads(array['1']) h",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_db_error().is_some_and(|e| e
+            .message()
+            .contains("chain heads are not where the batch was chained from")),
+        "{err}"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        count(
+            &admin,
+            "select seq from audit_log.chain_head where workspace_id = '1'"
+        )
+        .await,
+        1
+    );
 }

@@ -168,12 +168,10 @@ async fn a_batch_that_does_not_continue_the_chain_from_its_head_is_refused_whole
         );
         tx.rollback().await.unwrap();
     }
-    let events: i64 = client
-        .query_one("select count(*) from audit_log.events", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(events, 30);
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.events").await,
+        30
+    );
     let out = verify(&db, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
 

@@ -4,11 +4,6 @@
 
 use crate::support::*;
 
-/// A fresh name for a role of this test run.
-fn role_name(kind: &str) -> String {
-    format!("{kind}_{}_{}", std::process::id(), unique_suffix())
-}
-
 /// The README's grants for a reporting role, read from the README itself, so that the test
 /// checks what a reader is told to run.
 fn readme_reporting_grants(role: &str) -> String {
@@ -29,7 +24,7 @@ fn readme_reporting_grants(role: &str) -> String {
 
 /// A login role with exactly the README's reporting grants.
 pub async fn reporting_role(db: &TestDb, admin: &tokio_postgres::Client) -> String {
-    let role = role_name("reports");
+    let role = unique_role("reports");
     admin
         .batch_execute(&format!(
             "create role {role} login; {}",
@@ -42,7 +37,7 @@ pub async fn reporting_role(db: &TestDb, admin: &tokio_postgres::Client) -> Stri
 
 /// A login role that owns the host's tables, as an application's migration role does.
 async fn owning_app_role(db: &TestDb, admin: &tokio_postgres::Client) -> (String, String) {
-    let role = role_name("app_owner");
+    let role = unique_role("app_owner");
     admin
         .batch_execute(&format!(
             "create role {role} login;
@@ -388,7 +383,7 @@ async fn infinite_times_nan_and_invalid_looking_text_do_not_break_reports_or_exp
 #[tokio::test]
 async fn a_session_that_calls_itself_the_daemon_does_not_count_as_one() {
     let (db, admin, _config) = installed_host().await;
-    let role = role_name("app");
+    let role = unique_role("app");
     admin
         .batch_execute(&format!("create role {role} login"))
         .await

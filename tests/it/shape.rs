@@ -171,7 +171,7 @@ async fn status_asks_for_install_after_a_column_change_and_install_clears_it() {
 #[tokio::test]
 async fn a_cast_the_application_defines_never_runs_as_the_owner() {
     let (db, mut admin, config) = installed_host().await;
-    let role = format!("app_owner_{}", std::process::id());
+    let role = unique_role("app_owner");
     admin
         .batch_execute(&format!(
             "create role {role} login;

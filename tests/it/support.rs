@@ -308,17 +308,27 @@ pub fn cli_with(url: &str, config: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-/// A number no other call in this test process returns, for naming roles.
-pub fn unique_suffix() -> u64 {
+/// A role name no other test of this cluster's life has used. Roles belong to the cluster, not
+/// to a test's database, so they outlive it; a process id alone repeats within one run once the
+/// machine's PIDs wrap (pid_max is 32768 on small containers), hence the clock as well.
+pub fn unique_role(kind: &str) -> String {
     use std::sync::atomic::AtomicU64;
     static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::SeqCst)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    format!(
+        "{kind}_{}_{}_{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Connect as a fresh login role that may use the host schema and nothing of Clockwatch's: the
 /// host application's own role.
 pub async fn app_role(db: &TestDb, admin: &Client) -> Client {
-    let role = format!("app_{}_{}", std::process::id(), unique_suffix());
+    let role = unique_role("app");
     admin
         .batch_execute(&format!(
             "create role {role} login;
@@ -338,7 +348,7 @@ pub async fn with_daemon_role(
     admin: &mut Client,
     config: &mut Config,
 ) -> (String, String) {
-    let role = format!("daemon_{}_{}", std::process::id(), unique_suffix());
+    let role = unique_role("daemon");
     admin
         .batch_execute(&format!(
             "create role {role} login;

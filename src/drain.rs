@@ -395,7 +395,7 @@ impl Drainer {
             if Op::from_code(op).is_none() {
                 dead.push((
                     change.id,
-                    format!("unknown operation code {op}"),
+                    format!("unknown operation code {:?}", op as u8 as char),
                     change.to_json(),
                 ));
             } else if !self.sources.contains_key(&change.source) {

@@ -69,8 +69,11 @@ create table workspace_category (
 -- statement, once to the table and once to the WAL. Its source and category are its shape's.
 create table staging (
     id           bigint generated always as identity primary key,
-    -- T: TRUNCATE; L: rows of a link table changed a record's tags (new_row is the record)
-    op           "char" not null check (op in ('I', 'U', 'D', 'T', 'L')),
+    -- I, U, D; T: TRUNCATE; L: rows of a link table changed a record's tags (new_row is the
+    -- record). No CHECK: only capture functions write staging, and a CHECK is prepared afresh
+    -- for every statement that inserts (43,000-47,000 instructions of a single-row INSERT's or
+    -- UPDATE's capture, bench/README.md); the daemon sets aside a change with any other op.
+    op           "char" not null,
     txid         bigint not null,      -- pg_current_xact_id() of the host transaction
     stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
     depth        integer not null,     -- 1 for a change the host made, >1 for a linked change

@@ -212,14 +212,17 @@ $$;
 --   exceed 1 GB). An array of images so reaches that limit only if a statement of up to 1,024
 --   rows holds 1 GB of text (1 MB a row at 1,024 rows), or a chunk does (4 MB a row). Chunks
 --   are not the only way because they cost a 500-row UPDATE 0.28-0.29x of bare against
---   0.35-0.36x (bench/README.md); the branch not taken is not run (a one-time filter over the
---   `small` CTE). (The rows' size would be the better test, but what they take on disk, which is
---   cheap to ask, can be a hundredth of their text.) A join on each row's row_number() instead
---   left PL/pgSQL caching a plan made for one row, a nested loop: 1 s for a 500-row UPDATE.
+--   0.35-0.36x (bench/README.md). p_rows picks one way: 'few' (the arrays, staging nothing for
+--   a larger statement), 'many' (the chunks), or null for one statement that asks the size
+--   itself and runs either (a one-time filter over the `small` CTE), which EXECUTE uses; a
+--   compiled function runs 'few' and then, only if it staged nothing, asks the size (compile()).
+--   (The rows' size would be the better test, but what they take on disk, which is cheap to
+--   ask, can be a hundredth of their text.) A join on each row's row_number() instead left
+--   PL/pgSQL caching a plan made for one row, a nested loop: 1 s for a 500-row UPDATE.
 -- * OFFSET 0 keeps each image computed once per row rather than pulled into the filter.
 create function capture_sql(p_op text, p_table regclass, p_category text,
                             p_ws_column text, p_workspace text, p_shape bigint, p_excluded text[],
-                            p_vars text[])
+                            p_vars text[], p_rows text default null)
 returns text
 language plpgsql stable
 set search_path from current
@@ -229,6 +232,9 @@ declare
     v_head   text;
     v_image  text;
     v_chunks text;
+    v_few    text;
+    v_many   text;
+    v_pairs  text;
 begin
     select r.image, r.ws into v_image, v_ws from row_sql(p_table, p_ws_column, p_workspace, p_excluded) r;
     v_head := format('insert into staging (op, txid, stmt_at, depth, actor, origin, '
@@ -247,36 +253,48 @@ begin
             case p_op when 'INSERT' then 'clockwatch_new' else 'clockwatch_old' end,
             workspace_test(p_category, 'r.ws'));
     elsif p_op = 'UPDATE' then
-        -- Each transition table's images and workspaces, 256 rows to a chunk, in the table's
-        -- order: the n-th chunks of the two tables hold the same rows.
+        -- The old and new rows as pairs (old_row, new_row, old_ws, new_ws): arrays zipped for a
+        -- statement of up to 1,024 rows; otherwise each transition table's images and
+        -- workspaces, 256 rows to a chunk in the table's order (the n-th chunks of the two
+        -- tables hold the same rows), joined by chunk number and zipped.
+        v_few := 'select a.* '
+                 'from unnest(array(select %1$s from clockwatch_old t), array(select %1$s from clockwatch_new t), '
+                 '            array(select %2$s from clockwatch_old t), array(select %2$s from clockwatch_new t)) '
+                 '     as a(old_row, new_row, old_ws, new_ws)';
         v_chunks := '(select (x.n - 1) / 256 as chunk, array_agg(x.image order by x.n) as images, '
                     '        array_agg(x.ws order by x.n) as ws '
                     ' from (select row_number() over () as n, %s as image, %s as ws from %s t) x '
                     ' group by 1)';
-        return 'with small as materialized (select count(*) <= 1024 as yes from clockwatch_old) '
+        v_many := format('select b.* '
+                         'from (select o.images as old_images, w.images as new_images, o.ws as old_ws, w.ws as new_ws '
+                         '      from %1$s o join %2$s w on w.chunk = o.chunk offset 0) c '
+                         'cross join lateral unnest(c.old_images, c.new_images, c.old_ws, c.new_ws) '
+                         '     as b(old_row, new_row, old_ws, new_ws)',
+                         format(v_chunks, v_image, v_ws, 'clockwatch_old'),
+                         format(v_chunks, v_image, v_ws, 'clockwatch_new'));
+        v_few := format(v_few, v_image, v_ws);
+        v_pairs := case p_rows
+            -- Nothing for a larger statement, which then runs 'many' (compile()).
+            when 'few' then v_few || ' where not exists (select from clockwatch_old offset 1024)'
+            when 'many' then v_many
+            -- Both, the branch not taken never run (a one-time filter over the `small` CTE).
+            else format('%s where (select s.yes from small s) union all select m.* from (%s) m '
+                        'where not (select s.yes from small s)', v_few, v_many)
+        end;
+        return case when p_rows is null
+                    then 'with small as materialized (select count(*) <= 1024 as yes from clockwatch_old) '
+                    else '' end
             || v_head || format(
             'coalesce(p.audited, p.new_ws, p.old_ws), %1$s, p.old_row, p.new_row '
             'from (select u.*, '
             '        case when %2$s then u.new_ws '
             '             when u.old_ws is distinct from u.new_ws and %3$s then u.old_ws '
             '        end as audited '
-            '      from (select a.* '
-            '            from unnest(array(select %6$s from clockwatch_old t), array(select %6$s from clockwatch_new t), '
-            '                        array(select %7$s from clockwatch_old t), array(select %7$s from clockwatch_new t)) '
-            '                 as a(old_row, new_row, old_ws, new_ws) '
-            '            where (select s.yes from small s) '
-            '            union all '
-            '            select b.* '
-            '            from (select o.images as old_images, w.images as new_images, o.ws as old_ws, w.ws as new_ws '
-            '                  from %4$s o join %5$s w on w.chunk = o.chunk '
-            '                  where not (select s.yes from small s) offset 0) c '
-            '            cross join lateral unnest(c.old_images, c.new_images, c.old_ws, c.new_ws) '
-            '                 as b(old_row, new_row, old_ws, new_ws)) u '
+            '      from (%4$s) u '
             '      where u.old_row is distinct from u.new_row offset 0) p '
             'where p.audited is not null or coalesce(p.new_ws, p.old_ws) is null',
             p_shape, workspace_test(p_category, 'u.new_ws'), workspace_test(p_category, 'u.old_ws'),
-            format(v_chunks, v_image, v_ws, 'clockwatch_old'),
-            format(v_chunks, v_image, v_ws, 'clockwatch_new'), v_image, v_ws);
+            v_pairs);
     end if;
     -- TRUNCATE: every row of every workspace goes at once. One change, recorded for all
     -- workspaces ('*') when any workspace audits the category, rather than silence.
@@ -385,8 +403,21 @@ begin
     if c.link_parent is null then
         v_stmt := array(select capture_sql(o.op, p_table, c.category, c.workspace_column,
                                            c.workspace, v_shape, c.excluded, v_vars)
+                                || '; get diagnostics v_staged = row_count'
                         from unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) with ordinality o(op, n)
                         order by o.n);
+        -- An UPDATE runs the statement for up to 1,024 rows, and asks the size only when that
+        -- staged nothing: a plan holding both statements, however the branch not taken is
+        -- gated, is initialised whole on every call: 30% of a single-row UPDATE's
+        -- capture (bench/README.md). (Two IFs: `a and exists (...)` is not a simple expression,
+        -- and PL/pgSQL would run it as a query even when a is false.)
+        v_stmt[2] := format('%s; get diagnostics v_staged = row_count; '
+                            'if v_staged = 0 then if exists (select from clockwatch_old offset 1024) then '
+                            '%s; get diagnostics v_staged = row_count; end if; end if',
+                            capture_sql('UPDATE', p_table, c.category, c.workspace_column, c.workspace,
+                                        v_shape, c.excluded, v_vars, 'few'),
+                            capture_sql('UPDATE', p_table, c.category, c.workspace_column, c.workspace,
+                                        v_shape, c.excluded, v_vars, 'many'));
         v_slow := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
                          'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5}'') '
                          'using v_depth, v_actor, v_origin, v_txid, v_at',
@@ -396,7 +427,7 @@ begin
         v_parent := (select p.shape from captured_table p where p.relid = c.link_parent);
         v_guard := v_guard || format(' and shape_is_current(%s, %L::regclass) and coalesce(pg_relation_filenode(%2$L::regclass), 0) >= 0',
                                      v_parent, c.link_parent::oid::text);
-        v_stmt := array(select link_sql(o.op, c, v_parent, v_vars)
+        v_stmt := array(select link_sql(o.op, c, v_parent, v_vars) || '; get diagnostics v_staged = row_count'
                         from unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) with ordinality o(op, n)
                         order by o.n);
         -- The link table or the record table changed since: the statement is built for the
@@ -429,11 +460,11 @@ declare
     v_staged bigint;
 begin
     if TG_OP in ('UPDATE', 'DELETE') then
-        v_mark := coalesce(current_setting('clockwatch.linked_' || TG_RELID, true), '');
+        v_mark := coalesce(current_setting(%9$L, true), '');
         -- Only a mark left by mark_linked() in this transaction counts (see linked_mark()).
         if v_mark <> '' and v_mark = linked_mark() then
             v_depth := greatest(v_depth, 2);
-            perform set_config('clockwatch.linked_' || TG_RELID, '', true);
+            perform set_config(%9$L, '', true);
         end if;
     end if;
     if %2$s then
@@ -448,8 +479,8 @@ begin
         end if;
     else
         %7$s;
+        get diagnostics v_staged = row_count;
     end if;
-    get diagnostics v_staged = row_count;
     -- Wake the daemon only while it is idle: the flag is a sequence, read by a function call.
     if v_staged > 0 and pg_sequence_last_value('wakeup_idle'::regclass) = 2 then
         perform pg_notify(%8$L, '');
@@ -458,7 +489,9 @@ begin
 end
 $capture$
 $function$,
-        c.function, v_guard, v_stmt[1], v_stmt[2], v_stmt[3], v_stmt[4], v_slow, c.channel);
+        c.function, v_guard, v_stmt[1], v_stmt[2], v_stmt[3], v_stmt[4], v_slow, c.channel,
+        -- mark_linked()'s setting for this table, named here once rather than on every call
+        'clockwatch.linked_' || p_table::oid);
     -- Trigger functions are not called directly, and EXECUTE is checked only when a trigger is
     -- created: without it, no other role can attach this function to a table of its own.
     execute format('revoke execute on function %I() from public', c.function);

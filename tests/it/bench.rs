@@ -1,5 +1,5 @@
 //! The benchmarks are run by hand (figures in bench/README.md), but a tiny run of the daemon,
-//! prune and floor benchmarks here keeps the scripts from rotting. Only their output's shape and
+//! prune, floor and instructions benchmarks here keeps the scripts from rotting. Only their output's shape and
 //! counts are checked, never a timing.
 
 use crate::support::{admin_url, binary};
@@ -20,6 +20,16 @@ fn run_bench(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// The cells of the table row of `scenario` (its name first).
+fn row<'a>(output: &'a str, scenario: &str) -> Vec<&'a str> {
+    output
+        .lines()
+        .find(|l| l.starts_with(&format!("{scenario} ")))
+        .unwrap_or_else(|| panic!("no {scenario} line in:\n{output}"))
+        .split_whitespace()
+        .collect()
 }
 
 /// The figure printed on the line starting with `label`.
@@ -87,17 +97,40 @@ fn the_floor_benchmark_measures_every_variant_against_bare() {
         "{out}"
     );
     for scenario in ["insert", "update1"] {
-        let line: Vec<&str> = out
-            .lines()
-            .find(|l| l.starts_with(&format!("{scenario} ")))
-            .unwrap_or_else(|| panic!("no {scenario} line in:\n{out}"))
-            .split_whitespace()
-            .collect();
+        let line = row(&out, scenario);
         let ratios: Vec<f64> = line[2..]
             .iter()
             .map(|cell| cell.trim_end_matches('x').parse().expect("a ratio"))
             .collect();
         assert_eq!(ratios.len(), 11, "{out}");
         assert!(ratios.iter().all(|r| *r > 0.0), "{out}");
+    }
+}
+
+#[test]
+fn the_instructions_benchmark_counts_what_capture_adds_to_each_statement() {
+    // Two statements of each scenario: bench/instructions runs them in a single-user backend of
+    // a cluster of its own under callgrind, bare and with Clockwatch's triggers.
+    let out = run_bench(
+        "bench/instructions",
+        &["2"],
+        &[
+            ("CLOCKWATCH_BENCH_SCENARIOS", "insert update1"),
+            ("CLOCKWATCH_BENCH_VARIANTS", "clockwatch"),
+        ],
+    );
+    for scenario in ["insert", "update1"] {
+        // "insert   337336   496424 (+159088)"
+        let line = row(&out, scenario);
+        let bare: i64 = line[1].parse().expect("bare's count");
+        let audited: i64 = line[2].parse().expect("the audited count");
+        let added: i64 = line[3]
+            .trim_matches(|c| c == '(' || c == ')' || c == '+')
+            .parse()
+            .expect("capture's part");
+        assert!(bare > 0, "{out}");
+        assert_eq!(added, audited - bare, "{out}");
+        // Capture stages a row per statement: it cannot cost nothing.
+        assert!(added > 10_000, "{out}");
     }
 }

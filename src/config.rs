@@ -73,10 +73,17 @@ pub struct DaemonConfig {
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
     /// How often the daemon looks at staging while changes keep coming (writers then skip
-    /// NOTIFY). Each look costs a claim, an append and a commit however few changes it finds,
-    /// so a longer interval gathers more changes per batch for less CPU, and each waits longer.
+    /// NOTIFY) at a light load. Each look costs a claim, an append and a commit however few
+    /// changes it finds, so a longer interval gathers more changes per batch for less CPU, and
+    /// each waits longer. Above 500 changes a second the daemon looks less often, in proportion
+    /// to the rate, up to `busy_poll_max_ms` (src/daemon.rs, `busy_wait`).
     #[serde(default = "default_busy_poll_ms")]
     pub busy_poll_ms: u64,
+    /// The longest the daemon waits between looks while changes keep coming, however busy the
+    /// host: how late an event may land in the log under a heavy load. Unset: 100 ms, or
+    /// busy_poll_ms if that is longer.
+    #[serde(default)]
+    pub busy_poll_max_ms: Option<u64>,
     /// Longest wait between reconnection attempts.
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
@@ -107,6 +114,7 @@ impl Default for DaemonConfig {
             batch_size: default_batch_size(),
             poll_interval_ms: default_poll_interval_ms(),
             busy_poll_ms: default_busy_poll_ms(),
+            busy_poll_max_ms: None,
             max_backoff_ms: default_max_backoff_ms(),
             query_timeout_ms: default_query_timeout_ms(),
             drain_connections: default_drain_connections(),
@@ -122,6 +130,12 @@ impl DaemonConfig {
     }
     pub fn busy_poll(&self) -> Duration {
         Duration::from_millis(self.busy_poll_ms)
+    }
+    pub fn busy_poll_max(&self) -> Duration {
+        let max = self
+            .busy_poll_max_ms
+            .unwrap_or_else(|| default_busy_poll_max_ms().max(self.busy_poll_ms));
+        Duration::from_millis(max)
     }
     pub fn max_backoff(&self) -> Duration {
         Duration::from_millis(self.max_backoff_ms)
@@ -663,6 +677,14 @@ impl Config {
                 self.daemon.busy_poll_ms, self.daemon.poll_interval_ms
             ));
         }
+        if let Some(max) = self.daemon.busy_poll_max_ms {
+            if !(self.daemon.busy_poll_ms..=self.daemon.poll_interval_ms).contains(&max) {
+                return bad(format!(
+                    "daemon.busy_poll_max_ms: {max} is out of range {}..={} (busy_poll_ms to poll_interval_ms)",
+                    self.daemon.busy_poll_ms, self.daemon.poll_interval_ms
+                ));
+            }
+        }
         for origin in &self.serve.frame_ancestors {
             let bad_origin = !(origin.starts_with("https://") || origin.starts_with("http://"))
                 || origin.contains([' ', ';', ',', '\'', '"']);
@@ -864,17 +886,23 @@ fn default_drain_connections() -> u32 {
 fn default_poll_interval_ms() -> u64 {
     1000
 }
-/// 15 ms rather than 5: at 2,400 captured writes a second the daemon and its backend spend
-/// 75-98 us of CPU per event instead of 89-132, and at 500 writes a second an event still lands
-/// 12 ms after its commit at p50, 22 ms at p99 (bench/README.md).
 fn default_batch_bytes() -> i64 {
     8 << 20
 }
 fn default_max_change_bytes() -> i64 {
     64 << 20
 }
+/// 15 ms rather than 5: at 2,400 captured writes a second the daemon and its backend spend
+/// 75-98 us of CPU per event instead of 89-132, and at 500 writes a second an event still lands
+/// 12 ms after its commit at p50, 22 ms at p99 (bench/README.md).
 fn default_busy_poll_ms() -> u64 {
     15
+}
+/// 100 ms: at 2,700 captured writes a second, looks every 100 ms cost the daemon and its backend
+/// about 50 us of CPU per event against 77-91 every 15 ms (bench/README.md), and an event still
+/// lands well within the quarter second a report's reader would notice.
+fn default_busy_poll_max_ms() -> u64 {
+    100
 }
 fn default_query_timeout_ms() -> u64 {
     30_000
@@ -1000,14 +1028,31 @@ mod tests {
         let source = ONE_SOURCE;
         let daemon = Config::from_toml(source).unwrap().daemon;
         assert_eq!(daemon.busy_poll(), Duration::from_millis(15));
-        for bad in [
-            "busy_poll_ms = 0",
-            "poll_interval_ms = 10\nbusy_poll_ms = 11",
+        assert_eq!(daemon.busy_poll_max(), Duration::from_millis(100));
+        let slow = Config::from_toml(&format!("[daemon]\nbusy_poll_ms = 250\n{source}"));
+        assert_eq!(
+            slow.unwrap().daemon.busy_poll_max(),
+            Duration::from_millis(250)
+        );
+        for (bad, key) in [
+            ("busy_poll_ms = 0", "daemon.busy_poll_ms"),
+            (
+                "poll_interval_ms = 10\nbusy_poll_ms = 11",
+                "daemon.busy_poll_ms",
+            ),
+            (
+                "busy_poll_ms = 20\nbusy_poll_max_ms = 19",
+                "daemon.busy_poll_max_ms",
+            ),
+            (
+                "poll_interval_ms = 50\nbusy_poll_max_ms = 51",
+                "daemon.busy_poll_max_ms",
+            ),
         ] {
             let err = Config::from_toml(&format!("[daemon]\n{bad}\n{source}"))
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("daemon.busy_poll_ms"), "{err}");
+            assert!(err.contains(key), "{err}");
         }
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, Instant};
 use tokio_postgres::{Client, Notification};
 
-use crate::config::{quote_ident, Config};
+use crate::config::{quote_ident, Config, DaemonConfig};
 use crate::db;
 use crate::drain::{BatchReport, Claim, Drainer};
 use crate::error::{DbContext, Error, Result};
@@ -362,7 +362,7 @@ impl Daemon {
     /// changes a second staged since the last backlog was met, and the oldest waiting less than
     /// [`HELP_AFTER`]. A burst (a bulk update, an import) is then drained by the main connection
     /// alone, leaving the host's writers the server's other cores: 500-row UPDATEs ran at
-    /// 0.26-0.28x of bare with the daemon draining on one connection, 0.21-0.27x on two
+    /// 0.26-0.27x of bare with the daemon draining a burst on one connection, 0.23-0.24x on two
     /// (bench/README.md). The helpers join once the burst ends, or once the log is
     /// [`HELP_AFTER`] behind.
     async fn host_is_writing(&mut self, client: &Client) -> Result<bool> {
@@ -404,7 +404,7 @@ struct Helper {
 }
 
 /// Changes a second up to which a busy daemon looks at staging every `daemon.busy_poll_ms`.
-/// Freshness is promised at this rate (an event in the log 20 ms after its commit at p50,
+/// Freshness is promised at this rate (an event in the log within 20 ms of its commit at p50,
 /// bench/README.md); above it the daemon looks less often, in proportion to the rate.
 const LIGHT_LOAD: f64 = 500.0;
 
@@ -442,7 +442,7 @@ impl BusyMode {
         self.last_work.is_some()
     }
 
-    fn wait(&self, daemon: &crate::config::DaemonConfig) -> Duration {
+    fn wait(&self, daemon: &DaemonConfig) -> Duration {
         busy_wait(self.rate, daemon.busy_poll(), daemon.busy_poll_max())
     }
 

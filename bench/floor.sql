@@ -196,13 +196,56 @@ begin
     return null;
 end $$;
 
+-- journal_definer: text_definer's filters and rights, each change written once as the row a
+-- report would read (bench/wal-sketch.sql's layout): the workspace, time and record id it is
+-- found by, with the two indexes reports need, rather than a queue row a daemon moves.
+create table floor.journal (
+    id        bigint generated always as identity,
+    ws        text not null,
+    at        timestamptz not null,
+    txid      bigint not null,
+    op        "char" not null,
+    actor     text,
+    target_id text,
+    old_row   text,
+    new_row   text,
+    primary key (ws, at, id)
+);
+create index on floor.journal (ws, target_id, id);
+
+create function floor.journal_definer() returns trigger language plpgsql
+security definer set search_path = floor, pg_catalog, pg_temp as $$
+declare
+    v_actor text := nullif(current_setting('clockwatch.actor', true), '');
+begin
+    if TG_OP = 'INSERT' then
+        insert into floor.journal (ws, at, txid, op, actor, target_id, new_row)
+        select n.workspace_id::text, statement_timestamp(), pg_current_xact_id()::text::bigint,
+               'I', v_actor, n.id::text, record_out(n)::text
+        from floor_new n
+        where exists (select 1 from floor.ws w where w.workspace_id = n.workspace_id::text);
+    else
+        insert into floor.journal (ws, at, txid, op, actor, target_id, old_row, new_row)
+        select u.ws, statement_timestamp(), pg_current_xact_id()::text::bigint, 'U', v_actor,
+               u.id, u.old_row, u.new_row
+        from unnest(array(select record_out(t)::text from floor_old t),
+                    array(select record_out(t)::text from floor_new t),
+                    array(select t.workspace_id::text from floor_new t),
+                    array(select t.id::text from floor_new t)) as u(old_row, new_row, ws, id)
+        where u.old_row <> u.new_row
+          and exists (select 1 from floor.ws w where w.workspace_id = u.ws);
+    end if;
+    return null;
+end $$;
+
 -- attach(variant): that variant's triggers on app.time_entry, replacing any other variant's,
 -- with an empty stage. detach(): none.
 create procedure floor.detach() language plpgsql as $$
 begin
     drop trigger if exists floor_insert on app.time_entry;
     drop trigger if exists floor_update on app.time_entry;
-    truncate floor.stage, floor.typed, floor.stage_text, floor.stage_batch, floor.stage_batch_ws;
+    truncate floor.stage, floor.typed, floor.stage_text, floor.stage_batch, floor.stage_batch_ws,
+             floor.journal;
 end $$;
 
 create procedure floor.attach(p_variant text) language plpgsql as $$

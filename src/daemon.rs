@@ -70,6 +70,8 @@ pub struct Daemon {
     /// The newest staged id seen when the last backlog was met, and when: how fast the host
     /// is adding to staging.
     newest_staged: Option<(Instant, i64)>,
+    /// Whether the last backlog was one the host was still writing (logged when it changes).
+    in_burst: bool,
 }
 
 impl Daemon {
@@ -104,6 +106,7 @@ impl Daemon {
             lifecycle: None,
             summary: (Instant::now(), BatchReport::default()),
             newest_staged: None,
+            in_burst: false,
         })
     }
 
@@ -337,7 +340,18 @@ impl Daemon {
         if (total.staged as i64) < self.drainer.batch_size() || !keep_going() {
             return Ok(total);
         }
-        if self.helpers.is_empty() || within(self.timeout(), self.host_is_writing(client)).await? {
+        if !self.helpers.is_empty() {
+            let burst = within(self.timeout(), self.host_is_writing(client)).await?;
+            if burst != self.in_burst {
+                self.in_burst = burst;
+                if burst {
+                    tracing::info!("the host is writing a burst: draining it on one connection");
+                } else {
+                    tracing::info!("draining the backlog on all connections");
+                }
+            }
+        }
+        if self.helpers.is_empty() || self.in_burst {
             total += self.drainer.drain_while(client, &keep_going).await?;
             return Ok(total);
         }

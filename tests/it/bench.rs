@@ -1,5 +1,5 @@
 //! The benchmarks are run by hand (figures in bench/README.md), but a tiny run of the daemon,
-//! prune, floor and instructions benchmarks here keeps the scripts from rotting. Only their output's shape and
+//! prune, floor, instructions and append benchmarks here keeps the scripts from rotting. Only their output's shape and
 //! counts are checked, never a timing.
 
 use crate::support::{admin_url, binary};
@@ -54,6 +54,22 @@ fn the_daemon_benchmark_drains_every_staged_change() {
 }
 
 #[test]
+fn the_append_benchmark_writes_the_batch_in_every_variant() {
+    // bench/append fails when a variant did not write the whole batch.
+    let out = run_bench("bench/append", &["50", "1"], &[]);
+    let per_event: Vec<f64> = out
+        .lines()
+        .filter(|l| l.ends_with("us/event"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells[cells.len() - 2].parse().expect("microseconds")
+        })
+        .collect();
+    assert_eq!(per_event.len(), 10, "{out}");
+    assert!(per_event.iter().all(|us| *us > 0.0), "{out}");
+}
+
+#[test]
 fn the_prune_benchmark_removes_each_month_it_fills() {
     let out = run_bench("bench/prune", &["3000"], &[]);
     let removed: Vec<&str> = out
@@ -92,6 +108,7 @@ fn the_floor_benchmark_measures_every_variant_against_bare() {
             "text_definer",
             "text_batch",
             "batch_definer",
+            "journal_definer",
             "clockwatch"
         ],
         "{out}"
@@ -102,7 +119,7 @@ fn the_floor_benchmark_measures_every_variant_against_bare() {
             .iter()
             .map(|cell| cell.trim_end_matches('x').parse().expect("a ratio"))
             .collect();
-        assert_eq!(ratios.len(), 11, "{out}");
+        assert_eq!(ratios.len(), 12, "{out}");
         assert!(ratios.iter().all(|r| *r > 0.0), "{out}");
     }
 }

@@ -103,6 +103,38 @@ pub struct Drainer {
     /// Author ids with no name, already written to `known_name` by this drainer.
     nameless: HashSet<String>,
     claim: Claim,
+    /// Where the next claim starts looking (see [`ClaimFrom`]).
+    from: ClaimFrom,
+}
+
+/// Where a claim starts looking in staging. Drained rows leave their entries in staging's
+/// primary key until vacuum comes by, and a claim that starts at the lowest id walks all of
+/// them: late in a long backlog, tens of thousands a batch. So while a backlog lasts each claim
+/// starts after the last one's highest id. A change below that which was not yet committed when
+/// it was passed (a long host transaction) is found by the next claim from the start, which
+/// comes when a claim finds staging empty past its start, and at least every
+/// [`ClaimFrom::FULL_EVERY`] claims.
+#[derive(Debug, Default, Clone, Copy)]
+struct ClaimFrom {
+    /// Claim ids above this (0: from the start).
+    after: i64,
+    /// Claims since the last one from the start.
+    bounded: u32,
+}
+
+impl ClaimFrom {
+    const FULL_EVERY: u32 = 20;
+
+    /// After a committed batch whose own claim (before claim_rest.sql's additions) reached
+    /// `through`, with more waiting past it or not.
+    fn advance(&mut self, through: i64, more: bool) {
+        if more && self.bounded < Self::FULL_EVERY {
+            self.after = through;
+            self.bounded += 1;
+        } else {
+            *self = ClaimFrom::default();
+        }
+    }
 }
 
 /// What this drainer last wrote to `known_name`. In steady state every batch names the same
@@ -164,6 +196,7 @@ impl Drainer {
             remembered: NameMemory::default(),
             nameless: HashSet::new(),
             claim: Claim::Alone,
+            from: ClaimFrom::default(),
         }
     }
 
@@ -182,6 +215,7 @@ impl Drainer {
         self.partitions.clear();
         self.prepared.clear();
         self.remembered.forget();
+        self.from = ClaimFrom::default();
     }
 
     /// Drain until staging is empty (as far as this daemon can see). Returns what was done.
@@ -286,7 +320,7 @@ impl Drainer {
     async fn set_aside_first(&mut self, client: &mut Client, reason: &str) -> Result<BatchReport> {
         let tx = client.transaction().await.context("begin set aside")?;
         let moved = tx
-            .execute(SET_ASIDE, &[&reason])
+            .execute(SET_ASIDE, &[&reason, &self.from.after])
             .await
             .context("set a change aside")?;
         tx.commit().await.context("commit set aside")?;
@@ -304,21 +338,36 @@ impl Drainer {
             self.resolver = Some(Resolver::prepare(&tx, &self.config).await?);
         }
         let daemon = &self.config.daemon;
-        let mut rows = self
-            .prepared
-            .query(
-                &tx,
-                self.claim.sql(CLAIM, &CLAIM_ALONE),
-                &[&self.limit, &daemon.batch_bytes, &daemon.max_change_bytes],
-            )
-            .await
-            .context("claim staged changes")?;
+        let mut rows = Vec::new();
+        // Past the last claim's highest id first; from the start when nothing waits past it.
+        for from in [self.from, ClaimFrom::default()] {
+            rows = self
+                .prepared
+                .query(
+                    &tx,
+                    self.claim.sql(CLAIM, &CLAIM_ALONE),
+                    &[
+                        &self.limit,
+                        &daemon.batch_bytes,
+                        &daemon.max_change_bytes,
+                        &from.after,
+                    ],
+                )
+                .await
+                .context("claim staged changes")?;
+            self.from = from;
+            if !rows.is_empty() || from.after == 0 {
+                break;
+            }
+        }
         // DELETE ... RETURNING gives no order; changes to one record must be normalised in order.
         rows.sort_unstable_by_key(|row| row.get::<_, i64>("id"));
-        if rows.is_empty() {
+        // The highest id of the claim itself: claim_rest.sql may add higher ones, of the same
+        // transactions only, past others not yet claimed.
+        let Some(through) = rows.last().map(|row| row.get::<_, i64>("id")) else {
             tx.commit().await.context("commit drain")?;
             return Ok(BatchReport::default());
-        }
+        };
         let mut report = BatchReport {
             staged: rows.len(),
             more: rows.first().is_some_and(|r| r.get("more")),
@@ -330,6 +379,7 @@ impl Drainer {
         report.dead_lettered += before - rows.len();
         if rows.is_empty() {
             tx.commit().await.context("commit drain")?;
+            self.from.advance(through, report.more);
             return Ok(report);
         }
         if report.more {
@@ -465,6 +515,7 @@ impl Drainer {
         // and another connection draining the same workspace waits on that lock.
         insert_events(&tx, &mut self.prepared, &events).await?;
         tx.commit().await.context("commit drain")?;
+        self.from.advance(through, report.more);
         report.events = events.len();
         // Names are remembered after the commit, in their own statement, and only those new or
         // changed since this drainer last wrote them: batches name the same few projects, tags

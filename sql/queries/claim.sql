@@ -16,7 +16,12 @@
 -- batch can grow past what PostgreSQL accepts in one message or one jsonb value (1 GB, 256 MB).
 -- (`octet_length` reads a stored value's size without decompressing it.)
 --
--- `more` says whether staging held more than this batch took.
+-- Only ids above $4 are looked at (0: all). Drained rows leave their entries in staging's primary
+-- key until vacuum comes by, and a look from the lowest id walks every one; during a backlog the
+-- daemon starts each claim after the last one's highest id, and from the start now and then
+-- (drain.rs, `ClaimFrom`).
+--
+-- `more` says whether staging held more than this batch took (past $4).
 -- (`= any(array(...))`, not `in (...)`: the planner may answer IN with a hash join over the whole
 -- of staging, which is a full scan per batch during a backlog.)
 with candidates as (
@@ -24,7 +29,8 @@ with candidates as (
            row_number() over (order by s.id) as n,
            sum(coalesce(octet_length(s.old_row), 0) + coalesce(octet_length(s.new_row), 0))
                over (order by s.id) as running
-    from (select id, old_row, new_row from staging order by id limit $1::bigint for update skip locked) s
+    from (select id, old_row, new_row from staging where id > $4::bigint
+          order by id limit $1::bigint for update skip locked) s
 ), claimed as (
     delete from staging
     where id = any (array(select c.id from candidates c where c.n = 1 or c.running <= $2::bigint))

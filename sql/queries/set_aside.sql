@@ -1,9 +1,10 @@
--- Set the oldest claimable staged change aside in dead_letter, images and all, with the reason
--- ($1) a batch holding it alone was refused. Used when splitting a refused batch has narrowed it
--- to this one change, so that it neither blocks the changes behind it nor disappears.
+-- Set the oldest claimable staged change above id $2 (where the refused batch's claim started)
+-- aside in dead_letter, images and all, with the reason ($1) a batch holding it alone was
+-- refused. Used when splitting a refused batch has narrowed it to this one change, so that it
+-- neither blocks the changes behind it nor disappears.
 with taken as (
     delete from staging
-    where id = (select id from staging order by id limit 1 for update skip locked)
+    where id = (select id from staging where id > $2::bigint order by id limit 1 for update skip locked)
     returning *
 )
 insert into dead_letter (staging_id, reason, change, old_row, new_row)

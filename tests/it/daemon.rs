@@ -143,6 +143,57 @@ async fn three_daemons_record_each_change_exactly_once_in_order() {
 }
 
 #[tokio::test]
+async fn a_change_committed_after_the_drain_passed_its_id_is_still_drained() {
+    // During a backlog each claim starts after the last one's highest id. A change staged
+    // before the backlog but committed after the drain went past it must still be found.
+    let (db, client, mut config) = installed_host().await;
+    config.daemon.batch_size = 10;
+    let mut late = connect(&db.url).await;
+    let late_tx = late.transaction().await.unwrap();
+    late_tx
+        .batch_execute(
+            "select set_config('clockwatch.actor', '2', true);
+             insert into app.time_entry (id, workspace_id, user_id, description, start_at)
+             values (9001, 1, 2, 'late', now())",
+        )
+        .await
+        .unwrap();
+    let mut writer = connect(&db.url).await;
+    act(
+        &mut writer,
+        Some("2"),
+        "insert into app.time_entry (id, workspace_id, user_id, description, start_at)
+         select 9100 + g, 1, 2, 'early ' || g, now() from generate_series(1, 35) g",
+    )
+    .await;
+
+    let mut drainer = clockwatch::drain::Drainer::new(config.clone());
+    let mut conn = connect(&db.url).await;
+    conn.batch_execute("set search_path = audit_log, pg_catalog")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(drainer.drain_batch(&mut conn).await.unwrap().events, 10);
+    }
+    late_tx.commit().await.unwrap();
+    // The rest of the backlog, past where the drain got to; then a look from the start, as the
+    // daemon's next look is.
+    let rest = drainer.drain_all(&mut conn).await.unwrap();
+    let after = drainer.drain_all(&mut conn).await.unwrap();
+    assert_eq!(rest.events + after.events, 16, "{rest:?} then {after:?}");
+    assert_eq!(staged(&client).await, 0);
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from audit_log.events where target_id = '9001'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(events(&client).await, 36);
+}
+
+#[tokio::test]
 async fn a_missing_install_stops_the_daemon_with_a_clear_error() {
     let db = TestDb::with_host().await;
     let (_stop, shutdown) = watch::channel(false);

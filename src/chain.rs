@@ -7,9 +7,9 @@
 //! must print the same bytes or verify reports tampering, so the form leaves nothing to
 //! interpretation: each field is its length in bytes of UTF-8, a colon and its text
 //! (`~` for null), and each field's text is exactly what is stored:
-//! - the changed values are stored as `json`, which keeps the text the daemon sent;
-//! - the details are stored as `jsonb`, so the daemon sends them already spelled as `jsonb`
-//!   prints them ([`jsonb_object_text`]) and hashes that spelling.
+//! - the changed values and the details are stored as `json`, which keeps the text the daemon
+//!   sent. The details are spelled as `jsonb` prints them ([`jsonb_object_text`]), so a reader
+//!   that casts them to `jsonb` gets the same text back.
 
 use std::collections::HashMap;
 

@@ -799,7 +799,7 @@ async fn insert_events(
         .iter()
         .map(|e| e.row.as_ref().map(|r| r.shape))
         .collect();
-    // The details as jsonb will print them, each event's content digest over that spelling
+    // The details spelled as jsonb prints them, each event's content digest over that text
     // (src/chain.rs), and its link in its workspace's chain from the heads locked here: the
     // server stores the links without printing or hashing anything.
     let details_text: Vec<String> = events

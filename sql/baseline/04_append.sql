@@ -61,7 +61,7 @@ create function append_events(
     p_action_code text[], p_action text[], p_origin text[], p_author_id text[], p_author text[],
     p_target_id text[], p_target text[], p_caused_by bigint[], p_linked boolean[], p_txid bigint[],
     p_source text[], p_previous_value json[], p_new_value json[], p_row_image text[],
-    p_row_shape bigint[], p_details jsonb[], p_chain_seq bigint[], p_prev_hash bytea[],
+    p_row_shape bigint[], p_details json[], p_chain_seq bigint[], p_prev_hash bytea[],
     p_hash bytea[])
 returns integer
 language plpgsql
@@ -125,4 +125,4 @@ end
 $$;
 revoke execute on function append_events(bigint[], timestamptz[], text[], text[], text[], text[],
     text[], text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], json[], json[],
-    text[], bigint[], jsonb[], bigint[], bytea[], bytea[]) from public;
+    text[], bigint[], json[], bigint[], bytea[], bytea[]) from public;

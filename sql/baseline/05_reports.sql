@@ -92,7 +92,7 @@ $$;
 -- report_timezone(), named in time_zone; occurred_at is a timestamptz (shown in the session's
 -- TimeZone).
 --
--- The details are read with one jsonb_to_record() per event, which walks the document once and
+-- The details are read with one json_to_record() per event, which walks the document once and
 -- converts each field as it goes (start and end straight to timestamptz, tags to text[]), where
 -- twelve `->>` lookups, two casts and a subquery over the tags cost more (500,000 rows of the
 -- view with the duration below: 6.4-7.0 s of the server's time against 8.0-9.5 s,
@@ -157,7 +157,7 @@ from events e
 -- OFFSET 0: the zone is looked up once per query. Flattened into the row expressions, it was
 -- looked up five times per row (a year's export of 50,000 rows: 3.8 s, against 0.3 s).
 cross join (select report_timezone() as timezone offset 0) s
-cross join lateral jsonb_to_record(e.details)
+cross join lateral json_to_record(e.details)
     as d("user" text, description text, project text, task text, client text, kiosk text,
          type text, start timestamptz, "end" timestamptz, billable text, billable_rate text,
          cost_rate text, approved text, invoiced text, tags text[]);
@@ -165,7 +165,7 @@ cross join lateral jsonb_to_record(e.details)
 -- The events a report reads, as stored: what `clockwatch export` reads, formatting the details
 -- document itself (src/detail.rs) rather than asking the server to. 500,000 rows took the server
 -- 2.6-2.7 s from here, 6.4-7.0 s as the report view's formatted columns, and 4.8-4.9 s as the
--- view's stored columns, whose lateral jsonb_to_record() runs even when no detail is read
+-- view's stored columns, whose lateral json_to_record() runs even when no detail is read
 -- (bench/README.md). Without the row image and the chain, which a report does not show.
 create view report_events as
 select e.event_id, e.workspace_id, e.occurred_at, e.source, e.author_id, e.author, e.action,

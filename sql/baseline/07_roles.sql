@@ -29,7 +29,7 @@ begin
                    '%s.maintain(timestamptz), %s.event_partitions(), %s.chain_heads(text[]), '
                    '%s.append_events(bigint[], timestamptz[], text[], text[], text[], text[], text[], '
                    'text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], json[], '
-                   'json[], text[], bigint[], jsonb[], bigint[], bytea[], bytea[]) to %I',
+                   'json[], text[], bigint[], json[], bigint[], bytea[], bytea[]) to %I',
                    s, s, s, s, s, s, s, p_role);
 end
 $$;

@@ -329,7 +329,7 @@ async fn the_daemon_runs_as_a_role_that_cannot_rewrite_the_log() {
                  array['Deleted tag'], array[null]::text[], array[null]::text[], array['System'],
                  array['7'], array['t'], array[null]::bigint[], array[false], array[1]::bigint[],
                  array['app.tag'], array[null]::json[], array[null]::json[], array[null]::text[],
-                 array[null]::bigint[], array['{}']::jsonb[], array[1]::bigint[], array['\\x'::bytea],
+                 array[null]::bigint[], array['{}']::json[], array[1]::bigint[], array['\\x'::bytea],
                  array['\\x00'::bytea])
              from audit_log.chain_heads(array['1']) h",
         )

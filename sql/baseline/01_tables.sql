@@ -191,10 +191,10 @@ create table events (
     row_image      text,
     row_shape      bigint,
     -- Names and times as strings, and tags as an array of strings, printed by the daemon as jsonb
-    -- prints them (src/chain.rs). Stored as json, the daemon's text kept as sent: a document
-    -- arriving as jsonb was parsed into jsonb's binary form on every event written, 7.3 us of the
-    -- server's CPU an event for 300 bytes against 1.8 us to check it as json (bench/README.md),
-    -- and events are written once and seldom read. The report view reads each event's document
+    -- prints them (src/chain.rs). Stored as json, the daemon's text kept as sent: as jsonb, each
+    -- event's document would be parsed into jsonb's binary form as it is written, 7.3 us of the
+    -- server's CPU for 300 bytes against 1.8 us to check it as json (bench/README.md), and
+    -- events are written once and seldom read. The report view reads each event's document
     -- once, with json_to_record() (5.1 us a row against 2.7 for jsonb_to_record()).
     details        json not null default '{}',
     chain_seq      bigint,             -- position in the workspace's hash chain, from 1

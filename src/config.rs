@@ -98,8 +98,11 @@ pub struct DaemonConfig {
     pub drain_connections: u32,
     /// Image bytes one batch may claim (a batch takes at least one change, however large). Rows
     /// of ordinary size never reach it (1,000 time entries are about 300 KB); 1,000 rows of
-    /// 600 KB would ask PostgreSQL for one statement of gigabytes, which it refuses, and the
-    /// daemon holds a batch several times over in memory while it normalises it.
+    /// 600 KB would ask PostgreSQL for one statement of gigabytes, which it refuses. The daemon
+    /// holds a batch of large values many times over while it normalises and sends it (the
+    /// details repeat the description, and the statement is built in buffers that grow by
+    /// doubling): draining 600 KB values peaked at 181-190 MB of RSS with 8 MiB batches and
+    /// 132 MB with 4 MiB (bench/README.md).
     #[serde(default = "default_batch_bytes")]
     pub batch_bytes: i64,
     /// A single change whose images are larger than this is kept in `dead_letter`, whole,
@@ -887,7 +890,7 @@ fn default_poll_interval_ms() -> u64 {
     1000
 }
 fn default_batch_bytes() -> i64 {
-    8 << 20
+    4 << 20
 }
 fn default_max_change_bytes() -> i64 {
     64 << 20

@@ -8,8 +8,8 @@
 //! interpretation: each field is its length in bytes of UTF-8, a colon and its text
 //! (`~` for null), and each field's text is exactly what is stored:
 //! - the changed values and the details are stored as `json`, which keeps the text the daemon
-//!   sent. The details are spelled as `jsonb` prints them ([`jsonb_object_text`]), so a reader
-//!   that casts them to `jsonb` gets the same text back.
+//!   sent. The details are spelled as `jsonb` prints them ([`crate::detail::Details::jsonb_text`]),
+//!   so a reader that casts them to `jsonb` gets the same text back.
 
 use std::collections::HashMap;
 
@@ -19,7 +19,7 @@ use crate::normalize::AuditEvent;
 use crate::record::push_string;
 
 /// sha256 of `event`'s canonical content, its details spelled `details` (from
-/// [`jsonb_object_text`]). The content is fed to the hash field by field, never built whole.
+/// [`crate::detail::Details::jsonb_text`]). The content is fed to the hash field by field, never built whole.
 pub fn content_digest(event: &AuditEvent, details: &str) -> [u8; 32] {
     // OpenSSL's SHA-256, as PostgreSQL's sha256() uses: 1.9 us for 500 bytes against 2.7 for the
     // sha2 crate's portable code, on this project's benchmark machine (AVX2, no SHA instructions).
@@ -107,18 +107,11 @@ pub fn chain_batch(
     Ok(links.into_iter().flatten().collect())
 }
 
-/// `map` as PostgreSQL prints it once stored as `jsonb`: object keys shortest first, then in
+/// `value` as PostgreSQL prints it once stored as `jsonb`: object keys shortest first, then in
 /// byte order; `", "` between items and `": "` after a key; strings escaped as PostgreSQL's
 /// `escape_json()` escapes them (quote, backslash, `\b \f \n \r \t`, other control characters
 /// as `\u00xx`, everything else as it is). Numbers print as given: `jsonb` would respell some
-/// (`1e3` as `1000`), and details hold none.
-pub fn jsonb_object_text(map: &Map<String, Value>) -> String {
-    let mut out = String::new();
-    write_object(map, &mut out);
-    out
-}
-
-/// `value` as PostgreSQL prints it once stored as `jsonb` (see [`jsonb_object_text`]).
+/// (`1e3` as `1000`), and the values printed here hold none.
 pub fn jsonb_text(value: &Value) -> String {
     let mut out = String::new();
     write_jsonb(value, &mut out);
@@ -237,15 +230,12 @@ mod tests {
 
     #[test]
     fn keys_go_shortest_first_and_strings_escape_as_postgresql_does() {
-        let details = json!({"project": "P", "tags": ["a", "b"], "user": "q\"\\\n\u{1}\u{8}\u{c}\u{1f}é", "end": ""});
+        let value = json!({"project": "P", "tags": ["a", "b"], "user": "q\"\\\n\u{1}\u{8}\u{c}\u{1f}é", "end": ""});
         assert_eq!(
-            jsonb_object_text(details.as_object().unwrap()),
+            jsonb_text(&value),
             r#"{"end": "", "tags": ["a", "b"], "user": "q\"\\\n\u0001\b\f\u001fé", "project": "P"}"#
         );
-        assert_eq!(jsonb_object_text(&Map::new()), "{}");
-        assert_eq!(
-            jsonb_object_text(json!({"tags": []}).as_object().unwrap()),
-            r#"{"tags": []}"#
-        );
+        assert_eq!(jsonb_text(&json!({})), "{}");
+        assert_eq!(jsonb_text(&json!({"tags": []})), r#"{"tags": []}"#);
     }
 }

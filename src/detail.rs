@@ -1,5 +1,6 @@
-//! Clockify's detail fields of an event (user, project, start date, duration, tags...) worked
-//! out in this process from its `details` document, as the report view works them out in SQL.
+//! An event's `details` document: Clockify's detail fields (user, project, start, tags...) as
+//! the daemon writes them ([`Details`]), and as an export works them out from the stored
+//! document (user, project, start date, duration...), as the report view does in SQL.
 //!
 //! An export reads each event's document whole and formats it here. The view's formatting was
 //! most of what an export cost the database server (500,000 rows: 6.4-7.0 s of its time through
@@ -26,6 +27,125 @@ use chrono::{DateTime, Datelike, SubsecRound, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use crate::record::push_string;
+
+/// A details document's keys, in the order `jsonb` prints an object's keys: shortest first,
+/// then in byte order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    End,
+    Tags,
+    Task,
+    Type,
+    User,
+    Kiosk,
+    Start,
+    Client,
+    Project,
+    Approved,
+    Billable,
+    Invoiced,
+    CostRate,
+    Description,
+    BillableRate,
+}
+
+impl Key {
+    const NAMES: [&'static str; 15] = [
+        "end",
+        "tags",
+        "task",
+        "type",
+        "user",
+        "kiosk",
+        "start",
+        "client",
+        "project",
+        "approved",
+        "billable",
+        "invoiced",
+        "cost_rate",
+        "description",
+        "billable_rate",
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// The details document the daemon writes for an event: each field a string, the tags a list of
+/// strings. Its keys are fixed, so the fields are kept in an array by [`Key`] rather than in a
+/// map: building a map of owned keys, printing it sorted and freeing it was a quarter of the
+/// daemon's CPU in a drain (bench/README.md).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Details {
+    text: [Option<String>; 15],
+    tags: Option<Vec<String>>,
+}
+
+impl Details {
+    /// Sets a string field; `None` leaves it out. (The tags are set with [`Details::set_tags`].)
+    pub fn set(&mut self, key: Key, value: Option<String>) {
+        debug_assert!(key != Key::Tags, "tags are a list");
+        self.text[key as usize] = value;
+    }
+
+    pub fn set_tags(&mut self, tags: Vec<String>) {
+        self.tags = Some(tags);
+    }
+
+    pub fn get(&self, key: Key) -> Option<&str> {
+        self.text[key as usize].as_deref()
+    }
+
+    pub fn tags(&self) -> Option<&[String]> {
+        self.tags.as_deref()
+    }
+
+    /// The document as PostgreSQL prints it once stored as `jsonb`: keys in [`Key`] order, `", "`
+    /// between items and `": "` after a key, strings escaped as `escape_json()` escapes them. The
+    /// daemon stores and hashes this text (`details` is json, kept as written), and a reader
+    /// that casts it to `jsonb` gets the same text back.
+    pub fn jsonb_text(&self) -> String {
+        let mut out = String::with_capacity(256);
+        out.push('{');
+        let mut first = true;
+        for (i, name) in Key::NAMES.iter().enumerate() {
+            let list = if i == Key::Tags as usize {
+                self.tags.as_deref()
+            } else {
+                None
+            };
+            let text = self.text[i].as_deref();
+            if list.is_none() && text.is_none() {
+                continue;
+            }
+            if !first {
+                out.push_str(", ");
+            }
+            first = false;
+            push_string(&mut out, name);
+            out.push_str(": ");
+            match list {
+                Some(items) => {
+                    out.push('[');
+                    for (n, item) in items.iter().enumerate() {
+                        if n > 0 {
+                            out.push_str(", ");
+                        }
+                        push_string(&mut out, item);
+                    }
+                    out.push(']');
+                }
+                None => push_string(&mut out, text.unwrap_or_default()),
+            }
+        }
+        out.push('}');
+        out
+    }
+}
 
 /// The detail fields, in [`crate::report::DETAIL_FIELDS`] order.
 pub type Fields<'a> = [Option<Cow<'a, str>>; 18];
@@ -157,6 +277,42 @@ fn tags(value: &RawValue) -> Option<Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_document_prints_as_jsonb_prints_it_and_reads_back_field_by_field() {
+        let mut d = Details::default();
+        assert_eq!(d.jsonb_text(), "{}");
+        d.set(Key::User, Some("q\"\\\n\u{1}\u{8}\u{c}\u{1f}é".into()));
+        d.set(Key::BillableRate, Some("12.50".into()));
+        d.set(Key::Project, Some("P".into()));
+        d.set(Key::End, Some(String::new()));
+        d.set(Key::Approved, None);
+        d.set_tags(vec!["a".into(), "b, c".into()]);
+        assert_eq!(
+            d.jsonb_text(),
+            r#"{"end": "", "tags": ["a", "b, c"], "user": "q\"\\\n\u0001\b\f\u001fé", "project": "P", "billable_rate": "12.50"}"#
+        );
+        // Key order is jsonb's: shortest first, then in byte order.
+        let mut names = Key::NAMES;
+        names.sort_by(|a, b| crate::chain::jsonb_key_order(a, b));
+        assert_eq!(names, Key::NAMES);
+        assert_eq!(Key::CostRate.name(), "cost_rate");
+        // What an export reads from it.
+        let text = d.jsonb_text();
+        let f = fields(&text, chrono_tz::UTC);
+        assert_eq!(f[0].as_deref(), Some("q\"\\\n\u{1}\u{8}\u{c}\u{1f}é"));
+        assert_eq!(f[2].as_deref(), Some("P"));
+        assert_eq!(f[17].as_deref(), Some("a, b, c"));
+    }
+
+    #[test]
+    fn no_tags_and_an_empty_tag_list_print_differently() {
+        let mut d = Details::default();
+        d.set_tags(Vec::new());
+        assert_eq!(d.jsonb_text(), r#"{"tags": []}"#);
+        assert_eq!(d.tags(), Some(&[][..]));
+        assert_eq!(Details::default().tags(), None);
+    }
 
     fn at(details: &str, zone: &str) -> Vec<Option<String>> {
         fields(details, zone.parse().unwrap())

@@ -802,10 +802,7 @@ async fn insert_events(
     // The details spelled as jsonb prints them, each event's content digest over that text
     // (src/chain.rs), and its link in its workspace's chain from the heads locked here: the
     // server stores the links without printing or hashing anything.
-    let details_text: Vec<String> = events
-        .iter()
-        .map(|e| chain::jsonb_object_text(&e.details))
-        .collect();
+    let details_text: Vec<String> = events.iter().map(|e| e.details.jsonb_text()).collect();
     let digests: Vec<(&str, i64, [u8; 32])> = events
         .iter()
         .zip(&details_text)

@@ -9,10 +9,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::chain;
 use crate::config::{Category, NameColumns, SourceConfig};
+use crate::detail::{Details, Key};
 use crate::image::{Raw, RowImage};
 
 /// The author shown for changes with no actor, and for linked changes.
@@ -175,7 +176,7 @@ pub struct AuditEvent {
     pub new_value: Option<String>,
     /// The row (after; before for a delete) as staged.
     pub row: Option<KeptRow>,
-    pub details: Map<String, Value>,
+    pub details: Details,
 }
 
 /// What became of one staged change.
@@ -416,7 +417,7 @@ fn truncated(change: &StagedChange, source: &SourceConfig, names: &Names) -> Out
         previous_value: None,
         new_value: None,
         row: None,
-        details: Map::new(),
+        details: Details::default(),
     }))
 }
 
@@ -568,14 +569,10 @@ fn details(
     row: &RowImage,
     target: Option<&str>,
     names: &Names,
-) -> Map<String, Value> {
+) -> Details {
     let fields = &source.fields;
-    let mut out = Map::new();
-    let mut put = |key: &str, value: Option<String>| {
-        if let Some(v) = value {
-            out.insert(key.to_string(), Value::String(v));
-        }
-    };
+    let mut out = Details::default();
+    let mut put = |key: Key, value: Option<String>| out.set(key, value);
     let text = |column: &Option<String>| column_text(row, column.as_deref());
     let named = |category: Category, id: Option<String>| {
         id.map(|id| {
@@ -587,10 +584,10 @@ fn details(
     };
 
     put(
-        "user",
+        Key::User,
         text(&fields.user).map(|id| names.authors.get(&id).cloned().unwrap_or(id)),
     );
-    put("description", text(&fields.description));
+    put(Key::Description, text(&fields.description));
     let project_id = text(&fields.project);
     let own = |c: Category| {
         if category == c {
@@ -600,11 +597,11 @@ fn details(
         }
     };
     put(
-        "project",
+        Key::Project,
         own(Category::Projects).or_else(|| named(Category::Projects, project_id.clone())),
     );
     put(
-        "task",
+        Key::Task,
         own(Category::Tasks).or_else(|| named(Category::Tasks, text(&fields.task))),
     );
     let client_id = text(&fields.client).or_else(|| {
@@ -613,20 +610,20 @@ fn details(
             .and_then(|p| names.project_clients.get(p).cloned())
     });
     put(
-        "client",
+        Key::Client,
         own(Category::Clients).or_else(|| named(Category::Clients, client_id)),
     );
     let instant = |t: String| utc_timestamp(&t, names.naive_zone);
-    put("start", text(&fields.start).and_then(instant));
-    put("end", text(&fields.end).and_then(instant));
+    put(Key::Start, text(&fields.start).and_then(instant));
+    put(Key::End, text(&fields.end).and_then(instant));
     for (key, column) in [
-        ("kiosk", &fields.kiosk),
-        ("type", &fields.kind),
-        ("billable", &fields.billable),
-        ("billable_rate", &fields.billable_rate),
-        ("cost_rate", &fields.cost_rate),
-        ("approved", &fields.approved),
-        ("invoiced", &fields.invoiced),
+        (Key::Kiosk, &fields.kiosk),
+        (Key::Type, &fields.kind),
+        (Key::Billable, &fields.billable),
+        (Key::BillableRate, &fields.billable_rate),
+        (Key::CostRate, &fields.cost_rate),
+        (Key::Approved, &fields.approved),
+        (Key::Invoiced, &fields.invoiced),
     ] {
         put(key, text(column));
     }
@@ -643,7 +640,7 @@ fn details(
                 })
                 .collect(),
         };
-        out.insert("tags".into(), Value::from(named));
+        out.set_tags(named);
     }
     out
 }
@@ -816,10 +813,13 @@ mod tests {
         ));
         assert_eq!(e.author, "Ann");
         assert_eq!(e.origin.as_deref(), Some("Timer"));
-        assert_eq!(e.details["project"], "Apollo");
-        assert_eq!(e.details["client"], "ACME");
-        assert_eq!(e.details["tags"], json!(["urgent", "10"]));
-        assert_eq!(e.details["start"], "2026-11-02T09:00:00Z");
+        assert_eq!(e.details.get(Key::Project), Some("Apollo"));
+        assert_eq!(e.details.get(Key::Client), Some("ACME"));
+        assert_eq!(
+            e.details.tags(),
+            Some(&["urgent".to_string(), "10".to_string()][..])
+        );
+        assert_eq!(e.details.get(Key::Start), Some("2026-11-02T09:00:00Z"));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! interpretation: each field is its length in bytes of UTF-8, a colon and its text
 //! (`~` for null), and each field's text is exactly what is stored:
 //! - the changed values and the details are stored as `json`, which keeps the text the daemon
-//!   sent. The details are spelled as `jsonb` prints them ([`crate::detail::Details::jsonb_text`]),
-//!   so a reader that casts them to `jsonb` gets the same text back.
+//!   sent. The details are spelled as `jsonb` prints them
+//!   ([`crate::detail::Details::jsonb_text`]), so a reader that casts them to `jsonb` gets the
+//!   same text back.
 
 use std::collections::HashMap;
 
@@ -19,7 +20,8 @@ use crate::normalize::AuditEvent;
 use crate::record::push_string;
 
 /// sha256 of `event`'s canonical content, its details spelled `details` (from
-/// [`crate::detail::Details::jsonb_text`]). The content is fed to the hash field by field, never built whole.
+/// [`crate::detail::Details::jsonb_text`]). The content is fed to the hash field by field, never
+/// built whole.
 pub fn content_digest(event: &AuditEvent, details: &str) -> [u8; 32] {
     // OpenSSL's SHA-256, as PostgreSQL's sha256() uses: 1.9 us for 500 bytes against 2.7 for the
     // sha2 crate's portable code, on this project's benchmark machine (AVX2, no SHA instructions).

@@ -69,10 +69,6 @@ impl Key {
         "description",
         "billable_rate",
     ];
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
 }
 
 /// The details document the daemon writes for an event: each field a string, the tags a list of
@@ -296,7 +292,7 @@ mod tests {
         let mut names = Key::NAMES;
         names.sort_by(|a, b| crate::chain::jsonb_key_order(a, b));
         assert_eq!(names, Key::NAMES);
-        assert_eq!(Key::CostRate.name(), "cost_rate");
+        assert_eq!(Key::NAMES[Key::CostRate as usize], "cost_rate");
         // What an export reads from it.
         let text = d.jsonb_text();
         let f = fields(&text, chrono_tz::UTC);

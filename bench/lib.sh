@@ -5,7 +5,7 @@
 # cluster's speed settings never flatter a figure. CLOCKWATCH_BENCH_DATABASE_URL points them at
 # another server instead (an admin URL; each bench creates and drops its own database there).
 export CLOCKWATCH_PG_PORT="${CLOCKWATCH_BENCH_PG_PORT:-55433}"
-export CLOCKWATCH_PG_DIR="${CLOCKWATCH_BENCH_PG_DIR:-/tmp/clockwatch-bench-pg}"
+export CLOCKWATCH_PG_DIR="$(realpath -m "${CLOCKWATCH_BENCH_PG_DIR:-/tmp/clockwatch-bench-pg}")"
 export CLOCKWATCH_PG_DURABLE=1
 admin="${CLOCKWATCH_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:${CLOCKWATCH_PG_PORT}/postgres}"
 CLOCKWATCH_TEST_DATABASE_URL="$admin" scripts/pg-up

@@ -58,7 +58,13 @@ impl PgBouncer {
         } else {
             Command::new(binary)
         };
-        let child = command.arg(path("pgbouncer.ini")).spawn().unwrap();
+        // From its own folder, which `postgres` owns: the test's working directory may be one
+        // that user cannot enter.
+        let child = command
+            .arg(path("pgbouncer.ini"))
+            .current_dir(dir.path())
+            .spawn()
+            .unwrap();
         PgBouncer {
             child,
             port,

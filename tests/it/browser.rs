@@ -9,7 +9,7 @@ use std::time::Duration;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::serve::{free_port, serve_on, today, HOSTILE};
+use crate::serve::{free_port, serve_on, HOSTILE};
 use crate::support::*;
 
 /// chromedriver on a port of its own, stopped with the test.
@@ -51,7 +51,7 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
     )
     .await;
     drain(&mut admin, &config).await;
-    let today = today(&admin).await;
+    let (from, to) = event_days(&admin, "UTC").await;
     let served = serve_on(db, admin).await;
     let link = served.link("1", "15m");
 
@@ -86,11 +86,11 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
 
     // The link opens the page; the report runs on the scripted day, chosen in the form.
     c.goto(&format!("{}{link}", served.base)).await.unwrap();
-    for field in ["from", "to"] {
+    for (field, day) in [("from", &from), ("to", &to)] {
         let input = c.find(Locator::Id(field)).await.unwrap();
         c.execute(
             "arguments[0].value = arguments[1]",
-            vec![serde_json::to_value(&input).unwrap(), json!(today)],
+            vec![serde_json::to_value(&input).unwrap(), json!(day)],
         )
         .await
         .unwrap();
@@ -161,7 +161,7 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
     assert!(cause.text().await.unwrap().contains("Deleted project"));
 
     // The hostile description is shown as the text it is; no script ever ran or exists.
-    c.goto(&format!("{}{link}&from={today}&to={today}", served.base))
+    c.goto(&format!("{}{link}&from={from}&to={to}", served.base))
         .await
         .unwrap();
     let mut shown = Vec::new();
@@ -204,7 +204,7 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
         }
     };
     let csv = std::fs::read(downloaded).unwrap();
-    let out = served.export(&["--from", &today, "--to", &today]);
+    let out = served.export(&["--from", &from, "--to", &to]);
     assert_eq!(csv, out.as_bytes());
     c.close().await.unwrap();
 }

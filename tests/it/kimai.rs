@@ -249,17 +249,10 @@ async fn a_kimai_schema_maps_with_config_alone_and_its_day_reads_as_expected() {
         ]
     );
 
-    // The changes were made now (their entries say the 24th): reports cover today, whichever
-    // day it is, in the config's zone.
-    let today: String = client
-        .query_one(
-            "select to_char(now() at time zone 'Europe/Berlin', 'YYYY-MM-DD')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let day = ["--from", today.as_str(), "--to", today.as_str()];
+    // The changes were made now (their entries say the 24th): reports cover the days they were
+    // made on, in the config's zone.
+    let (from, to) = event_days(&client, "Europe/Berlin").await;
+    let day = ["--from", from.as_str(), "--to", to.as_str()];
 
     // Naive UTC times are shown in the config's zone, in the details and in the changes alike;
     // the duration column reads as the Duration detail does.
@@ -315,7 +308,7 @@ async fn a_kimai_schema_maps_with_config_alone_and_its_day_reads_as_expected() {
     let sql_today = count(
         &client,
         &format!(
-            "select count(*) from audit_log.events_between('1', '{today}', '{today}',
+            "select count(*) from audit_log.events_between('1', '{from}', '{to}',
                  p_authors => array['Tony', '#99'], p_timezone => 'Europe/Berlin')"
         ),
     )

@@ -34,18 +34,6 @@ impl Drop for Served {
     }
 }
 
-/// Today's date in UTC (the example config's zone), as the database sees it.
-pub async fn today(client: &tokio_postgres::Client) -> String {
-    client
-        .query_one(
-            "select to_char(now() at time zone 'UTC', 'YYYY-MM-DD')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -227,7 +215,7 @@ async fn only_a_valid_unexpired_link_opens_its_own_workspace() {
 async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
     let s = served().await;
     let link = s.link("1", "15m");
-    let today = today(&s.admin).await;
+    let (from, to) = event_days(&s.admin, "UTC").await;
     let api = |extra: &str| format!("/api/events?{}{extra}", query_of(&link));
     let events = |body: &str| -> Vec<serde_json::Value> {
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -262,19 +250,19 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
     assert_eq!(events(&body).len(), 1, "{body}");
     let (_, body, _) = s.get(&api("&category=projects&limit=100")).await;
     assert_eq!(events(&body).len(), 1, "{body}");
-    // Dates: a day with no events, then today's.
+    // Dates: a day with no events, then the days the events were made on.
     let (_, body, _) = s.get(&api("&from=2026-01-01&to=2026-01-02")).await;
     assert_eq!(events(&body).len(), 0, "{body}");
 
     // Paging: every event of the workspace in two pages, newest first, each once.
-    let (_, first, _) = s.get(&api(&format!("&from={today}&to={today}"))).await;
+    let (_, first, _) = s.get(&api(&format!("&from={from}&to={to}"))).await;
     let first_json: serde_json::Value = serde_json::from_str(&first).unwrap();
     let next = first_json["next"]
         .as_str()
         .expect("a next page")
         .to_string();
     let (_, second, _) = s
-        .get(&api(&format!("&from={today}&to={today}&after={next}")))
+        .get(&api(&format!("&from={from}&to={to}&after={next}")))
         .await;
     let ids: Vec<i64> = events(&first)
         .iter()
@@ -321,8 +309,8 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
 async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() {
     let s = served().await;
     let link = s.link("1", "15m");
-    let today = today(&s.admin).await;
-    let filters = format!("&from={today}&to={today}&category=time_entries&author=Bob%20Builder");
+    let (from, to) = event_days(&s.admin, "UTC").await;
+    let filters = format!("&from={from}&to={to}&category=time_entries&author=Bob%20Builder");
     let response = reqwest::get(format!("{}/audit.csv?{}{filters}", s.base, query_of(&link)))
         .await
         .unwrap();
@@ -334,9 +322,9 @@ async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() 
     let served_csv = response.bytes().await.unwrap();
     let out = s.export(&[
         "--from",
-        &today,
+        &from,
         "--to",
-        &today,
+        &to,
         "--category",
         "time_entries",
         "--author",

@@ -79,10 +79,19 @@ async fn a_single_workspace_application_maps_with_config_alone() {
         events,
         expected.map(|(w, a, b)| (w.to_string(), a.to_string(), b.to_string()))
     );
+    let (from, to) = event_days(&client, "UTC").await;
     let report = cli_with(
         &db.url,
         &config,
-        &["report", "--workspace", "main", "--from", "2026-11-01"],
+        &[
+            "report",
+            "--workspace",
+            "main",
+            "--from",
+            &from,
+            "--to",
+            &to,
+        ],
     );
     assert!(report.contains("Front desk shift"));
 

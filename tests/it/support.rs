@@ -230,6 +230,26 @@ pub async fn count(client: &Client, sql: &str) -> i64 {
         .get(0)
 }
 
+/// The first and last day, in `zone`, of the events in the log: the range a test reports on.
+/// Taken from the events the test wrote, never from the clock, so that a test started just
+/// before midnight, or on any day of the year, covers the same events.
+pub async fn event_days(client: &Client, zone: &str) -> (String, String) {
+    let row = client
+        .query_one(
+            "select to_char(min(occurred_at) at time zone $1, 'YYYY-MM-DD'),
+                    to_char(max(occurred_at) at time zone $1, 'YYYY-MM-DD')
+             from audit_log.events",
+            &[&zone],
+        )
+        .await
+        .unwrap();
+    let (from, to): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+    (
+        from.expect("events in the log"),
+        to.expect("events in the log"),
+    )
+}
+
 /// How many changes wait in staging.
 pub async fn staged(client: &Client) -> i64 {
     count(client, "select count(*) from audit_log.staging").await

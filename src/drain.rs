@@ -474,6 +474,15 @@ impl Drainer {
         )
         .await?;
 
+        // A change made below the host's own statement is linked (System's) only when a change
+        // Clockwatch captured caused it; one that a trigger on some other table made (the
+        // application's temp table, say) is its actor's like any other.
+        let primaries = find_primaries(&tx, &mut self.prepared, &changes).await?;
+        for change in changes.iter_mut().filter(|c| c.is_linked()) {
+            if !primaries.contains_key(&(change.txid, change.occurred_at)) {
+                change.depth = 1;
+            }
+        }
         let refs: BTreeSet<_> = changes
             .iter()
             .flat_map(|c| normalize::references(c, &self.sources[&c.source]))
@@ -501,7 +510,7 @@ impl Drainer {
                 }
             }
         }
-        link_primaries(&tx, &mut self.prepared, &mut events, &changes).await?;
+        link_primaries(&mut events, &primaries);
         self.ensure_partitions(&tx, &events).await?;
         if !dead.is_empty() {
             let (ids, reasons, bodies): (Vec<i64>, Vec<String>, Vec<Value>) = unzip3(dead);
@@ -695,27 +704,27 @@ fn month(t: DateTime<Utc>) -> (i32, u32) {
     (t.year(), t.month())
 }
 
-/// Point each linked change at its primary event: a change the host made itself (depth 1) in the
-/// same transaction and statement. A foreign-key cascade is captured after the statement that
-/// caused it and a host trigger's change before, so the nearest earlier primary is preferred, then
-/// the nearest later one. Event ids are staging ids, so a primary still in staging can be pointed
-/// at before its event exists.
-async fn link_primaries(
+/// A transaction's statement: its txid and statement time.
+type Statement = (i64, DateTime<Utc>);
+
+/// The primary changes of the statements that the batch's linked changes belong to: changes the
+/// host made itself (depth 1) in the same transaction and statement, in this batch, in events
+/// already written, or still staged beyond the batch. Event ids are staging ids, so a primary
+/// still in staging can be pointed at before its event exists.
+async fn find_primaries(
     tx: &Transaction<'_>,
     prepared: &mut Prepared,
-    events: &mut [AuditEvent],
     changes: &[StagedChange],
-) -> Result<()> {
-    type Statement = (i64, DateTime<Utc>);
+) -> Result<HashMap<Statement, Vec<i64>>> {
     let statements: HashSet<Statement> = changes
         .iter()
         .filter(|c| c.is_linked())
         .map(|c| (c.txid, c.occurred_at))
         .collect();
-    if statements.is_empty() {
-        return Ok(());
-    }
     let mut primaries: HashMap<Statement, Vec<i64>> = HashMap::new();
+    if statements.is_empty() {
+        return Ok(primaries);
+    }
     let add = |primaries: &mut HashMap<Statement, Vec<i64>>, txid, at, id| {
         if statements.contains(&(txid, at)) {
             primaries.entry((txid, at)).or_default().push(id);
@@ -750,6 +759,13 @@ async fn link_primaries(
             add(&mut primaries, row.get(0), row.get(1), row.get(2));
         }
     }
+    Ok(primaries)
+}
+
+/// Point each linked change at its primary event. A foreign-key cascade is captured after the
+/// statement that caused it and a host trigger's change before, so the nearest earlier primary
+/// is preferred, then the nearest later one.
+fn link_primaries(events: &mut [AuditEvent], primaries: &HashMap<Statement, Vec<i64>>) {
     for event in events.iter_mut().filter(|e| e.linked) {
         let Some(candidates) = primaries.get(&(event.txid, event.occurred_at)) else {
             continue;
@@ -758,7 +774,6 @@ async fn link_primaries(
         let later = candidates.iter().filter(|id| **id > event.event_id).min();
         event.caused_by = earlier.or(later).copied();
     }
-    Ok(())
 }
 
 async fn insert_events(

@@ -33,9 +33,10 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     if let Some(authors) = config.authors() {
         let table = TableName::parse(&authors.table)
             .map_err(|e| Error::Config(format!("authors.table: {e}")))?;
-        let columns = table_columns(&tx, &table)
-            .await?
-            .ok_or_else(|| Error::Schema(format!("authors: table {table} not found")))?;
+        let Some(columns) = table_columns(&tx, &table).await? else {
+            let why = missing_table(&tx, &table).await?;
+            return Err(Error::Schema(format!("authors: table {table} {why}")));
+        };
         let names = authors.name_column.columns().iter();
         for (key, column) in std::iter::once(("id_column", &authors.id_column))
             .chain(names.map(|c| ("name_column", c)))
@@ -371,8 +372,9 @@ pub async fn source_problems(
     let table = source.table_name()?;
     let Some(columns) = table_columns(client, &table).await? else {
         return Ok(vec![format!(
-            "{}: table: {table} not found",
-            source.label()
+            "{}: table: {table} {}",
+            source.label(),
+            missing_table(client, &table).await?
         )]);
     };
     Ok(source
@@ -380,8 +382,14 @@ pub async fn source_problems(
         .into_iter()
         .filter(|(_, column)| !columns.contains(*column))
         .map(|(key, column)| {
+            // Capture keeps excluding the column it found under that name (see image_columns()).
+            let still = if key == "exclude_columns" {
+                " (renamed? it is still excluded under its new name: name that in the config)"
+            } else {
+                ""
+            };
             format!(
-                "{}: {key}: column \"{column}\" not found in {table}",
+                "{}: {key}: column \"{column}\" not found in {table}{still}",
                 source.label()
             )
         })
@@ -398,6 +406,18 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
         .map(|t| format!("{prefix}{t}"))
         .collect();
     let mut problems = Vec::new();
+    // Names are read from the authors table: a view put in its place is never read.
+    if let Some(table) = config
+        .authors()
+        .and_then(|a| TableName::parse(&a.table).ok())
+    {
+        if table_columns(client, &table).await?.is_none() {
+            let why = missing_table(client, &table).await?;
+            problems.push(format!(
+                "authors: table {table} {why}: authors are shown by id"
+            ));
+        }
+    }
     for source in &config.sources {
         problems.extend(source_problems(client, source).await?);
         let table = source.table_name()?;
@@ -442,6 +462,26 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
         }
     }
     Ok(problems)
+}
+
+/// Why `table` is not a table names can be read from: not found, or what stands in its place.
+/// The daemon never reads a view, a foreign table or anything else a host role could make run
+/// its code with the daemon's rights (see `lookup_table()` in sql/baseline/07_roles.sql).
+async fn missing_table(client: &impl GenericClient, table: &TableName) -> Result<String> {
+    let kind: Option<String> = client
+        .query_one(
+            "select case c.relkind when 'v' then 'view' when 'm' then 'materialized view'
+                                   when 'f' then 'foreign table' else 'relation of kind ' || c.relkind::text end
+             from (select 1) one left join pg_class c on c.oid = to_regclass($1)",
+            &[&table.quoted()],
+        )
+        .await
+        .context(format!("read the kind of {table}"))?
+        .get(0);
+    Ok(match kind {
+        Some(kind) => format!("is a {kind}, not a table: point the config at the table itself (a view's code would run with Clockwatch's rights)"),
+        None => "not found".to_string(),
+    })
 }
 
 /// The live columns of a table or partitioned table, or None when there is no such table.

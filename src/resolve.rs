@@ -22,6 +22,8 @@ const AUTHOR: &str = "author";
 #[derive(Debug, Clone)]
 struct Lookup {
     sql: String,
+    /// The table, quoted, as `lookup_table()` checks it before each lookup.
+    relation: String,
     /// Label for log lines.
     table: String,
 }
@@ -425,6 +427,7 @@ async fn lookup(
     );
     Ok(Some(Lookup {
         sql,
+        relation: table.quoted(),
         table: table.to_string(),
     }))
 }
@@ -444,6 +447,7 @@ async fn id_type(tx: &Transaction<'_>, table: &TableName, column: &str) -> Resul
             "with recursive base as (
                  select a.atttypid as typ, a.atttypmod as typmod
                  from pg_attribute a
+                 join pg_class r on r.oid = a.attrelid and r.relkind in ('r', 'p')
                  where a.attrelid = to_regclass($1) and a.attname = $2 and not a.attisdropped
                  union all
                  select t.typbasetype, t.typtypmod from base b join pg_type t on t.oid = b.typ
@@ -457,7 +461,7 @@ async fn id_type(tx: &Transaction<'_>, table: &TableName, column: &str) -> Resul
         .await
         .context(format!("read the id type of {table}"))?;
     let Some(row) = row else {
-        tracing::warn!(%table, column, "names will not be resolved: table or id column not found");
+        tracing::warn!(%table, column, "names will not be resolved: no such table (a view is not read) or id column");
         return Ok(None);
     };
     let (id_type, built_in): (String, bool) = (row.get(0), row.get(1));
@@ -487,6 +491,7 @@ async fn tags_lookup(
     );
     Ok(Some(Lookup {
         sql,
+        relation: link.quoted(),
         table: link.to_string(),
     }))
 }
@@ -509,7 +514,15 @@ async fn run_lookup(
         .savepoint("clockwatch_lookup")
         .await
         .context("savepoint")?;
-    match prepared.query(&savepoint, &lookup.sql, &[&ids]).await {
+    // Only a plain table, locked until the batch commits, is read (see lookup_table()).
+    let checked = prepared
+        .query(&savepoint, "select lookup_table($1)", &[&lookup.relation])
+        .await;
+    let looked_up = match checked {
+        Ok(_) => prepared.query(&savepoint, &lookup.sql, &[&ids]).await,
+        Err(e) => Err(e),
+    };
+    match looked_up {
         Ok(rows) => {
             savepoint.commit().await.context("release savepoint")?;
             Ok(rows
@@ -530,6 +543,13 @@ async fn run_lookup(
             if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION) =>
         {
             // An id that cannot be of the id column's type names no row.
+            savepoint.rollback().await.context("rollback savepoint")?;
+            Ok(Vec::new())
+        }
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            // The host holds the table (an ALTER, a VACUUM FULL): this batch's names come from
+            // what the log remembers, rather than every workspace's draining waiting on it.
+            tracing::warn!(table = %lookup.table, "name lookup skipped: the table is locked; remembered names or ids shown");
             savepoint.rollback().await.context("rollback savepoint")?;
             Ok(Vec::new())
         }

@@ -40,7 +40,9 @@ pub async fn verify(
     let anchor = tx
         .query_opt(
             "select a.seq, a.hash, a.occurred_at, a.pruned_at,
-                    a.occurred_at >= a.pruned_at - s.retention as within_retention
+                    a.occurred_at >= a.pruned_at - s.retention as within_retention,
+                    a.recorded_at >= a.cutoff + interval '7 days' as written_after_cutoff,
+                    a.recorded_at
              from chain_anchor a cross join settings s where a.workspace_id = $1",
             &[&workspace],
         )
@@ -53,6 +55,18 @@ pub async fn verify(
             "chain positions up to {seq} were removed at {} though the newest of them ({}) was inside the retention period: events were erased",
             pruned.to_rfc3339_opts(SecondsFormat::Secs, true),
             newest.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )));
+    }
+    // The chain runs in the order events were written. An anchor written well after its prune's
+    // cutoff (7 days allow for a long transaction) is an event backdated on its way in: every
+    // event written before it would lie behind the anchor, unverified.
+    if let Some(row) = anchor.as_ref().filter(|r| r.get::<_, bool>(5)) {
+        let (seq, pruned, written): (i64, DateTime<Utc>, DateTime<Utc>) =
+            (row.get(0), row.get(3), row.get(6));
+        return Ok(Verdict::Broken(format!(
+            "chain positions up to {seq} were removed at {} though the last of them was written to the log at {}, inside the retention period (a backdated event): events were hidden from verify",
+            pruned.to_rfc3339_opts(SecondsFormat::Secs, true),
+            written.to_rfc3339_opts(SecondsFormat::Secs, true)
         )));
     }
     let (anchor_seq, anchor_hash): (i64, Vec<u8>) = anchor

@@ -26,6 +26,14 @@ pub async fn set_enabled(
     let rows = client
         .query(&sql, &[&workspace, &names])
         .await
-        .context(format!("{function} workspace {workspace}"))?;
+        .context(format!("{function} workspace {}", shown(workspace)))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// A workspace id as an error line names it: whole, or its start when it is too long to read.
+fn shown(workspace: &str) -> String {
+    match workspace.char_indices().nth(40) {
+        Some((end, _)) => format!("{}...", &workspace[..end]),
+        None => workspace.to_string(),
+    }
 }

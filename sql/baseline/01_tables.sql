@@ -119,6 +119,9 @@ create table captured_table (
     workspace_column text,             -- null: every row belongs to workspace
     workspace        text,             -- (a single-workspace application)
     excluded         text[] not null,
+    -- The excluded columns themselves (their attnums when attached): a column renamed since
+    -- stays excluded, and `clockwatch status` reports that the config names it no more.
+    excluded_attnums smallint[] not null default '{}',
     channel          text not null,
     -- A link table holding the tags of another captured table's records: its changes are
     -- staged as changes of those records (op L). source, category, workspace and excluded
@@ -221,13 +224,19 @@ create table chain_head (
 );
 
 -- Where the retained chain starts after pruning: the last pruned event's position, hash and
--- time, and when it was pruned. `clockwatch verify` checks that the pruned events were older
--- than the retention when they were removed.
+-- time, when it was written to the log, when it was pruned and the cutoff of that prune.
+-- `clockwatch verify` checks that the pruned events were older than the retention when they were
+-- removed, and that the anchor is an event written before the cutoff (give or take a long
+-- transaction): the chain is ordered by when events were written, so an anchor written later
+-- (an event backdated on its way in) would put every event written before it out of `verify`'s
+-- reach.
 create table chain_anchor (
     workspace_id text primary key,
     seq          bigint not null,
     hash         bytea not null,
     occurred_at  timestamptz not null,
+    recorded_at  timestamptz not null,
+    cutoff       timestamptz not null,
     pruned_at    timestamptz not null
 );
 

@@ -47,7 +47,10 @@ revoke execute on function mark_linked() from public;
 
 -- The columns a row image of p_table holds, in field order: every live column but the excluded
 -- ones, with its type (a domain as its base type, which is how the daemon reads it) and whether
--- the column's own type is built in (no role can attach a cast to a built-in type).
+-- the column's own type is built in (no role can attach a cast to a built-in type). A column is
+-- excluded by its name in the config and by the column attach() found under that name, so
+-- renaming an excluded column (a PIN, a password hash) never copies it into the log: capture
+-- fails closed.
 create function image_columns(p_table regclass, p_excluded text[])
 returns table (name text, type text, built_in boolean)
 language sql stable
@@ -61,6 +64,7 @@ as $$
     join pg_type t on t.oid = a.atttypid
     where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped
       and a.attname <> all (p_excluded)
+      and a.attnum <> all (coalesce((select c.excluded_attnums from captured_table c where c.relid = p_table), '{}'))
     order by a.attnum
 $$;
 
@@ -391,6 +395,7 @@ declare
     v_guard   text;
     v_stmt    text[];
     v_slow    text;
+    v_body    text;
 begin
     select * into strict c from captured_table t where t.relid = p_table;
     v_shape := record_shape(p_table, case when c.link_parent is null then c.excluded else '{}' end,
@@ -443,13 +448,11 @@ begin
                     format('tags not captured: %%s (after a change to %%s or %%s)', sqlerrm, TG_TABLE_NAME, %1$L::regclass));
         end$slow$, c.link_parent::oid::text, c.excluded, c.source, c.category, v_parent);
     end if;
-    execute format($function$
-create or replace function %1$I() returns trigger
-language plpgsql
-security definer
-set search_path from current
-set datestyle = iso
-as $capture$
+    -- The body is built as text and handed to CREATE FUNCTION as one quoted literal (%L), never
+    -- spliced into a fixed dollar quote: column names, workspace ids and every other value in it
+    -- come from roles below the owner, and a name holding the quote's tag would end the body
+    -- there and run what follows as the owner.
+    v_body := format($body$
 declare
     v_actor  text    := nullif(current_setting('clockwatch.actor', true), '');
     v_origin text    := nullif(current_setting('clockwatch.origin', true), '');
@@ -460,38 +463,40 @@ declare
     v_staged bigint;
 begin
     if TG_OP in ('UPDATE', 'DELETE') then
-        v_mark := coalesce(current_setting(%9$L, true), '');
+        v_mark := coalesce(current_setting(%8$L, true), '');
         -- Only a mark left by mark_linked() in this transaction counts (see linked_mark()).
         if v_mark <> '' and v_mark = linked_mark() then
             v_depth := greatest(v_depth, 2);
-            perform set_config(%9$L, '', true);
+            perform set_config(%8$L, '', true);
         end if;
     end if;
-    if %2$s then
+    if %1$s then
         if TG_OP = 'INSERT' then
-            %3$s;
+            %2$s;
         elsif TG_OP = 'UPDATE' then
-            %4$s;
+            %3$s;
         elsif TG_OP = 'DELETE' then
-            %5$s;
+            %4$s;
         else
-            %6$s;
+            %5$s;
         end if;
     else
-        %7$s;
+        %6$s;
         get diagnostics v_staged = row_count;
     end if;
     -- Wake the daemon only while it is idle: the flag is a sequence, read by a function call.
     if v_staged > 0 and pg_sequence_last_value('wakeup_idle'::regclass) = 2 then
-        perform pg_notify(%8$L, '');
+        perform pg_notify(%7$L, '');
     end if;
     return null;
 end
-$capture$
-$function$,
-        c.function, v_guard, v_stmt[1], v_stmt[2], v_stmt[3], v_stmt[4], v_slow, c.channel,
+$body$,
+        v_guard, v_stmt[1], v_stmt[2], v_stmt[3], v_stmt[4], v_slow, c.channel,
         -- mark_linked()'s setting for this table, named here once rather than on every call
         'clockwatch.linked_' || p_table::oid);
+    execute format('create or replace function %I() returns trigger language plpgsql security definer '
+                   'set search_path from current set datestyle = iso as %L',
+                   c.function, v_body);
     -- Trigger functions are not called directly, and EXECUTE is checked only when a trigger is
     -- created: without it, no other role can attach this function to a table of its own.
     execute format('revoke execute on function %I() from public', c.function);
@@ -553,9 +558,13 @@ begin
     end if;
     perform detach(p_table);
     insert into captured_table (relid, source, function, shape, category, workspace_column, workspace,
-                                excluded, channel)
+                                excluded, excluded_attnums, channel)
     values (p_table, p_source, v_function, record_shape(p_table, v_excluded, p_source, p_category), p_category,
-            p_workspace_column, p_workspace, v_excluded, p_channel);
+            p_workspace_column, p_workspace, v_excluded,
+            array(select a.attnum from pg_attribute a
+                  where a.attrelid = p_table and a.attname = any (v_excluded) and not a.attisdropped
+                  order by a.attnum),
+            p_channel);
     perform compile(p_table);
     perform create_triggers(p_table);
 end
@@ -671,6 +680,14 @@ language plpgsql
 set search_path from current
 as $$
 begin
+    -- Ids are compiled into every capture function of the category (quoted as literals): no
+    -- host's id comes near this, and a longer one would only weigh on every host write.
+    if coalesce(p_workspace, '') = '' then
+        raise exception 'a workspace id cannot be empty' using errcode = '22023';
+    elsif length(p_workspace) > 200 then
+        raise exception 'a workspace id of % characters: workspace ids have at most 200', length(p_workspace)
+            using errcode = '22023';
+    end if;
     perform check_categories(p_categories);
     lock table workspace_category in share row exclusive mode;
     insert into workspace_category (workspace_id, category)

@@ -79,6 +79,17 @@ begin
     -- would fail every query of report_changes over it. Such a batch is refused, and the
     -- daemon sets the change aside (dead_letter) with the reason.
     perform p_previous_value::jsonb[], p_new_value::jsonb[];
+    -- An event older than the retention would be pruned at once, and the only thing its
+    -- append could do is move the chain's anchor when it goes (see chain_anchor): refused, but
+    -- to the schema's owner (who may write events directly anyway: a backfill, a benchmark). A
+    -- long transaction's events are hours old, never this old, and are taken in any order.
+    if exists (select from unnest(p_occurred_at) t(at) where t.at < now() - (select retention from settings))
+       and not pg_has_role(session_user, (select n.nspowner from pg_namespace n
+                                          where n.nspname = current_schema()), 'MEMBER') then
+        raise exception 'append_events: an event of % is older than the retention (%): it would be pruned at once',
+            (select min(t.at) from unnest(p_occurred_at) t(at)), (select retention from settings)
+            using errcode = '22023';
+    end if;
     -- Each workspace's head moves to the batch's last event there, and only from just before its
     -- first: the batch's events of a workspace must take the positions after the head, without
     -- a gap, the first chained from the head's hash.

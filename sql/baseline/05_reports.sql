@@ -291,7 +291,8 @@ $$;
 -- p_limit caps the rows (a first page), null for all. p_timezone is the zone to read days in
 -- and show times in (default: report_timezone()).
 --
--- A report covers its workspace and '*' (a TRUNCATE of a whole table), and
+-- A report covers its workspace and the TRUNCATEs of whole tables (workspace '*'; a host row
+-- whose workspace is the text '*' stays in the report of '*' alone), and
 -- `workspace_id in ($1, '*')` cannot walk the (workspace_id, occurred_at, event_id) index in
 -- order: PostgreSQL read and sorted a whole 30-day range (410,000 rows of 10,000,000) to return a
 -- page of 50. Each workspace value is asked for on its own, ordered and limited (an index walk
@@ -352,7 +353,8 @@ begin
             (select * from filtered w where w.workspace_id = p_workspace
              order by w.occurred_at desc, w.event_id desc limit p_limit)
             union all
-            (select * from filtered a where a.workspace_id = '*' and p_workspace <> '*'
+            (select * from filtered a
+             where a.workspace_id = '*' and a.action_code like '%.truncated' and p_workspace <> '*'
              order by a.occurred_at desc, a.event_id desc limit p_limit)
         ) r
         order by r.occurred_at desc, r.event_id desc

@@ -20,6 +20,17 @@ declare
     v_to   date := (v_from + interval '1 month')::date;
     v_name text := 'events_' || to_char(v_from, 'YYYY_MM');
 begin
+    -- Bounded to the months the daemon writes in (the retention behind, a year ahead), so that
+    -- the daemon role cannot fill the catalog with partitions: thousands of them leave every
+    -- query of events out of shared memory. The schema's owner may create any month.
+    if p_at not between now() - (select retention from settings) - interval '2 months'
+                    and now() + interval '13 months'
+       and not pg_has_role(session_user, (select n.nspowner from pg_namespace n
+                                          where n.nspname = current_schema()), 'MEMBER') then
+        raise exception 'partition for %: events are kept for % and written up to a year ahead', p_at,
+            (select retention from settings)
+            using errcode = '22023';
+    end if;
     -- Several daemons may reach a new month at once; only one must create it.
     perform pg_advisory_xact_lock(hashtext('clockwatch partition ' || current_schema()));
     if to_regclass(format('%I.%I', current_schema(), v_name)) is null then
@@ -141,11 +152,11 @@ begin
              from workspaces w
              where w.workspace_id is not null
          )
-         insert into chain_anchor (workspace_id, seq, hash, occurred_at, pruned_at)
-         select w.workspace_id, last.chain_seq, last.hash, last.occurred_at, now()
+         insert into chain_anchor (workspace_id, seq, hash, occurred_at, recorded_at, cutoff, pruned_at)
+         select w.workspace_id, last.chain_seq, last.hash, last.occurred_at, last.recorded_at, $1, now()
          from workspaces w
          cross join lateral (
-             select p.chain_seq, p.hash, p.occurred_at from %1$I p
+             select p.chain_seq, p.hash, p.occurred_at, p.recorded_at from %1$I p
              where p.workspace_id = w.workspace_id and p.chain_seq is not null
                and p.occurred_at < $1
              order by p.chain_seq desc
@@ -153,7 +164,7 @@ begin
          where w.workspace_id is not null
          on conflict (workspace_id) do update
              set seq = excluded.seq, hash = excluded.hash, occurred_at = excluded.occurred_at,
-                 pruned_at = excluded.pruned_at
+                 recorded_at = excluded.recorded_at, cutoff = excluded.cutoff, pruned_at = excluded.pruned_at
          where chain_anchor.seq < excluded.seq', p_partition)
     using p_cutoff;
 end

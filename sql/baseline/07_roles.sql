@@ -29,7 +29,53 @@ begin
                    '%s.maintain(timestamptz), %s.event_partitions(), %s.chain_heads(text[]), '
                    '%s.append_events(bigint[], timestamptz[], text[], text[], text[], text[], text[], '
                    'text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], json[], '
-                   'json[], text[], bigint[], json[], bigint[], bytea[], bytea[]) to %I',
-                   s, s, s, s, s, s, s, p_role);
+                   'json[], text[], bigint[], json[], bigint[], bytea[], bytea[]), %s.lookup_table(text) to %I',
+                   s, s, s, s, s, s, s, s, p_role);
 end
 $$;
+
+-- Called by the daemon before it reads names from a host table (p_table, its quoted name), in the
+-- savepoint of that lookup: lock the table against being swapped, then refuse anything but a
+-- plain or partitioned table whose partitions and children are plain tables too.
+--
+-- A lookup runs with the daemon's rights, and the host's roles own the tables it reads: a view
+-- (or a table made a view, or a foreign table) in a table's place would run their functions as
+-- the daemon, at planning as well as at execution, so the check must come before the lookup
+-- statement is even planned, and hold until it has run. The lock (ACCESS SHARE, what the
+-- lookup takes anyway, held to the end of the daemon's transaction) keeps the name on this
+-- relation until then: replacing a table takes ACCESS EXCLUSIVE. A host that holds a lock on the
+-- table does not stall the daemon: past lock_timeout the lookup fails, the names of that batch
+-- come from what the log remembers (or ids), and the next batch tries again.
+create function lookup_table(p_table text) returns void
+language plpgsql
+set search_path from current
+set lock_timeout = '500ms'
+as $$
+declare
+    v_table regclass := to_regclass(p_table);
+    v_odd   record;
+begin
+    if v_table is null then
+        raise exception 'relation % does not exist', p_table using errcode = '42P01';
+    end if;
+    execute format('lock table %s in access share mode', v_table);
+    if to_regclass(p_table) is distinct from v_table then
+        raise exception '% was replaced while the daemon read it', p_table using errcode = '40001';
+    end if;
+    with recursive tree(relid) as (
+        select v_table::oid
+        union
+        select i.inhrelid from pg_inherits i join tree t on i.inhparent = t.relid
+    )
+    select c.oid::regclass as relation, c.relkind into v_odd
+    from tree t join pg_class c on c.oid = t.relid
+    where c.relkind not in ('r', 'p')
+    limit 1;
+    if found then
+        raise exception '% is not a plain table (relkind %): names are not read from it', v_odd.relation, v_odd.relkind
+            using errcode = '42809',
+                  hint = 'point the config at the table itself; the daemon never reads views or foreign tables';
+    end if;
+end
+$$;
+revoke execute on function lookup_table(text) from public;

@@ -17,8 +17,10 @@ select (select count(*) from staging) as staged,
        (select retention::text from settings) as retention,
        (select last_run from maintenance where job = 'prune') as last_prune,
        -- Pruning that reached inside the retention period: a prune whose cutoff did, or a chain
-       -- anchored at an event that was not yet expired when it was removed.
+       -- anchored at an event that was not yet expired when it was removed, or at one written to
+       -- the log after the cutoff (backdated: see chain_anchor; 7 days for long transactions).
        (select count(*) from prune_log p cross join settings s
         where p.cutoff > p.ran_at - s.retention)
        + (select count(*) from chain_anchor a cross join settings s
-          where a.occurred_at >= a.pruned_at - s.retention) as early_prunes
+          where a.occurred_at >= a.pruned_at - s.retention
+             or a.recorded_at >= a.cutoff + interval '7 days') as early_prunes

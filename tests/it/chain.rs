@@ -199,7 +199,8 @@ async fn pruning_keeps_the_rest_of_the_chain_verifiable() {
     client
         .batch_execute(
             "select audit_log.ensure_partition(now() - interval '400 days');
-             update audit_log.events set occurred_at = now() - interval '400 days' where event_id <= 10;",
+             update audit_log.events set occurred_at = now() - interval '400 days',
+                                         recorded_at = now() - interval '400 days' where event_id <= 10;",
         )
         .await
         .unwrap();

@@ -164,6 +164,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("json_field", false, "PUBLIC"),
         ("link_sql", false, "PUBLIC"),
         ("linked_mark", true, ""),
+        ("lookup_table", false, "daemon"),
         ("maintain", true, "daemon"),
         ("mark_linked", true, ""),
         ("prune", true, "daemon"),
@@ -331,6 +332,356 @@ async fn a_policy_on_a_host_table_does_not_run_as_the_daemon() {
         .unwrap()
         .get(0);
     assert_eq!(author, "#2");
+}
+
+#[tokio::test]
+async fn a_view_put_in_place_of_a_looked_up_table_never_runs_as_the_daemon() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (daemon_role, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    enable_all(&admin, &config, "1").await;
+    let (_, owner_url) = owning_app_role(&db, &admin).await;
+    let owner = connect(&owner_url).await;
+
+    let mut daemon = start_daemon(&config, &daemon_url);
+    daemon.ready().await;
+    act(
+        &mut admin,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'before')",
+    )
+    .await;
+    eventually(
+        "the first change is recorded",
+        std::time::Duration::from_secs(20),
+        || async { count(&admin, "select count(*) from audit_log.events").await == 1 },
+    )
+    .await;
+
+    // The authors table swapped, under the daemon's prepared lookup, for a view whose function
+    // would run as whoever reads it: it deletes what waits in staging, where the daemon may.
+    owner
+        .batch_execute(&format!(
+            "create table app.seen (by_role text);
+             grant insert on app.seen to public;
+             create function app.spy() returns boolean language plpgsql as $$
+             begin
+                 insert into app.seen values (current_user);
+                 delete from audit_log.staging;
+                 return true;
+             end $$;
+             grant execute on function app.spy() to public;
+             alter table app.app_user rename to app_user_kept;
+             create view app.app_user as select * from app.app_user_kept where app.spy();
+             grant select on app.app_user to {daemon_role};"
+        ))
+        .await
+        .unwrap();
+    act(
+        &mut admin,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'after')",
+    )
+    .await;
+    eventually(
+        "the second change is recorded",
+        std::time::Duration::from_secs(20),
+        || async { count(&admin, "select count(*) from audit_log.events").await == 2 },
+    )
+    .await;
+    daemon.stop().await;
+    assert_eq!(
+        count(&admin, "select count(*) from app.seen").await,
+        0,
+        "the view's function ran"
+    );
+    // The name the log already knew is kept.
+    let authors: Vec<String> = column(
+        &admin,
+        "select author from audit_log.report order by event_id",
+    )
+    .await;
+    assert_eq!(authors, ["Bob Builder", "Bob Builder"]);
+
+    // `status` names the view, install refuses it.
+    let out = std::process::Command::new(binary())
+        .args(["--config", EXAMPLE_CONFIG_PATH, "status"])
+        .env("CLOCKWATCH_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("authors: table app.app_user is a view, not a table"),
+        "{text}"
+    );
+    let err = clockwatch::install::install(&mut admin, &config)
+        .await
+        .expect_err("install over a view")
+        .to_string();
+    assert!(err.contains("is a view, not a table"), "{err}");
+}
+
+/// As the daemon role: append one event to workspace 1's chain, correctly chained from its head,
+/// `age` before now, into a partition created for it.
+async fn append_backdated(
+    daemon: &mut tokio_postgres::Client,
+    age: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let tx = daemon.transaction().await?;
+    tx.batch_execute(&format!(
+        "select audit_log.ensure_partition(now() - interval '{age}');
+         with h as (select * from audit_log.chain_heads(array['1'])),
+         e as (select h.seq, h.hash,
+                      jsonb_populate_record(null::audit_log.events, jsonb_build_object(
+                          'event_id', 900000, 'occurred_at', now() - interval '{age}',
+                          'workspace_id', '1', 'category', 'tags', 'action_code', 'tag.deleted',
+                          'action', 'Deleted tag', 'author', 'System', 'target_id', '7',
+                          'linked', false, 'txid', 1, 'source', 'app.tag', 'details', '{{}}',
+                          'chain_seq', h.seq + 1, 'prev_hash', h.hash)) as ev
+               from h)
+         select audit_log.append_events(
+             array[(ev).event_id], array[(ev).occurred_at], array['1'], array['tags'],
+             array['tag.deleted'], array['Deleted tag'], array[null]::text[], array[null]::text[],
+             array['System'], array['7'], array[null]::text[], array[null]::bigint[], array[false],
+             array[1]::bigint[], array['app.tag'], array[null]::json[], array[null]::json[],
+             array[null]::text[], array[null]::bigint[], array['{{}}']::json[], array[seq + 1],
+             array[hash],
+             array[sha256(hash || sha256(convert_to(audit_log.event_content(ev), 'UTF8')))])
+         from e;"
+    ))
+    .await?;
+    tx.commit().await
+}
+
+#[tokio::test]
+async fn a_backdated_event_cannot_move_the_chain_anchor_past_the_real_events() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (_, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    enable_all(&admin, &config, "1").await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'real')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let mut daemon = connect(&daemon_url).await;
+
+    // Older than the retention: refused.
+    let err = append_backdated(&mut daemon, "400 days").await.unwrap_err();
+    let message = err
+        .as_db_error()
+        .map(|e| e.message().to_string())
+        .unwrap_or_default();
+    assert!(message.contains("older than the retention"), "{err:?}");
+
+    // Just inside it, accepted (a long transaction's events come late); when it expires (the
+    // owner shortening the retention stands in for the months going by) prune anchors the
+    // chain at it, past the real event written before it.
+    append_backdated(&mut daemon, "364 days").await.unwrap();
+    admin
+        .batch_execute("update audit_log.settings set retention = '300 days'")
+        .await
+        .unwrap();
+    daemon
+        .batch_execute("select * from audit_log.prune()")
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &admin,
+            "select seq from audit_log.chain_anchor where workspace_id = '1'"
+        )
+        .await,
+        2
+    );
+    let verify = cli(&db.url, &["verify", "--workspace", "1"]);
+    let out = String::from_utf8_lossy(&verify.stdout).to_string()
+        + &String::from_utf8_lossy(&verify.stderr);
+    assert_eq!(verify.status.code(), Some(1), "{out}");
+    assert!(out.contains("a backdated event"), "{out}");
+    let status = cli(&db.url, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(2), "{text}");
+    assert!(text.contains("younger than the retention"), "{text}");
+}
+
+#[tokio::test]
+async fn the_daemon_role_cannot_fill_the_catalog_with_partitions() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (_, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    let daemon = connect(&daemon_url).await;
+    let before = count(&admin, "select count(*) from audit_log.event_partitions()").await;
+    for at in [
+        "now() - interval '20 years'",
+        "now() + interval '20 years'",
+        "'infinity'::timestamptz",
+    ] {
+        let err = daemon
+            .batch_execute(&format!("select audit_log.ensure_partition({at})"))
+            .await
+            .expect_err(at);
+        assert_eq!(err.code().map(|c| c.code()), Some("22023"), "{at}: {err:?}");
+    }
+    // What it needs stays open to it: this month, the next, the retention's first.
+    daemon
+        .batch_execute(
+            "select audit_log.ensure_partition(now() + interval '1 month');
+             select audit_log.ensure_partition(now() - interval '365 days');",
+        )
+        .await
+        .unwrap();
+    assert!(count(&admin, "select count(*) from audit_log.event_partitions()").await <= before + 2);
+}
+
+#[tokio::test]
+async fn a_host_workspace_named_star_stays_in_its_own_report() {
+    let (_db, mut admin, config) = audited_tables(
+        "create schema st;
+         create table st.tag (id bigint primary key, ws text not null, name text not null);",
+        r#"
+[[source]]
+category = "tags"
+table = "st.tag"
+workspace_column = "ws"
+name_column = "name"
+"#,
+        "*",
+    )
+    .await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into st.tag values (1, '*', 'star row'), (2, 'a', 'a row')",
+    )
+    .await;
+    act(&mut admin, Some("1"), "truncate st.tag").await;
+    drain(&mut admin, &config).await;
+    let report = |ws: &'static str| {
+        let admin = &admin;
+        async move {
+            column::<String>(
+                admin,
+                &format!(
+                    "select action || ' ' || coalesce(target, '') from audit_log.events_between('{ws}', now() - interval '1 day', now() + interval '1 day')
+                     order by event_id"
+                ),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        report("a").await,
+        ["Created tag a row", "Removed all tags st.tag"]
+    );
+    assert_eq!(report("b").await, ["Removed all tags st.tag"]);
+    assert_eq!(
+        report("*").await,
+        ["Created tag star row", "Removed all tags st.tag"]
+    );
+}
+
+#[tokio::test]
+async fn a_trigger_on_the_applications_own_table_does_not_pass_its_change_off_as_linked() {
+    let (db, mut admin, config) = installed_host().await;
+    let mut app = app_role(&db, &admin).await;
+    // The application's role may create temp tables, with triggers of its own.
+    app.batch_execute(
+        "create temp table relay (id bigint);
+         create function pg_temp.relay() returns trigger language plpgsql as $$
+         begin
+             update app.time_entry set description = 'edited through a relay' where id = new.id;
+             return null;
+         end $$;
+         create trigger relay after insert on relay for each row execute function pg_temp.relay();",
+    )
+    .await
+    .unwrap();
+    act(
+        &mut app,
+        Some("2"),
+        "insert into app.time_entry (id, workspace_id, user_id, description, start_at)
+             values (500, 1, 2, 'mine', '2026-11-02 09:00Z')",
+    )
+    .await;
+    act(&mut app, Some("2"), "insert into relay values (500)").await;
+    drain(&mut admin, &config).await;
+    let rows: Vec<(String, bool, Option<i64>)> = admin
+        .query(
+            "select author, linked, caused_by from audit_log.events where target_id = '500' order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("Bob Builder".to_string(), false, None),
+            ("Bob Builder".to_string(), false, None)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_excluded_column_renamed_stays_excluded_and_status_says_so() {
+    let (db, mut admin, config) = installed_host().await;
+    let role = unique_role("membership_owner");
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage on schema app to {role};
+             alter table app.membership owner to {role};"
+        ))
+        .await
+        .unwrap();
+    let mut owner = connect(&db.url_as(&role)).await;
+    owner
+        .batch_execute("alter table app.membership rename column pin_hash to pin")
+        .await
+        .unwrap();
+    act(
+        &mut owner,
+        Some("1"),
+        "update app.membership set pin = 'SECRET-PIN-4711', name = 'Bob B.' where id = 2",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    assert_eq!(
+        count(
+            &admin,
+            "select count(*) from audit_log.events where target_id = '2' and category = 'users'"
+        )
+        .await,
+        1,
+        "the change is logged"
+    );
+    assert_eq!(
+        count(
+            &admin,
+            "select count(*) from audit_log.events
+             where concat(row_image, previous_value::text, new_value::text, details::text) like '%SECRET-PIN%'"
+        )
+        .await,
+        0,
+        "the renamed PIN reached the log"
+    );
+    let status = cli(&db.url, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("exclude_columns: column \"pin_hash\" not found in app.membership (renamed? it is still excluded"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ mod daemon;
 mod escalation;
 mod faults;
 mod foreign_schema;
+mod generated;
 mod hostile;
 mod install;
 mod kimai;

@@ -127,7 +127,7 @@ pub async fn api(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) ->
     guarded(&state, response)
 }
 
-/// GET /audit.csv: what `clockwatch export` writes for the same filters, streamed.
+/// GET /audit.csv: what `clockwatch export --excel` writes for the same filters, streamed.
 pub async fn csv(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
     let query = Query::parse(raw.as_deref());
     let grant = match query.grant(&state.secret) {
@@ -217,7 +217,9 @@ async fn stream_csv(
     }
     let pump = Pump::new(bytes.clone());
     let mut out = pump.writer();
-    export::export_pumped(&tx, &filter, Format::Csv, false, &mut out, Some(&pump)).await?;
+    // A file downloaded from a page is opened in a spreadsheet: written as `export --excel`
+    // writes it, with cells that would read as formulas (`=HYPERLINK(...)`) neutralised.
+    export::export_pumped(&tx, &filter, Format::Csv, true, &mut out, Some(&pump)).await?;
     tx.commit().await.context("commit")?;
     Ok(())
 }

@@ -180,7 +180,7 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
         .unwrap();
     assert_eq!(scripts, json!(0));
 
-    // Export as CSV: the browser downloads what `clockwatch export` writes for the filters.
+    // Export as CSV: the browser downloads what `clockwatch export --excel` writes for the filters.
     c.find(Locator::LinkText("Export as CSV"))
         .await
         .unwrap()
@@ -204,7 +204,7 @@ async fn an_admin_reads_the_day_expands_a_linked_change_and_downloads_the_csv() 
         }
     };
     let csv = std::fs::read(downloaded).unwrap();
-    let out = served.export(&["--from", &from, "--to", &to]);
+    let out = served.export(&["--excel", "--from", &from, "--to", &to]);
     assert_eq!(csv, out.as_bytes());
     c.close().await.unwrap();
 }

@@ -307,8 +307,19 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
 
 #[tokio::test]
 async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() {
-    let s = served().await;
+    let mut s = served().await;
     let link = s.link("1", "15m");
+    // A value a spreadsheet would run as a formula.
+    act(
+        &mut s.admin,
+        Some("2"),
+        "insert into app.time_entry (workspace_id, user_id, description, start_at)
+             values (1, 2, '=HYPERLINK(\"http://example.com/x\",\"open\")', '2026-11-24 11:00Z')",
+    )
+    .await;
+    let config =
+        clockwatch::Config::from_toml(&std::fs::read_to_string(&s.config_path).unwrap()).unwrap();
+    drain(&mut s.admin, &config).await;
     let (from, to) = event_days(&s.admin, "UTC").await;
     let filters = format!("&from={from}&to={to}&category=time_entries&author=Bob%20Builder");
     let response = reqwest::get(format!("{}/audit.csv?{}{filters}", s.base, query_of(&link)))
@@ -321,6 +332,7 @@ async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() 
         .starts_with("attachment; filename=\"audit-log-1-"));
     let served_csv = response.bytes().await.unwrap();
     let out = s.export(&[
+        "--excel",
         "--from",
         &from,
         "--to",
@@ -331,7 +343,12 @@ async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() 
         "Bob Builder",
     ]);
     assert_eq!(served_csv.as_ref(), out.as_bytes());
-    assert_eq!(out.lines().count(), 61, "a header and Bob's 60 entries");
+    assert_eq!(out.lines().count(), 62, "a header and Bob's 61 entries");
+    assert!(out.contains("'=HYPERLINK("), "the formula is text: {out}");
+    assert!(
+        !out.contains(",=HYPERLINK(") && !out.contains(",\"=HYPERLINK("),
+        "{out}"
+    );
 
     // The hostile description is shown as text: escaped markup, the characters kept.
     let (_, page, _) = s.get(&link).await;

@@ -375,7 +375,9 @@ $$;
 -- The function runs SECURITY DEFINER, with the rights of Clockwatch's owner, so the host
 -- application's role needs no privilege on this schema at all: it can neither write staging
 -- except through the trigger, nor read or alter the log. Its search_path is pinned (pg_temp
--- last), and DateStyle is ISO so that times print one way whatever the host's session uses.
+-- last), and every setting that changes how a value prints (DateStyle, IntervalStyle,
+-- extra_float_digits, bytea_output, TimeZone, lc_monetary) is pinned, so that values print one
+-- way whatever the host's session uses.
 --
 -- Its statements are compiled for the table's columns at compile time. Before using them it asks
 -- shape_is_current(), which PostgreSQL answers once per session and again after each change to
@@ -494,8 +496,13 @@ $body$,
         v_guard, v_stmt[1], v_stmt[2], v_stmt[3], v_stmt[4], v_slow, c.channel,
         -- mark_linked()'s setting for this table, named here once rather than on every call
         'clockwatch.linked_' || p_table::oid);
+    -- Every setting that changes a value's text is pinned for the call, whatever the host's
+    -- session set: a float printed with extra_float_digits = -15 would log 123.456 as 100 and
+    -- an update from 100 to 149 as no change at all.
     execute format('create or replace function %I() returns trigger language plpgsql security definer '
-                   'set search_path from current set datestyle = iso as %L',
+                   'set search_path from current set datestyle = iso set intervalstyle = postgres '
+                   'set extra_float_digits = 1 set bytea_output = hex set timezone = ''UTC'' '
+                   'set lc_monetary = ''C'' as %L',
                    c.function, v_body);
     -- Trigger functions are not called directly, and EXECUTE is checked only when a trigger is
     -- created: without it, no other role can attach this function to a table of its own.

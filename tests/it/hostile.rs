@@ -240,3 +240,82 @@ async fn truncate_is_one_event_for_every_workspace_not_silence() {
         assert_eq!(truncations, 2, "workspace {workspace}");
     }
 }
+
+/// Every setting that changes how a value prints, set by the host's session to its oddest:
+/// capture records the same values as under the defaults.
+#[tokio::test]
+async fn session_settings_never_change_what_capture_records() {
+    let (db, _admin, config) = audited_tables(
+        "create schema st;
+         create table st.rate (id bigint primary key, ws text not null, hours float8, share float4,
+                               span interval, blob bytea, at timestamptz, cost money);",
+        r#"
+[[source]]
+category = "projects"
+table = "st.rate"
+workspace_column = "ws"
+"#,
+        "w",
+    )
+    .await;
+    let mut app = db.client().await;
+    app.batch_execute(
+        "set extra_float_digits = -15; set intervalstyle = sql_standard; set bytea_output = escape;
+         set timezone = 'Asia/Kathmandu'; set datestyle = 'sql, dmy'; set lc_monetary = 'C.UTF-8';",
+    )
+    .await
+    .unwrap();
+    act(
+        &mut app,
+        Some("1"),
+        "insert into st.rate values (1, 'w', 123.456, 0.1, '1 day 02:03:04', '\\x00ff',
+                                     '2026-11-02 09:00:00+00', 12.5)",
+    )
+    .await;
+    // Alike in 1 significant digit: a session printing floats with -15 extra digits sees no change.
+    act(
+        &mut app,
+        Some("1"),
+        "update st.rate set hours = 149 where id = 1",
+    )
+    .await;
+    act(
+        &mut app,
+        Some("1"),
+        "update st.rate set hours = 150 where id = 1",
+    )
+    .await;
+    let mut admin = db.client().await;
+    drain(&mut admin, &config).await;
+    let rows: Vec<(Option<serde_json::Value>, Option<serde_json::Value>)> = admin
+        .query(
+            "select previous_value::jsonb, new_value::jsonb from audit_log.events order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(
+        rows[1],
+        (Some(json!({"hours": 123.456})), Some(json!({"hours": 149})))
+    );
+    assert_eq!(
+        rows[2],
+        (Some(json!({"hours": 149})), Some(json!({"hours": 150})))
+    );
+    let image: String = admin
+        .query_one(
+            "select row_image from audit_log.events order by event_id limit 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        image,
+        r#"(1,w,123.456,0.1,"1 day 02:03:04","\\x00ff","2026-11-02 09:00:00+00",$12.50)"#
+    );
+}

@@ -435,7 +435,7 @@ impl Drainer {
                 txid: row.get("txid"),
                 occurred_at: row.get("stmt_at"),
                 depth: row.get("depth"),
-                actor: row.get("actor"),
+                actor: bounded_actor(row.get("actor")),
                 origin: row.get("origin"),
                 workspace_id: row.get("workspace_id"),
                 old_row,
@@ -907,6 +907,21 @@ fn unzip3<A, B, C>(items: Vec<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
         c.push(z);
     }
     (a, b, c)
+}
+
+/// The longest actor id taken as it is. Capture keeps one character more, so that a longer id
+/// is known for what it is.
+const MAX_ACTOR_CHARS: usize = 256;
+
+/// An actor id as the log keeps it: whole, or, past [`MAX_ACTOR_CHARS`] (no application's user
+/// id is that long: it is a mistake or an attack), its first 64 characters and an ellipsis, so
+/// that it neither passes for a real id nor fills the log's indexes.
+fn bounded_actor(actor: Option<String>) -> Option<String> {
+    let actor = actor?;
+    if actor.chars().count() <= MAX_ACTOR_CHARS {
+        return Some(actor);
+    }
+    Some(actor.chars().take(64).chain(['…']).collect())
 }
 
 #[cfg(test)]

@@ -121,8 +121,12 @@ impl<'a> Record<'a> {
             target_id: row.get(9),
             target: row.get(10),
             caused_by: row.get(11),
-            previous_value: row.get::<_, Option<Value>>(12).map(Cow::Owned),
-            new_value: row.get::<_, Option<Value>>(13).map(Cow::Owned),
+            previous_value: row
+                .get::<_, Option<JsonText>>(12)
+                .map(|t| Cow::Owned(crate::image::changed_values(t.0))),
+            new_value: row
+                .get::<_, Option<JsonText>>(13)
+                .map(|t| Cow::Owned(crate::image::changed_values(t.0))),
             details: detail::fields(details.map_or("{}", |d| d.0), zone),
         }
     }

@@ -159,6 +159,29 @@ impl ToSql for JsonText<'_> {
     to_sql_checked!();
 }
 
+/// A document of changed values (`previous_value`, `new_value`) read for a report: parsed, or,
+/// where serde_json's recursion limit (128 levels) stops it, each field whose value is nested
+/// deeper kept as its JSON text, in a string. A host's jsonb column may nest an array 200 deep;
+/// such a value must read as what it is, not end the report.
+pub fn changed_values(text: &str) -> Value {
+    if let Ok(value) = serde_json::from_str::<Value>(text) {
+        return value;
+    }
+    match serde_json::from_str::<std::collections::BTreeMap<String, Box<RawValue>>>(text) {
+        Ok(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(field, raw)| {
+                    let value = serde_json::from_str(raw.get())
+                        .unwrap_or_else(|_| Value::String(raw.get().to_string()));
+                    (field, value)
+                })
+                .collect(),
+        ),
+        Err(_) => Value::String(text.to_string()),
+    }
+}
+
 /// Images built from JSON text, for tests (the daemon's are indexed as they are written,
 /// [`crate::record::Shape::to_image`]).
 #[cfg(test)]

@@ -13,6 +13,7 @@ use tokio_postgres::{Row, Transaction};
 
 use crate::config::{Category, Config};
 use crate::error::{DbContext, Error, Result};
+use crate::image::JsonText;
 
 const REPORT: &str = include_str!("../sql/queries/report.sql");
 
@@ -378,6 +379,10 @@ impl ReportRow {
     }
 
     pub fn from_row(row: &Row) -> ReportRow {
+        let changed_values = |row: &Row, column: &str| {
+            row.get::<_, Option<JsonText>>(column)
+                .map(|text| crate::image::changed_values(text.0))
+        };
         ReportRow {
             event_id: row.get("event_id"),
             workspace_id: row.get("workspace_id"),
@@ -394,8 +399,8 @@ impl ReportRow {
             target_id: row.get("target_id"),
             target: row.get("target"),
             caused_by: row.get("caused_by"),
-            previous_value: row.get("previous_value"),
-            new_value: row.get("new_value"),
+            previous_value: changed_values(row, "previous_value"),
+            new_value: changed_values(row, "new_value"),
             details: DETAIL_FIELDS
                 .iter()
                 .map(|(column, _)| row.get(*column))

@@ -540,11 +540,22 @@ async fn run_lookup(
             Err(e).context(format!("look up names in {}", lookup.table))
         }
         Err(e)
-            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION) =>
+            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION)
+                || e.code()
+                    == Some(&tokio_postgres::error::SqlState::NUMERIC_VALUE_OUT_OF_RANGE) =>
         {
-            // An id that cannot be of the id column's type names no row.
+            // An id that cannot be of the id column's type names no row, and must not cost the
+            // other ids of the batch their names: each is looked up alone.
             savepoint.rollback().await.context("rollback savepoint")?;
-            Ok(Vec::new())
+            if ids.len() == 1 {
+                return Ok(Vec::new());
+            }
+            let mut found = Vec::new();
+            for id in ids {
+                let one = BTreeSet::from([id.clone()]);
+                found.extend(Box::pin(run_lookup(tx, prepared, stale, lookup, &one)).await?);
+            }
+            Ok(found)
         }
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
             // The host holds the table (an ALTER, a VACUUM FULL): this batch's names come from

@@ -456,7 +456,7 @@ begin
     -- there and run what follows as the owner.
     v_body := format($body$
 declare
-    v_actor  text    := nullif(current_setting('clockwatch.actor', true), '');
+    v_actor  text    := left(nullif(current_setting('clockwatch.actor', true), ''), 257);
     v_origin text    := nullif(current_setting('clockwatch.origin', true), '');
     v_depth  integer := pg_trigger_depth();
     v_txid   bigint  := pg_current_xact_id()::text::bigint;

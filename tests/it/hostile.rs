@@ -319,3 +319,112 @@ workspace_column = "ws"
         r#"(1,w,123.456,0.1,"1 day 02:03:04","\\x00ff","2026-11-02 09:00:00+00",$12.50)"#
     );
 }
+
+/// A value nested deeper than any JSON parser's recursion limit (an array 200 deep in a jsonb
+/// column): reports, exports, the JSON lines and `verify` read it as the text it is.
+#[tokio::test]
+async fn a_deeply_nested_value_never_breaks_a_report() {
+    let (db, mut admin, config) = audited_tables(
+        "create schema st;
+         create table st.doc (id bigint primary key, ws text not null, body jsonb);",
+        r#"
+[[source]]
+category = "projects"
+table = "st.doc"
+workspace_column = "ws"
+"#,
+        "w",
+    )
+    .await;
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    act(
+        &mut admin,
+        Some("1"),
+        &format!("insert into st.doc values (1, 'w', '{deep}')"),
+    )
+    .await;
+    act(
+        &mut admin,
+        Some("1"),
+        &format!("update st.doc set body = '[{deep}]' where id = 1"),
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    assert_eq!(
+        count(&admin, "select count(*) from audit_log.events").await,
+        2
+    );
+    let (_dir, path) = config_file(
+        r#"
+[[source]]
+category = "projects"
+table = "st.doc"
+workspace_column = "ws"
+"#,
+    );
+    let (from, to) = event_days(&admin, "UTC").await;
+    for args in [
+        &["report", "--details"][..],
+        &["export"][..],
+        &["export", "--format", "jsonl"][..],
+    ] {
+        let all = [
+            args,
+            &["--workspace", "w", "--from", &from, "--to", &to][..],
+        ]
+        .concat();
+        let out = std::process::Command::new(binary())
+            .args(["--config", path.to_str().unwrap()])
+            .args(&all)
+            .env("CLOCKWATCH_DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(&"[".repeat(150)), "{all:?}: {text}");
+    }
+}
+
+/// An actor id of 10 kB (no application's id is that long) is logged, cut short and marked so,
+/// and never costs a neighbouring change in its batch its author's name.
+#[tokio::test]
+async fn an_overlong_actor_affects_only_its_own_change() {
+    let (_db, mut client, config) = installed_host().await;
+    let long = "9".repeat(10_000);
+    act(
+        &mut client,
+        Some(&long),
+        "insert into app.tag (id, workspace_id, name) values (80, 1, 'by a long id')",
+    )
+    .await;
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (id, workspace_id, name) values (81, 1, 'by Ann')",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    let rows: Vec<(String, String, String)> = client
+        .query(
+            "select target_id, author, coalesce(author_id, '') from audit_log.events order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1], ("81".into(), "Ann Admin".into(), "1".into()));
+    let (_, author, author_id) = &rows[0];
+    assert_eq!(author_id, &format!("{}…", "9".repeat(64)));
+    assert_eq!(author, &format!("#{author_id}"));
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.dead_letter").await,
+        0
+    );
+}

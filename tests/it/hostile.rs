@@ -428,3 +428,37 @@ async fn an_overlong_actor_affects_only_its_own_change() {
         0
     );
 }
+
+/// A host session holding the authors table (an ALTER TABLE waiting on a long query, a VACUUM
+/// FULL) does not stall the log: the batch takes the names the log remembers, or ids.
+#[tokio::test]
+async fn a_locked_authors_table_does_not_stall_draining() {
+    let (db, mut client, config) = installed_host().await;
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (id, workspace_id, name) values (90, 1, 'while locked')",
+    )
+    .await;
+    let mut holder = db.client().await;
+    let lock = holder.transaction().await.unwrap();
+    lock.batch_execute("lock table app.app_user in access exclusive mode")
+        .await
+        .unwrap();
+    let drained = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        drain(&mut client, &config),
+    )
+    .await;
+    lock.rollback().await.unwrap();
+    assert!(drained.is_ok(), "draining waited on the host's lock");
+    let author: String = client
+        .query_one(
+            "select author from audit_log.events where target_id = '90'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(author, "#2");
+}

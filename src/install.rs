@@ -133,6 +133,36 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         .context(format!("attach triggers to {table}"))?;
         wanted.insert(table_oid(&tx, &table).await?);
         report.attached.push(table.to_string());
+        // A statement aimed at one partition fires that partition's statement triggers, not
+        // the parent's: each partition (and sub-partition) gets capture triggers of its own,
+        // for the same source. A statement through the parent fires only the parent's.
+        for row in tx
+            .query(
+                "select p.relid::oid, p.relid::text from pg_partition_tree($1::text::regclass) p
+                 where p.relid <> $1::text::regclass order by p.level, p.relid::text",
+                &[&table.quoted()],
+            )
+            .await
+            .context(format!("read the partitions of {table}"))?
+        {
+            let (oid, name): (u32, String) = (row.get(0), row.get(1));
+            tx.execute(
+                "select attach($1::oid::regclass, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &oid,
+                    &source.table,
+                    &source.category.as_str(),
+                    &source.workspace_column,
+                    &source.fixed_workspace(config),
+                    &source.exclude_columns,
+                    &config.channel(),
+                ],
+            )
+            .await
+            .context(format!("attach triggers to partition {name}"))?;
+            wanted.insert(oid);
+            report.attached.push(name);
+        }
     }
     // Link tables after every source: each takes its record table's settings.
     for source in &config.sources {
@@ -438,6 +468,28 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
                     source.label()
                 ));
             }
+        }
+        // A partition created since install has no capture triggers of its own: writes aimed
+        // straight at it are not captured.
+        for row in client
+            .query(
+                &format!(
+                    "select p.relid::text from pg_partition_tree(to_regclass($1)) p
+                     where p.relid <> to_regclass($1)
+                       and not exists (select 1 from {}.captured_table c where c.relid = p.relid)
+                     order by 1",
+                    quote_ident(&config.schema)
+                ),
+                &[&table.quoted()],
+            )
+            .await
+            .context(format!("read the partitions of {table}"))?
+        {
+            let partition: String = row.get(0);
+            problems.push(format!(
+                "{}: partition {partition} of {table} has no capture triggers (created after install?): changes written straight to it are not captured; run `clockwatch install`",
+                source.label()
+            ));
         }
         // The capture function was compiled for other columns: it still captures every change,
         // through the slower path that reads the columns on every statement.

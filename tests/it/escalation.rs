@@ -685,6 +685,117 @@ async fn an_excluded_column_renamed_stays_excluded_and_status_says_so() {
 }
 
 #[tokio::test]
+async fn writes_straight_to_a_partition_are_captured_and_a_new_partition_is_reported() {
+    const CONFIG: &str = r#"
+[[source]]
+category = "tags"
+table = "pt.tag"
+workspace_column = "ws"
+name_column = "name"
+"#;
+    let (db, mut admin, config) = audited_tables(
+        "create schema pt;
+         create table pt.tag (id bigint not null, ws text not null, name text) partition by list (ws);
+         create table pt.tag_a partition of pt.tag for values in ('a');
+         create table pt.tag_rest partition of pt.tag default partition by hash (id);
+         create table pt.tag_rest_0 partition of pt.tag_rest for values with (modulus 2, remainder 0);
+         create table pt.tag_rest_1 partition of pt.tag_rest for values with (modulus 2, remainder 1);",
+        CONFIG,
+        "*",
+    )
+    .await;
+    let role = unique_role("pt_app");
+    admin
+        .batch_execute(&format!(
+            "create role {role} login; grant usage on schema pt to {role};
+             grant select, insert, update, delete on all tables in schema pt to {role};"
+        ))
+        .await
+        .unwrap();
+    let mut app = connect(&db.url_as(&role)).await;
+    act(
+        &mut app,
+        Some("1"),
+        "insert into pt.tag values (1, 'a', 'through the parent')",
+    )
+    .await;
+    act(
+        &mut app,
+        Some("1"),
+        "insert into pt.tag_a values (2, 'a', 'straight to a partition')",
+    )
+    .await;
+    act(
+        &mut app,
+        Some("1"),
+        "insert into pt.tag_rest_1 values (3, 'b', 'straight to a sub-partition')",
+    )
+    .await;
+    act(
+        &mut app,
+        Some("1"),
+        "update pt.tag_a set name = 'renamed in place' where id = 2",
+    )
+    .await;
+    act(
+        &mut app,
+        Some("1"),
+        "delete from pt.tag_rest_1 where id = 3",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let events: Vec<String> = column(
+        &admin,
+        "select action || ': ' || coalesce(target, '') from audit_log.events order by event_id",
+    )
+    .await;
+    assert_eq!(
+        events,
+        [
+            "Created tag: through the parent",
+            "Created tag: straight to a partition",
+            "Created tag: straight to a sub-partition",
+            "Updated tag: renamed in place",
+            "Deleted tag: straight to a sub-partition"
+        ]
+    );
+
+    // A partition created after install is named by status until install attaches to it.
+    admin
+        .batch_execute("create table pt.tag_c partition of pt.tag for values in ('c')")
+        .await
+        .unwrap();
+    let (_dir, path) = config_file(CONFIG);
+    let status = std::process::Command::new(binary())
+        .args(["--config", path.to_str().unwrap(), "status"])
+        .env("CLOCKWATCH_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("partition pt.tag_c of pt.tag has no capture triggers"),
+        "{text}"
+    );
+    cli_with(&db.url, &path, &["install"]);
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into pt.tag_c values (4, 'c', 'in the new partition')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    assert_eq!(
+        count(
+            &admin,
+            "select count(*) from audit_log.events where target_id = '4'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn infinite_times_nan_and_invalid_looking_text_do_not_break_reports_or_exports() {
     let (db, mut admin, config) = installed_host().await;
     let mut app = app_role(&db, &admin).await;

@@ -166,6 +166,18 @@ pub struct ServeConfig {
     /// `["https://app.example.com"]`; none by default.
     #[serde(default)]
     pub frame_ancestors: Vec<String>,
+    /// Database connections the page holds at most: a request beyond them waits up to 2 s, then
+    /// is answered 503 with Retry-After, so link holders can never take the application's
+    /// connections.
+    #[serde(default = "default_serve_connections")]
+    pub max_connections: usize,
+    /// Longest a response may take, a CSV download included (it holds a connection and a
+    /// snapshot of the log all that time).
+    #[serde(default = "default_response_secs")]
+    pub response_secs: u64,
+    /// A CSV download whose reader takes no data for this long is ended, its connection freed.
+    #[serde(default = "default_slow_reader_secs")]
+    pub slow_reader_secs: u64,
 }
 
 impl Default for ServeConfig {
@@ -175,6 +187,9 @@ impl Default for ServeConfig {
             base_url: None,
             secret_file: None,
             frame_ancestors: Vec::new(),
+            max_connections: default_serve_connections(),
+            response_secs: default_response_secs(),
+            slow_reader_secs: default_slow_reader_secs(),
         }
     }
 }
@@ -688,6 +703,15 @@ impl Config {
                 ));
             }
         }
+        if !(1..=100).contains(&self.serve.max_connections) {
+            return bad(format!(
+                "serve.max_connections: {} is out of range 1..=100",
+                self.serve.max_connections
+            ));
+        }
+        if self.serve.response_secs == 0 || self.serve.slow_reader_secs == 0 {
+            return bad("serve.response_secs and serve.slow_reader_secs: at least 1".into());
+        }
         for origin in &self.serve.frame_ancestors {
             let bad_origin = !(origin.starts_with("https://") || origin.starts_with("http://"))
                 || origin.contains([' ', ';', ',', '\'', '"']);
@@ -858,6 +882,15 @@ fn one_line(e: &config::ConfigError) -> String {
 
 fn default_listen() -> String {
     "127.0.0.1:8180".into()
+}
+fn default_serve_connections() -> usize {
+    4
+}
+fn default_response_secs() -> u64 {
+    300
+}
+fn default_slow_reader_secs() -> u64 {
+    20
 }
 fn default_retention() -> String {
     "365 days".into()

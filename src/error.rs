@@ -49,6 +49,10 @@ pub enum Error {
     #[error("cannot write the output: {0}")]
     Output(String),
 
+    /// Every connection the server may hold is in use: try again shortly.
+    #[error("{0}")]
+    Busy(String),
+
     /// A value given on the command line is not acceptable.
     #[error("{0}")]
     Input(String),

@@ -238,13 +238,20 @@ pub async fn export<W: Write + ?Sized>(
 pub struct Pump {
     buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    /// How long a page may wait for the reader to take the last one: past it, the export ends
+    /// (a reader that stopped reading must not hold the export's snapshot open).
+    slow_reader: std::time::Duration,
 }
 
 impl Pump {
-    pub fn new(tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>) -> Pump {
+    pub fn new(
+        tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+        slow_reader: std::time::Duration,
+    ) -> Pump {
         Pump {
             buffer: Default::default(),
             tx,
+            slow_reader,
         }
     }
 
@@ -258,10 +265,18 @@ impl Pump {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.tx
-            .send(Ok(bytes::Bytes::from(bytes)))
-            .await
-            .map_err(|_| Error::BrokenPipe)
+        match tokio::time::timeout(
+            self.slow_reader,
+            self.tx.send(Ok(bytes::Bytes::from(bytes))),
+        )
+        .await
+        {
+            Ok(sent) => sent.map_err(|_| Error::BrokenPipe),
+            Err(_) => Err(Error::Output(format!(
+                "the reader took nothing for {} s: download ended",
+                self.slow_reader.as_secs()
+            ))),
+        }
     }
 }
 

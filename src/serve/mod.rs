@@ -22,7 +22,9 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use tokio::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::Client;
 
 use crate::config::Config;
@@ -41,6 +43,8 @@ pub struct AppState {
     secret: Secret,
     /// Connections not in use. Opening one per request would cost more than the report page.
     idle: Mutex<Vec<Client>>,
+    /// One permit per connection the server may hold (`serve.max_connections`).
+    slots: Arc<Semaphore>,
     /// The Content-Security-Policy header, built once.
     policy: HeaderValue,
 }
@@ -58,33 +62,64 @@ impl AppState {
         );
         let policy = HeaderValue::from_str(&policy)
             .map_err(|_| Error::Config("serve.frame_ancestors: not a header value".into()))?;
+        let slots = Arc::new(Semaphore::new(config.serve.max_connections));
         Ok(Arc::new(AppState {
             config,
             target,
             secret,
             idle: Mutex::new(Vec::new()),
+            slots,
             policy,
         }))
     }
 
-    /// A connection: an idle one still open, or a new one.
-    async fn client(&self) -> Result<Client> {
+    /// A connection, within `serve.max_connections`: an idle one still open, or a new one. When
+    /// all are in use, a request waits briefly, then is turned away (503): the page must never
+    /// take the connections the host application needs.
+    async fn client(&self) -> Result<Lease> {
+        let permit = tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(|permit| permit.ok())
+            .ok_or_else(|| {
+                Error::Busy("The audit log is busy just now; try again in a moment.".into())
+            })?;
         while let Some(client) = self.idle.lock().await.pop() {
             if !client.is_closed() {
-                return Ok(client);
+                return Ok(Lease {
+                    client,
+                    _permit: permit,
+                });
             }
         }
         let (client, _notifications) = crate::db::connect(&self.target).await?;
-        Ok(client)
+        Ok(Lease {
+            client,
+            _permit: permit,
+        })
     }
 
-    /// Hand a connection back for the next request (a few are kept).
-    async fn release(&self, client: Client) {
+    /// Hand a connection back for the next request.
+    async fn release(&self, lease: Lease) {
         let mut idle = self.idle.lock().await;
-        if idle.len() < 8 && !client.is_closed() {
-            idle.push(client);
+        if idle.len() < self.config.serve.max_connections && !lease.client.is_closed() {
+            idle.push(lease.client);
         }
     }
+
+    /// How long any one response may take.
+    fn response_deadline(&self) -> Duration {
+        Duration::from_secs(self.config.serve.response_secs)
+    }
+}
+
+/// How long a request waits for a connection before it is turned away.
+const SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// A connection and the permit it holds (given back when the lease is dropped).
+struct Lease {
+    client: Client,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// The routes. Every one but the stylesheet and the health check needs a signed link.
@@ -240,6 +275,7 @@ fn cursor(row: &ReportRow) -> String {
 /// Headers every answer carries: the policy, no sniffing, no caching of a page that came from
 /// a signed link, and no Referer that would hand the link on.
 fn guarded(state: &AppState, mut response: Response) -> Response {
+    let busy = response.status() == StatusCode::SERVICE_UNAVAILABLE;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, state.policy.clone());
     headers.insert(
@@ -251,14 +287,18 @@ fn guarded(state: &AppState, mut response: Response) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if busy {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
     response
 }
 
-/// A failure as the status it deserves: bad input 400, anything else 500 (logged; the page
-/// says only that the log could not be read).
+/// A failure as the status it deserves: bad input 400, every connection in use 503, anything
+/// else 500 (logged; the page says only that the log could not be read).
 fn failure(e: &Error) -> (StatusCode, String) {
     match e {
         Error::Input(message) => (StatusCode::BAD_REQUEST, message.clone()),
+        Error::Busy(message) => (StatusCode::SERVICE_UNAVAILABLE, message.clone()),
         other => {
             tracing::error!(error = %other, "request failed");
             (
@@ -286,8 +326,8 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Input(format!("--listen {listen}: {e}")))?;
+    drop(client);
     let state = AppState::new(config, target, secret)?;
-    state.release(client).await;
     tracing::info!(listen, "serving the audit log page");
     run(listener, state, shutdown).await
 }

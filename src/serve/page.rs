@@ -1,7 +1,9 @@
 //! The page, the JSON API and the CSV download: one signed link, one workspace, the report's
 //! own filters and query.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use askama::Template;
 use axum::body::Body;
@@ -82,10 +84,16 @@ pub async fn page(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -
         Err(refusal) => return guarded(&state, refused(refusal)),
     };
     let result = match state.client().await {
-        Ok(mut client) => {
-            let result = render(&state, &mut client, &query, &grant).await;
-            state.release(client).await;
-            result
+        Ok(mut lease) => {
+            let rendered = render(&state, &mut lease.client, &query, &grant);
+            match tokio::time::timeout(state.response_deadline(), rendered).await {
+                Ok(result) => {
+                    state.release(lease).await;
+                    result
+                }
+                // Dropped, not given back: the connection may be in the middle of a query.
+                Err(_) => Err(Error::Output("the page took too long".into())),
+            }
         }
         Err(e) => Err(e),
     };
@@ -110,10 +118,15 @@ pub async fn api(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) ->
         }
     };
     let result = match state.client().await {
-        Ok(mut client) => {
-            let result = api_events(&state, &mut client, &query, &grant).await;
-            state.release(client).await;
-            result
+        Ok(mut lease) => {
+            let events = api_events(&state, &mut lease.client, &query, &grant);
+            match tokio::time::timeout(state.response_deadline(), events).await {
+                Ok(result) => {
+                    state.release(lease).await;
+                    result
+                }
+                Err(_) => Err(Error::Output("the events took too long".into())),
+            }
         }
         Err(e) => Err(e),
     };
@@ -136,38 +149,66 @@ pub async fn csv(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) ->
     };
     let (ready, started) = tokio::sync::oneshot::channel::<Result<String>>();
     let (bytes, body) = tokio::sync::mpsc::channel(4);
+    // Set once the whole export is in the channel: the only clean end of the response.
+    let complete = Arc::new(AtomicBool::new(false));
+    let finished = complete.clone();
     let task_state = state.clone();
     tokio::spawn(async move {
         let state = task_state;
-        let mut client = match state.client().await {
-            Ok(client) => client,
+        let mut lease = match state.client().await {
+            Ok(lease) => lease,
             Err(e) => {
                 let _ = ready.send(Err(e));
                 return;
             }
         };
         let mut ready = Some(ready);
-        let result = stream_csv(&state, &mut client, &query, &grant, &mut ready, &bytes).await;
+        // The download holds a connection and a snapshot of the log: never longer than the
+        // response deadline, and never while its reader takes nothing (Pump's slow-reader
+        // timeout). Either way the transaction ends when the task does.
+        let streamed = stream_csv(
+            &state,
+            &mut lease.client,
+            &query,
+            &grant,
+            &mut ready,
+            &bytes,
+        );
+        let result = tokio::time::timeout(state.response_deadline(), streamed)
+            .await
+            .unwrap_or_else(|_| Err(Error::Output("the download took too long".into())));
+        // The connection goes back first: nothing below waits on the database.
+        state.release(lease).await;
         match (result, ready.take()) {
             (Err(e), Some(ready)) => {
                 let _ = ready.send(Err(e));
             }
             (Err(Error::BrokenPipe), None) => {}
             (Err(e), None) => {
-                // Halfway through: end the response in error, so no one takes a cut file for
-                // a whole one.
-                tracing::error!(error = %e, "export failed");
-                let _ = bytes.send(Err(std::io::Error::other(e.to_string()))).await;
+                // Halfway through: the response ends in error (below, when the stream finds
+                // no end mark), so no one takes a cut file for a whole one.
+                tracing::warn!(error = %e, "download ended early");
+                let _ = bytes.try_send(Err(std::io::Error::other(e.to_string())));
             }
-            (Ok(()), _) => {}
+            (Ok(()), _) => complete.store(true, Ordering::Release),
         }
-        state.release(client).await;
     });
     let response = match started.await {
         Ok(Ok(filename)) => {
-            let stream = futures_util::stream::unfold(body, |mut body| async move {
-                body.recv().await.map(|chunk| (chunk, body))
-            });
+            // A stream that runs out without the end mark fails the response, whatever the
+            // reason the export stopped (an error it could not send a full channel, say).
+            let stream =
+                futures_util::stream::unfold((body, finished), |(mut body, finished)| async move {
+                    match body.recv().await {
+                        Some(chunk) => Some((chunk, (body, finished))),
+                        None if finished.load(Ordering::Acquire) => None,
+                        None => {
+                            finished.store(true, Ordering::Release);
+                            let cut = std::io::Error::other("the download ended early");
+                            Some((Err(cut), (body, finished)))
+                        }
+                    }
+                });
             (
                 [
                     (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -215,7 +256,10 @@ async fn stream_csv(
     if let Some(ready) = ready.take() {
         let _ = ready.send(Ok(filename));
     }
-    let pump = Pump::new(bytes.clone());
+    let pump = Pump::new(
+        bytes.clone(),
+        Duration::from_secs(state.config.serve.slow_reader_secs),
+    );
     let mut out = pump.writer();
     // A file downloaded from a page is opened in a spreadsheet: written as `export --excel`
     // writes it, with cells that would read as formulas (`=HYPERLINK(...)`) neutralised.

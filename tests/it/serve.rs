@@ -82,8 +82,16 @@ async fn served() -> Served {
 
 /// Start `clockwatch serve` on the example config, connected as the README's reporting role.
 pub async fn serve_on(db: TestDb, admin: tokio_postgres::Client) -> Served {
+    serve_with(db, admin, "").await
+}
+
+/// Start `clockwatch serve` on the example config followed by `extra` (a `[serve]` table, say).
+pub async fn serve_with(db: TestDb, admin: tokio_postgres::Client, extra: &str) -> Served {
     let reporting = crate::escalation::reporting_role(&db, &admin).await;
-    let (dir, config_path) = config_file(include_str!("../../config/clockwatch.toml"));
+    let (dir, config_path) = config_file(&format!(
+        "{}\n{extra}",
+        include_str!("../../config/clockwatch.toml")
+    ));
     let port = free_port();
     let log = dir.path().join("serve.log");
     let server = Command::new(binary())
@@ -408,4 +416,78 @@ async fn links_minted_as_the_readme_shows_open_the_page() {
         assert_eq!(response.status().as_u16(), 200, "{program}: {url}");
         assert!(response.text().await.unwrap().contains("Entry 59"));
     }
+}
+
+/// Downloads whose readers never read hold at most `serve.max_connections` connections, each
+/// only until the slow-reader timeout; a request beyond them is turned away with 503 and
+/// Retry-After rather than waiting or opening more.
+#[tokio::test]
+async fn link_holders_that_never_read_cannot_take_the_databases_connections() {
+    let (db, mut admin, config) = installed_host().await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.time_entry (workspace_id, user_id, description, start_at)
+             values (1, 1, repeat('a long description ', 20), '2026-11-24 09:00Z')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    // 40,000 copies of the event: a CSV of megabytes, far beyond what the sockets buffer.
+    admin
+        .batch_execute(
+            "insert into audit_log.events
+             select (jsonb_populate_record(e, jsonb_build_object('event_id', 1000 + g, 'chain_seq', null))).*
+             from audit_log.events e, generate_series(1, 40000) g",
+        )
+        .await
+        .unwrap();
+    let s = serve_with(
+        db,
+        admin,
+        "[serve]\nmax_connections = 2\nslow_reader_secs = 2\n",
+    )
+    .await;
+    let link = s.link("1", "15m");
+    let (from, to) = event_days(&s.admin, "UTC").await;
+    let csv = format!(
+        "{}/audit.csv?{}&from={from}&to={to}",
+        s.base,
+        query_of(&link)
+    );
+    let serving = "select count(*) from pg_stat_activity
+                   where datname = current_database() and application_name like 'clockwatch serve%'";
+
+    // Two downloads take both connections and stall: their readers read nothing.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let response = reqwest::get(&csv).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        stalled.push(response);
+    }
+    assert!(count(&s.admin, serving).await <= 2);
+    // A third request waits briefly, then is turned away, with a time to come back.
+    let (status, _, headers) = s.get(&link).await;
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "5");
+    assert!(count(&s.admin, serving).await <= 2);
+
+    // The slow-reader timeout ends the stalled downloads and frees their connections, with no
+    // transaction left open.
+    eventually(
+        "the page answers again",
+        Duration::from_secs(30),
+        || async { s.get(&link).await.0 == 200 },
+    )
+    .await;
+    assert_eq!(
+        count(
+            &s.admin,
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and application_name like 'clockwatch serve%'
+               and state like 'idle in transaction%'"
+        )
+        .await,
+        0
+    );
+    drop(stalled);
 }

@@ -1,7 +1,7 @@
 //! `clockwatch export`.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -30,9 +30,20 @@ pub async fn export(
     let (tx, filter) = super::filtered(&mut client, config, opts, super::Span::Export).await?;
     let mut out: Box<dyn Write> = match output {
         Some(path) => {
-            Box::new(BufWriter::new(File::create(path).map_err(|e| {
-                Error::Output(format!("{}: {e}", path.display()))
-            })?))
+            // The log is for admins: the file is readable by its owner alone (0600, before a
+            // byte is written), whatever the umask.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .and_then(|file| {
+                    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                    Ok(file)
+                })
+                .map_err(|e| Error::Output(format!("{}: {e}", path.display())))?;
+            Box::new(BufWriter::new(file))
         }
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };

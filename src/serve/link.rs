@@ -46,6 +46,15 @@ impl Secret {
                 "no link secret: set CLOCKWATCH_LINK_SECRET (e.g. from `openssl rand -hex 32`), or [serve] secret_file, to the secret the application signs links with".into(),
             ));
         };
+        // A secret anyone on the machine can rewrite lets anyone mint links: refused.
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Error::Config(format!("serve.secret_file: {}: {e}", path.display())))?;
+        if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o002 != 0 {
+            return Err(Error::Config(format!(
+                "serve.secret_file: {} is writable by every user: chmod 600 it",
+                path.display()
+            )));
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("serve.secret_file: {}: {e}", path.display())))?;
         Secret::new(text.trim_end().as_bytes().to_vec())

@@ -286,3 +286,70 @@ fn the_systemd_unit_verifies_cleanly() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stderr(&out), "", "systemd-analyze has remarks");
 }
+
+/// What Clockwatch writes to disk is its owner's alone, and a secret anyone may rewrite is refused.
+#[tokio::test]
+async fn an_export_file_is_private_and_a_world_writable_link_secret_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let (db, mut client, config) = installed_host().await;
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'exported')",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    let (from, to) = event_days(&client, "UTC").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.csv");
+    let out = cli(
+        &db.url,
+        &[
+            "export",
+            "--workspace",
+            "1",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(std::fs::read_to_string(&file).unwrap().contains("exported"));
+
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (_cfg_dir, cfg) = config_file(&format!(
+        "{}\n[serve]\nsecret_file = {:?}\n",
+        include_str!("../../config/clockwatch.toml"),
+        secret.to_str().unwrap()
+    ));
+    let out = std::process::Command::new(binary())
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("CLOCKWATCH_DATABASE_URL", &db.url)
+        .env_remove("CLOCKWATCH_LINK_SECRET")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("is writable by every user: chmod 600 it"),
+        "{err}"
+    );
+}

@@ -268,6 +268,13 @@ create table maintenance (
     last_run timestamptz not null
 );
 
+-- One row per job that must run in one session at a time (creating a partition, pruning),
+-- locked FOR UPDATE by the SECURITY DEFINER functions that run it. Row locks, not advisory
+-- locks: any role may take an advisory lock of any key and keep the daemon waiting on it for as
+-- long as it likes, while locking these rows takes UPDATE on the table, which only the owner has.
+create table job_lock (job text primary key);
+insert into job_lock (job) values ('partition'), ('prune');
+
 -- Names the log has seen, so a detail can still be named after its row is deleted from the host
 -- (a deleted project's name and client, a removed user's name). category is a category, or
 -- 'author' for actor ids. Every author id the log has recorded is here, with no name when none

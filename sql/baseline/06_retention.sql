@@ -32,7 +32,7 @@ begin
             using errcode = '22023';
     end if;
     -- Several daemons may reach a new month at once; only one must create it.
-    perform pg_advisory_xact_lock(hashtext('clockwatch partition ' || current_schema()));
+    perform from job_lock where job = 'partition' for update;
     if to_regclass(format('%I.%I', current_schema(), v_name)) is null then
         execute format('create table %I.%I partition of events for values from (%L) to (%L)',
                        current_schema(), v_name,
@@ -175,7 +175,7 @@ revoke execute on function before_prune(text, timestamptz) from public;
 -- detached and dropped (their counts read from event_tally); the partition holding the cutoff
 -- has its older rows deleted, through events so the tally triggers see them. With p_dry_run
 -- nothing changes and the rows say what would. Returns nothing when another session is already
--- pruning (one instance at a time, by advisory lock).
+-- pruning (one instance at a time, by job_lock's row).
 --
 -- The daemon role may run this, and must not be able to erase the log with it: p_now (a clock
 -- for tests and dry runs) is bounded by the server's clock, so the cutoff is never later than
@@ -194,7 +194,8 @@ declare
     v_count  bigint;
     v_action text;
 begin
-    if not pg_try_advisory_xact_lock(hashtext('clockwatch prune ' || current_schema())) then
+    perform from job_lock where job = 'prune' for update skip locked;
+    if not found then
         return;
     end if;
     -- Dropping a partition needs a brief exclusive lock on events; never queue behind a long

@@ -795,6 +795,49 @@ name_column = "name"
     );
 }
 
+/// Any login role can take any advisory lock; none can hold the daemon's partitions or pruning
+/// with one.
+#[tokio::test]
+async fn no_role_below_the_owner_can_hold_the_daemons_maintenance() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (_, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    let reports = connect(&reporting_role(&db, &admin).await).await;
+    reports
+        .batch_execute(
+            "select pg_advisory_lock(hashtext('clockwatch partition audit_log'));
+             select pg_advisory_lock(hashtext('clockwatch prune audit_log'));",
+        )
+        .await
+        .unwrap();
+    let err = reports
+        .batch_execute("select from audit_log.job_lock for update")
+        .await
+        .expect_err("the job locks are the owner's");
+    assert_eq!(sqlstate(&err), Some("42501"), "{err:?}");
+    let daemon = connect(&daemon_url).await;
+    let done = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        daemon
+            .batch_execute(
+                "select audit_log.ensure_partition(now() + interval '3 months');
+                 select audit_log.maintain(now());",
+            )
+            .await
+    })
+    .await;
+    assert!(matches!(done, Ok(Ok(()))), "{done:?}");
+    assert_eq!(
+        count(
+            &admin,
+            "select count(*) from audit_log.maintenance where job = 'prune'"
+        )
+        .await,
+        1,
+        "maintain pruned"
+    );
+}
+
 #[tokio::test]
 async fn infinite_times_nan_and_invalid_looking_text_do_not_break_reports_or_exports() {
     let (db, mut admin, config) = installed_host().await;

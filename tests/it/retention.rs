@@ -154,7 +154,7 @@ async fn only_one_session_prunes_at_a_time() {
     let holder = other.transaction().await.unwrap();
     holder
         .execute(
-            "select pg_advisory_xact_lock(hashtext('clockwatch prune audit_log'))",
+            "select from audit_log.job_lock where job = 'prune' for update",
             &[],
         )
         .await

@@ -66,6 +66,33 @@ pub async fn set_search_path(tx: &Transaction<'_>, schema: &str) -> Result<()> {
 
 /// Create the schema if needed and apply every migration not yet applied. Returns how many ran.
 pub async fn migrate(tx: &Transaction<'_>, schema: &str) -> Result<usize> {
+    // Every function here runs with this schema first on its search_path: a schema that another
+    // role owns, or may create objects in, would let that role put a function of its own (a
+    // pg_trigger_depth(), say) ahead of pg_catalog's, to run with the owner's rights.
+    let row = tx
+        .query_one(
+            "select case when n.nspowner <> me.oid then n.nspowner::regrole::text end,
+                    (select string_agg(distinct case when a.grantee = 0 then 'PUBLIC'
+                                                     else a.grantee::regrole::text end, ', ')
+                     from aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+                     where a.privilege_type = 'CREATE' and a.grantee <> n.nspowner)
+             from (select oid from pg_roles where rolname = current_user) me
+             left join pg_namespace n on n.nspname = $1",
+            &[&schema],
+        )
+        .await
+        .context(format!("read the owner of schema \"{schema}\""))?;
+    let (owner, creators): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+    if let Some(owner) = owner {
+        return Err(Error::Config(format!(
+            "schema \"{schema}\" exists and belongs to {owner}: Clockwatch's schema must be the installing role's own (drop it, or install as {owner})"
+        )));
+    }
+    if let Some(roles) = creators {
+        return Err(Error::Config(format!(
+            "schema \"{schema}\": {roles} may create objects in it: only Clockwatch's owner may (revoke create on schema {schema} from them)"
+        )));
+    }
     tx.batch_execute(&format!(
         "create schema if not exists {s};
          create table if not exists {s}.migrations (

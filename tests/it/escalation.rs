@@ -838,6 +838,63 @@ async fn no_role_below_the_owner_can_hold_the_daemons_maintenance() {
     );
 }
 
+/// A role that creates Clockwatch's schema before install, or may create objects in it, could put
+/// its own functions ahead of pg_catalog's on every Clockwatch function's search_path: install
+/// refuses such a schema.
+#[tokio::test]
+async fn install_refuses_a_schema_another_role_owns_or_may_create_in() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let config = example_config();
+    let role = unique_role("squatter");
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant create on database {} to {role};",
+            db.url.rsplit('/').next().unwrap()
+        ))
+        .await
+        .unwrap();
+    let squatter = connect(&db.url_as(&role)).await;
+    squatter
+        .batch_execute("create schema audit_log")
+        .await
+        .unwrap();
+    let err = clockwatch::install::install(&mut admin, &config)
+        .await
+        .expect_err("a schema another role owns")
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "schema \"audit_log\" exists and belongs to {role}"
+        )),
+        "{err}"
+    );
+    squatter
+        .batch_execute("drop schema audit_log")
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "create schema audit_log; grant create on schema audit_log to {role};"
+        ))
+        .await
+        .unwrap();
+    let err = clockwatch::install::install(&mut admin, &config)
+        .await
+        .expect_err("a schema another role may create in")
+        .to_string();
+    assert!(
+        err.contains(&format!("{role} may create objects in it")),
+        "{err}"
+    );
+    admin
+        .batch_execute(&format!("revoke create on schema audit_log from {role}"))
+        .await
+        .unwrap();
+    install(&mut admin, &config).await;
+}
+
 #[tokio::test]
 async fn infinite_times_nan_and_invalid_looking_text_do_not_break_reports_or_exports() {
     let (db, mut admin, config) = installed_host().await;

@@ -127,6 +127,46 @@ begin
 end
 $$;
 
+-- Whether reading p_table runs no code that a role below the owner wrote. Planning a query of a
+-- table evaluates its indexes' expressions and partial-index predicates, the CHECK constraints
+-- of its inheritance children and its statistics objects' expressions where they are constant,
+-- and a policy's expression runs for each row: an IMMUTABLE function of the table owner's in
+-- any of them would run with the reader's rights (the owner's, in a link table's capture; the
+-- daemon's, in a name lookup). So each of those objects of the table, its partitions and its
+-- children may call built-in functions and operators only, and cast to no domain of the host's.
+--
+-- Declared IMMUTABLE, which it is not, for the reason shape_is_current() is: called with a
+-- constant, it is answered once per plan, and creating an index, a policy, a child or a
+-- statistics object on the table invalidates the plan, so the next call asks again.
+create function host_code_free(p_table regclass) returns boolean
+language plpgsql immutable
+set search_path from current
+as $$
+begin
+    return not exists (
+        with recursive tree(relid, depth) as (
+            select p_table::oid, 0
+            union
+            select i.inhrelid, t.depth + 1 from pg_inherits i join tree t on i.inhparent = t.relid
+        ), objects(classid, objid) as (
+            select 'pg_class'::regclass::oid, x.indexrelid from pg_index x join tree t on x.indrelid = t.relid
+            union all
+            select 'pg_constraint'::regclass::oid, c.oid from pg_constraint c
+            join tree t on c.conrelid = t.relid and t.depth > 0
+            union all
+            select 'pg_statistic_ext'::regclass::oid, s.oid from pg_statistic_ext s join tree t on s.stxrelid = t.relid
+            union all
+            select 'pg_policy'::regclass::oid, p.oid from pg_policy p join tree t on p.polrelid = t.relid
+        )
+        select from objects o
+        join pg_depend d on d.classid = o.classid and d.objid = o.objid
+        where d.refobjid >= 16384
+          and (d.refclassid in ('pg_proc'::regclass, 'pg_operator'::regclass)
+               or (d.refclassid = 'pg_type'::regclass
+                   and exists (select from pg_type y where y.oid = d.refobjid and y.typtype = 'd'))));
+end
+$$;
+
 -- How a capture function asks whether the workspace p_ws (an SQL expression) audits p_category,
 -- as SQL text compiled into the function: the question costs no table access in the usual cases.
 -- * With '*' enabled, every workspace does: only a row with no workspace is told apart.
@@ -440,15 +480,27 @@ begin
         -- The link table or the record table changed since: the statement is built for the
         -- columns they have now. If a column it needs is gone, the host's write still succeeds
         -- and what is known is staged, to be kept in dead_letter with the reason.
+        -- A link statement reads the host's tables as the owner: only while no code of the host's
+        -- runs when they are planned (see host_code_free()), a constant as shape_is_current()
+        -- is. Otherwise the statement is not run at all: what is known is staged, to be kept in
+        -- dead_letter with the reason.
+        v_guard := format('host_code_free(%L::regclass) and host_code_free(%L::regclass) and ',
+                          p_table::oid::text, c.link_parent::oid::text) || v_guard;
         v_slow := format($slow$begin
-            execute link_sql(TG_OP, (select t from captured_table t where t.relid = TG_RELID),
-                             record_shape(%1$L::regclass, %2$L, %3$L, %4$L), '{$1,$2,$3,$4,$5}')
-                using v_depth, v_actor, v_origin, v_txid, v_at;
+            if not (host_code_free(%6$L::regclass) and host_code_free(%1$L::regclass)) then
+                insert into staging (op, txid, stmt_at, depth, actor, origin, shape, new_row)
+                values ('L', v_txid, v_at, v_depth, v_actor, v_origin, %5$s,
+                        format('tags not captured: %%s or %%s has an index, constraint, policy or statistics object calling a function of its own, which Clockwatch never runs', TG_TABLE_NAME, %1$L::regclass));
+            else
+                execute link_sql(TG_OP, (select t from captured_table t where t.relid = TG_RELID),
+                                 record_shape(%1$L::regclass, %2$L, %3$L, %4$L), '{$1,$2,$3,$4,$5}')
+                    using v_depth, v_actor, v_origin, v_txid, v_at;
+            end if;
         exception when others then
             insert into staging (op, txid, stmt_at, depth, actor, origin, shape, new_row)
             values ('L', v_txid, v_at, v_depth, v_actor, v_origin, %5$s,
                     format('tags not captured: %%s (after a change to %%s or %%s)', sqlerrm, TG_TABLE_NAME, %1$L::regclass));
-        end$slow$, c.link_parent::oid::text, c.excluded, c.source, c.category, v_parent);
+        end$slow$, c.link_parent::oid::text, c.excluded, c.source, c.category, v_parent, p_table::oid::text);
     end if;
     -- The body is built as text and handed to CREATE FUNCTION as one quoted literal (%L), never
     -- spliced into a fixed dollar quote: column names, workspace ids and every other value in it

@@ -71,6 +71,11 @@ begin
     from tree t join pg_class c on c.oid = t.relid
     where c.relkind not in ('r', 'p')
     limit 1;
+    if not found and not host_code_free(v_table) then
+        raise exception '% has an index, constraint, policy or statistics object calling a function of its own: names are not read from it', v_table
+            using errcode = '42809',
+                  hint = 'the daemon never plans a query that would run the host''s code with its rights';
+    end if;
     if found then
         raise exception '% is not a plain table (relkind %): names are not read from it', v_odd.relation, v_odd.relkind
             using errcode = '42809',

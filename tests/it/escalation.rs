@@ -160,6 +160,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("events_between", false, "PUBLIC"),
         ("field_json", false, "PUBLIC"),
         ("grant_daemon", false, "PUBLIC"),
+        ("host_code_free", false, "PUBLIC"),
         ("image_columns", false, "PUBLIC"),
         ("json_field", false, "PUBLIC"),
         ("link_sql", false, "PUBLIC"),
@@ -893,6 +894,71 @@ async fn install_refuses_a_schema_another_role_owns_or_may_create_in() {
         .await
         .unwrap();
     install(&mut admin, &config).await;
+}
+
+/// PostgreSQL evaluates an IMMUTABLE function in a partial index's predicate when it plans a
+/// query of the table: a table owner's index must not run its code as the daemon when the daemon
+/// looks names up there.
+#[tokio::test]
+async fn an_index_predicate_of_the_table_owners_never_runs_as_the_daemon() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (daemon_role, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    enable_all(&admin, &config, "1").await;
+    let (_, owner_url) = owning_app_role(&db, &admin).await;
+    let owner = connect(&owner_url).await;
+    let mut daemon = start_daemon(&config, &daemon_url);
+    daemon.ready().await;
+    owner
+        .batch_execute(
+            "create table app.seen (by_role text);
+             grant insert on app.seen to public;
+             create function app.spy() returns boolean language plpgsql as $$
+             begin
+                 insert into app.seen values (current_user);
+                 begin
+                     delete from audit_log.staging;
+                 exception when insufficient_privilege then null;
+                 end;
+                 return true;
+             end $$;
+             grant execute on function app.spy() to public;
+             create function app.pred() returns boolean language plpgsql immutable as $$
+             begin return app.spy(); end $$;
+             grant execute on function app.pred() to public;
+             create index app_user_spy on app.app_user (id) where app.pred();",
+        )
+        .await
+        .unwrap();
+    act(
+        &mut admin,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'after the index')",
+    )
+    .await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.tag (workspace_id, name) values (1, 'and another')",
+    )
+    .await;
+    eventually(
+        "both changes are recorded",
+        std::time::Duration::from_secs(20),
+        || async { count(&admin, "select count(*) from audit_log.events").await == 2 },
+    )
+    .await;
+    daemon.stop().await;
+    assert_eq!(
+        count(
+            &admin,
+            &format!("select count(*) from app.seen where by_role = '{daemon_role}'")
+        )
+        .await,
+        0,
+        "the index's function ran as the daemon"
+    );
 }
 
 #[tokio::test]

@@ -211,3 +211,50 @@ async fn hostile_workspace_ids_are_data_in_the_capture_function_never_code() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("at most 200"), "{err}");
 }
+
+/// A link table's capture reads the host's tables as the owner. An index whose predicate calls
+/// the table owner's IMMUTABLE function would run it when the statement is planned: the capture
+/// then reads nothing, the host's write goes through, and the reason is kept in dead_letter.
+#[tokio::test]
+async fn an_index_predicate_on_a_link_table_never_runs_as_the_owner() {
+    let (db, mut admin, config) = audited_tables(SCHEMA, CONFIG, "w1").await;
+    let owner = table_owner(&db, &admin).await;
+    owner
+        .batch_execute(
+            "create function hx.pred() returns boolean language plpgsql immutable as $$
+             begin perform hx.probe(); return true; end $$;
+             grant execute on function hx.pred() to public;
+             create index entry_tag_probe on hx.entry_tag (entry_id) where hx.pred();",
+        )
+        .await
+        .unwrap();
+    let role = unique_role("hx_app");
+    admin
+        .batch_execute(&format!(
+            "create role {role} login; grant usage on schema hx to {role};
+             grant select, insert, update, delete on hx.entry, hx.entry_tag to {role};"
+        ))
+        .await
+        .unwrap();
+    let mut app = connect(&db.url_as(&role)).await;
+    write_entry(&mut app, 1, "w1").await;
+    // The host's own insert ran it as the application's role; Clockwatch, as the owner, never.
+    let owner_name: String = admin
+        .query_one("select current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let who = probed(&admin).await;
+    assert!(who.contains(&role), "{who:?}");
+    assert!(!who.contains(&owner_name), "ran as the owner: {who:?}");
+    drain(&mut admin, &config).await;
+    let reason: String = admin
+        .query_one("select reason from audit_log.dead_letter", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        reason.contains("tags not captured: entry_tag or hx.entry has an index, constraint, policy"),
+        "{reason}"
+    );
+}

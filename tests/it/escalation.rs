@@ -544,7 +544,7 @@ async fn the_daemon_role_cannot_fill_the_catalog_with_partitions() {
 
 #[tokio::test]
 async fn a_host_workspace_named_star_stays_in_its_own_report() {
-    let (_db, mut admin, config) = audited_tables(
+    let (db, mut admin, config) = audited_tables(
         "create schema st;
          create table st.tag (id bigint primary key, ws text not null, name text not null);",
         r#"
@@ -557,8 +557,10 @@ name_column = "name"
         "*",
     )
     .await;
+    // The application's role writes a row whose workspace is the text '*'.
+    let mut app = dml_role(&db, &admin, "st").await;
     act(
-        &mut admin,
+        &mut app,
         Some("1"),
         "insert into st.tag values (1, '*', 'star row'), (2, 'a', 'a row')",
     )

@@ -254,7 +254,8 @@ async fn an_index_predicate_on_a_link_table_never_runs_as_the_owner() {
         .unwrap()
         .get(0);
     assert!(
-        reason.contains("tags not captured: entry_tag or hx.entry has an index, constraint, policy"),
+        reason
+            .contains("tags not captured: entry_tag or hx.entry has an index, constraint, policy"),
         "{reason}"
     );
 }

@@ -245,7 +245,7 @@ async fn truncate_is_one_event_for_every_workspace_not_silence() {
 /// capture records the same values as under the defaults.
 #[tokio::test]
 async fn session_settings_never_change_what_capture_records() {
-    let (db, _admin, config) = audited_tables(
+    let (db, admin, config) = audited_tables(
         "create schema st;
          create table st.rate (id bigint primary key, ws text not null, hours float8, share float4,
                                span interval, blob bytea, at timestamptz, cost money);",
@@ -258,7 +258,7 @@ workspace_column = "ws"
         "w",
     )
     .await;
-    let mut app = db.client().await;
+    let mut app = dml_role(&db, &admin, "st").await;
     app.batch_execute(
         "set extra_float_digits = -15; set intervalstyle = sql_standard; set bytea_output = escape;
          set timezone = 'Asia/Kathmandu'; set datestyle = 'sql, dmy'; set lc_monetary = 'C.UTF-8';",
@@ -285,7 +285,7 @@ workspace_column = "ws"
         "update st.rate set hours = 150 where id = 1",
     )
     .await;
-    let mut admin = db.client().await;
+    let mut admin = admin;
     drain(&mut admin, &config).await;
     let rows: Vec<(Option<serde_json::Value>, Option<serde_json::Value>)> = admin
         .query(
@@ -337,14 +337,15 @@ workspace_column = "ws"
     )
     .await;
     let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let mut app = dml_role(&db, &admin, "st").await;
     act(
-        &mut admin,
+        &mut app,
         Some("1"),
         &format!("insert into st.doc values (1, 'w', '{deep}')"),
     )
     .await;
     act(
-        &mut admin,
+        &mut app,
         Some("1"),
         &format!("update st.doc set body = '[{deep}]' where id = 1"),
     )
@@ -393,16 +394,17 @@ workspace_column = "ws"
 /// and never costs a neighbouring change in its batch its author's name.
 #[tokio::test]
 async fn an_overlong_actor_affects_only_its_own_change() {
-    let (_db, mut client, config) = installed_host().await;
+    let (db, mut client, config) = installed_host().await;
+    let mut app = app_role(&db, &client).await;
     let long = "9".repeat(10_000);
     act(
-        &mut client,
+        &mut app,
         Some(&long),
         "insert into app.tag (id, workspace_id, name) values (80, 1, 'by a long id')",
     )
     .await;
     act(
-        &mut client,
+        &mut app,
         Some("1"),
         "insert into app.tag (id, workspace_id, name) values (81, 1, 'by Ann')",
     )
@@ -440,7 +442,16 @@ async fn a_locked_authors_table_does_not_stall_draining() {
         "insert into app.tag (id, workspace_id, name) values (90, 1, 'while locked')",
     )
     .await;
-    let mut holder = db.client().await;
+    // The authors table's owner (a migration role) holds it.
+    let owner = unique_role("users_owner");
+    client
+        .batch_execute(&format!(
+            "create role {owner} login; grant usage on schema app to {owner};
+             alter table app.app_user owner to {owner};"
+        ))
+        .await
+        .unwrap();
+    let mut holder = connect(&db.url_as(&owner)).await;
     let lock = holder.transaction().await.unwrap();
     lock.batch_execute("lock table app.app_user in access exclusive mode")
         .await

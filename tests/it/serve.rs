@@ -317,9 +317,10 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
 async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() {
     let mut s = served().await;
     let link = s.link("1", "15m");
-    // A value a spreadsheet would run as a formula.
+    // A value a spreadsheet would run as a formula, written by the application's role.
+    let mut app = app_role(&s.db, &s.admin).await;
     act(
-        &mut s.admin,
+        &mut app,
         Some("2"),
         "insert into app.time_entry (workspace_id, user_id, description, start_at)
              values (1, 2, '=HYPERLINK(\"http://example.com/x\",\"open\")', '2026-11-24 11:00Z')",

@@ -361,6 +361,21 @@ pub async fn app_role(db: &TestDb, admin: &Client) -> Client {
     connect(&db.url_as(&role)).await
 }
 
+/// Connect as a fresh login role with DML on every table of `schema` and nothing else: the
+/// application's role for a test's own host schema.
+pub async fn dml_role(db: &TestDb, admin: &Client, schema: &str) -> Client {
+    let role = unique_role("dml");
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage on schema {schema} to {role};
+             grant select, insert, update, delete on all tables in schema {schema} to {role};"
+        ))
+        .await
+        .unwrap();
+    connect(&db.url_as(&role)).await
+}
+
 /// Create a login role for the daemon, able to read the host schema, and install with it as
 /// `daemon_role`. Returns the role and a URL that connects as it.
 pub async fn with_daemon_role(

@@ -117,29 +117,18 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     let mut wanted = BTreeSet::new();
     for source in &config.sources {
         let table = source.table_name()?;
-        tx.execute(
-            "select attach($1::text::regclass, $2, $3, $4, $5, $6, $7)",
-            &[
-                &table.quoted(),
-                &source.table,
-                &source.category.as_str(),
-                &source.workspace_column,
-                &source.fixed_workspace(config),
-                &source.exclude_columns,
-                &config.channel(),
-            ],
-        )
-        .await
-        .context(format!("attach triggers to {table}"))?;
-        wanted.insert(table_oid(&tx, &table).await?);
-        report.attached.push(table.to_string());
-        // A statement aimed at one partition fires that partition's statement triggers, not
-        // the parent's: each partition (and sub-partition) gets capture triggers of its own,
-        // for the same source. A statement through the parent fires only the parent's.
+        // The table, then each of its partitions and sub-partitions: a statement aimed at one
+        // partition fires that partition's statement triggers, not the parent's, so each gets
+        // capture triggers of its own, for the same source (a statement through the parent
+        // fires only the parent's).
         for row in tx
             .query(
-                "select p.relid::oid, p.relid::text from pg_partition_tree($1::text::regclass) p
-                 where p.relid <> $1::text::regclass order by p.level, p.relid::text",
+                "select p.relid::oid, p.relid::text
+                 from (select $1::text::regclass as relid, -1 as level
+                       union all
+                       select t.relid, t.level from pg_partition_tree($1::text::regclass) t
+                       where t.relid <> $1::text::regclass) p
+                 order by p.level, p.relid::text",
                 &[&table.quoted()],
             )
             .await
@@ -159,7 +148,7 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
                 ],
             )
             .await
-            .context(format!("attach triggers to partition {name}"))?;
+            .context(format!("attach triggers to {name}"))?;
             wanted.insert(oid);
             report.attached.push(name);
         }

@@ -49,6 +49,20 @@ async fn owning_app_role(db: &TestDb, admin: &tokio_postgres::Client) -> (String
     (role.clone(), db.url_as(&role))
 }
 
+/// `verify` exits 1 saying `verify_says`, and `status` exits 2 naming pruning inside the
+/// retention period.
+fn verify_and_status_name(db: &TestDb, verify_says: &str) {
+    let verify = cli(&db.url, &["verify", "--workspace", "1"]);
+    let out = String::from_utf8_lossy(&verify.stdout).to_string()
+        + &String::from_utf8_lossy(&verify.stderr);
+    assert_eq!(verify.status.code(), Some(1), "{out}");
+    assert!(out.contains(verify_says), "{out}");
+    let status = cli(&db.url, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(2), "{text}");
+    assert!(text.contains("younger than the retention"), "{text}");
+}
+
 fn sqlstate(err: &tokio_postgres::Error) -> Option<&str> {
     err.code().map(|c| c.code())
 }
@@ -266,15 +280,7 @@ async fn erasing_the_log_inside_the_retention_period_is_detected() {
         ))
         .await
         .unwrap();
-    let verify = cli(&db.url, &["verify", "--workspace", "1"]);
-    let out = String::from_utf8_lossy(&verify.stdout).to_string()
-        + &String::from_utf8_lossy(&verify.stderr);
-    assert_eq!(verify.status.code(), Some(1), "{out}");
-    assert!(out.contains("inside the retention period"), "{out}");
-    let status = cli(&db.url, &["status"]);
-    let text = String::from_utf8_lossy(&status.stdout);
-    assert_eq!(status.status.code(), Some(2), "{text}");
-    assert!(text.contains("younger than the retention"), "{text}");
+    verify_and_status_name(&db, "inside the retention period");
 }
 
 /// A row-level-security policy on a host table the daemon reads for names cannot run the
@@ -406,11 +412,7 @@ async fn a_view_put_in_place_of_a_looked_up_table_never_runs_as_the_daemon() {
     assert_eq!(authors, ["Bob Builder", "Bob Builder"]);
 
     // `status` names the view, install refuses it.
-    let out = std::process::Command::new(binary())
-        .args(["--config", EXAMPLE_CONFIG_PATH, "status"])
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let out = cli(&db.url, &["status"]);
     assert_eq!(out.status.code(), Some(2));
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
@@ -501,15 +503,7 @@ async fn a_backdated_event_cannot_move_the_chain_anchor_past_the_real_events() {
         .await,
         2
     );
-    let verify = cli(&db.url, &["verify", "--workspace", "1"]);
-    let out = String::from_utf8_lossy(&verify.stdout).to_string()
-        + &String::from_utf8_lossy(&verify.stderr);
-    assert_eq!(verify.status.code(), Some(1), "{out}");
-    assert!(out.contains("a backdated event"), "{out}");
-    let status = cli(&db.url, &["status"]);
-    let text = String::from_utf8_lossy(&status.stdout);
-    assert_eq!(status.status.code(), Some(2), "{text}");
-    assert!(text.contains("younger than the retention"), "{text}");
+    verify_and_status_name(&db, "a backdated event");
 }
 
 #[tokio::test]
@@ -769,11 +763,7 @@ name_column = "name"
         .await
         .unwrap();
     let (_dir, path) = config_file(CONFIG);
-    let status = std::process::Command::new(binary())
-        .args(["--config", path.to_str().unwrap(), "status"])
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let status = cli_at(&db.url, &path, &["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(status.status.code(), Some(2), "{text}");
     assert!(

@@ -195,17 +195,7 @@ async fn hostile_workspace_ids_are_data_in_the_capture_function_never_code() {
         .expect_err("a 10 kB workspace id");
     let message = err.as_db_error().map(|e| e.message()).unwrap_or_default();
     assert!(message.contains("at most 200"), "{err:?}");
-    let out = std::process::Command::new(binary())
-        .args([
-            "--config",
-            path.to_str().unwrap(),
-            "enable",
-            "--workspace",
-            &long,
-        ])
-        .env("CLOCKWATCH_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let out = cli_at(&db.url, &path, &["enable", "--workspace", &long]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -374,12 +374,7 @@ workspace_column = "ws"
             &["--workspace", "w", "--from", &from, "--to", &to][..],
         ]
         .concat();
-        let out = std::process::Command::new(binary())
-            .args(["--config", path.to_str().unwrap()])
-            .args(&all)
-            .env("CLOCKWATCH_DATABASE_URL", &db.url)
-            .output()
-            .unwrap();
+        let out = cli_at(&db.url, &path, &all);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

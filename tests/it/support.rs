@@ -302,9 +302,14 @@ pub const EXAMPLE_CONFIG_PATH: &str =
 
 /// Run the binary with the example config against the database at `url`.
 pub fn cli(url: &str, args: &[&str]) -> std::process::Output {
+    cli_at(url, std::path::Path::new(EXAMPLE_CONFIG_PATH), args)
+}
+
+/// Run the binary with the config file at `config` against the database at `url`.
+pub fn cli_at(url: &str, config: &std::path::Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(binary())
         .arg("--config")
-        .arg(EXAMPLE_CONFIG_PATH)
+        .arg(config)
         .args(args)
         .env("CLOCKWATCH_DATABASE_URL", url)
         .output()
@@ -313,13 +318,7 @@ pub fn cli(url: &str, args: &[&str]) -> std::process::Output {
 
 /// Run the CLI with a config file of the test's own and expect it to succeed: its stdout.
 pub fn cli_with(url: &str, config: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(binary())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("CLOCKWATCH_DATABASE_URL", url)
-        .output()
-        .expect("run clockwatch");
+    let out = cli_at(url, config, args);
     assert!(
         out.status.success(),
         "{args:?}: {}",

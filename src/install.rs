@@ -420,7 +420,7 @@ pub async fn source_problems(
 /// to it are not captured until `clockwatch install` runs again).
 pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Result<Vec<String>> {
     let prefix = format!("clockwatch_{}_", config.schema);
-    let expected: Vec<String> = ["mark", "insert", "update", "delete", "truncate"]
+    let expected: Vec<String> = ["linked", "insert", "update", "delete", "truncate"]
         .iter()
         .map(|t| format!("{prefix}{t}"))
         .collect();

@@ -87,7 +87,10 @@ async fn a_reporting_role_cannot_attach_capture_to_a_table_of_its_own_to_forge_e
         .await
         .unwrap()
         .get(0);
-    for function in [capture.as_str(), "audit_log.mark_linked()"] {
+    for function in [
+        capture.as_str(),
+        "audit_log.count_linked()",
+    ] {
         let err = reports
             .batch_execute(&format!(
                 "create trigger forge after insert on te referencing new table as clockwatch_new
@@ -163,6 +166,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("check_categories", false, "PUBLIC"),
         ("compile", false, "PUBLIC"),
         ("compile_categories", false, "PUBLIC"),
+        ("count_linked", true, ""),
         ("create_triggers", false, "PUBLIC"),
         ("detach", false, "PUBLIC"),
         ("disable", false, "PUBLIC"),
@@ -178,18 +182,22 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("image_columns", false, "PUBLIC"),
         ("json_field", false, "PUBLIC"),
         ("link_sql", false, "PUBLIC"),
-        ("linked_mark", true, ""),
+        ("linked_count", true, ""),
+        ("linked_rows", false, "PUBLIC"),
+        ("linked_setting", false, "PUBLIC"),
         ("lookup_table", false, "daemon"),
         ("maintain", true, "daemon"),
-        ("mark_linked", true, ""),
+
         ("prune", true, "daemon"),
         ("record_shape", false, "PUBLIC"),
         ("report_bound", false, "PUBLIC"),
         ("report_timezone", false, "PUBLIC"),
         ("row_json", false, "PUBLIC"),
         ("row_sql", false, "PUBLIC"),
+        ("session_code_free", false, "PUBLIC"),
         ("shape_is_current", false, "PUBLIC"),
         ("shape_signature", false, "PUBLIC"),
+        ("take_linked", false, "PUBLIC"),
         ("tally_events", false, "PUBLIC"),
         ("workspace_test", false, "PUBLIC"),
     ];
@@ -625,6 +633,57 @@ async fn a_trigger_on_the_applications_own_table_does_not_pass_its_change_off_as
         [
             ("Bob Builder".to_string(), false, None),
             ("Bob Builder".to_string(), false, None)
+        ]
+    );
+}
+
+/// The same relay inside one statement that also changes an audited row (a CTE): a change a
+/// captured change caused is in the same statement, and still the relay's write is its own.
+#[tokio::test]
+async fn a_relay_in_the_same_statement_as_a_real_change_is_still_the_sessions_own() {
+    let (db, mut admin, config) = installed_host().await;
+    let mut app = app_role(&db, &admin).await;
+    app.batch_execute(
+        "create temp table relay (id bigint);
+         create function pg_temp.relay() returns trigger language plpgsql as $$
+         begin
+             update app.time_entry set description = 'edited through a relay' where id = new.id;
+             return null;
+         end $$;
+         create trigger relay after insert on relay for each row execute function pg_temp.relay();",
+    )
+    .await
+    .unwrap();
+    act(
+        &mut app,
+        Some("2"),
+        "insert into app.time_entry (id, workspace_id, user_id, description, start_at)
+             values (500, 1, 2, 'mine', '2026-11-02 09:00Z'), (501, 1, 2, 'other', '2026-11-02 10:00Z')",
+    )
+    .await;
+    act(
+        &mut app,
+        Some("2"),
+        "with real as (update app.time_entry set approved = true where id = 501 returning id)
+         insert into relay select 500 from real",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let rows: Vec<(String, String, bool)> = admin
+        .query(
+            "select target_id, author, linked from audit_log.events where action = 'Updated time entry' order by target_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("500".to_string(), "Bob Builder".to_string(), false),
+            ("501".to_string(), "Bob Builder".to_string(), false)
         ]
     );
 }

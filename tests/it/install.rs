@@ -29,7 +29,8 @@ async fn install_is_idempotent_and_records_migrations() {
         .await,
         clockwatch::migrate::MIGRATIONS.len() as i64
     );
-    // Five triggers per table (mark + insert/update/delete/truncate), not doubled by a second install.
+    // Five triggers per table (the linked rows' count + insert/update/delete/truncate), not
+    // doubled by a second install.
     assert_eq!(count(&client, TRIGGERS).await, 7 * 5);
 }
 

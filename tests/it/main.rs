@@ -18,6 +18,7 @@ mod generated;
 mod hostile;
 mod install;
 mod kimai;
+mod linked;
 mod pooler;
 mod privileges;
 mod report;

@@ -130,8 +130,10 @@ async fn a_session_cannot_pass_its_change_off_as_a_linked_system_change() {
         &mut app,
         Some("2"),
         &format!(
-            "select set_config('clockwatch.linked_{oid}', '1', true);
-             update app.time_entry set approved = true where id = 91;"
+            "select set_config('clockwatch.linked_{oid}_u', '1/{}', true);
+             update app.time_entry set approved = true where id = 91
+                 and set_config('clockwatch.linked_{oid}_u', '1', true) is not null;",
+            "0".repeat(32)
         ),
     )
     .await;
@@ -143,7 +145,7 @@ async fn a_session_cannot_pass_its_change_off_as_a_linked_system_change() {
             ("time_entry.created".to_string(), "Bob Builder".to_string()),
             ("time_entry.updated".to_string(), "Bob Builder".to_string()),
         ],
-        "the forged mark is ignored: the change stays Bob's"
+        "the forged counts are ignored, before the statement and during it: the change stays Bob's"
     );
     assert!(rows[1].get::<_, Option<i64>>("caused_by").is_none());
 }

@@ -477,7 +477,7 @@ impl Drainer {
         // A change made below the host's own statement is linked (System's) only when a change
         // Clockwatch captured caused it; one that a trigger on some other table made (the
         // application's temp table, say) is its actor's like any other.
-        let primaries = find_primaries(&tx, &mut self.prepared, &changes).await?;
+        let mut primaries = find_primaries(&tx, &mut self.prepared, &changes).await?;
         for change in changes.iter_mut().filter(|c| c.is_linked()) {
             if !primaries.contains_key(&(change.txid, change.occurred_at)) {
                 change.depth = 1;
@@ -510,6 +510,31 @@ impl Drainer {
                 }
             }
         }
+        // A primary of this batch that made no event (it changed only ignored columns) explains
+        // nothing: a change linked to such primaries alone is its actor's, normalised again.
+        let produced: HashSet<i64> = events
+            .iter()
+            .filter(|e| !e.linked)
+            .map(|e| e.event_id)
+            .collect();
+        let batch: HashMap<i64, usize> =
+            changes.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        primaries.retain(|_, ids| {
+            ids.retain(|id| !batch.contains_key(id) || produced.contains(id));
+            !ids.is_empty()
+        });
+        for event in events.iter_mut().filter(|e| e.linked) {
+            if primaries.contains_key(&(event.txid, event.occurred_at)) {
+                continue;
+            }
+            let change = &mut changes[batch[&event.event_id]];
+            change.depth = 1;
+            if let Outcome::Event(own) =
+                normalize::normalise(change, &self.sources[&change.source], &names)
+            {
+                *event = *own;
+            }
+        }
         link_primaries(&mut events, &primaries);
         self.ensure_partitions(&tx, &events).await?;
         if !dead.is_empty() {
@@ -520,34 +545,41 @@ impl Drainer {
                 .context("write dead letters")?;
             report.dead_lettered += ids.len();
         }
+        // Names are remembered in the batch's transaction, stamped with its time as its events
+        // are (an event's ids read by the names they bore when it was written), and only those
+        // new or changed since this drainer last wrote them: batches name the same few projects,
+        // tags and authors. Each is a row of its own (known_name), added and never updated, so
+        // no row is locked that another drain connection would wait on.
+        let nameless: Vec<String> = events
+            .iter()
+            .filter_map(|e| e.author_id.as_deref())
+            .filter(|id| !names.authors.contains_key(*id))
+            .filter(|id| !self.nameless.contains(*id))
+            .collect::<BTreeSet<&str>>()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        if !nameless.is_empty() {
+            let ids: Vec<&str> = nameless.iter().map(String::as_str).collect();
+            resolve::remember_nameless(&tx, &mut self.prepared, &ids).await?;
+        }
+        let news = self.remembered.news(in_batch);
+        if !news.is_empty() {
+            resolve::remember(&tx, &mut self.prepared, &news).await?;
+        }
         // Last before the commit: appending locks the workspace's chain head until the commit,
         // and another connection draining the same workspace waits on that lock.
         insert_events(&tx, &mut self.prepared, &events).await?;
         tx.commit().await.context("commit drain")?;
         self.from.advance(through, report.more);
         report.events = events.len();
-        // Names are remembered after the commit, in their own statement, and only those new or
-        // changed since this drainer last wrote them: batches name the same few projects, tags
-        // and authors, and their row locks, if held to the end of the batch, would queue the
-        // drain connections behind each other. A name lost to a crash here is remembered again
-        // the next time a change mentions it (events already carry the names).
-        let nameless: BTreeSet<&str> = events
-            .iter()
-            .filter_map(|e| e.author_id.as_deref())
-            .filter(|id| !names.authors.contains_key(*id))
-            .filter(|id| !self.nameless.contains(*id))
-            .collect();
         if !nameless.is_empty() {
-            let ids: Vec<&str> = nameless.into_iter().collect();
-            resolve::remember_nameless(&*client, &mut self.prepared, &ids).await?;
             if self.nameless.len() > NameMemory::CAPACITY {
                 self.nameless.clear();
             }
-            self.nameless.extend(ids.iter().map(|id| id.to_string()));
+            self.nameless.extend(nameless);
         }
-        let news = self.remembered.news(in_batch);
         if !news.is_empty() {
-            resolve::remember(&*client, &mut self.prepared, &news).await?;
             self.remembered.learn(news);
         }
         tracing::debug!(

@@ -123,12 +123,12 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         // fires only the parent's).
         for row in tx
             .query(
-                "select p.relid::oid, p.relid::text
-                 from (select $1::text::regclass as relid, -1 as level
-                       union all
-                       select t.relid, t.level from pg_partition_tree($1::text::regclass) t
-                       where t.relid <> $1::text::regclass) p
-                 order by p.level, p.relid::text",
+                "with recursive tree(relid, level) as (
+                     select $1::text::regclass::oid, 0
+                     union
+                     select i.inhrelid, t.level + 1 from pg_inherits i join tree t on i.inhparent = t.relid)
+                 select p.relid, p.relid::regclass::text from tree p
+                 order by p.level, p.relid::regclass::text",
                 &[&table.quoted()],
             )
             .await
@@ -458,27 +458,39 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
                 ));
             }
         }
-        // A partition created since install has no capture triggers of its own: writes aimed
-        // straight at it are not captured.
+        // A partition or inheritance child created since install has no capture triggers of
+        // its own: writes aimed straight at it are not captured. And a rule on the table (or
+        // one of them) rewrites writes into other statements, which may land where nothing is
+        // captured.
         for row in client
             .query(
                 &format!(
-                    "select p.relid::text from pg_partition_tree(to_regclass($1)) p
-                     where p.relid <> to_regclass($1)
-                       and not exists (select 1 from {}.captured_table c where c.relid = p.relid)
+                    "with recursive tree(relid, level) as (
+                         select to_regclass($1)::oid, 0
+                         union
+                         select i.inhrelid, t.level + 1 from pg_inherits i join tree t on i.inhparent = t.relid)
+                     select format('%s %s of %s has no capture triggers (created after install?): changes written straight to it are not captured; run `clockwatch install`',
+                                   case when c.relispartition then 'partition' else 'inheritance child' end,
+                                   t.relid::regclass, to_regclass($1))
+                     from tree t join pg_class c on c.oid = t.relid
+                     where t.level > 0
+                       and not exists (select 1 from {schema}.captured_table x where x.relid = t.relid)
+                     union all
+                     select format('rule %I on %s rewrites its writes (%s): what the rule sends to a table Clockwatch does not audit is not captured; drop the rule or audit its target',
+                                   r.rulename, t.relid::regclass,
+                                   case r.ev_type when '2' then 'UPDATE' when '3' then 'INSERT' else 'DELETE' end)
+                     from tree t join pg_rewrite r on r.ev_class = t.relid
+                     where r.ev_type in ('2', '3', '4')
                      order by 1",
-                    quote_ident(&config.schema)
+                    schema = quote_ident(&config.schema),
                 ),
                 &[&table.quoted()],
             )
             .await
-            .context(format!("read the partitions of {table}"))?
+            .context(format!("read the partitions, children and rules of {table}"))?
         {
-            let partition: String = row.get(0);
-            problems.push(format!(
-                "{}: partition {partition} of {table} has no capture triggers (created after install?): changes written straight to it are not captured; run `clockwatch install`",
-                source.label()
-            ));
+            let problem: String = row.get(0);
+            problems.push(format!("{}: {problem}", source.label()));
         }
         // The capture function was compiled for other columns: it still captures every change,
         // through the slower path that reads the columns on every statement.

@@ -273,9 +273,11 @@ async fn recall(
     let rows = prepared
         .query(
             tx,
-            "select k.category, k.id, k.name, k.client_id from known_name k
+            "select distinct on (k.category, k.id) k.category, k.id, k.name, k.client_id
+             from known_name k
              join unnest($1::text[], $2::text[]) w(category, id) using (category, id)
-             where k.name is not null",
+             where k.name is not null
+             order by k.category, k.id, k.seen_at desc",
             &[&categories, &ids],
         )
         .await
@@ -290,7 +292,8 @@ async fn recall(
     Ok(found)
 }
 
-/// Remember names seen in this batch, so they outlive the host's rows.
+/// Remember names seen in this batch, so they outlive the host's rows: a name an id did not bear
+/// last is added beside the ones before it (`known_name` keeps each, with when it was seen).
 pub async fn remember(
     client: &impl GenericClient,
     prepared: &mut Prepared,
@@ -313,11 +316,13 @@ pub async fn remember(
         .execute(
             client,
             "insert into known_name (category, id, name, client_id)
-         select * from unnest($1::text[], $2::text[], $3::text[], $4::text[])
-         on conflict (category, id) do update
-         set name = excluded.name, client_id = excluded.client_id, seen_at = now()
-         where (known_name.name, known_name.client_id)
-               is distinct from (excluded.name, excluded.client_id)",
+             select w.* from unnest($1::text[], $2::text[], $3::text[], $4::text[]) w(category, id, name, client_id)
+             where not exists (
+                 select from (select k.name, k.client_id from known_name k
+                              where k.category = w.category and k.id = w.id
+                              order by k.seen_at desc limit 1) last
+                 where (last.name, last.client_id) is not distinct from (w.name, w.client_id))
+             on conflict do nothing",
             &[&categories, &ids, &names, &clients],
         )
         .await
@@ -326,7 +331,7 @@ pub async fn remember(
 }
 
 /// Remember author ids that have no name, so that reports can be filtered by them (`--author
-/// 4`): a name found later replaces the empty one.
+/// 4`): a name found later is added after the empty one.
 pub async fn remember_nameless(
     client: &impl GenericClient,
     prepared: &mut Prepared,
@@ -336,8 +341,9 @@ pub async fn remember_nameless(
         .execute(
             client,
             "insert into known_name (category, id, name)
-             select 'author', id, null from unnest($1::text[]) id
-             on conflict (category, id) do nothing",
+             select 'author', w.id, null from unnest($1::text[]) w(id)
+             where not exists (select from known_name k where k.category = 'author' and k.id = w.id)
+             on conflict do nothing",
             &[&ids],
         )
         .await

@@ -279,11 +279,28 @@ insert into job_lock (job) values ('partition'), ('prune');
 -- (a deleted project's name and client, a removed user's name). category is a category, or
 -- 'author' for actor ids. Every author id the log has recorded is here, with no name when none
 -- was found, so that a report can be filtered by any of them.
+--
+-- Each name an id has borne is a row of its own, stamped with the time of the transaction that
+-- wrote it (seen_at, set by the trigger below whatever the writer gives): a report shows an id in
+-- an event's changes by the name it had when the event was written (events.recorded_at, stamped
+-- by append_events() the same way). The daemon may add rows but neither change nor remove one,
+-- so no role below the owner can change how an event already in the log reads.
 create table known_name (
     category  text not null,
     id        text not null,
     name      text,
     client_id text,                    -- projects: the project's client
     seen_at   timestamptz not null default now(),
-    primary key (category, id)
+    primary key (category, id, seen_at)
 );
+
+create function stamp_known_name() returns trigger
+language plpgsql
+set search_path from current
+as $$
+begin
+    new.seen_at := now();
+    return new;
+end
+$$;
+create trigger stamp before insert on known_name for each row execute function stamp_known_name();

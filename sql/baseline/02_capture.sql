@@ -29,9 +29,9 @@
 -- Any session can set any custom setting, so the count carries a digest of itself, the
 -- transaction, the statement's time, the table and the operation, keyed with a secret only
 -- Clockwatch's owner can read (mark_key): a count the session wrote counts as none. A session sees
--- a count only while rows below its own statement change, that is, from a trigger of its own: a
--- session that has triggers on tables of its own (a temporary table's) is not believed when it
--- says a change is linked, so such a trigger cannot pass its writes off as System's
+-- a count only while rows below its own statement change, that is, from code of its own run by a
+-- trigger: a session that has objects of its own (temporary tables, functions or types) is not
+-- believed when it says a change is linked, so such code cannot pass its writes off as System's
 -- (session_code_free()).
 create function linked_count(p_name text, p_count bigint) returns text
 language sql stable
@@ -88,15 +88,21 @@ $$;
 -- function) to a table of its own and so write staging as the owner.
 revoke execute on function count_linked() from public;
 
--- Whether the session runs no trigger of its own: none on its temporary tables (the one kind of
--- table a role without CREATE on a schema can own).
+-- Whether the session can run no code of its own while a statement's foreign-key actions and
+-- triggers run: it has no temporary objects, the one kind of object a role without CREATE on a
+-- schema can make. A temporary table can carry a trigger, a rule that rewrites the action a
+-- foreign key between two temporary tables runs, or a CHECK, default or index calling a function
+-- in pg_temp; a temporary domain can check with one. Rather than chase each, a session with any
+-- temporary table, function or type is not believed when it says a change is linked: its
+-- changes are all its actor's.
 create function session_code_free() returns boolean
 language sql stable
 set search_path from current
 as $$
     select pg_my_temp_schema() = 0
-        or not exists (select from pg_trigger g join pg_class c on c.oid = g.tgrelid
-                       where c.relnamespace = pg_my_temp_schema() and not g.tgisinternal)
+        or not (exists (select from pg_class c where c.relnamespace = pg_my_temp_schema())
+                or exists (select from pg_proc p where p.pronamespace = pg_my_temp_schema())
+                or exists (select from pg_type t where t.typnamespace = pg_my_temp_schema()))
 $$;
 
 -- How many of the p_rows rows of a captured statement (p_op on p_table) are linked, the last ones
@@ -655,8 +661,13 @@ begin
         get diagnostics v_staged = row_count;
     end if;
     -- Wake the daemon only while it is idle: the flag is a sequence, read by a function call.
+    -- Not once the notification queue is half full: any session can fill it (a listener that
+    -- never reads holds it), and a NOTIFY that does not fit fails the host's COMMIT. The daemon
+    -- polls besides, so the change is drained all the same.
     if v_staged > 0 and pg_sequence_last_value('wakeup_idle'::regclass) = 2 then
-        perform pg_notify(%7$L, '');
+        if pg_notification_queue_usage() < 0.5 then
+            perform pg_notify(%7$L, '');
+        end if;
     end if;
     return null;
 end

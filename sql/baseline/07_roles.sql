@@ -21,7 +21,7 @@ begin
     execute format('grant select on %s.events, %s.settings, %s.category, %s.action, %s.workspace_category, '
                    '%s.migrations, %s.maintenance, %s.chain_head, %s.chain_anchor, %s.shape, %s.captured_table to %I',
                    s, s, s, s, s, s, s, s, s, s, s, p_role);
-    execute format('grant select, insert, update on %s.known_name to %I', s, p_role);
+    execute format('grant select, insert on %s.known_name to %I', s, p_role);
     execute format('grant select, insert on %s.dead_letter to %I', s, p_role);
     execute format('grant select, update on sequence %s.wakeup_idle to %I', s, p_role);
     execute format('grant execute on function %s.ensure_partition(timestamptz), '

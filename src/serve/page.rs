@@ -325,8 +325,37 @@ async fn request_filter(
     args: &report::FilterArgs,
 ) -> Result<Filter> {
     let config = &state.config;
-    let mut filter =
-        report::build_filter(tx, config, args, config.max_report_days, "max_report_days").await?;
+    // Authors are resolved on their own: an author the log does not know matches nothing here
+    // rather than being refused. The log's names span every workspace, and a page is one
+    // workspace's: a refusal would tell a link holder which names exist in the others.
+    let others = report::FilterArgs {
+        authors: Vec::new(),
+        ..args.clone()
+    };
+    let mut filter = report::build_filter(
+        tx,
+        config,
+        &others,
+        config.max_report_days,
+        "max_report_days",
+    )
+    .await?;
+    if !args.authors.is_empty() {
+        let mut ids = Vec::new();
+        for author in &args.authors {
+            // A refusal is an error in the transaction: each author is asked in a savepoint.
+            let one = tx.savepoint("author").await.context("savepoint")?;
+            match report::author_ids(&one, std::slice::from_ref(author)).await {
+                Ok(found) => {
+                    ids.extend(found);
+                    one.commit().await.context("release savepoint")?;
+                }
+                Err(Error::Input(_)) => one.rollback().await.context("roll back savepoint")?,
+                Err(e) => return Err(e),
+            }
+        }
+        filter.authors = Some(ids);
+    }
     filter.after = query.after().map_err(Error::Input)?;
     filter.event = query.event().map_err(Error::Input)?;
     if filter.event.is_some() {

@@ -968,3 +968,41 @@ async fn a_staged_change_with_an_unknown_operation_is_set_aside() {
     let (reason, _) = drain_with_first_change_edited("op = 'X'").await;
     assert_eq!(reason, "unknown operation code 'X'");
 }
+
+/// A host trigger's change whose only primary changed ignored columns (and so made no event)
+/// has nothing to point at: it is its actor's, not a linked change pointing at no event.
+#[tokio::test]
+async fn a_change_whose_primary_made_no_event_is_its_actors() {
+    let (_db, mut client, config) = installed_host().await;
+    client
+        .batch_execute(
+            "insert into app.time_entry (id, workspace_id, user_id, task_id, start_at) values (40, 1, 1, 1, now());
+             create function app.touch_task() returns trigger language plpgsql as $$
+             begin update app.task set name = name || '!' where id = new.task_id; return null; end $$;
+             create trigger touch_task after update on app.time_entry for each row execute function app.touch_task();",
+        )
+        .await
+        .unwrap();
+    act(
+        &mut client,
+        Some("1"),
+        "update app.time_entry set updated_at = now() + interval '1 minute' where id = 40",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    let rows = report(&client, "1").await;
+    let task = rows
+        .iter()
+        .find(|r| r.get::<_, String>("action_code") == "task.updated")
+        .expect("task updated");
+    assert_eq!(task.get::<_, String>("author"), "Ann Admin");
+    assert!(task.get::<_, Option<i64>>("caused_by").is_none());
+    assert_eq!(
+        count(
+            &client,
+            "select count(*) from audit_log.events where linked"
+        )
+        .await,
+        0
+    );
+}

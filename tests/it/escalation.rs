@@ -87,10 +87,7 @@ async fn a_reporting_role_cannot_attach_capture_to_a_table_of_its_own_to_forge_e
         .await
         .unwrap()
         .get(0);
-    for function in [
-        capture.as_str(),
-        "audit_log.count_linked()",
-    ] {
+    for function in [capture.as_str(), "audit_log.count_linked()"] {
         let err = reports
             .batch_execute(&format!(
                 "create trigger forge after insert on te referencing new table as clockwatch_new
@@ -187,7 +184,6 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("linked_setting", false, "PUBLIC"),
         ("lookup_table", false, "daemon"),
         ("maintain", true, "daemon"),
-
         ("prune", true, "daemon"),
         ("record_shape", false, "PUBLIC"),
         ("report_bound", false, "PUBLIC"),
@@ -197,6 +193,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("session_code_free", false, "PUBLIC"),
         ("shape_is_current", false, "PUBLIC"),
         ("shape_signature", false, "PUBLIC"),
+        ("stamp_known_name", false, "PUBLIC"),
         ("take_linked", false, "PUBLIC"),
         ("tally_events", false, "PUBLIC"),
         ("workspace_test", false, "PUBLIC"),
@@ -684,6 +681,73 @@ async fn a_relay_in_the_same_statement_as_a_real_change_is_still_the_sessions_ow
         [
             ("500".to_string(), "Bob Builder".to_string(), false),
             ("501".to_string(), "Bob Builder".to_string(), false)
+        ]
+    );
+}
+
+/// Code of the session's own run by PostgreSQL's own foreign-key triggers: a rule that rewrites
+/// the action of a foreign key between two temp tables, or a temp table's CHECK calling a
+/// function in pg_temp. The change it makes is counted below the session's statement like a
+/// real action's, and is still the session's own; so is one whose only primary changed an
+/// ignored column (no event to point at).
+#[tokio::test]
+async fn code_a_session_hides_in_its_temp_tables_foreign_keys_is_still_its_own() {
+    let (db, mut admin, config) = installed_host().await;
+    let setup = app_role(&db, &admin).await;
+    setup
+        .batch_execute(
+            "insert into app.time_entry (id, workspace_id, user_id, description, start_at)
+                 values (600, 1, 2, 'a', '2026-11-02 09:00Z'), (601, 1, 2, 'b', '2026-11-02 10:00Z');",
+        )
+        .await
+        .unwrap();
+    let attacks = [
+        // A rule on the child of a temp foreign key: the cascade's DELETE runs it.
+        "create temp table tp (id int primary key);
+         create temp table tc (id int, pid int references tp on delete cascade);
+         create rule r as on delete to tc do also
+             update app.time_entry set hourly_rate = 999 where id = 600;",
+        // A CHECK calling a pg_temp function: the SET NULL action's UPDATE runs it.
+        "create function pg_temp.f(x int) returns boolean language plpgsql as $$
+         begin
+             if x is null then update app.time_entry set approved = true where id = 601; end if;
+             return true;
+         end $$;
+         create temp table tp (id int primary key);
+         create temp table tc (id int, pid int references tp on delete set null check (pg_temp.f(pid)));",
+    ];
+    for ddl in attacks {
+        let mut app = app_role(&db, &admin).await;
+        app.batch_execute(ddl).await.unwrap();
+        app.batch_execute("insert into tp values (1); insert into tc values (1, 1);")
+            .await
+            .unwrap();
+        // The primary: an own change in the same statement, to an ignored column only.
+        act(
+            &mut app,
+            Some("2"),
+            "with own as (update app.time_entry set updated_at = now() where id in (600, 601) returning 1)
+             delete from tp where id = 1",
+        )
+        .await;
+    }
+    drain(&mut admin, &config).await;
+    let rows: Vec<(String, String, bool, Option<i64>)> = admin
+        .query(
+            "select target_id, author, linked, caused_by from audit_log.events
+             where action = 'Updated time entry' order by target_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("600".to_string(), "Bob Builder".to_string(), false, None),
+            ("601".to_string(), "Bob Builder".to_string(), false, None)
         ]
     );
 }
@@ -1208,5 +1272,149 @@ async fn a_record_moved_out_of_an_audited_workspace_is_logged_in_it() {
         )
         .await,
         1
+    );
+}
+
+/// The names a report gives the ids in an event's changes come from `known_name`, which the
+/// daemon writes: it may add a name, never change or remove one, and an event reads by the names
+/// its ids bore when it was written, whatever is added afterwards.
+#[tokio::test]
+async fn the_daemon_role_cannot_change_how_an_event_in_the_log_reads() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (_, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    enable_all(&admin, &config, "1").await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.time_entry (id, workspace_id, user_id, start_at) values (700, 1, 1, now());
+         update app.time_entry set project_id = 1 where id = 700;",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let history = || {
+        let out = cli(&db.url, &["report", "--workspace", "1", "--target", "700"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(
+        history().contains("project_id: (empty) -> Apollo"),
+        "{}",
+        history()
+    );
+
+    let daemon = connect(&daemon_url).await;
+    for sql in [
+        "update audit_log.known_name set name = 'Forged' where category = 'projects'",
+        "delete from audit_log.known_name",
+        "truncate audit_log.known_name",
+    ] {
+        let err = daemon.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(sqlstate(&err), Some("42501"), "{sql}: {err:?}");
+    }
+    // A name it adds, however it dates it, is stamped with the time it was written.
+    daemon
+        .batch_execute(
+            "insert into audit_log.known_name (category, id, name, seen_at)
+             values ('projects', '1', 'Forged', '2000-01-01')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &admin,
+            "select count(*) from audit_log.known_name where name = 'Forged' and seen_at > now() - interval '1 hour'"
+        )
+        .await,
+        1
+    );
+    let text = history();
+    assert!(text.contains("project_id: (empty) -> Apollo"), "{text}");
+    assert!(!text.contains("Forged"), "{text}");
+}
+
+/// An inheritance child is audited as a partition is; one created after install, and a rule
+/// that sends the table's writes elsewhere, are named by `status`.
+#[tokio::test]
+async fn inheritance_children_are_captured_and_a_rule_that_diverts_writes_is_reported() {
+    const CONFIG: &str = r#"
+[[source]]
+category = "tags"
+table = "ih.tag"
+workspace_column = "ws"
+name_column = "name"
+"#;
+    let (db, mut admin, config) = audited_tables(
+        "create schema ih;
+         create table ih.tag (id bigint not null, ws text not null, name text);
+         create table ih.tag_old () inherits (ih.tag);",
+        CONFIG,
+        "*",
+    )
+    .await;
+    let owner = unique_role("ih_owner");
+    admin
+        .batch_execute(&format!(
+            "create role {owner} login; grant usage, create on schema ih to {owner};
+             alter table ih.tag owner to {owner}; alter table ih.tag_old owner to {owner};"
+        ))
+        .await
+        .unwrap();
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into ih.tag_old values (1, 'a', 'straight to the child')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    assert_eq!(
+        column::<String>(&admin, "select coalesce(target, '') from audit_log.events").await,
+        ["straight to the child"]
+    );
+    let (_dir, path) = config_file(CONFIG);
+    let status = cli_at(&db.url, &path, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !text.contains("ih.tag_old") && !text.contains("rule"),
+        "{text}"
+    );
+
+    // The table's owner adds a child and a rule sending inserts to it.
+    let table_owner = connect(&db.url_as(&owner)).await;
+    table_owner
+        .batch_execute(
+            "create table ih.tag_new () inherits (ih.tag);
+             create rule divert as on insert to ih.tag do instead insert into ih.tag_new select new.*;",
+        )
+        .await
+        .unwrap();
+    let status = cli_at(&db.url, &path, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("inheritance child ih.tag_new of ih.tag has no capture triggers"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rule divert on ih.tag rewrites its writes (INSERT)"),
+        "{text}"
+    );
+    // Once install attaches to the child, what the rule diverts there is captured.
+    cli_with(&db.url, &path, &["install"]);
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into ih.tag values (2, 'a', 'diverted')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    assert_eq!(
+        column::<String>(
+            &admin,
+            "select coalesce(target, '') from audit_log.events order by event_id"
+        )
+        .await,
+        ["straight to the child", "diverted"]
     );
 }

@@ -94,7 +94,7 @@ async fn schema(rows: &str) -> (TestDb, Client, clockwatch::config::Config) {
 #[tokio::test]
 async fn deleting_a_row_of_a_self_referencing_table_with_no_children_is_its_authors() {
     let (_db, mut client, config) = schema(
-            "insert into sr.task values (1, 1, 'Design', null);
+        "insert into sr.task values (1, 1, 'Design', null);
              insert into sr.client values (1, 1, 'Acme', null);",
     )
     .await;
@@ -119,7 +119,12 @@ async fn set_null_on_the_same_table_links_the_children_to_the_deletion() {
     .await;
     act(&mut client, Some("2"), "delete from sr.task where id = 1").await;
     // An update of a row that is someone's parent is its author's too.
-    act(&mut client, Some("1"), "update sr.task set name = 'Other work' where id = 4").await;
+    act(
+        &mut client,
+        Some("1"),
+        "update sr.task set name = 'Other work' where id = 4",
+    )
+    .await;
     drain(&mut client, &config).await;
     assert_eq!(
         events(&client).await,
@@ -135,21 +140,32 @@ async fn set_null_on_the_same_table_links_the_children_to_the_deletion() {
 #[tokio::test]
 async fn a_two_level_cascade_on_the_same_table_is_linked_to_the_deletion_that_set_it_off() {
     let (_db, mut client, config) = schema(
-            "insert into sr.client values (1, 1, 'Acme', null), (2, 1, 'Acme East', 1),
+        "insert into sr.client values (1, 1, 'Acme', null), (2, 1, 'Acme East', 1),
                                           (3, 1, 'Acme East Retail', 2), (4, 1, 'Beta', null),
                                           (5, 1, 'Beta North', 4);",
     )
     .await;
     act(&mut client, Some("1"), "delete from sr.client where id = 1").await;
     // Two deletions in one statement: each's own, their subsidiaries linked.
-    act(&mut client, Some("2"), "delete from sr.client where id in (4, 5)").await;
+    act(
+        &mut client,
+        Some("2"),
+        "delete from sr.client where id in (4, 5)",
+    )
+    .await;
     drain(&mut client, &config).await;
     assert_eq!(
         events(&client).await,
         [
             seen("Deleted client", "Acme", "Ann Admin", false, None),
             seen("Deleted client", "Acme East", "System", true, Some(0)),
-            seen("Deleted client", "Acme East Retail", "System", true, Some(0)),
+            seen(
+                "Deleted client",
+                "Acme East Retail",
+                "System",
+                true,
+                Some(0)
+            ),
             seen("Deleted client", "Beta", "Bob Builder", false, None),
             seen("Deleted client", "Beta North", "Bob Builder", false, None),
         ]
@@ -159,7 +175,7 @@ async fn a_two_level_cascade_on_the_same_table_is_linked_to_the_deletion_that_se
 #[tokio::test]
 async fn restrict_and_no_action_on_the_same_table_leave_the_deletion_its_authors() {
     let (_db, mut client, config) = schema(
-            "insert into sr.project values (1, 1, 'Website', null), (2, 1, 'Landing page', 1);
+        "insert into sr.project values (1, 1, 'Website', null), (2, 1, 'Landing page', 1);
              insert into sr.tag values (1, 1, 'Urgent', null), (2, 1, 'Very urgent', 1);",
     )
     .await;
@@ -184,7 +200,13 @@ async fn restrict_and_no_action_on_the_same_table_leave_the_deletion_its_authors
     assert_eq!(
         events(&client).await,
         [
-            seen("Deleted project", "Landing page", "Bob Builder", false, None),
+            seen(
+                "Deleted project",
+                "Landing page",
+                "Bob Builder",
+                false,
+                None
+            ),
             seen("Deleted project", "Website", "Bob Builder", false, None),
             seen("Deleted tag", "Very urgent", "Bob Builder", false, None),
             seen("Deleted tag", "Urgent", "Bob Builder", false, None),
@@ -212,8 +234,14 @@ async fn a_statement_changing_a_table_its_cascade_also_changes_keeps_its_own_cha
     let got = events(&client).await;
     let at = |target: &str| got.iter().position(|e| e.1 == target).unwrap();
     assert_eq!(got.len(), 3, "{got:?}");
-    assert_eq!(got[at("Design")], seen("Deleted task", "Design", "Bob Builder", false, None));
-    assert_eq!(got[at("Plan B")], seen("Updated task", "Plan B", "Bob Builder", false, None));
+    assert_eq!(
+        got[at("Design")],
+        seen("Deleted task", "Design", "Bob Builder", false, None)
+    );
+    assert_eq!(
+        got[at("Plan B")],
+        seen("Updated task", "Plan B", "Bob Builder", false, None)
+    );
     assert_eq!(
         got[at("Sketch")],
         seen("Updated task", "Sketch", "System", true, Some(at("Design")))

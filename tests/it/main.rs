@@ -19,6 +19,7 @@ mod hostile;
 mod install;
 mod kimai;
 mod linked;
+mod notify;
 mod pooler;
 mod privileges;
 mod report;

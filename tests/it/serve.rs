@@ -307,10 +307,26 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
     );
     let (status, body, _) = s.get(&api("&from=2026-01-01&to=2026-11-26")).await;
     assert_eq!(status, 400, "{body}");
-    // An author nobody knows is refused rather than matching nothing.
-    let (status, body, _) = s.get(&api("&author=Nobody%20Here")).await;
-    assert_eq!(status, 400);
-    assert!(body.contains("unknown author"), "{body}");
+    // An author this workspace has never seen matches nothing, whether the log knows the name
+    // from another workspace (Cleo, in workspace 2) or not at all: a link holder learns nothing
+    // about the other workspaces' people.
+    for author in ["Nobody%20Here", "Cleo%20Contractor", "3"] {
+        let (status, body, _) = s.get(&api(&format!("&author={author}"))).await;
+        assert_eq!(status, 200, "{author}: {body}");
+        assert!(events(&body).is_empty(), "{author}: {body}");
+        let (status, page, _) = s.get(&format!("{link}&author={author}")).await;
+        assert_eq!(status, 200, "{author}");
+        assert!(!page.contains("unknown author"), "{author}: {page}");
+    }
+    assert_eq!(
+        count(
+            &s.admin,
+            "select count(*) from audit_log.known_name where name = 'Cleo Contractor'"
+        )
+        .await,
+        1,
+        "the log knows Cleo"
+    );
 }
 
 #[tokio::test]

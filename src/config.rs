@@ -321,6 +321,11 @@ pub struct SourceConfig {
     /// top-level `workspace` then says which).
     #[serde(default)]
     pub workspace_column: Option<String>,
+    /// Where a row whose workspace column is NULL belongs: "*" for every workspace (a record
+    /// shared by all, as Odoo's customers with no company are), or one workspace's id. Without
+    /// it such a change is set aside in dead_letter, with the reason.
+    #[serde(default)]
+    pub workspace_if_null: Option<String>,
     /// What the target is called in reports: a column, or a list of them in order of
     /// preference.
     #[serde(default)]
@@ -374,8 +379,61 @@ pub struct Fields {
     pub kind: Option<String>,
     /// A column of tag ids (an array), or a link table holding one row per tag of a record.
     pub tags: Option<TagsField>,
-    /// A number of seconds (or an interval), shown as a duration.
-    pub duration: Option<String>,
+    /// A number (of seconds, or of `unit`) or an interval, shown as a duration: `"duration"` or
+    /// `{ column = "unit_amount", unit = "hours" }`.
+    pub duration: Option<DurationField>,
+}
+
+/// The column a duration is read from, and what its numbers count.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum DurationField {
+    Column(String),
+    Counted {
+        column: String,
+        #[serde(default)]
+        unit: DurationUnit,
+    },
+}
+
+/// What a number in a duration column counts (an interval column counts itself).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurationUnit {
+    #[default]
+    Seconds,
+    Minutes,
+    Hours,
+}
+
+impl DurationField {
+    pub fn column(&self) -> &str {
+        match self {
+            DurationField::Column(c) | DurationField::Counted { column: c, .. } => c,
+        }
+    }
+
+    pub fn unit(&self) -> DurationUnit {
+        match self {
+            DurationField::Column(_) => DurationUnit::Seconds,
+            DurationField::Counted { unit, .. } => *unit,
+        }
+    }
+
+    /// Whether the unit was given (it applies to numbers only).
+    pub fn has_unit(&self) -> bool {
+        matches!(self, DurationField::Counted { .. })
+    }
+}
+
+impl DurationUnit {
+    pub fn seconds(self) -> f64 {
+        match self {
+            DurationUnit::Seconds => 1.0,
+            DurationUnit::Minutes => 60.0,
+            DurationUnit::Hours => 3600.0,
+        }
+    }
 }
 
 /// Where a record's tags are: an array column of the source table (`"tag_ids"`), or a link
@@ -466,12 +524,12 @@ impl Fields {
             ("invoiced", &self.invoiced),
             ("kiosk", &self.kiosk),
             ("type", &self.kind),
-            ("duration", &self.duration),
         ];
         let tags = self.tags.as_ref().and_then(TagsField::column);
+        let duration = self.duration.as_ref().map(DurationField::column);
         all.into_iter()
             .map(|(field, column)| (field, column.as_deref()))
-            .chain(std::iter::once(("tags", tags)))
+            .chain([("tags", tags), ("duration", duration)])
             .filter_map(|(field, column)| column.map(|c| (field, c)))
             .collect()
     }
@@ -757,6 +815,21 @@ impl Config {
                 (None, None) => {
                     return bad(format!(
                         "{}: no workspace_column: name the column holding each row's workspace (workspace_column = \"workspace_id\"), or, for a single-workspace application, set workspace = \"ID\" at the top of the config",
+                        source.label()
+                    ));
+                }
+                _ => {}
+            }
+            match (&source.workspace_if_null, &source.workspace_column) {
+                (Some(_), None) => {
+                    return bad(format!(
+                        "{}: workspace_if_null needs a workspace_column (it says where rows whose column is NULL belong)",
+                        source.label()
+                    ));
+                }
+                (Some(id), _) if id.is_empty() || id.chars().count() > 200 => {
+                    return bad(format!(
+                        "{}: workspace_if_null must be \"*\" (every workspace) or a workspace id of 1 to 200 characters",
                         source.label()
                     ));
                 }

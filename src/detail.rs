@@ -45,6 +45,7 @@ pub enum Key {
     Project,
     Approved,
     Billable,
+    Duration,
     Invoiced,
     CostRate,
     Description,
@@ -52,7 +53,7 @@ pub enum Key {
 }
 
 impl Key {
-    const NAMES: [&'static str; 15] = [
+    const NAMES: [&'static str; 16] = [
         "end",
         "tags",
         "task",
@@ -64,6 +65,7 @@ impl Key {
         "project",
         "approved",
         "billable",
+        "duration",
         "invoiced",
         "cost_rate",
         "description",
@@ -77,7 +79,7 @@ impl Key {
 /// daemon's CPU in a drain (bench/README.md).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Details {
-    text: [Option<String>; 15],
+    text: [Option<String>; 16],
     tags: Option<Vec<String>>,
 }
 
@@ -178,13 +180,17 @@ struct Document<'a> {
     #[serde(borrow)]
     invoiced: Option<&'a RawValue>,
     #[serde(borrow)]
+    duration: Option<&'a RawValue>,
+    #[serde(borrow)]
     tags: Option<&'a RawValue>,
 }
 
 /// The detail fields of the document `details` (JSON text), times shown in `zone`. A document
 /// that is not a JSON object has none.
-pub fn fields(details: &str, zone: Tz) -> Fields<'_> {
+pub fn fields<'a>(details: &'a str, zone: Tz) -> Fields<'a> {
     let doc: Document = serde_json::from_str(details).unwrap_or_default();
+    // A date with no time (a timesheet's day) shows as its date.
+    let day = |v: Option<&'a RawValue>| text(v).filter(|t| is_date(t));
     let start = doc.start.and_then(instant);
     let end = doc.end.and_then(instant);
     let local = |t: Option<DateTime<Utc>>| t.map(|t| t.with_timezone(&zone).naive_local());
@@ -208,11 +214,11 @@ pub fn fields(details: &str, zone: Tz) -> Fields<'_> {
         text(doc.client),
         text(doc.kiosk),
         text(doc.kind),
-        start_at.as_ref().map(date),
+        day(doc.start).or_else(|| start_at.as_ref().map(date)),
         start_at.as_ref().map(time),
-        end_at.as_ref().map(date),
+        day(doc.end).or_else(|| end_at.as_ref().map(date)),
         end_at.as_ref().map(time),
-        start.zip(end).map(|(s, e)| Cow::Owned(duration(s, e))),
+        text(doc.duration).or_else(|| start.zip(end).map(|(s, e)| Cow::Owned(duration(s, e)))),
         text(doc.billable),
         text(doc.billable_rate),
         text(doc.cost_rate),
@@ -248,14 +254,24 @@ fn instant(value: &RawValue) -> Option<DateTime<Utc>> {
 /// `HH:MM:SS` from `start` to `end`, hours past a day counted on, a minus when `end` is earlier.
 fn duration(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
     // num_seconds() truncates toward zero, as the view's trunc() does.
-    let seconds = (end - start).num_seconds().unsigned_abs();
-    let sign = if end < start { "-" } else { "" };
+    clock((end - start).num_seconds())
+}
+
+/// Seconds as `HH:MM:SS`, hours past a day counted on, a minus before a negative one.
+pub fn clock(seconds: i64) -> String {
+    let sign = if seconds < 0 { "-" } else { "" };
+    let seconds = seconds.unsigned_abs();
     format!(
         "{sign}{:02}:{:02}:{:02}",
         seconds / 3600,
         seconds / 60 % 60,
         seconds % 60
     )
+}
+
+/// Whether `text` is a date as PostgreSQL prints one in ISO style (`2026-11-24`).
+pub fn is_date(text: &str) -> bool {
+    text.len() == 10 && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
 }
 
 /// Tag names joined with ", ": an array's elements as `text()` reads them, nulls left out; none

@@ -68,8 +68,19 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         ..Default::default()
     };
     tx.execute(
-        "update settings set timezone = $1, max_report_days = $2, retention = $3::text::interval",
-        &[&config.timezone, &config.max_report_days, &config.retention],
+        "update settings set timezone = $1, max_report_days = $2, retention = $3::text::interval,
+                             shared_sources = $4",
+        &[
+            &config.timezone,
+            &config.max_report_days,
+            &config.retention,
+            &config
+                .sources
+                .iter()
+                .filter(|s| s.workspace_if_null.as_deref() == Some("*"))
+                .map(|s| s.table.clone())
+                .collect::<Vec<_>>(),
+        ],
     )
     .await
     .map_err(|e| match e.code().map(|c| c.code()) {
@@ -396,7 +407,7 @@ pub async fn source_problems(
             missing_table(client, &table).await?
         )]);
     };
-    Ok(source
+    let mut problems: Vec<String> = source
         .referenced_columns()
         .into_iter()
         .filter(|(_, column)| !columns.contains(*column))
@@ -412,7 +423,69 @@ pub async fn source_problems(
                 source.label()
             )
         })
-        .collect())
+        .collect();
+    problems.extend(type_problems(client, source, &table).await?);
+    Ok(problems)
+}
+
+/// Mapped columns whose type cannot serve their detail: a start or end that is no date or time,
+/// a duration that is neither a number nor an interval (or an interval given a unit). Refused at
+/// install rather than left out of every event.
+async fn type_problems(
+    client: &impl GenericClient,
+    source: &SourceConfig,
+    table: &TableName,
+) -> Result<Vec<String>> {
+    let fields = &source.fields;
+    let wanted: Vec<(&str, &str)> = [
+        ("start", fields.start.as_deref()),
+        ("end", fields.end.as_deref()),
+        ("duration", fields.duration.as_ref().map(|d| d.column())),
+    ]
+    .into_iter()
+    .filter_map(|(field, column)| column.map(|c| (field, c)))
+    .collect();
+    let mut problems = Vec::new();
+    for (field, column) in wanted {
+        // The type a domain stands for, by its category: D for dates and times, N for numbers,
+        // T for intervals.
+        let row = client
+            .query_opt(
+                "select coalesce(nullif(t.typbasetype, 0), t.oid)::regtype::text,
+                        (select b.typcategory::text from pg_type b
+                         where b.oid = coalesce(nullif(t.typbasetype, 0), t.oid))
+                 from pg_attribute a join pg_type t on t.oid = a.atttypid
+                 where a.attrelid = to_regclass($1) and a.attname = $2 and a.attnum > 0 and not a.attisdropped",
+                &[&table.quoted(), &column],
+            )
+            .await
+            .context(format!("read the type of {table}.{column}"))?;
+        let Some(row) = row else { continue };
+        let (type_name, kind): (String, String) = (row.get(0), row.get(1));
+        let fits = match field {
+            "start" | "end" => matches!(
+                type_name.as_str(),
+                "date" | "timestamp without time zone" | "timestamp with time zone"
+            ),
+            _ => {
+                kind == "N"
+                    || (type_name == "interval"
+                        && !fields.duration.as_ref().is_some_and(|d| d.has_unit()))
+            }
+        };
+        if !fits {
+            let wants = match field {
+                "start" | "end" => "a date, timestamp or timestamptz",
+                _ if type_name == "interval" => "no unit: an interval counts itself",
+                _ => "a number (of seconds, or of its unit) or an interval",
+            };
+            problems.push(format!(
+                "{}: fields.{field}: column \"{column}\" is {type_name}; {field} needs {wants}",
+                source.label()
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 /// Every way the installation no longer matches the config: missing tables or columns, and

@@ -12,8 +12,8 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::chain;
-use crate::config::{Category, NameColumns, SourceConfig};
-use crate::detail::{Details, Key};
+use crate::config::{Category, DurationUnit, NameColumns, SourceConfig};
+use crate::detail::{self, Details, Key};
 use crate::image::{Raw, RowImage};
 
 /// The author shown for changes with no actor, and for linked changes.
@@ -287,15 +287,35 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     if change.op == Op::Truncate {
         return truncated(change, source, names);
     }
-    let Some(workspace_id) = change.workspace_id.clone() else {
-        return Outcome::Failed(format!(
-            "{}: the row has no column \"{}\" (renamed or dropped?): the workspace is unknown",
-            source.label(),
-            source.workspace_column.as_deref().unwrap_or_default()
-        ));
-    };
     let (Some(row), category) = (change.row(), source.category) else {
         return Outcome::Failed("staged change has no row".into());
+    };
+    let workspace_id = match (&change.workspace_id, &source.workspace_column) {
+        // '*' is this source's mark for every workspace: a row of its own that says so is set
+        // aside rather than shown in every workspace.
+        (Some(id), _) if id == "*" && source.workspace_if_null.as_deref() == Some("*") => {
+            return Outcome::Failed(format!(
+                "{}: the row's workspace is the text \"*\", which for this source means every workspace (workspace_if_null): not logged",
+                source.label()
+            ))
+        }
+        (Some(id), _) => id.clone(),
+        (None, Some(column)) if row.get(column).is_some() => match &source.workspace_if_null {
+            Some(shared) => shared.clone(),
+            None => {
+                return Outcome::Failed(format!(
+                    "{}: the workspace column \"{column}\" is NULL: set workspace_if_null = \"*\" (every workspace) or a workspace's id for such rows",
+                    source.label()
+                ))
+            }
+        },
+        (None, column) => {
+            return Outcome::Failed(format!(
+                "{}: the row has no column \"{}\" (renamed or dropped?): the workspace is unknown",
+                source.label(),
+                column.as_deref().unwrap_or_default()
+            ))
+        }
     };
     let (old, new) = (change.old_row.as_ref(), change.new_row.as_ref());
 
@@ -613,9 +633,24 @@ fn details(
         Key::Client,
         own(Category::Clients).or_else(|| named(Category::Clients, client_id)),
     );
-    let instant = |t: String| utc_timestamp(&t, names.naive_zone);
+    // A date column (a timesheet's day) keeps its date; a time is an instant.
+    let instant = |t: String| {
+        if detail::is_date(&t) {
+            Some(t)
+        } else {
+            utc_timestamp(&t, names.naive_zone)
+        }
+    };
     put(Key::Start, text(&fields.start).and_then(instant));
     put(Key::End, text(&fields.end).and_then(instant));
+    if let Some(duration) = &fields.duration {
+        put(
+            Key::Duration,
+            column_text(row, Some(duration.column()))
+                .and_then(|v| seconds(&v, duration.unit()))
+                .map(detail::clock),
+        );
+    }
     for (key, column) in [
         (Key::Kiosk, &fields.kiosk),
         (Key::Type, &fields.kind),
@@ -643,6 +678,48 @@ fn details(
         out.set_tags(named);
     }
     out
+}
+
+/// A duration's value as whole seconds (truncated toward zero): a number counted in `unit`, or
+/// an interval as PostgreSQL prints it (`1 day 02:30:00`, `-01:30:00`; a month counted as 30
+/// days and a year as 365.25, as PostgreSQL's own epoch of an interval does). None for anything
+/// else, or a value beyond a century.
+pub fn seconds(value: &str, unit: DurationUnit) -> Option<i64> {
+    let total = match value.trim().parse::<f64>() {
+        Ok(n) => n * unit.seconds(),
+        Err(_) => interval_seconds(value)?,
+    };
+    (total.is_finite() && total.abs() < 3.2e9).then(|| total.trunc() as i64)
+}
+
+fn interval_seconds(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut words = text.split_whitespace().peekable();
+    let mut any = false;
+    while let Some(word) = words.next() {
+        any = true;
+        if word.contains(':') {
+            let negative = word.starts_with('-');
+            let parts: Vec<f64> = word
+                .trim_start_matches(['-', '+'])
+                .split(':')
+                .map(|p| p.parse::<f64>().ok())
+                .collect::<Option<_>>()?;
+            let [h, m, sec] = parts[..] else { return None };
+            let t = h * 3600.0 + m * 60.0 + sec;
+            total += if negative { -t } else { t };
+            continue;
+        }
+        let n: f64 = word.parse().ok()?;
+        let per = match words.next()?.trim_end_matches('s') {
+            "year" => 365.25 * 86400.0,
+            "mon" => 30.0 * 86400.0,
+            "day" => 86400.0,
+            _ => return None,
+        };
+        total += n * per;
+    }
+    any.then_some(total)
 }
 
 /// A host timestamp as RFC 3339 in UTC, for the details the report view reads as timestamps.

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use serde_json::Value;
 use tokio_postgres::{Row, Transaction};
 
-use crate::config::{Category, Config};
+use crate::config::{Category, Config, DurationUnit};
 use crate::error::{DbContext, Error, Result};
 use crate::image::JsonText;
 
@@ -26,10 +26,10 @@ const REPORT_COLUMNS: &str = "r.event_id, r.workspace_id, r.occurred_at, r.local
      r.invoiced, r.tags, r.recorded_at";
 
 /// The columns of report_events an export reads, in this order (src/export.rs formats the
-/// details).
+/// details); the source last, which the query's filter reads (shared sources).
 pub const EXPORT_COLUMNS: &str = "r.event_id, r.workspace_id, r.occurred_at, r.author_id, \
      r.author, r.action, r.action_code, r.category, r.origin, r.target_id, r.target, r.caused_by, \
-     r.previous_value, r.new_value, r.details";
+     r.previous_value, r.new_value, r.details, r.source";
 
 /// The token that selects changes made by System.
 pub const SYSTEM_AUTHOR: &str = "system";
@@ -485,7 +485,8 @@ pub struct Display {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
-    Duration,
+    /// A number counted in this unit, or an interval.
+    Duration(DurationUnit),
     Flag,
     /// An id named in `known_name` under this category ('author' for users).
     Named(&'static str),
@@ -497,7 +498,13 @@ impl Display {
         for source in &config.sources {
             for (field, column) in source.fields.mapped() {
                 let kind = match field {
-                    "duration" => Kind::Duration,
+                    "duration" => Kind::Duration(
+                        source
+                            .fields
+                            .duration
+                            .as_ref()
+                            .map_or(DurationUnit::Seconds, |d| d.unit()),
+                    ),
                     "billable" | "approved" | "invoiced" => Kind::Flag,
                     "project" => Kind::Named("projects"),
                     "task" => Kind::Named("tasks"),
@@ -604,16 +611,12 @@ impl Display {
         match (kind, value) {
             (_, None | Some(Value::Null)) => "(empty)".into(),
             (Some(Kind::Flag), Some(Value::Bool(b))) => if *b { "Yes" } else { "No" }.into(),
-            (Some(Kind::Duration), Some(Value::Number(n))) if n.as_i64().is_some() => {
-                let secs = n.as_i64().unwrap_or_default();
-                let sign = if secs < 0 { "-" } else { "" };
-                let secs = secs.unsigned_abs();
-                format!(
-                    "{sign}{:02}:{:02}:{:02}",
-                    secs / 3600,
-                    secs / 60 % 60,
-                    secs % 60
-                )
+            (Some(Kind::Duration(unit)), Some(v @ (Value::Number(_) | Value::String(_)))) => {
+                let text = match v {
+                    Value::String(t) => t.clone(),
+                    other => other.to_string(),
+                };
+                crate::normalize::seconds(&text, *unit).map_or(text, crate::detail::clock)
             }
             (Some(Kind::Named(category)), Some(Value::Array(items))) => items
                 .iter()

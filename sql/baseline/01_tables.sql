@@ -24,7 +24,10 @@ create table settings (
     -- Longest date range one report may cover (Clockify: 30 days). Exports may cover more.
     max_report_days integer not null default 30 check (max_report_days between 1 and 3660),
     -- Events older than this are pruned (Clockify keeps a year).
-    retention       interval not null default '365 days' check (retention >= interval '1 day')
+    retention       interval not null default '365 days' check (retention >= interval '1 day'),
+    -- Sources whose rows with no workspace belong to every workspace (workspace_if_null = "*"):
+    -- their events are in workspace '*', and every workspace's report shows them.
+    shared_sources  text[] not null default '{}'
 );
 insert into settings default values;
 

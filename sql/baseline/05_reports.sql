@@ -93,13 +93,16 @@ $$;
 -- TimeZone).
 --
 -- The details are read with one json_to_record() per event, which walks the document once and
--- converts each field as it goes (start and end straight to timestamptz, tags to text[]), where
+-- converts each field as it goes (tags to text[]; start and end are cast once, below), where
 -- twelve `->>` lookups, two casts and a subquery over the tags cost more (500,000 rows of the
 -- view with the duration below: 6.4-7.0 s of the server's time against 8.0-9.5 s,
 -- bench/README.md). A text column of the record gets a string's text and any other value's JSON
 -- text, as `->>` does.
 -- A duration counts whole hours past a day (25:00:00) and is negative when the end comes before
--- the start (-01:30:00), as changed durations read (src/report.rs).
+-- the start (-01:30:00), as changed durations read (src/report.rs). It is the one the daemon
+-- wrote from a mapped duration column when there is one, else the time from start to end. A
+-- start or end that is a date (a timesheet's day, `2026-11-24`) shows as that date, with no time
+-- and no duration of its own.
 create view report as
 select e.event_id,
        e.workspace_id,
@@ -125,23 +128,24 @@ select e.event_id,
        d.client,
        d.kiosk,
        d.type,
-       to_char(d.start at time zone s.timezone, 'YYYY-MM-DD') as start_date,
-       to_char(d.start at time zone s.timezone, 'HH24:MI:SS') as start_time,
-       to_char(d."end" at time zone s.timezone, 'YYYY-MM-DD') as end_date,
-       to_char(d."end" at time zone s.timezone, 'HH24:MI:SS') as end_time,
+       coalesce(t.start_day, to_char(t.start_at at time zone s.timezone, 'YYYY-MM-DD')) as start_date,
+       to_char(t.start_at at time zone s.timezone, 'HH24:MI:SS') as start_time,
+       coalesce(t.end_day, to_char(t.end_at at time zone s.timezone, 'YYYY-MM-DD')) as end_date,
+       to_char(t.end_at at time zone s.timezone, 'HH24:MI:SS') as end_time,
        -- A host can store infinite or extreme times: no duration then, rather than an error
        -- that would fail every report covering the event. Under a day, the usual case, the
        -- interval prints as it is (0.25 s for 500,000 rows against 0.76 s for the general
        -- case); the general case subtracts the epochs, as the interval between two extreme
        -- times is out of range.
-       case when not (isfinite(d.start) and isfinite(d."end")) then null
-            when d."end" >= d.start and d.start > '0001-01-01' and d."end" < '10000-01-01'
-                 and d."end" - d.start < interval '24 hours'
-                then to_char(d."end" - d.start, 'HH24:MI:SS')
-            when abs(extract(epoch from d."end") - extract(epoch from d.start)) < 1e12
-                then case when d."end" < d.start then '-' else '' end
-                     || to_char(make_interval(secs => trunc(abs(extract(epoch from d."end")
-                                                                 - extract(epoch from d.start)))),
+       case when d.duration is not null then d.duration
+            when not (isfinite(t.start_at) and isfinite(t.end_at)) then null
+            when t.end_at >= t.start_at and t.start_at > '0001-01-01' and t.end_at < '10000-01-01'
+                 and t.end_at - t.start_at < interval '24 hours'
+                then to_char(t.end_at - t.start_at, 'HH24:MI:SS')
+            when abs(extract(epoch from t.end_at) - extract(epoch from t.start_at)) < 1e12
+                then case when t.end_at < t.start_at then '-' else '' end
+                     || to_char(make_interval(secs => trunc(abs(extract(epoch from t.end_at)
+                                                                 - extract(epoch from t.start_at)))),
                                 'HH24:MI:SS')
        end as duration,
        d.billable,
@@ -162,8 +166,14 @@ from events e
 cross join (select report_timezone() as timezone offset 0) s
 cross join lateral json_to_record(e.details)
     as d("user" text, description text, project text, task text, client text, kiosk text,
-         type text, start timestamptz, "end" timestamptz, billable text, billable_rate text,
-         cost_rate text, approved text, invoiced text, tags text[]);
+         type text, start text, "end" text, billable text, billable_rate text,
+         cost_rate text, approved text, invoiced text, duration text, tags text[])
+-- Start and end as instants, or as the days they are when they are dates.
+cross join lateral (
+    select case when length(d.start) = 10 then d.start end as start_day,
+           case when length(d.start) <> 10 then d.start::timestamptz end as start_at,
+           case when length(d."end") = 10 then d."end" end as end_day,
+           case when length(d."end") <> 10 then d."end"::timestamptz end as end_at) t;
 
 -- The events a report reads, as stored: what `clockwatch export` reads, formatting the details
 -- document itself (src/detail.rs) rather than asking the server to. 500,000 rows took the server
@@ -357,7 +367,8 @@ begin
              order by w.occurred_at desc, w.event_id desc limit p_limit)
             union all
             (select * from filtered a
-             where a.workspace_id = '*' and a.action_code like '%.truncated' and p_workspace <> '*'
+             where a.workspace_id = '*' and p_workspace <> '*'
+               and (a.action_code like '%.truncated' or a.source = any ((select s.shared_sources from settings s)::text[]))
              order by a.occurred_at desc, a.event_id desc limit p_limit)
         ) r
         order by r.occurred_at desc, r.event_id desc

@@ -1,5 +1,6 @@
--- Events of one workspace (and the TRUNCATEs, of every workspace: '*' and a truncated action, as
--- a host row whose workspace is the text '*' has its own events too) matching the report
+-- Events of one workspace (and those of every workspace: '*' and a truncated action, or a
+-- source whose rows with no workspace are shared; a host row whose workspace is the text '*' has
+-- its own events too) matching the report
 -- filters. Null filters match everything. Ordered by the caller ({order} is "desc" for a report,
 -- "asc" for one record's history; {after} is "<" or ">" to match). {rows} is the report view,
 -- whose {columns} a report shows, or report_events, the stored columns an export formats
@@ -27,7 +28,9 @@ from (
     (select * from filtered w where w.workspace_id = $1
      order by w.occurred_at {order}, w.event_id {order} limit $8)
     union all
-    (select * from filtered a where a.workspace_id = '*' and a.action_code like '%.truncated' and $1 <> '*'
+    (select * from filtered a
+     where a.workspace_id = '*' and $1 <> '*'
+       and (a.action_code like '%.truncated' or a.source = any ((select s.shared_sources from settings s)::text[]))
      order by a.occurred_at {order}, a.event_id {order} limit $8)
 ) r
 order by r.occurred_at {order}, r.event_id {order}

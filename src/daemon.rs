@@ -177,9 +177,14 @@ impl Daemon {
         // faster (bench/README.md). A commit that drops a relation (pruning) is still
         // flushed first: PostgreSQL insists.
         // Row-level security is off: a policy on a host table the daemon reads for names would
-        // run its expressions with the daemon's rights (src/resolve.rs).
+        // run its expressions with the daemon's rights (src/resolve.rs). constraint_exclusion is
+        // pinned to its default: `on`, which a database's owner can make every session's
+        // default, has the planner evaluate a table's own CHECK constraints, and a host function
+        // in one would run with the daemon's rights (host_code_free() checks the constraints
+        // that `partition` evaluates, those of a table's children).
         let settings = format!(
-            "set search_path = {}, pg_catalog; set synchronous_commit = off; set row_security = off",
+            "set search_path = {}, pg_catalog; set synchronous_commit = off; set row_security = off; \
+             set constraint_exclusion = partition",
             quote_ident(&self.config.schema)
         );
         let listen = format!("{settings}; listen {}", quote_ident(&self.config.channel()));

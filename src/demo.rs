@@ -140,8 +140,7 @@ async fn run_day(url: &str, output: &Path) -> Result<()> {
     )
     .await?;
     let rows = crate::report::fetch(&tx, &filter, 100).await?;
-    let mut display = crate::report::Display::new(&config);
-    display.load_names(&tx, &rows).await?;
+    let display = crate::report::Display::new(&config);
     print!("{}", crate::report::render(&rows, false, &display));
     let relinked = rows
         .iter()

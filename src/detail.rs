@@ -40,6 +40,9 @@ pub enum Key {
     Type,
     User,
     Kiosk,
+    /// The names the ids in the event's changes bore when it was written: an object of
+    /// `{column: {id: name}}`, kept as JSON.
+    Names,
     Start,
     Client,
     Project,
@@ -53,13 +56,14 @@ pub enum Key {
 }
 
 impl Key {
-    const NAMES: [&'static str; 16] = [
+    const NAMES: [&'static str; 17] = [
         "end",
         "tags",
         "task",
         "type",
         "user",
         "kiosk",
+        "names",
         "start",
         "client",
         "project",
@@ -79,7 +83,7 @@ impl Key {
 /// daemon's CPU in a drain (bench/README.md).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Details {
-    text: [Option<String>; 16],
+    text: [Option<String>; 17],
     tags: Option<Vec<String>>,
 }
 
@@ -88,6 +92,12 @@ impl Details {
     pub fn set(&mut self, key: Key, value: Option<String>) {
         debug_assert!(key != Key::Tags, "tags are a list");
         self.text[key as usize] = value;
+    }
+
+    /// Sets the names of the changes' ids: `object` is a JSON object's text as jsonb prints it
+    /// (`chain::jsonb_text`), kept as it is.
+    pub fn set_names(&mut self, object: String) {
+        self.text[Key::Names as usize] = Some(object);
     }
 
     pub fn set_tags(&mut self, tags: Vec<String>) {
@@ -137,6 +147,7 @@ impl Details {
                     }
                     out.push(']');
                 }
+                None if i == Key::Names as usize => out.push_str(text.unwrap_or("{}")),
                 None => push_string(&mut out, text.unwrap_or_default()),
             }
         }

@@ -14,13 +14,14 @@ use chrono::{DateTime, Datelike, Utc};
 use serde_json::Value;
 use tokio_postgres::{Client, Transaction};
 
+use crate::cause::{self, Candidate, Did, ForeignKey};
 use crate::chain;
 use crate::config::{Category, Config, SourceConfig};
 use crate::db::Prepared;
 use crate::error::{DbContext, Error, Result};
 use crate::image::JsonText;
 use crate::links;
-use crate::normalize::{self, AuditEvent, KeptRow, Op, Outcome, StagedChange, TagChange};
+use crate::normalize::{self, AuditEvent, KeptRow, Names, Op, Outcome, StagedChange, TagChange};
 use crate::record::Shape;
 use crate::resolve::{self, Known, Remembered, Resolver};
 
@@ -28,6 +29,8 @@ const CLAIM: &str = include_str!("../sql/queries/claim.sql");
 const CLAIM_REST: &str = include_str!("../sql/queries/claim_rest.sql");
 const PRIMARY_EVENTS: &str = include_str!("../sql/queries/primary_events.sql");
 const PRIMARY_STAGED: &str = include_str!("../sql/queries/primary_staged.sql");
+const STATEMENT_EVENTS: &str = include_str!("../sql/queries/statement_events.sql");
+const FOREIGN_KEYS: &str = include_str!("../sql/queries/foreign_keys.sql");
 const CHAIN_HEADS: &str = include_str!("../sql/queries/chain_heads.sql");
 const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
 const DEAD_LETTER: &str = include_str!("../sql/queries/dead_letter.sql");
@@ -535,6 +538,8 @@ impl Drainer {
                 *event = *own;
             }
         }
+        self.link_actions(&tx, &mut changes, &mut events, &batch, &names)
+            .await?;
         link_primaries(&mut events, &primaries);
         self.ensure_partitions(&tx, &events).await?;
         if !dead.is_empty() {
@@ -794,11 +799,118 @@ async fn find_primaries(
     Ok(primaries)
 }
 
+impl Drainer {
+    /// Point each foreign-key action's change (depth 2) at the change that caused it, or make it
+    /// its actor's when no change of its statement can have (src/cause.rs).
+    async fn link_actions(
+        &mut self,
+        tx: &Transaction<'_>,
+        changes: &mut [StagedChange],
+        events: &mut [AuditEvent],
+        batch: &HashMap<i64, usize>,
+        names: &Names,
+    ) -> Result<()> {
+        let by_action = |e: &AuditEvent, changes: &[StagedChange]| {
+            let c = &changes[batch[&e.event_id]];
+            e.linked && c.depth == 2 && matches!(c.op, Op::Update | Op::Delete)
+        };
+        let statements: HashSet<Statement> = events
+            .iter()
+            .filter(|e| by_action(e, changes))
+            .map(|e| (e.txid, e.occurred_at))
+            .collect();
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<ForeignKey> = self
+            .prepared
+            .query(tx, FOREIGN_KEYS, &[])
+            .await
+            .context("read the foreign keys between audited tables")?
+            .iter()
+            .map(|r| ForeignKey {
+                child: r.get(0),
+                parent: r.get(1),
+                child_columns: r.get(2),
+                parent_columns: r.get(3),
+                on_delete: r.get::<_, String>(4).chars().next().unwrap_or('a'),
+                on_update: r.get::<_, String>(5).chars().next().unwrap_or('a'),
+            })
+            .collect();
+        let txids: Vec<i64> = statements.iter().map(|(txid, _)| *txid).collect();
+        let times: Vec<DateTime<Utc>> = statements.iter().map(|(_, at)| *at).collect();
+        let mut written: HashMap<Statement, Vec<Candidate>> = HashMap::new();
+        for row in self
+            .prepared
+            .query(tx, STATEMENT_EVENTS, &[&txids, &times])
+            .await
+            .context("read the events of the statements")?
+        {
+            let id: i64 = row.get(2);
+            let linked: bool = row.get(6);
+            written
+                .entry((row.get(0), row.get(1)))
+                .or_default()
+                .push(Candidate {
+                    event_id: id,
+                    source: row.get(3),
+                    did: Did::of_action(row.get(4)),
+                    key: row.get(5),
+                    root: if linked {
+                        row.get::<_, Option<i64>>(7).unwrap_or(id)
+                    } else {
+                        id
+                    },
+                });
+        }
+        for i in 0..events.len() {
+            if !by_action(&events[i], changes) {
+                continue;
+            }
+            let statement = (events[i].txid, events[i].occurred_at);
+            let mut candidates: Vec<Candidate> = events[..i]
+                .iter()
+                .filter(|e| (e.txid, e.occurred_at) == statement)
+                .map(|e| Candidate {
+                    event_id: e.event_id,
+                    source: e.source.clone(),
+                    did: Did::of_op(changes[batch[&e.event_id]].op),
+                    key: e.target_id.clone(),
+                    root: if e.linked {
+                        e.caused_by.unwrap_or(e.event_id)
+                    } else {
+                        e.event_id
+                    },
+                })
+                .collect();
+            candidates.extend(written.get(&statement).into_iter().flatten().cloned());
+            let change = &mut changes[batch[&events[i].event_id]];
+            let sources = &self.sources;
+            let id_column = |s: &str| sources.get(s).map(|source| source.id_column.as_str());
+            match cause::action_cause(change, &candidates, &keys, id_column) {
+                Some(root) => events[i].caused_by = Some(root),
+                None => {
+                    change.depth = 1;
+                    if let Outcome::Event(own) =
+                        normalize::normalise(change, &self.sources[&change.source], names)
+                    {
+                        events[i] = *own;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Point each linked change at its primary event. A foreign-key cascade is captured after the
 /// statement that caused it and a host trigger's change before, so the nearest earlier primary
 /// is preferred, then the nearest later one.
 fn link_primaries(events: &mut [AuditEvent], primaries: &HashMap<Statement, Vec<i64>>) {
-    for event in events.iter_mut().filter(|e| e.linked) {
+    for event in events
+        .iter_mut()
+        .filter(|e| e.linked && e.caused_by.is_none())
+    {
         let Some(candidates) = primaries.get(&(event.txid, event.occurred_at)) else {
             continue;
         };

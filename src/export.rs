@@ -491,7 +491,7 @@ mod tests {
             target_id: Some("9".into()),
             target: Some("Entry".into()),
             caused_by: Some(5),
-            recorded_at: None,
+            change_names: None,
             previous_value: Some(serde_json::json!({"b": 1, "a": [1, 2]})),
             new_value: None,
             details: (0..18).map(|i| Some(format!("d{i}"))).collect(),

@@ -32,6 +32,7 @@
 //! `audit_log.report_events`) created by the
 //! migrations, so applications query them directly.
 
+pub mod cause;
 pub mod chain;
 pub mod cli;
 pub mod cluster;

@@ -270,6 +270,30 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
             refs.push(NameRef::ProjectClient(project));
         }
     }
+    // An update's ids before, which its changes show by name too.
+    if let (Op::Update, Some(old)) = (change.op, change.old_row.as_ref()) {
+        if let Some(user) = column_text(old, fields.user.as_deref()) {
+            refs.push(NameRef::Author(user));
+        }
+        for (category, column) in [
+            (Category::Projects, &fields.project),
+            (Category::Tasks, &fields.task),
+            (Category::Clients, &fields.client),
+        ] {
+            if let Some(id) = column_text(old, column.as_deref()) {
+                refs.push(NameRef::Entity(category, id));
+            }
+        }
+        if let Some(ids) = fields
+            .tags
+            .as_ref()
+            .and_then(|t| t.column())
+            .and_then(|c| old.get(c))
+            .and_then(Raw::array_texts)
+        {
+            refs.extend(ids.into_iter().map(|t| NameRef::Entity(Category::Tags, t)));
+        }
+    }
     let before = change.tags.as_ref().and_then(|t| t.before.clone());
     refs.extend(
         tag_ids(change, source, row)
@@ -368,7 +392,10 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
 
     let target_id = column_text(row, Some(&source.id_column));
     let target = name_text(row, source.name_column.as_ref());
-    let details = details(category, source, change, row, target.as_deref(), names);
+    let mut details = details(category, source, change, row, target.as_deref(), names);
+    if let Some(object) = change_names(source, &changed, names) {
+        details.set_names(object);
+    }
 
     let event = Box::new(AuditEvent {
         event_id: change.id,
@@ -392,6 +419,56 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
         details,
     });
     Outcome::Event(event)
+}
+
+/// The names of the ids an update's changed columns hold before and after, where the column is
+/// a mapped user, project, task, client or tags field: `{"project_id": {"1": "Apollo"}}`, as
+/// jsonb prints it. Kept in the event's details, which the chain covers, so that a report shows
+/// the names the ids bore when the event was written, and nothing written later changes them.
+fn change_names(
+    source: &SourceConfig,
+    changed: &[(&str, Raw, Raw)],
+    names: &Names,
+) -> Option<String> {
+    let fields = &source.fields;
+    let tags = fields.tags.as_ref().and_then(|t| t.column());
+    let mut object = serde_json::Map::new();
+    for (column, before, after) in changed {
+        let is = |mapped: &Option<String>| mapped.as_deref() == Some(*column);
+        let lookup = |id: &str| -> Option<String> {
+            if is(&fields.user) {
+                return names.authors.get(id).cloned();
+            }
+            let category = if is(&fields.project) {
+                Category::Projects
+            } else if is(&fields.task) {
+                Category::Tasks
+            } else if is(&fields.client) {
+                Category::Clients
+            } else if tags == Some(*column) {
+                Category::Tags
+            } else {
+                return None;
+            };
+            names.entity(category, id).map(str::to_string)
+        };
+        let mut named = serde_json::Map::new();
+        for value in [before, after] {
+            let ids = value
+                .array_texts()
+                .or_else(|| value.text().map(|t| vec![t]))
+                .unwrap_or_default();
+            for id in ids {
+                if let Some(name) = lookup(&id) {
+                    named.insert(id, Value::String(name));
+                }
+            }
+        }
+        if !named.is_empty() {
+            object.insert(column.to_string(), Value::Object(named));
+        }
+    }
+    (!object.is_empty()).then(|| chain::jsonb_text(&Value::Object(object)))
 }
 
 /// Who made a change: the actor named by the transaction, or System (no actor, or linked).

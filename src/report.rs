@@ -23,7 +23,7 @@ const REPORT_COLUMNS: &str = "r.event_id, r.workspace_id, r.occurred_at, r.local
      r.target_id, r.target, r.caused_by, r.previous_value, r.new_value, r.\"user\", \
      r.description, r.project, r.task, r.client, r.kiosk, r.type, r.start_date, r.start_time, \
      r.end_date, r.end_time, r.duration, r.billable, r.billable_rate, r.cost_rate, r.approved, \
-     r.invoiced, r.tags, r.recorded_at";
+     r.invoiced, r.tags, r.change_names";
 
 /// The columns of report_events an export reads, in this order (src/export.rs formats the
 /// details); the source last, which the query's filter reads (shared sources).
@@ -338,9 +338,8 @@ pub struct ReportRow {
     pub target_id: Option<String>,
     pub target: Option<String>,
     pub caused_by: Option<i64>,
-    /// When the event was written to the log (None where it was not read): the ids in its changes
-    /// read by the names they bore then.
-    pub recorded_at: Option<DateTime<Utc>>,
+    /// The names the ids in its changes bore when it was written: `{column: {id: name}}`.
+    pub change_names: Option<Value>,
     pub previous_value: Option<Value>,
     pub new_value: Option<Value>,
     /// Clockify's detail fields, in [`DETAIL_FIELDS`] order.
@@ -402,7 +401,9 @@ impl ReportRow {
             target_id: row.get("target_id"),
             target: row.get("target"),
             caused_by: row.get("caused_by"),
-            recorded_at: row.get("recorded_at"),
+            change_names: row
+                .get::<_, Option<JsonText>>("change_names")
+                .and_then(|text| serde_json::from_str(text.0).ok()),
             previous_value: changed_values(row, "previous_value"),
             new_value: changed_values(row, "new_value"),
             details: DETAIL_FIELDS
@@ -438,9 +439,9 @@ impl ReportRow {
         fields
             .into_iter()
             .map(|f| {
-                let show = |v: Option<&Value>| {
-                    display.value(self.event_id, &self.source, f, &self.time_zone, v)
-                };
+                let names = self.change_names.as_ref().and_then(|n| n.get(f.as_str()));
+                let show =
+                    |v: Option<&Value>| display.value(names, &self.source, f, &self.time_zone, v);
                 (f.clone(), show(before.get(f)), show(after.get(f)))
             })
             .collect()
@@ -478,9 +479,6 @@ pub struct Display {
     kinds: HashMap<(String, String), Kind>,
     /// The zone of the host's zone-less times.
     naive: Tz,
-    /// (event id, known_name category, id) -> the name the id bore when the event was written,
-    /// for the ids a page's changes mention.
-    names: HashMap<(i64, String, String), String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -519,68 +517,7 @@ impl Display {
         Display {
             kinds,
             naive: config.naive_zone(),
-            names: HashMap::new(),
         }
-    }
-
-    /// Look up the names of the ids the rows' changes mention, each as it was when its event was
-    /// written, in one query.
-    pub async fn load_names(&mut self, tx: &Transaction<'_>, rows: &[ReportRow]) -> Result<()> {
-        // (event id, when it was written, category, id)
-        let mut wanted: BTreeSet<(i64, Option<DateTime<Utc>>, String, String)> = BTreeSet::new();
-        for row in rows {
-            for values in [&row.previous_value, &row.new_value] {
-                let Some(Value::Object(fields)) = values else {
-                    continue;
-                };
-                for (column, value) in fields {
-                    let key = (row.source.clone(), column.clone());
-                    let Some(Kind::Named(category)) = self.kinds.get(&key) else {
-                        continue;
-                    };
-                    let ids = match value {
-                        Value::Array(items) => items.iter().filter_map(scalar_text).collect(),
-                        other => scalar_text(other).into_iter().collect::<Vec<_>>(),
-                    };
-                    wanted.extend(
-                        ids.into_iter()
-                            .map(|id| (row.event_id, row.recorded_at, category.to_string(), id)),
-                    );
-                }
-            }
-        }
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let mut events = Vec::with_capacity(wanted.len());
-        let mut times = Vec::with_capacity(wanted.len());
-        let mut categories = Vec::with_capacity(wanted.len());
-        let mut ids = Vec::with_capacity(wanted.len());
-        for (event, at, category, id) in wanted {
-            events.push(event);
-            times.push(at);
-            categories.push(category);
-            ids.push(id);
-        }
-        let found = tx
-            .query(
-                "select w.event_id, w.category, w.id, n.name
-                 from unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[])
-                      as w(event_id, at, category, id)
-                 cross join lateral (
-                     select k.name from known_name k
-                     where k.category = w.category and k.id = w.id and k.name is not null
-                       and k.seen_at <= coalesce(w.at, 'infinity')
-                     order by k.seen_at desc limit 1) n",
-                &[&events, &times, &categories, &ids],
-            )
-            .await
-            .context("read the names of changed values")?;
-        for row in found {
-            self.names
-                .insert((row.get(0), row.get(1), row.get(2)), row.get(3));
-        }
-        Ok(())
     }
 
     /// A detail as the terminal shows it: flags as Yes/No, as their changes are.
@@ -594,19 +531,19 @@ impl Display {
 
     fn value(
         &self,
-        event: i64,
+        names: Option<&Value>,
         source: &str,
         column: &str,
         zone: &str,
         value: Option<&Value>,
     ) -> String {
         let kind = self.kinds.get(&(source.to_string(), column.to_string()));
-        let named = |category: &str, v: &Value| {
+        let named = |_category: &str, v: &Value| {
             let id = scalar_text(v).unwrap_or_default();
-            self.names
-                .get(&(event, category.to_string(), id.clone()))
-                .cloned()
-                .unwrap_or(id)
+            names
+                .and_then(|n| n.get(&id))
+                .and_then(Value::as_str)
+                .map_or(id, str::to_string)
         };
         match (kind, value) {
             (_, None | Some(Value::Null)) => "(empty)".into(),

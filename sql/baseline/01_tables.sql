@@ -79,7 +79,7 @@ create table staging (
     op           "char" not null,
     txid         bigint not null,      -- pg_current_xact_id() of the host transaction
     stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
-    depth        integer not null,     -- 1 for a change the host made, >1 for a linked change
+    depth        integer not null,     -- 1: the host's own change; 2: a foreign-key action's; 3+: a host trigger's
     actor        text,                 -- clockwatch.actor, null when unset (System)
     origin       text,                 -- clockwatch.origin, null when unset
     workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
@@ -106,9 +106,13 @@ create table shape (
     types    text[] not null,          -- each column's type (domains as their base type), format_type
     excluded text[] not null,          -- exclude_columns of the source, never in an image
     -- md5 of the three above (shape_signature()): arrays of a wide table would not fit a btree.
-    signature text not null,
-    unique (relid, signature, source, category)
+    signature text not null
 );
+-- Not unique: a shape is recorded by the host transaction that first writes with it (after a
+-- column change), and a unique index would make every other writer of the table wait for that
+-- transaction to end. Two transactions may so record the same shape twice; the lowest id is the
+-- one looked up, and either reads the same.
+create index shape_signature on shape (relid, signature, source, category, id);
 
 -- The host tables carrying capture triggers, with the shape their capture function was
 -- generated for (02_capture.sql, attach()).

@@ -169,19 +169,14 @@ declare
     v_id        bigint;
 begin
     select s.id into v_id from shape s
-    where s.relid = p_table and s.signature = v_signature and s.source = p_source and s.category = p_category;
+    where s.relid = p_table and s.signature = v_signature and s.source = p_source and s.category = p_category
+    order by s.id limit 1;
     if v_id is null then
         insert into shape (relid, source, category, columns, types, excluded, signature)
         select p_table, p_source, p_category, coalesce(array_agg(c.name), '{}'),
                coalesce(array_agg(c.type), '{}'), p_excluded, v_signature
         from image_columns(p_table, p_excluded) c
-        on conflict (relid, signature, source, category) do nothing
         returning id into v_id;
-    end if;
-    -- A concurrent capture recorded it first: it is there now.
-    if v_id is null then
-        select s.id into v_id from shape s
-        where s.relid = p_table and s.signature = v_signature and s.source = p_source and s.category = p_category;
     end if;
     return v_id;
 end
@@ -613,7 +608,9 @@ begin
 declare
     v_actor  text    := left(nullif(current_setting('clockwatch.actor', true), ''), 257);
     v_origin text    := nullif(current_setting('clockwatch.origin', true), '');
-    v_depth  integer := pg_trigger_depth();
+    -- 1 for the host's own rows, 2 for a foreign-key action's (taken below), 3 or more below a
+    -- host trigger: the daemon asks each kind for a different cause.
+    v_depth  integer := pg_trigger_depth() * 2 - 1;
     v_txid   bigint  := pg_current_xact_id()::text::bigint;
     v_at     timestamptz := statement_timestamp();
     v_staged bigint;
@@ -682,11 +679,16 @@ $body$,
     -- Every setting that changes a value's text is pinned for the call, whatever the host's
     -- session set: a float printed with extra_float_digits = -15 would log 123.456 as 100 and
     -- an update from 100 to 149 as no change at all.
+    -- A link table's statements plan reads of the host's tables as the owner: constraint_exclusion
+    -- is pinned to its default there too (`on` would evaluate the tables' own CHECK constraints,
+    -- which host_code_free() leaves to the host).
     execute format('create or replace function %I() returns trigger language plpgsql security definer '
                    'set search_path from current set datestyle = iso set intervalstyle = postgres '
                    'set extra_float_digits = 1 set bytea_output = hex set timezone = ''UTC'' '
-                   'set lc_monetary = ''C'' as %L',
-                   c.function, v_body);
+                   'set lc_monetary = ''C'' %s as %L',
+                   c.function,
+                   case when c.link_parent is null then '' else 'set constraint_exclusion = partition' end,
+                   v_body);
     -- Trigger functions are not called directly, and EXECUTE is checked only when a trigger is
     -- created: without it, no other role can attach this function to a table of its own.
     execute format('revoke execute on function %I() from public', c.function);

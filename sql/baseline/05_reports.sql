@@ -157,8 +157,10 @@ select e.event_id,
        case when cardinality(array_remove(d.tags, null)) > 0
             then array_to_string(d.tags, ', ') end as tags,
        row_json(e.row_shape, e.row_image) as row_data,
-       -- When the event was written to the log: an id in its changes reads by the name it bore
-       -- then (known_name).
+       -- The names the ids in previous_value and new_value bore when the event was written
+       -- (`{"project_id": {"1": "Apollo"}}`), kept in its details.
+       e.details -> 'names' as change_names,
+       -- When the event was written to the log.
        e.recorded_at
 from events e
 -- OFFSET 0: the zone is looked up once per query. Flattened into the row expressions, it was
@@ -251,13 +253,12 @@ begin
             v_ids := v_ids || 'system'::text;
             continue;
         end if;
+        -- Ids and names alike: an actor id that reads like someone's name (any application can
+        -- set one) adds its own events, never hides theirs.
         v_found := array(select k.id from known_name k
                          where k.category = 'author'
-                           and (k.id = v_token or k.id = substr(v_token, 2) and left(v_token, 1) = '#'));
-        if cardinality(v_found) = 0 then
-            v_found := array(select k.id from known_name k
-                             where k.category = 'author' and lower(k.name) = lower(v_token));
-        end if;
+                           and (k.id = v_token or k.id = substr(v_token, 2) and left(v_token, 1) = '#'
+                                or lower(k.name) = lower(v_token)));
         if cardinality(v_found) = 0 then
             raise exception 'unknown author "%": not a user id or name the log knows (use the id the application stores, a name, or system)',
                 v_token using errcode = '22023';

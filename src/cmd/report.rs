@@ -24,8 +24,7 @@ pub async fn report(
     let mut rows = crate::report::fetch(&tx, &filter, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let mut display = crate::report::Display::new(config);
-    display.load_names(&tx, &rows).await?;
+    let display = crate::report::Display::new(config);
 
     let mut text = if rows.is_empty() {
         "no events match\n".to_string()

@@ -412,8 +412,7 @@ async fn render(
     let mut rows = report::fetch(&tx, &filter, PAGE_ROWS + 1).await?;
     let more = rows.len() as i64 > PAGE_ROWS;
     rows.truncate(PAGE_ROWS as usize);
-    let mut display = Display::new(config);
-    display.load_names(&tx, &rows).await?;
+    let display = Display::new(config);
     tx.commit().await.context("commit")?;
     if more {
         if let Some(last) = rows.last() {

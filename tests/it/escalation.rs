@@ -1275,9 +1275,10 @@ async fn a_record_moved_out_of_an_audited_workspace_is_logged_in_it() {
     );
 }
 
-/// The names a report gives the ids in an event's changes come from `known_name`, which the
-/// daemon writes: it may add a name, never change or remove one, and an event reads by the names
-/// its ids bore when it was written, whatever is added afterwards.
+/// The names a report gives the ids in an event's changes are kept in the event (its details,
+/// which the chain covers): the daemon may add names to `known_name`, in a transaction opened
+/// before the event was written or after, but never change how an event in the log reads, nor
+/// change or remove a name there.
 #[tokio::test]
 async fn the_daemon_role_cannot_change_how_an_event_in_the_log_reads() {
     let db = TestDb::with_host().await;
@@ -1285,6 +1286,16 @@ async fn the_daemon_role_cannot_change_how_an_event_in_the_log_reads() {
     let mut config = example_config();
     let (_, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
     enable_all(&admin, &config, "1").await;
+    // A name added in a transaction that stays open while the event is written.
+    let mut daemon = connect(&daemon_url).await;
+    let pending = daemon.transaction().await.unwrap();
+    pending
+        .batch_execute(
+            "insert into audit_log.known_name (category, id, name, seen_at)
+             values ('projects', '1', 'Forged', '2000-01-01')",
+        )
+        .await
+        .unwrap();
     act(
         &mut admin,
         Some("1"),
@@ -1303,24 +1314,8 @@ async fn the_daemon_role_cannot_change_how_an_event_in_the_log_reads() {
         "{}",
         history()
     );
-
-    let daemon = connect(&daemon_url).await;
-    for sql in [
-        "update audit_log.known_name set name = 'Forged' where category = 'projects'",
-        "delete from audit_log.known_name",
-        "truncate audit_log.known_name",
-    ] {
-        let err = daemon.batch_execute(sql).await.expect_err(sql);
-        assert_eq!(sqlstate(&err), Some("42501"), "{sql}: {err:?}");
-    }
-    // A name it adds, however it dates it, is stamped with the time it was written.
-    daemon
-        .batch_execute(
-            "insert into audit_log.known_name (category, id, name, seen_at)
-             values ('projects', '1', 'Forged', '2000-01-01')",
-        )
-        .await
-        .unwrap();
+    pending.commit().await.unwrap();
+    // Stamped with the time it was written, whatever it said.
     assert_eq!(
         count(
             &admin,
@@ -1332,6 +1327,14 @@ async fn the_daemon_role_cannot_change_how_an_event_in_the_log_reads() {
     let text = history();
     assert!(text.contains("project_id: (empty) -> Apollo"), "{text}");
     assert!(!text.contains("Forged"), "{text}");
+    for sql in [
+        "update audit_log.known_name set name = 'Forged' where category = 'projects'",
+        "delete from audit_log.known_name",
+        "truncate audit_log.known_name",
+    ] {
+        let err = daemon.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(sqlstate(&err), Some("42501"), "{sql}: {err:?}");
+    }
 }
 
 /// An inheritance child is audited as a partition is; one created after install, and a rule
@@ -1416,5 +1419,171 @@ name_column = "name"
         )
         .await,
         ["straight to the child", "diverted"]
+    );
+}
+
+/// `constraint_exclusion = on`, which a database's owner can make every session's default, has
+/// the planner evaluate a table's own CHECK constraints: an IMMUTABLE function of the table
+/// owner's in one must still never run as the daemon when it reads names there.
+#[tokio::test]
+async fn a_check_constraint_under_constraint_exclusion_never_runs_as_the_daemon() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (daemon_role, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    enable_all(&admin, &config, "1").await;
+    let (owner_role, owner_url) = owning_app_role(&db, &admin).await;
+    let database: String = admin
+        .query_one("select current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .batch_execute(&format!("alter database {database} owner to {owner_role}"))
+        .await
+        .unwrap();
+    let owner = connect(&owner_url).await;
+    owner
+        .batch_execute(&format!(
+            "create table app.seen (by_role text);
+             grant insert on app.seen to public;
+             create function app.spy() returns integer language plpgsql as $$
+             begin insert into app.seen values (current_user); return 1; end $$;
+             grant execute on function app.spy() to public;
+             create function app.one(x integer) returns integer language plpgsql immutable as $$
+             begin return app.spy(); end $$;
+             grant execute on function app.one(integer) to public;
+             alter table app.app_user add constraint harmless check (app.one(1) > 0);
+             alter database {database} set constraint_exclusion = on;"
+        ))
+        .await
+        .unwrap();
+    let mut daemon = start_daemon(&config, &daemon_url);
+    daemon.ready().await;
+    act(
+        &mut admin,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'named by Bob')",
+    )
+    .await;
+    eventually(
+        "the change is recorded",
+        std::time::Duration::from_secs(20),
+        || async { count(&admin, "select count(*) from audit_log.events").await == 1 },
+    )
+    .await;
+    daemon.stop().await;
+    assert_eq!(
+        column::<String>(&admin, "select author from audit_log.events").await,
+        ["Bob Builder"]
+    );
+    assert_eq!(
+        count(
+            &admin,
+            &format!("select count(*) from app.seen where by_role = '{daemon_role}'")
+        )
+        .await,
+        0,
+        "the CHECK's function ran as the daemon"
+    );
+}
+
+/// An actor id that reads like someone's name (any application can set one) adds its own
+/// events to a filter by that name, and never hides that person's.
+#[tokio::test]
+async fn an_actor_id_that_reads_like_a_name_never_hides_that_persons_events() {
+    let (db, mut admin, config) = installed_host().await;
+    enable_all(&admin, &config, "2").await;
+    let mut app = app_role(&db, &admin).await;
+    act(
+        &mut app,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'by Bob')",
+    )
+    .await;
+    act(
+        &mut app,
+        Some("Bob Builder"),
+        "insert into app.tag (workspace_id, name) values (2, 'by an id like a name')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let out = cli(
+        &db.url,
+        &["report", "--workspace", "1", "--author", "Bob Builder"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text.contains("by Bob"), "{text}");
+}
+
+/// After a column change, the first host transaction to write records the table's new shape;
+/// another writer must not wait for that transaction to end (no unique index to wait on).
+#[tokio::test]
+async fn a_new_shape_recorded_by_an_open_transaction_holds_no_other_writer() {
+    let (db, admin, _config) = installed_host().await;
+    admin
+        .batch_execute("alter table app.tag add column color text")
+        .await
+        .unwrap();
+    let mut first = app_role(&db, &admin).await;
+    let open = first.transaction().await.unwrap();
+    open.batch_execute("insert into app.tag (workspace_id, name) values (1, 'first')")
+        .await
+        .unwrap();
+    let second = app_role(&db, &admin).await;
+    // Without a wait the insert returns at once; a wait on the open transaction would end in
+    // the lock timeout's error.
+    second
+        .batch_execute(
+            "set lock_timeout = '5s';
+             insert into app.tag (workspace_id, name) values (1, 'second');",
+        )
+        .await
+        .expect("the second writer waited on the first's new shape");
+    open.commit().await.unwrap();
+    assert_eq!(staged(&admin).await, 2);
+}
+
+/// Every statement of one multi-statement query shares its time: a foreign-key action's change
+/// whose cause was not logged (a project of a workspace nobody audits) is not linked to another
+/// statement's logged change of that query. Its cause must be a change the key acts on.
+#[tokio::test]
+async fn an_actions_change_is_linked_only_to_a_change_that_can_have_caused_it() {
+    let (db, mut admin, config) = installed_host().await;
+    let mut app = app_role(&db, &admin).await;
+    // An entry of workspace 1 on project 2, of workspace 2, which is not audited.
+    act(
+        &mut app,
+        Some("1"),
+        "insert into app.time_entry (id, workspace_id, user_id, project_id, start_at)
+         values (800, 1, 1, 2, '2026-11-02 09:00Z')",
+    )
+    .await;
+    act(
+        &mut app,
+        Some("1"),
+        "update app.client set name = 'Globex renamed' where id = 1; delete from app.project where id = 2;",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    let rows: Vec<(String, String, bool, Option<i64>)> = admin
+        .query(
+            "select action, author, linked, caused_by from audit_log.events order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let ann = |action: &str| (action.to_string(), "Ann Admin".to_string(), false, None);
+    assert_eq!(
+        rows,
+        [
+            ann("Created time entry"),
+            ann("Updated client"),
+            ann("Updated time entry")
+        ]
     );
 }

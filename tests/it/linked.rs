@@ -142,7 +142,8 @@ async fn a_two_level_cascade_on_the_same_table_is_linked_to_the_deletion_that_se
     let (_db, mut client, config) = schema(
         "insert into sr.client values (1, 1, 'Acme', null), (2, 1, 'Acme East', 1),
                                           (3, 1, 'Acme East Retail', 2), (4, 1, 'Beta', null),
-                                          (5, 1, 'Beta North', 4);",
+                                          (5, 1, 'Beta North', 4), (6, 1, 'Gamma', null),
+                                          (7, 1, 'Gamma Sub', 6), (8, 1, 'Delta', null);",
     )
     .await;
     act(&mut client, Some("1"), "delete from sr.client where id = 1").await;
@@ -151,6 +152,14 @@ async fn a_two_level_cascade_on_the_same_table_is_linked_to_the_deletion_that_se
         &mut client,
         Some("2"),
         "delete from sr.client where id in (4, 5)",
+    )
+    .await;
+    // Two deletions, one with a subsidiary: it points at its own parent's deletion, not at the
+    // other one, captured nearer to it.
+    act(
+        &mut client,
+        Some("1"),
+        "delete from sr.client where id in (6, 8)",
     )
     .await;
     drain(&mut client, &config).await;
@@ -168,6 +177,9 @@ async fn a_two_level_cascade_on_the_same_table_is_linked_to_the_deletion_that_se
             ),
             seen("Deleted client", "Beta", "Bob Builder", false, None),
             seen("Deleted client", "Beta North", "Bob Builder", false, None),
+            seen("Deleted client", "Gamma", "Ann Admin", false, None),
+            seen("Deleted client", "Delta", "Ann Admin", false, None),
+            seen("Deleted client", "Gamma Sub", "System", true, Some(5)),
         ]
     );
 }

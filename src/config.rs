@@ -58,6 +58,10 @@ pub struct Config {
     /// Where actor ids get their names; defaults to the users source.
     #[serde(default)]
     pub authors: Option<AuthorsConfig>,
+    /// The locale names kept as translations (jsonb: `{"en_US": "Website", "fr_BE": "Site"}`)
+    /// read in, then `en_US`, then their first translation.
+    #[serde(default)]
+    pub name_locale: Option<String>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
 }
@@ -215,19 +219,76 @@ pub struct AuthorsConfig {
 }
 
 /// The column, or columns in order of preference, that name a record: `"full_name"` or
-/// `["alias", "username"]` (the first that is neither null nor empty wins).
+/// `["alias", "username"]` (the first that is neither null nor empty wins), or a column that
+/// refers to the row of another table holding the name:
+/// `{ column = "partner_id", table = "public.res_partner", name_column = "name" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum NameColumns {
     One(String),
     Several(Vec<String>),
+    Reference(NameReference),
+}
+
+/// A name kept in another table: `column` of this table holds the id (`id_column`, by default
+/// `id`) of a row of `table`, whose `name_column` is the name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameReference {
+    pub column: String,
+    pub table: String,
+    #[serde(default = "default_id_column")]
+    pub id_column: String,
+    pub name_column: String,
+}
+
+impl NameReference {
+    /// What names looked up through this reference are kept under (see `normalize::NameRef`).
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.table, self.name_column)
+    }
 }
 
 impl NameColumns {
+    /// The columns of the record's own table: its name columns, or the column referring to the
+    /// row that holds the name.
     pub fn columns(&self) -> &[String] {
         match self {
             NameColumns::One(c) => std::slice::from_ref(c),
             NameColumns::Several(cs) => cs,
+            NameColumns::Reference(r) => std::slice::from_ref(&r.column),
+        }
+    }
+
+    pub fn reference(&self) -> Option<&NameReference> {
+        match self {
+            NameColumns::Reference(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// A detail field's column: `"user_id"`, or a reference to the row of another table that names
+/// it (`{ column = "employee_id", table = "public.hr_employee", name_column = "name" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum FieldColumn {
+    Column(String),
+    Reference(NameReference),
+}
+
+impl FieldColumn {
+    pub fn column(&self) -> &str {
+        match self {
+            FieldColumn::Column(c) => c,
+            FieldColumn::Reference(r) => &r.column,
+        }
+    }
+
+    pub fn reference(&self) -> Option<&NameReference> {
+        match self {
+            FieldColumn::Reference(r) => Some(r),
+            FieldColumn::Column(_) => None,
         }
     }
 }
@@ -362,7 +423,8 @@ pub struct SourceConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fields {
-    pub user: Option<String>,
+    /// An author id (named as authors are), or a reference to the table that names the person.
+    pub user: Option<FieldColumn>,
     pub description: Option<String>,
     pub project: Option<String>,
     pub task: Option<String>,
@@ -510,7 +572,6 @@ impl Fields {
     /// (detail field, host column) for every mapped field.
     pub fn mapped(&self) -> Vec<(&'static str, &str)> {
         let all = [
-            ("user", &self.user),
             ("description", &self.description),
             ("project", &self.project),
             ("task", &self.task),
@@ -527,9 +588,10 @@ impl Fields {
         ];
         let tags = self.tags.as_ref().and_then(TagsField::column);
         let duration = self.duration.as_ref().map(DurationField::column);
+        let user = self.user.as_ref().map(FieldColumn::column);
         all.into_iter()
             .map(|(field, column)| (field, column.as_deref()))
-            .chain([("tags", tags), ("duration", duration)])
+            .chain([("user", user), ("tags", tags), ("duration", duration)])
             .filter_map(|(field, column)| column.map(|c| (field, c)))
             .collect()
     }

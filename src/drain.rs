@@ -495,6 +495,7 @@ impl Drainer {
             .resolve(&mut tx, &mut self.prepared, &refs, &in_batch)
             .await?;
         names.naive_zone = self.config.naive_zone();
+        names.locale = self.config.name_locale.clone();
         if resolver.is_stale() {
             self.resolver = None;
         }
@@ -657,7 +658,11 @@ impl Drainer {
                 continue;
             };
             let text = |column: Option<&str>| normalize::column_text(row, column);
-            let name = normalize::name_text(row, source.name_column.as_ref());
+            let name = normalize::name_text(
+                row,
+                source.name_column.as_ref(),
+                self.config.name_locale.as_deref(),
+            );
             if let (Some(id), Some(name)) = (text(Some(&source.id_column)), name) {
                 let client = match source.category {
                     Category::Projects => text(source.fields.client.as_deref()),

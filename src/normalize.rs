@@ -193,6 +193,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NameRef {
     Author(String),
+    /// An id of a row that a name reference points at (`NameReference::key()`, id).
+    Via(String, String),
     Entity(Category, String),
     /// The client of a project, for entries that name a project but no client.
     ProjectClient(String),
@@ -203,6 +205,10 @@ pub enum NameRef {
 #[derive(Debug, Default)]
 pub struct Names {
     pub authors: HashMap<String, String>,
+    /// Names through references: (`NameReference::key()`, id) -> name.
+    pub via: HashMap<(String, String), String>,
+    /// The locale a translated (jsonb) name reads in (config `name_locale`).
+    pub locale: Option<String>,
     pub entities: HashMap<(Category, String), String>,
     pub project_clients: HashMap<String, String>,
     pub naive_zone: Tz,
@@ -221,13 +227,61 @@ pub fn column_text(row: &RowImage, column: Option<&str>) -> Option<String> {
     column.and_then(|c| row.get(c)).and_then(Raw::text)
 }
 
-/// A record's name: the first of its name columns that is neither null nor empty.
-pub fn name_text(row: &RowImage, columns: Option<&NameColumns>) -> Option<String> {
-    columns?
+/// A record's name: the first of its name columns that is neither null nor empty, in `locale`
+/// when it holds translations. None for a name kept in another table (a reference).
+pub fn name_text(
+    row: &RowImage,
+    columns: Option<&NameColumns>,
+    locale: Option<&str>,
+) -> Option<String> {
+    let columns = columns?;
+    if columns.reference().is_some() {
+        return None;
+    }
+    columns
         .columns()
         .iter()
         .filter_map(|c| column_text(row, Some(c)))
+        .map(|name| localized(name, locale))
         .find(|name| !name.is_empty())
+}
+
+/// A name as it reads in `locale`: a translated name (a JSON object of locale -> text, as an
+/// application keeps jsonb translations) reads in that locale, then `en_US`, then its first
+/// translation; any other text reads as it is. Only with a locale configured.
+pub fn localized(name: String, locale: Option<&str>) -> String {
+    let Some(locale) = locale else { return name };
+    if !name.starts_with('{') {
+        return name;
+    }
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&name)
+    else {
+        return name;
+    };
+    let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
+    text(locale)
+        .or_else(|| text("en_US"))
+        .or_else(|| map.values().find_map(Value::as_str).map(str::to_string))
+        .unwrap_or(name)
+}
+
+/// A person named by a user field: an author id, or an id of the table its reference names.
+fn user_ref(user: &crate::config::FieldColumn, id: String) -> NameRef {
+    match user.reference() {
+        Some(r) => NameRef::Via(r.key(), id),
+        None => NameRef::Author(id),
+    }
+}
+
+impl Names {
+    /// The name of the person a user field's value `id` is.
+    pub fn user(&self, user: &crate::config::FieldColumn, id: &str) -> Option<&str> {
+        match user.reference() {
+            Some(r) => self.via.get(&(r.key(), id.to_string())),
+            None => self.authors.get(id),
+        }
+        .map(String::as_str)
+    }
 }
 
 /// The tag ids of a record: its link-table tags when the source keeps them so, else its tags
@@ -253,8 +307,16 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
     }
     let Some(row) = change.row() else { return refs };
     let fields = &source.fields;
-    if let Some(user) = column_text(row, fields.user.as_deref()) {
-        refs.push(NameRef::Author(user));
+    if let Some(user) = &fields.user {
+        if let Some(id) = column_text(row, Some(user.column())) {
+            refs.push(user_ref(user, id));
+        }
+    }
+    // A target named through a reference.
+    if let Some(r) = source.name_column.as_ref().and_then(NameColumns::reference) {
+        if let Some(id) = column_text(row, Some(&r.column)) {
+            refs.push(NameRef::Via(r.key(), id));
+        }
     }
     for (category, column) in [
         (Category::Projects, &fields.project),
@@ -272,8 +334,10 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
     }
     // An update's ids before, which its changes show by name too.
     if let (Op::Update, Some(old)) = (change.op, change.old_row.as_ref()) {
-        if let Some(user) = column_text(old, fields.user.as_deref()) {
-            refs.push(NameRef::Author(user));
+        if let Some(user) = &fields.user {
+            if let Some(id) = column_text(old, Some(user.column())) {
+                refs.push(user_ref(user, id));
+            }
         }
         for (category, column) in [
             (Category::Projects, &fields.project),
@@ -391,7 +455,12 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     };
 
     let target_id = column_text(row, Some(&source.id_column));
-    let target = name_text(row, source.name_column.as_ref());
+    let target = match source.name_column.as_ref().and_then(NameColumns::reference) {
+        Some(r) => {
+            column_text(row, Some(&r.column)).and_then(|id| names.via.get(&(r.key(), id)).cloned())
+        }
+        None => name_text(row, source.name_column.as_ref(), names.locale.as_deref()),
+    };
     let mut details = details(category, source, change, row, target.as_deref(), names);
     if let Some(object) = change_names(source, &changed, names) {
         details.set_names(object);
@@ -436,8 +505,8 @@ fn change_names(
     for (column, before, after) in changed {
         let is = |mapped: &Option<String>| mapped.as_deref() == Some(*column);
         let lookup = |id: &str| -> Option<String> {
-            if is(&fields.user) {
-                return names.authors.get(id).cloned();
+            if let Some(user) = fields.user.as_ref().filter(|u| u.column() == *column) {
+                return names.user(user, id).map(str::to_string);
             }
             let category = if is(&fields.project) {
                 Category::Projects
@@ -682,7 +751,10 @@ fn details(
 
     put(
         Key::User,
-        text(&fields.user).map(|id| names.authors.get(&id).cloned().unwrap_or(id)),
+        fields.user.as_ref().and_then(|user| {
+            column_text(row, Some(user.column()))
+                .map(|id| names.user(user, &id).map_or(id, str::to_string))
+        }),
     );
     put(Key::Description, text(&fields.description));
     let project_id = text(&fields.project);

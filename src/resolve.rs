@@ -13,7 +13,7 @@ use tokio_postgres::{GenericClient, Transaction};
 use crate::config::{quote_ident, Category, Config, NameColumns, TableName};
 use crate::db::Prepared;
 use crate::error::{DbContext, Result};
-use crate::normalize::{NameRef, Names};
+use crate::normalize::{localized, NameRef, Names};
 
 /// `known_name` category for authors (user ids as actors, not a configured source's ids).
 const AUTHOR: &str = "author";
@@ -32,6 +32,13 @@ struct Lookup {
 #[derive(Debug, Default)]
 pub struct Resolver {
     authors: Option<Lookup>,
+    /// The authors table names them through a reference: its lookup gives each author the id
+    /// of the row in `via` that holds the name (this key).
+    authors_via: Option<String>,
+    /// Lookups of names kept in other tables, by `NameReference::key()`.
+    via: BTreeMap<String, Lookup>,
+    /// The locale translated names read in (config `name_locale`).
+    locale: Option<String>,
     entities: BTreeMap<Category, Lookup>,
     /// Tags of the records of sources that keep them in a link table, by source.
     link_tags: HashMap<String, Lookup>,
@@ -43,8 +50,40 @@ impl Resolver {
     /// Build the lookup queries. Needs the catalog only for the type of each id column (ids arrive
     /// as text and are cast back, so the host's index on the id is used).
     pub async fn prepare(tx: &Transaction<'_>, config: &Config) -> Result<Resolver> {
-        let mut resolver = Resolver::default();
+        let mut resolver = Resolver {
+            locale: config.name_locale.clone(),
+            ..Resolver::default()
+        };
+        // Every table a name reference points at: the authors', a source's, a user field's.
+        let references = config
+            .authors()
+            .and_then(|a| a.name_column.reference().cloned())
+            .into_iter()
+            .chain(config.sources.iter().filter_map(|s| {
+                s.name_column
+                    .as_ref()
+                    .and_then(NameColumns::reference)
+                    .cloned()
+            }))
+            .chain(
+                config
+                    .sources
+                    .iter()
+                    .filter_map(|s| s.fields.user.as_ref().and_then(|u| u.reference()).cloned()),
+            );
+        for r in references {
+            if resolver.via.contains_key(&r.key()) {
+                continue;
+            }
+            if let Ok(table) = TableName::parse(&r.table) {
+                let name = std::slice::from_ref(&r.name_column);
+                if let Some(l) = lookup(tx, &table, &r.id_column, name, None).await? {
+                    resolver.via.insert(r.key(), l);
+                }
+            }
+        }
         if let Some(authors) = config.authors() {
+            resolver.authors_via = authors.name_column.reference().map(|r| r.key());
             if let Ok(table) = TableName::parse(&authors.table) {
                 resolver.authors = lookup(
                     tx,
@@ -137,6 +176,8 @@ impl Resolver {
         let mut names = Names::default();
         let mut authors = BTreeSet::new();
         let mut entities: BTreeMap<Category, BTreeSet<String>> = BTreeMap::new();
+        let mut via: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut authors_through: Vec<(String, String)> = Vec::new();
         for r in refs {
             match r {
                 NameRef::Author(id) => {
@@ -149,12 +190,48 @@ impl Resolver {
                     let projects = entities.entry(Category::Projects).or_default();
                     projects.insert(project.clone());
                 }
+                NameRef::Via(key, id) => {
+                    via.entry(key.clone()).or_default().insert(id.clone());
+                }
             }
         }
 
         if let Some(lookup) = &self.authors {
-            for (id, name, _) in run_lookup(tx, prepared, &self.stale, lookup, &authors).await? {
-                names.authors.insert(id, name);
+            let found = run_lookup(tx, prepared, &self.stale, lookup, &authors).await?;
+            match &self.authors_via {
+                // Each author's row names the row that holds the name.
+                Some(key) => {
+                    let rows: Vec<(String, String)> =
+                        found.into_iter().map(|(id, row, _)| (id, row)).collect();
+                    via.entry(key.clone())
+                        .or_default()
+                        .extend(rows.iter().map(|(_, row)| row.clone()));
+                    authors_through = rows;
+                }
+                None => {
+                    for (id, name, _) in found {
+                        names
+                            .authors
+                            .insert(id, localized(name, self.locale.as_deref()));
+                    }
+                }
+            }
+        }
+        for (key, ids) in &via {
+            let Some(lookup) = self.via.get(key) else {
+                continue;
+            };
+            for (id, name, _) in run_lookup(tx, prepared, &self.stale, lookup, ids).await? {
+                names
+                    .via
+                    .insert((key.clone(), id), localized(name, self.locale.as_deref()));
+            }
+        }
+        if let Some(key) = &self.authors_via {
+            for (id, row) in authors_through {
+                if let Some(name) = names.via.get(&(key.clone(), row)) {
+                    names.authors.insert(id, name.clone());
+                }
             }
         }
         for (category, ids) in &entities {
@@ -215,6 +292,7 @@ impl Resolver {
             return Ok(());
         };
         for (id, name, client) in run_lookup(tx, prepared, &self.stale, lookup, ids).await? {
+            let name = localized(name, self.locale.as_deref());
             names.learn((category.as_str().to_string(), id), Known { name, client });
         }
         Ok(())

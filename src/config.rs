@@ -382,6 +382,11 @@ pub struct SourceConfig {
     /// top-level `workspace` then says which).
     #[serde(default)]
     pub workspace_column: Option<String>,
+    /// The condition a row must meet to be audited (`project_id is not null`): columns and
+    /// constants compared, IS [NOT] NULL, [NOT] IN, AND, OR, NOT (src/filter.rs). A row that
+    /// leaves it in an update is logged as deleted, one that enters it as created.
+    #[serde(default)]
+    pub filter: Option<String>,
     /// Where a row whose workspace column is NULL belongs: "*" for every workspace (a record
     /// shared by all, as Odoo's customers with no company are), or one workspace's id. Without
     /// it such a change is set aside in dead_letter, with the reason.
@@ -881,6 +886,11 @@ impl Config {
                     ));
                 }
                 _ => {}
+            }
+            if let Some(condition) = &source.filter {
+                if let Err(why) = crate::filter::parse(condition) {
+                    return bad(format!("{}: filter: {why}", source.label()));
+                }
             }
             match (&source.workspace_if_null, &source.workspace_column) {
                 (Some(_), None) => {

@@ -128,6 +128,13 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     let mut wanted = BTreeSet::new();
     for source in &config.sources {
         let table = source.table_name()?;
+        let filter = match source.filter.as_deref().map(crate::filter::parse) {
+            Some(Ok(f)) => Some(f),
+            Some(Err(why)) => {
+                return Err(Error::Config(format!("{}: filter: {why}", source.label())))
+            }
+            None => None,
+        };
         // The table, then each of its partitions and sub-partitions: a statement aimed at one
         // partition fires that partition's statement triggers, not the parent's, so each gets
         // capture triggers of its own, for the same source (a statement through the parent
@@ -147,7 +154,7 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         {
             let (oid, name): (u32, String) = (row.get(0), row.get(1));
             tx.execute(
-                "select attach($1::oid::regclass, $2, $3, $4, $5, $6, $7)",
+                "select attach($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8)",
                 &[
                     &oid,
                     &source.table,
@@ -156,6 +163,7 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
                     &source.fixed_workspace(config),
                     &source.exclude_columns,
                     &config.channel(),
+                    &filter.as_ref().map(|f| f.sql.clone()),
                 ],
             )
             .await
@@ -446,6 +454,35 @@ async fn type_problems(
     .filter_map(|(field, column)| column.map(|c| (field, c)))
     .collect();
     let mut problems = Vec::new();
+    // A filter's columns: its operators are those of the columns' types, which must be built in
+    // (a type the host created can carry an operator of its own, which capture would run as
+    // Clockwatch's owner).
+    if let Some(filter) = source.filter.as_deref().map(crate::filter::parse) {
+        let filter =
+            filter.map_err(|why| Error::Config(format!("{}: filter: {why}", source.label())))?;
+        for column in &filter.columns {
+            let row = client
+                .query_opt(
+                    "select t.oid < 16384 and t.typtype = 'b'
+                     from pg_attribute a join pg_type t on t.oid = a.atttypid
+                     where a.attrelid = to_regclass($1) and a.attname = $2 and a.attnum > 0 and not a.attisdropped",
+                    &[&table.quoted(), column],
+                )
+                .await
+                .context(format!("read the type of {table}.{column}"))?;
+            match row.map(|r| r.get::<_, bool>(0)) {
+                None => problems.push(format!(
+                    "{}: filter: column \"{column}\" not found in {table}",
+                    source.label()
+                )),
+                Some(false) => problems.push(format!(
+                    "{}: filter: column \"{column}\" is of a type that is not built in (a domain, enum or the host's own type): a filter compares built-in types only",
+                    source.label()
+                )),
+                Some(true) => {}
+            }
+        }
+    }
     for (field, column) in wanted {
         // The type a domain stands for, by its category: D for dates and times, N for numbers,
         // T for intervals.

@@ -46,6 +46,7 @@ pub mod detail;
 pub mod drain;
 pub mod error;
 pub mod export;
+pub mod filter;
 pub mod image;
 pub mod install;
 pub mod links;

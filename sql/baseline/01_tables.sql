@@ -130,6 +130,8 @@ create table captured_table (
     -- stays excluded, and `clockwatch status` reports that the config names it no more.
     excluded_attnums smallint[] not null default '{}',
     channel          text not null,
+    -- The source's filter over a row `t`, as src/filter.rs prints it (null: every row).
+    filter           text,
     -- A link table holding the tags of another captured table's records: its changes are
     -- staged as changes of those records (op L). source, category, workspace and excluded
     -- are then the record table's.

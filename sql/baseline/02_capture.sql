@@ -342,9 +342,14 @@ $$;
 --   statement's own: each row is numbered in the table's order and those after are staged as
 --   linked (depth 2), the rows a foreign-key action added to the statement (see linked_count()).
 --   Otherwise every row takes the depth p_vars names.
+-- * p_filter, when given, is the source's filter over a row `t`, as src/filter.rs prints it
+--   (columns quoted, constants as literals, built-in operators only): only rows that meet it are
+--   staged, and an UPDATE's row that leaves it is staged as a deletion, one that enters it as an
+--   insertion.
 create function capture_sql(p_op text, p_table regclass, p_category text,
                             p_ws_column text, p_workspace text, p_shape bigint, p_excluded text[],
-                            p_vars text[], p_rows text default null, p_own text default null)
+                            p_vars text[], p_rows text default null, p_own text default null,
+                            p_filter text default null)
 returns text
 language plpgsql stable
 set search_path from current
@@ -358,12 +363,17 @@ declare
     v_many   text;
     v_pairs  text;
     v_number text := '';
+    v_in     text := coalesce('coalesce(' || p_filter || ', false)', '');
+    v_flags  boolean := p_filter is not null and p_op = 'UPDATE';
 begin
     select r.image, r.ws into v_image, v_ws from row_sql(p_table, p_ws_column, p_workspace, p_excluded) r;
     v_head := format('insert into staging (op, txid, stmt_at, depth, actor, origin, '
                      'workspace_id, shape, old_row, new_row) '
-                     'select %L, %s, %s, %s, %s, %s, ',
-                     left(p_op, 1), p_vars[4], p_vars[5],
+                     'select %s, %s, %s, %s, %s, %s, ',
+                     case when v_flags
+                          then '(case when p.old_in and p.new_in then ''U'' when p.old_in then ''D'' else ''I'' end)::"char"'
+                          else quote_literal(left(p_op, 1)) end,
+                     p_vars[4], p_vars[5],
                      case when p_own is null then p_vars[1]
                           else format('case when %s.n <= %s then 1 else 2 end',
                                       case when p_op = 'UPDATE' then 'p' else 'r' end, p_own) end,
@@ -375,12 +385,13 @@ begin
     if p_op in ('INSERT', 'DELETE') then
         return v_head || format(
             'r.ws, %s, %s '
-            'from (select %s as ws, %s as image%s from %s t offset 0) r '
+            'from (select %s as ws, %s as image%s from %s t%s offset 0) r '
             'where r.ws is null or %s',
             p_shape,
             case p_op when 'INSERT' then 'null, r.image' else 'r.image, null' end,
             v_ws, v_image, v_number,
             case p_op when 'INSERT' then 'clockwatch_new' else 'clockwatch_old' end,
+            coalesce(' where ' || p_filter, ''),
             workspace_test(p_category, 'r.ws'));
     elsif p_op = 'UPDATE' then
         -- The old and new rows as pairs (old_row, new_row, old_ws, new_ws): arrays zipped for a
@@ -388,24 +399,31 @@ begin
         -- workspaces, 256 rows to a chunk in the table's order (the n-th chunks of the two
         -- tables hold the same rows), joined by chunk number and zipped.
         -- Numbered (n) when p_own is given: by ordinality, and in chunks by the chunk's number.
+        -- With a filter, whether each row before and after meets it (old_in, new_in).
         v_few := 'select a.* '
                  'from unnest(array(select %1$s from clockwatch_old t), array(select %1$s from clockwatch_new t), '
-                 '            array(select %2$s from clockwatch_old t), array(select %2$s from clockwatch_new t)) '
+                 '            array(select %2$s from clockwatch_old t), array(select %2$s from clockwatch_new t)'
+                 || case when v_flags then ', array(select %3$s from clockwatch_old t), array(select %3$s from clockwatch_new t)'
+                         else '' end || ') '
                  || case when p_own is null then '' else 'with ordinality ' end
-                 || '     as a(old_row, new_row, old_ws, new_ws' || case when p_own is null then ')' else ', n)' end;
+                 || '     as a(old_row, new_row, old_ws, new_ws'
+                 || case when v_flags then ', old_in, new_in' else '' end
+                 || case when p_own is null then ')' else ', n)' end;
         v_chunks := '(select (x.n - 1) / 256 as chunk, array_agg(x.image order by x.n) as images, '
-                    '        array_agg(x.ws order by x.n) as ws '
-                    ' from (select row_number() over () as n, %s as image, %s as ws from %s t) x '
+                    '        array_agg(x.ws order by x.n) as ws, array_agg(x.ins order by x.n) as ins '
+                    ' from (select row_number() over () as n, %s as image, %s as ws, %s as ins from %s t) x '
                     ' group by 1)';
-        v_many := format('select b.old_row, b.new_row, b.old_ws, b.new_ws%3$s '
-                         'from (select o.chunk, o.images as old_images, w.images as new_images, o.ws as old_ws, w.ws as new_ws '
+        v_many := format('select b.old_row, b.new_row, b.old_ws, b.new_ws%3$s%4$s '
+                         'from (select o.chunk, o.images as old_images, w.images as new_images, o.ws as old_ws, w.ws as new_ws, '
+                         '             o.ins as old_ins, w.ins as new_ins '
                          '      from %1$s o join %2$s w on w.chunk = o.chunk offset 0) c '
-                         'cross join lateral unnest(c.old_images, c.new_images, c.old_ws, c.new_ws) with ordinality '
-                         '     as b(old_row, new_row, old_ws, new_ws, i)',
-                         format(v_chunks, v_image, v_ws, 'clockwatch_old'),
-                         format(v_chunks, v_image, v_ws, 'clockwatch_new'),
+                         'cross join lateral unnest(c.old_images, c.new_images, c.old_ws, c.new_ws, c.old_ins, c.new_ins) '
+                         '     with ordinality as b(old_row, new_row, old_ws, new_ws, old_in, new_in, i)',
+                         format(v_chunks, v_image, v_ws, case when v_flags then v_in else 'true' end, 'clockwatch_old'),
+                         format(v_chunks, v_image, v_ws, case when v_flags then v_in else 'true' end, 'clockwatch_new'),
+                         case when v_flags then ', b.old_in, b.new_in' else '' end,
                          case when p_own is null then '' else ', c.chunk * 256 + b.i as n' end);
-        v_few := format(v_few, v_image, v_ws);
+        v_few := format(v_few, v_image, v_ws, v_in);
         v_pairs := case p_rows
             -- Nothing for a larger statement, which then runs 'many' (compile()).
             when 'few' then v_few || ' where not exists (select from clockwatch_old offset 1024)'
@@ -418,16 +436,21 @@ begin
                     then 'with small as materialized (select count(*) <= 1024 as yes from clockwatch_old) '
                     else '' end
             || v_head || format(
-            'coalesce(p.audited, p.new_ws, p.old_ws), %1$s, p.old_row, p.new_row '
+            'coalesce(p.audited, p.new_ws, p.old_ws), %1$s, %5$s '
             'from (select u.*, '
             '        case when %2$s then u.new_ws '
             '             when u.old_ws is distinct from u.new_ws and %3$s then u.old_ws '
             '        end as audited '
             '      from (%4$s) u '
-            '      where u.old_row is distinct from u.new_row offset 0) p '
+            '      where %6$s offset 0) p '
             'where p.audited is not null or coalesce(p.new_ws, p.old_ws) is null',
             p_shape, workspace_test(p_category, 'u.new_ws'), workspace_test(p_category, 'u.old_ws'),
-            v_pairs);
+            v_pairs,
+            case when v_flags then 'case when p.old_in then p.old_row end, case when p.new_in then p.new_row end'
+                 else 'p.old_row, p.new_row' end,
+            case when v_flags
+                 then '(u.old_in or u.new_in) and (u.old_row is distinct from u.new_row or u.old_in <> u.new_in)'
+                 else 'u.old_row is distinct from u.new_row' end);
     end if;
     -- TRUNCATE: every row of every workspace goes at once. One change, recorded for all
     -- workspaces ('*') when any workspace audits the category, rather than silence.
@@ -539,7 +562,7 @@ begin
                       v_shape, p_table::oid::text);
     if c.link_parent is null then
         v_stmt := array(select capture_sql(o.op, p_table, c.category, c.workspace_column,
-                                           c.workspace, v_shape, c.excluded, v_vars)
+                                           c.workspace, v_shape, c.excluded, v_vars, p_filter => c.filter)
                                 || '; get diagnostics v_staged = row_count'
                         from unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) with ordinality o(op, n)
                         order by o.n);
@@ -552,21 +575,23 @@ begin
                             'if v_staged = 0 then if exists (select from clockwatch_old offset 1024) then '
                             '%s; get diagnostics v_staged = row_count; end if; end if',
                             capture_sql('UPDATE', p_table, c.category, c.workspace_column, c.workspace,
-                                        v_shape, c.excluded, v_vars, 'few'),
+                                        v_shape, c.excluded, v_vars, 'few', p_filter => c.filter),
                             capture_sql('UPDATE', p_table, c.category, c.workspace_column, c.workspace,
-                                        v_shape, c.excluded, v_vars, 'many'));
+                                        v_shape, c.excluded, v_vars, 'many', p_filter => c.filter));
         v_slow := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
-                         'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5}'') '
+                         'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5}'', '
+                         'p_filter => %6$L) '
                          'using v_depth, v_actor, v_origin, v_txid, v_at',
-                         c.source, c.category, c.workspace_column, c.workspace, c.excluded);
+                         c.source, c.category, c.workspace_column, c.workspace, c.excluded, c.filter);
         -- A statement whose transition table holds a foreign-key action's rows after its own: each
         -- row numbered, built for the columns the table has now as the slow path is. Rare
         -- enough (a table that refers to itself, or one statement changing two tables) not to be
         -- compiled.
         v_mixed := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
-                          'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5}'', null, ''$6'') '
+                          'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5}'', null, ''$6'', '
+                          '%6$L) '
                           'using v_depth, v_actor, v_origin, v_txid, v_at, v_own',
-                          c.source, c.category, c.workspace_column, c.workspace, c.excluded);
+                          c.source, c.category, c.workspace_column, c.workspace, c.excluded, c.filter);
     else
         -- A link table's statements print rows of the record table too: both must be as compiled.
         v_parent := (select p.shape from captured_table p where p.relid = c.link_parent);
@@ -741,7 +766,8 @@ $$;
 -- Attach the capture triggers to one host table (idempotent: replaces them), with a capture
 -- function compiled for it by compile().
 create function attach(p_table regclass, p_source text, p_category text, p_workspace_column text,
-                       p_workspace text, p_excluded text[], p_channel text) returns void
+                       p_workspace text, p_excluded text[], p_channel text, p_filter text default null)
+returns void
 language plpgsql
 set search_path from current
 as $$
@@ -754,13 +780,13 @@ begin
     end if;
     perform detach(p_table);
     insert into captured_table (relid, source, function, shape, category, workspace_column, workspace,
-                                excluded, excluded_attnums, channel)
+                                excluded, excluded_attnums, channel, filter)
     values (p_table, p_source, v_function, record_shape(p_table, v_excluded, p_source, p_category), p_category,
             p_workspace_column, p_workspace, v_excluded,
             array(select a.attnum from pg_attribute a
                   where a.attrelid = p_table and a.attname = any (v_excluded) and not a.attisdropped
                   order by a.attnum),
-            p_channel);
+            p_channel, p_filter);
     perform compile(p_table);
     perform create_triggers(p_table);
 end

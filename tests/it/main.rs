@@ -24,6 +24,7 @@ mod pooler;
 mod privileges;
 mod report;
 mod retention;
+mod schema_fit;
 mod serve;
 mod shape;
 mod single_workspace;

@@ -58,6 +58,10 @@ pub struct Config {
     /// Where actor ids get their names; defaults to the users source.
     #[serde(default)]
     pub authors: Option<AuthorsConfig>,
+    /// A table the application adds a row to each time a user logs in: each row is a "Logged
+    /// in" event of that user. Audited as a source of its own (see `SourceConfig::login_user`).
+    #[serde(default)]
+    pub logins: Option<LoginsConfig>,
     /// The locale names kept as translations (jsonb: `{"en_US": "Website", "fr_BE": "Site"}`)
     /// read in, then `en_US`, then their first translation.
     #[serde(default)]
@@ -207,6 +211,19 @@ impl ServeConfig {
             .trim_end_matches('/')
             .to_string()
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginsConfig {
+    pub table: String,
+    /// The column holding the id of the user who logged in (an author id).
+    pub user_column: String,
+    #[serde(default = "default_id_column")]
+    pub id_column: String,
+    /// The login's workspace; without one, a login shows in every workspace.
+    #[serde(default)]
+    pub workspace_column: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -422,6 +439,10 @@ pub struct SourceConfig {
     pub exclude_columns: Vec<String>,
     #[serde(default)]
     pub fields: Fields,
+    /// Set for the source `[logins]` makes: the column naming the user who logged in. Not read
+    /// from a `[[source]]`.
+    #[serde(skip)]
+    pub login_user: Option<String>,
 }
 
 /// Report detail field -> host column. All optional.
@@ -631,6 +652,7 @@ impl SourceConfig {
             ("soft_delete_column", &self.soft_delete_column),
             ("origin_column", &self.origin_column),
             ("login_column", &self.login_column),
+            ("logins.user_column", &self.login_user),
             ("role_column", &self.role_column),
         ];
         columns.extend(
@@ -759,7 +781,35 @@ impl Config {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .map_err(|e| Error::Config(one_line(&e)))?;
-        let cfg: Config = deserialize(raw).map_err(Error::Config)?;
+        let mut cfg: Config = deserialize(raw).map_err(Error::Config)?;
+        // Logins are a source of their own: rows inserted into the table, each a user's login.
+        if let Some(logins) = cfg.logins.clone() {
+            if cfg.sources.iter().any(|s| s.table == logins.table) {
+                return Err(Error::Config(format!(
+                    "logins: {} is also a [[source]]: a table is audited one way only",
+                    logins.table
+                )));
+            }
+            cfg.sources.push(SourceConfig {
+                category: Category::Users,
+                table: logins.table,
+                id_column: logins.id_column,
+                workspace_if_null: Some("*".into()),
+                workspace_column: logins.workspace_column,
+                name_column: None,
+                filter: None,
+                soft_delete_column: None,
+                soft_delete_inverted: false,
+                origin_column: None,
+                origins: BTreeMap::new(),
+                login_column: None,
+                role_column: None,
+                ignore_columns: Vec::new(),
+                exclude_columns: Vec::new(),
+                fields: Fields::default(),
+                login_user: Some(logins.user_column),
+            });
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -879,7 +929,7 @@ impl Config {
                         source.label()
                     ));
                 }
-                (None, None) => {
+                (None, None) if source.login_user.is_none() => {
                     return bad(format!(
                         "{}: no workspace_column: name the column holding each row's workspace (workspace_column = \"workspace_id\"), or, for a single-workspace application, set workspace = \"ID\" at the top of the config",
                         source.label()
@@ -893,7 +943,7 @@ impl Config {
                 }
             }
             match (&source.workspace_if_null, &source.workspace_column) {
-                (Some(_), None) => {
+                (Some(_), None) if source.login_user.is_none() => {
                     return bad(format!(
                         "{}: workspace_if_null needs a workspace_column (it says where rows whose column is NULL belong)",
                         source.label()
@@ -947,7 +997,9 @@ impl Config {
 
     /// The source configured for a category, if any (the first one when several share it).
     pub fn source_for(&self, category: Category) -> Option<&SourceConfig> {
-        self.sources.iter().find(|s| s.category == category)
+        self.sources
+            .iter()
+            .find(|s| s.category == category && s.login_user.is_none())
     }
 
     /// The zone the host's `timestamp without time zone` values are in (checked by validate()).

@@ -302,6 +302,15 @@ fn tag_ids(change: &StagedChange, source: &SourceConfig, row: &RowImage) -> Opti
 /// Names the normaliser will ask for; the drain looks them all up in one go.
 pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> {
     let mut refs = Vec::new();
+    if let Some(user) = &source.login_user {
+        refs.extend(
+            change
+                .row()
+                .and_then(|row| column_text(row, Some(user)))
+                .map(NameRef::Author),
+        );
+        return refs;
+    }
     if let (Some(actor), false) = (&change.actor, change.is_linked()) {
         refs.push(NameRef::Author(actor.clone()));
     }
@@ -374,6 +383,9 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
 pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names) -> Outcome {
     if change.op == Op::Truncate {
         return truncated(change, source, names);
+    }
+    if let Some(user) = &source.login_user {
+        return logged_in(change, source, names, user);
     }
     let (Some(row), category) = (change.row(), source.category) else {
         return Outcome::Failed("staged change has no row".into());
@@ -555,6 +567,60 @@ fn author(change: &StagedChange, names: &Names) -> (Option<String>, String) {
         }
         _ => (None, SYSTEM.to_string()),
     }
+}
+
+/// A row added to the logins table (`[logins]`): the user it names logged in, in its workspace
+/// or, with none, in every workspace ('*'). Its updates and deletions are no one's logins.
+fn logged_in(
+    change: &mut StagedChange,
+    source: &SourceConfig,
+    names: &Names,
+    user: &str,
+) -> Outcome {
+    if change.op != Op::Insert {
+        return Outcome::NoChange;
+    }
+    let Some(row) = change.row() else {
+        return Outcome::Failed("staged change has no row".into());
+    };
+    let Some(id) = column_text(row, Some(user)) else {
+        return Outcome::Failed(format!(
+            "{}: the login row names no user (\"{user}\" is NULL)",
+            source.label()
+        ));
+    };
+    let name = names
+        .authors
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| format!("#{id}"));
+    let code = "user.logged_in".to_string();
+    let Some(action) = action_label(&code) else {
+        return Outcome::Failed(format!("no label for action {code}"));
+    };
+    let mut details = Details::default();
+    details.set(Key::User, Some(name.clone()));
+    Outcome::Event(Box::new(AuditEvent {
+        event_id: change.id,
+        occurred_at: change.occurred_at,
+        workspace_id: change.workspace_id.clone().unwrap_or_else(|| "*".into()),
+        category: Category::Users,
+        action_code: code,
+        action,
+        origin: None,
+        author_id: Some(id.clone()),
+        author: name.clone(),
+        target_id: Some(id),
+        target: Some(name),
+        caused_by: None,
+        linked: false,
+        txid: change.txid,
+        source: change.source.clone(),
+        previous_value: None,
+        new_value: None,
+        row: change.kept.take(),
+        details,
+    }))
 }
 
 /// A TRUNCATE: one event for every workspace ('*'), with no rows.

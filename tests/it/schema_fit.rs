@@ -16,10 +16,16 @@ create table fit.line (id int primary key, company_id int, project_id int, emplo
 insert into fit.partner values (10, 'Marc Demo'), (11, 'Mitchell Admin');
 insert into fit.person values (2, 10), (1, 11);
 insert into fit.employee values (7, 'Audrey Peterson');
+create table fit.login (id int generated always as identity primary key, create_uid int not null,
+                        create_date timestamp not null default now());
 "#;
 
 const CONFIG: &str = r#"
 name_locale = "fr_BE"
+
+[logins]
+table = "fit.login"
+user_column = "create_uid"
 
 [authors]
 table = "fit.person"
@@ -59,6 +65,13 @@ async fn a_schema_nobody_here_wrote_is_mapped_by_config_alone() {
            update fit.line set unit_amount = 3.0 where id = 1;
            update fit.line set project_id = null where id = 1;
            update fit.line set project_id = 1 where id = 2;"#,
+    )
+    .await;
+    // Logging in adds a row; nobody has to say who acts.
+    act(
+        &mut client,
+        None,
+        "insert into fit.login (create_uid) values (1)",
     )
     .await;
     drain(&mut client, &config).await;
@@ -142,6 +155,16 @@ async fn a_schema_nobody_here_wrote_is_mapped_by_config_alone() {
                 "",
                 "03:00:00"
             ]),
+            row([
+                "Logged in",
+                "Mitchell Admin",
+                "Mitchell Admin",
+                "*",
+                "Mitchell Admin",
+                "",
+                "",
+                ""
+            ]),
         ]
     );
     // The shared project is in every workspace's report.
@@ -161,6 +184,7 @@ async fn a_schema_nobody_here_wrote_is_mapped_by_config_alone() {
             ],
         );
         assert!(out.contains("Shared"), "{workspace}: {out}");
+        assert!(out.contains("Logged in"), "{workspace}: {out}");
     }
     // A changed duration reads in its unit.
     let out = cli_with(

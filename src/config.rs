@@ -929,7 +929,9 @@ impl Config {
                         source.label()
                     ));
                 }
-                (None, None) if source.login_user.is_none() => {
+                (None, None)
+                    if source.login_user.is_none() && source.workspace_if_null.is_none() =>
+                {
                     return bad(format!(
                         "{}: no workspace_column: name the column holding each row's workspace (workspace_column = \"workspace_id\"), or, for a single-workspace application, set workspace = \"ID\" at the top of the config",
                         source.label()
@@ -943,9 +945,9 @@ impl Config {
                 }
             }
             match (&source.workspace_if_null, &source.workspace_column) {
-                (Some(_), None) if source.login_user.is_none() => {
+                (Some(_), None) if source.login_user.is_none() && self.workspace.is_some() => {
                     return bad(format!(
-                        "{}: workspace_if_null needs a workspace_column (it says where rows whose column is NULL belong)",
+                        "{}: workspace_if_null with no workspace_column in a single-workspace application: every row is the workspace's already",
                         source.label()
                     ));
                 }

@@ -409,6 +409,10 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
                 ))
             }
         },
+        // A table with no workspace column whose rows all belong to every workspace (or one).
+        (None, None) if source.workspace_if_null.is_some() => {
+            source.workspace_if_null.clone().unwrap_or_default()
+        }
         (None, column) => {
             return Outcome::Failed(format!(
                 "{}: the row has no column \"{}\" (renamed or dropped?): the workspace is unknown",

@@ -20,6 +20,7 @@ mod install;
 mod kimai;
 mod linked;
 mod notify;
+mod odoo;
 mod pooler;
 mod privileges;
 mod report;

@@ -7,7 +7,6 @@
 //! the transaction ends), several daemons can drain at once without taking the same change twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
@@ -25,8 +24,6 @@ use crate::normalize::{self, AuditEvent, KeptRow, Names, Op, Outcome, StagedChan
 use crate::record::Shape;
 use crate::resolve::{self, Known, Remembered, Resolver};
 
-const CLAIM: &str = include_str!("../sql/queries/claim.sql");
-const CLAIM_REST: &str = include_str!("../sql/queries/claim_rest.sql");
 const PRIMARY_EVENTS: &str = include_str!("../sql/queries/primary_events.sql");
 const PRIMARY_STAGED: &str = include_str!("../sql/queries/primary_staged.sql");
 const STATEMENT_EVENTS: &str = include_str!("../sql/queries/statement_events.sql");
@@ -35,14 +32,10 @@ const CHAIN_HEADS: &str = include_str!("../sql/queries/chain_heads.sql");
 const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
 const DEAD_LETTER: &str = include_str!("../sql/queries/dead_letter.sql");
 const SHAPES: &str = "select id, columns, types from shape where id = any($1)";
-const SET_ASIDE: &str = include_str!("../sql/queries/set_aside.sql");
-/// The claims' locking clause, taken out when a connection drains alone (see [`Claim`]).
-const SKIP_LOCKED: &str = "for update skip locked";
-
 /// How a batch claims its staged rows. Connections draining a backlog together claim with
 /// `FOR UPDATE SKIP LOCKED`, so that none waits on another's rows. A connection draining alone
 /// claims by deleting only: the row lock wrote a WAL record per staged row that the deletion then
-/// repeats (sql/queries/claim.sql says why that is still safe).
+/// repeats (sql/baseline/08_claims.sql says why that is still safe).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     Alone,
@@ -50,17 +43,20 @@ pub enum Claim {
 }
 
 impl Claim {
-    /// `sql` (a claim holding [`SKIP_LOCKED`]) as this mode runs it.
-    fn sql(self, sql: &'static str, alone: &'static OnceLock<String>) -> &'static str {
+    /// The claim of a batch, and of the rest of its transactions, as this mode runs them.
+    fn queries(self) -> (&'static str, &'static str) {
         match self {
-            Claim::Together => sql,
-            Claim::Alone => alone.get_or_init(|| sql.replacen(SKIP_LOCKED, "", 1)),
+            Claim::Together => (
+                "select * from claim_together($1, $2, $3, $4)",
+                "select * from claim_rest_together($1, $2, $3, $4)",
+            ),
+            Claim::Alone => (
+                "select * from claim_alone($1, $2, $3, $4)",
+                "select * from claim_rest_alone($1, $2, $3, $4)",
+            ),
         }
     }
 }
-
-static CLAIM_ALONE: OnceLock<String> = OnceLock::new();
-static CLAIM_REST_ALONE: OnceLock<String> = OnceLock::new();
 
 /// What one batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +124,7 @@ struct ClaimFrom {
 impl ClaimFrom {
     const FULL_EVERY: u32 = 20;
 
-    /// After a committed batch whose own claim (before claim_rest.sql's additions) reached
+    /// After a committed batch whose own claim (before claim_rest_*()'s additions) reached
     /// `through`, with more waiting past it or not.
     fn advance(&mut self, through: i64, more: bool) {
         if more && self.bounded < Self::FULL_EVERY {
@@ -323,9 +319,13 @@ impl Drainer {
     async fn set_aside_first(&mut self, client: &mut Client, reason: &str) -> Result<BatchReport> {
         let tx = client.transaction().await.context("begin set aside")?;
         let moved = tx
-            .execute(SET_ASIDE, &[&reason, &self.from.after])
+            .query_one(
+                "select set_aside_first($1, $2)",
+                &[&reason, &self.from.after],
+            )
             .await
-            .context("set a change aside")?;
+            .context("set a change aside")?
+            .get::<_, i64>(0);
         tx.commit().await.context("commit set aside")?;
         Ok(BatchReport {
             staged: moved as usize,
@@ -348,7 +348,7 @@ impl Drainer {
                 .prepared
                 .query(
                     &tx,
-                    self.claim.sql(CLAIM, &CLAIM_ALONE),
+                    self.claim.queries().0,
                     &[
                         &self.limit,
                         &daemon.batch_bytes,
@@ -365,7 +365,7 @@ impl Drainer {
         }
         // DELETE ... RETURNING gives no order; changes to one record must be normalised in order.
         rows.sort_unstable_by_key(|row| row.get::<_, i64>("id"));
-        // The highest id of the claim itself: claim_rest.sql may add higher ones, of the same
+        // The highest id of the claim itself: claim_rest_*() may add higher ones, of the same
         // transactions only, past others not yet claimed.
         let Some(through) = rows.last().map(|row| row.get::<_, i64>("id")) else {
             tx.commit().await.context("commit drain")?;
@@ -599,7 +599,7 @@ impl Drainer {
     }
 
     /// Claim the rest of the batch's transactions that touch records whose tags are kept in a
-    /// link table, when the batch ended in the middle of them (see claim_rest.sql). Returns how
+    /// link table, when the batch ended in the middle of them (see claim_rest_*() in sql/baseline/08_claims.sql). Returns how
     /// many changes were added.
     async fn claim_rest(
         &mut self,
@@ -629,7 +629,7 @@ impl Drainer {
             .prepared
             .query(
                 tx,
-                self.claim.sql(CLAIM_REST, &CLAIM_REST_ALONE),
+                self.claim.queries().1,
                 &[&last, &txids, &linked, &self.limit],
             )
             .await
@@ -1089,17 +1089,6 @@ mod tests {
             .iter()
             .map(|(category, id, k)| ((category.to_string(), id.to_string()), k.clone()))
             .collect()
-    }
-
-    #[test]
-    fn a_claim_alone_is_the_claim_together_without_its_row_locks() {
-        for (sql, alone) in [(CLAIM, &CLAIM_ALONE), (CLAIM_REST, &CLAIM_REST_ALONE)] {
-            assert_eq!(sql.matches(SKIP_LOCKED).count(), 1, "{sql}");
-            assert_eq!(Claim::Together.sql(sql, alone), sql);
-            let lone = Claim::Alone.sql(sql, alone);
-            assert!(!lone.to_lowercase().contains("for update"), "{lone}");
-            assert_eq!(lone.len(), sql.len() - SKIP_LOCKED.len());
-        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
--- Clockwatch baseline, part 1 of 7: tables and settings.
+-- Clockwatch baseline, part 1 of 8: tables and settings.
 --
 -- Every table of Clockwatch's schema, with what it holds and why it is shaped so. The functions
 -- that write them live in the files that follow, one concern each:

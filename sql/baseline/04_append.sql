@@ -1,6 +1,6 @@
--- Clockwatch baseline, part 4 of 7: appending drained events.
+-- Clockwatch baseline, part 4 of 8: appending drained events.
 --
--- The daemon claims staged changes (sql/queries/claim.sql), normalises them, and writes the
+-- The daemon claims staged changes (claim_*(), 08_claims.sql), normalises them, and writes the
 -- batch's events with append_events() in the same transaction that deletes the batch from
 -- staging, so a change is never lost or doubled. chain_heads() and append_events() are SECURITY
 -- DEFINER: the daemon role may add events through them, chained, but has no INSERT, UPDATE or

@@ -1,4 +1,4 @@
--- Clockwatch baseline, part 7 of 7: roles.
+-- Clockwatch baseline, part 7 of 8: roles.
 --
 -- Who may do what. The owner of this schema runs `clockwatch install` and owns everything here.
 -- The daemon may run as a separate role (`daemon_role` in the config) that moves changes from
@@ -17,7 +17,10 @@ declare
     s text := quote_ident(current_schema());
 begin
     execute format('grant usage on schema %s to %I', s, p_role);
-    execute format('grant select, update, delete on %s.staging to %I', s, p_role);
+    -- SELECT only: the daemon claims staged changes through claim_*() and set_aside_first(), so
+    -- it can take no lock on staging that a host's write would wait on (08_claims.sql).
+    execute format('grant select on %s.staging to %I', s, p_role);
+    execute format('revoke insert, update, delete, truncate on %s.staging from %I', s, p_role);
     execute format('grant select on %s.events, %s.settings, %s.category, %s.action, %s.workspace_category, '
                    '%s.migrations, %s.maintenance, %s.chain_head, %s.chain_anchor, %s.shape, %s.captured_table to %I',
                    s, s, s, s, s, s, s, s, s, s, s, p_role);
@@ -29,8 +32,11 @@ begin
                    '%s.maintain(timestamptz), %s.event_partitions(), %s.chain_heads(text[]), '
                    '%s.append_events(bigint[], timestamptz[], text[], text[], text[], text[], text[], '
                    'text[], text[], text[], text[], bigint[], boolean[], bigint[], text[], json[], '
-                   'json[], text[], bigint[], json[], bigint[], bytea[], bytea[]), %s.lookup_table(text) to %I',
-                   s, s, s, s, s, s, s, s, p_role);
+                   'json[], text[], bigint[], json[], bigint[], bytea[], bytea[]), %s.lookup_table(text), '
+                   '%s.claim_together(bigint, bigint, bigint, bigint), %s.claim_alone(bigint, bigint, bigint, bigint), '
+                   '%s.claim_rest_together(bigint, bigint[], text[], bigint), '
+                   '%s.claim_rest_alone(bigint, bigint[], text[], bigint), %s.set_aside_first(text, bigint) to %I',
+                   s, s, s, s, s, s, s, s, s, s, s, s, s, p_role);
 end
 $$;
 

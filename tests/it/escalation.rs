@@ -161,6 +161,10 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("capture_sql", false, "PUBLIC"),
         ("chain_heads", true, "daemon"),
         ("check_categories", false, "PUBLIC"),
+        ("claim_alone", true, "daemon"),
+        ("claim_rest_alone", true, "daemon"),
+        ("claim_rest_together", true, "daemon"),
+        ("claim_together", true, "daemon"),
         ("compile", false, "PUBLIC"),
         ("compile_categories", false, "PUBLIC"),
         ("count_linked", true, ""),
@@ -191,6 +195,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("row_json", false, "PUBLIC"),
         ("row_sql", false, "PUBLIC"),
         ("session_code_free", false, "PUBLIC"),
+        ("set_aside_first", true, "daemon"),
         ("shape_is_current", false, "PUBLIC"),
         ("shape_signature", false, "PUBLIC"),
         ("stamp_known_name", false, "PUBLIC"),
@@ -1585,5 +1590,58 @@ async fn an_actions_change_is_linked_only_to_a_change_that_can_have_caused_it() 
             ann("Updated client"),
             ann("Updated time entry")
         ]
+    );
+}
+
+/// The daemon claims staged changes through functions and holds only SELECT on staging: it can
+/// take no lock there that an audited host write would wait on.
+#[tokio::test]
+async fn the_daemon_role_cannot_stall_audited_writes_by_locking_staging() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (_, daemon_url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    enable_all(&admin, &config, "1").await;
+    let mut daemon = connect(&daemon_url).await;
+    for mode in [
+        "access exclusive",
+        "exclusive",
+        "share row exclusive",
+        "share",
+        "row exclusive",
+    ] {
+        let tx = daemon.transaction().await.unwrap();
+        let err = tx
+            .batch_execute(&format!("lock table audit_log.staging in {mode} mode"))
+            .await
+            .expect_err(mode);
+        assert_eq!(sqlstate(&err), Some("42501"), "{mode}: {err:?}");
+    }
+    for sql in [
+        "delete from audit_log.staging",
+        "update audit_log.staging set actor = '1'",
+        "truncate audit_log.staging",
+    ] {
+        let err = daemon.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(sqlstate(&err), Some("42501"), "{sql}: {err:?}");
+    }
+    // What it may hold, ACCESS SHARE, keeps no host write waiting.
+    let tx = daemon.transaction().await.unwrap();
+    tx.batch_execute("lock table audit_log.staging in access share mode")
+        .await
+        .unwrap();
+    let app = app_role(&db, &admin).await;
+    app.batch_execute(
+        "set lock_timeout = '5s';
+         select set_config('clockwatch.actor', '1', false);
+         insert into app.tag (workspace_id, name) values (1, 'while the daemon reads');",
+    )
+    .await
+    .expect("the host write waited on the daemon's lock");
+    tx.commit().await.unwrap();
+    drain(&mut admin, &config).await;
+    assert_eq!(
+        count(&admin, "select count(*) from audit_log.events").await,
+        1
     );
 }

@@ -258,7 +258,8 @@ begin
     select string_agg(format('nullif(format(%L, %I), %L)', '%s', u.col, ''), ', ' order by u.n)
     into v_names
     from unnest(p_name_columns) with ordinality u(col, n);
-    execute format('select true, coalesce(%s) from %s where format(%L, %I) = $1 limit 1',
+    -- (A name is for a heading: its first 200 characters are plenty.)
+    execute format('select true, left(coalesce(%s), 200) from %s where format(%L, %I) = $1 limit 1',
                    v_names, v_table, '%s', p_id_column)
         into present, name
         using p_workspace;

@@ -253,7 +253,7 @@ async fn stream_csv(
     let name = crate::workspace::workspace_name(&tx, config, &grant.workspace).await?;
     let named = name
         .as_deref()
-        .map(safe_name)
+        .map(name_slug)
         .filter(|n| !n.is_empty())
         .map(|n| format!("-{n}"));
     let filename = format!(
@@ -292,19 +292,32 @@ fn zone(config: &crate::config::Config) -> Tz {
     config.timezone.parse().unwrap_or_default()
 }
 
-/// A workspace id or name fit for a file name: ASCII letters, digits and `-`, any run of other
-/// characters one `_` ("Acme Inc." is `Acme_Inc`), at most 40 characters.
+/// A workspace id fit for a file name.
 fn safe_name(text: &str) -> String {
-    let mut name = String::new();
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect()
+}
+
+/// A workspace's name fit for a file name: ASCII letters, digits and `-`, each run of other
+/// characters one `_`, none at either end ("Acme Inc." is `Acme_Inc`), at most 40 characters.
+fn name_slug(text: &str) -> String {
+    let mut slug = String::new();
     for c in text.chars() {
         if c.is_ascii_alphanumeric() || c == '-' {
-            name.push(c);
-        } else if !name.ends_with('_') {
-            name.push('_');
+            slug.push(c);
+        } else if !slug.ends_with('_') {
+            slug.push('_');
         }
     }
-    let name = name.trim_matches('_');
-    name.chars().take(40).collect()
+    slug.trim_matches('_').chars().take(40).collect()
 }
 
 /// The filters as a query string (without the link's fields).

@@ -66,6 +66,9 @@ pub struct Config {
     /// read in, then `en_US`, then their first translation.
     #[serde(default)]
     pub name_locale: Option<String>,
+    /// Where workspace ids get their names (reports, the page); ids alone when unset.
+    #[serde(default)]
+    pub workspaces: Option<WorkspacesConfig>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
 }
@@ -233,6 +236,25 @@ pub struct AuthorsConfig {
     #[serde(default = "default_id_column")]
     pub id_column: String,
     pub name_column: NameColumns,
+}
+
+/// The host's table of workspaces (`[workspaces]`): a report, an export and the page name the
+/// workspace they show from it, read by the reporting role at report time (src/workspace.rs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacesConfig {
+    /// `schema.table`; a bare name means `public.name`.
+    pub table: String,
+    /// The column holding the id events carry as their workspace (compared as text).
+    #[serde(default = "default_id_column")]
+    pub id_column: String,
+    pub name_column: NameColumns,
+}
+
+impl WorkspacesConfig {
+    pub fn table_name(&self) -> Result<TableName> {
+        TableName::parse(&self.table).map_err(|e| Error::Config(format!("workspaces.table: {e}")))
+    }
 }
 
 /// The column, or columns in order of preference, that name a record: `"full_name"` or
@@ -994,6 +1016,14 @@ impl Config {
             TableName::parse(&authors.table)
                 .map_err(|e| Error::Config(format!("authors.table: {e}")))?;
         }
+        if let Some(workspaces) = &self.workspaces {
+            workspaces.table_name()?;
+            let columns = workspaces.name_column.columns();
+            let named = std::iter::once(&workspaces.id_column).chain(columns);
+            if columns.is_empty() || named.into_iter().any(String::is_empty) {
+                return bad("workspaces: id_column and name_column need column names (name_column = \"name\", or a list: [\"display_name\", \"name\"])".into());
+            }
+        }
         Ok(())
     }
 
@@ -1185,6 +1215,42 @@ mod tests {
             (authors.table.as_str(), authors.name_column.columns()),
             ("app.users", &["full_name".to_string()][..])
         );
+    }
+
+    #[test]
+    fn workspaces_name_a_table_and_its_columns() {
+        let parsed =
+            |section: &str| Config::from_toml(&format!("{ONE_SOURCE}[workspaces]\n{section}"));
+        let workspaces = parsed("table = 'public.res_company'\nname_column = 'name'\n")
+            .unwrap()
+            .workspaces
+            .unwrap();
+        assert_eq!(workspaces.id_column, "id");
+        assert_eq!(workspaces.name_column.columns(), &["name".to_string()][..]);
+        let several =
+            parsed("table = 'app.ws'\nid_column = 'code'\nname_column = ['alias', 'name']\n")
+                .unwrap()
+                .workspaces
+                .unwrap();
+        assert_eq!(several.name_column.columns().len(), 2);
+        for (bad, expected) in [
+            (
+                "table = 'a.b.c'\nname_column = 'name'\n",
+                "workspaces.table",
+            ),
+            (
+                "table = 'app.ws'\nname_column = []\n",
+                "workspaces: id_column and name_column",
+            ),
+            (
+                "table = 'app.ws'\nname_column = ''\n",
+                "workspaces: id_column and name_column",
+            ),
+            ("table = 'app.ws'\nname_colum = 'name'\n", "name_colum"),
+        ] {
+            let err = parsed(bad).unwrap_err().to_string();
+            assert!(err.contains(expected), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
             }
         }
     }
+    if let Some(problem) = workspaces_problems(&tx, config).await?.into_iter().next() {
+        return Err(Error::Schema(problem));
+    }
     let valid_zone: bool = tx
         .query_one(
             "select exists (select 1 from pg_timezone_names where name = $1)",
@@ -547,6 +550,13 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
             ));
         }
     }
+    // Workspace names are read from a table as well, by the reporting role.
+    problems.extend(
+        workspaces_problems(client, config)
+            .await?
+            .into_iter()
+            .map(|p| format!("{p}: reports show workspace ids instead of names")),
+    );
     for source in &config.sources {
         problems.extend(source_problems(client, source).await?);
         let table = source.table_name()?;
@@ -625,6 +635,28 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
         }
     }
     Ok(problems)
+}
+
+/// What no longer matches between `[workspaces]` and the host's table: the table gone (or a view
+/// in its place, which reports never read), or a column the config names gone. One line each.
+pub async fn workspaces_problems(
+    client: &impl GenericClient,
+    config: &Config,
+) -> Result<Vec<String>> {
+    let Some(workspaces) = &config.workspaces else {
+        return Ok(Vec::new());
+    };
+    let table = workspaces.table_name()?;
+    let Some(columns) = table_columns(client, &table).await? else {
+        let why = missing_table(client, &table).await?;
+        return Ok(vec![format!("workspaces: table {table} {why}")]);
+    };
+    let names = workspaces.name_column.columns().iter();
+    Ok(std::iter::once(("id_column", &workspaces.id_column))
+        .chain(names.map(|c| ("name_column", c)))
+        .filter(|(_, column)| !columns.contains(*column))
+        .map(|(key, column)| format!("workspaces: {key} \"{column}\" not found in {table}"))
+        .collect())
 }
 
 /// Why `table` is not a table names can be read from: not found, or what stands in its place.

@@ -253,21 +253,7 @@ pub async fn build_filter(
         }
     }
 
-    let known_workspace: bool = tx
-        .query_one(
-            "select exists (select 1 from workspace_category where workspace_id in ($1, '*'))
-                 or exists (select 1 from report where workspace_id = $1)",
-            &[&args.workspace],
-        )
-        .await
-        .context("look up the workspace")?
-        .get(0);
-    if !known_workspace {
-        return Err(Error::Input(format!(
-            "unknown workspace \"{}\": it has no events and the audit log was never enabled for it (see `clockwatch status`)",
-            args.workspace
-        )));
-    }
+    known_workspace(tx, config, &args.workspace).await?;
 
     let authors = if args.authors.is_empty() {
         None
@@ -298,6 +284,39 @@ pub async fn build_filter(
         after: None,
         event: None,
     })
+}
+
+/// Refuse a workspace the log knows nothing of: one with no events that was never enabled. With
+/// every workspace enabled (`'*'`) any id may be a workspace yet to change anything, unless the
+/// config's `[workspaces]` table lists the host's workspaces: an id it has no row for is refused
+/// too (when the table can be read; when not, the id is taken on trust, as without one).
+async fn known_workspace(tx: &Transaction<'_>, config: &Config, workspace: &str) -> Result<()> {
+    let row = tx
+        .query_one(
+            "select exists (select 1 from workspace_category where workspace_id = $1)
+                 or exists (select 1 from report where workspace_id = $1),
+                    exists (select 1 from workspace_category where workspace_id = '*')",
+            &[&workspace],
+        )
+        .await
+        .context("look up the workspace")?;
+    let (listed, every): (bool, bool) = (row.get(0), row.get(1));
+    if listed {
+        return Ok(());
+    }
+    if !every {
+        return Err(Error::Input(format!(
+            "unknown workspace \"{workspace}\": it has no events and the audit log was never enabled for it (see `clockwatch status`)"
+        )));
+    }
+    let host = crate::workspace::host_workspace(tx, config, workspace).await?;
+    match (host.and_then(|h| h.present), &config.workspaces) {
+        (Some(false), Some(workspaces)) => Err(Error::Input(format!(
+            "unknown workspace \"{workspace}\": it has no events and {} has no row with {} = '{workspace}'",
+            workspaces.table, workspaces.id_column
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Author filters are user ids the log has recorded, names it knows, or `system`, as
@@ -661,7 +680,7 @@ pub fn render(rows: &[ReportRow], details: bool, display: &Display) -> String {
 /// Host values reach the terminal only as visible text: a control character (an escape sequence
 /// that would recolour, move the cursor or retitle the window, a newline that would forge a line
 /// of the report) is shown escaped, as `\u{1b}`.
-fn printable(text: &str) -> String {
+pub fn printable(text: &str) -> String {
     if !text.chars().any(char::is_control) {
         return text.to_string();
     }

@@ -1,11 +1,82 @@
-//! Turning the audit log on and off per workspace and category (Clockify: off by default; an
-//! admin ticks categories). The work is done by the `enable`/`disable` SQL functions, which
-//! applications may call directly; this module is the CLI's way in.
+//! Workspaces: turning the audit log on and off per workspace and category (Clockify: off by
+//! default; an admin ticks categories), and the names workspaces go by.
+//!
+//! The work of enabling is done by the `enable`/`disable` SQL functions, which applications may
+//! call directly; this module is the CLI's way in. Names come from the host's own table of
+//! workspaces (`[workspaces]` in the config), read when a report is made, by the role making it,
+//! through `host_workspace()` (sql/baseline/05_reports.sql), which reads only a plain table and
+//! answers "cannot tell" rather than fail: a report names its workspace by id when the table
+//! cannot be read.
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
-use crate::config::Category;
+use crate::config::{Category, Config};
 use crate::error::{DbContext, Result};
+
+/// The longest workspace name shown (a host may store anything in its name column).
+const LONGEST_NAME: usize = 100;
+
+/// What the host's table of workspaces says of one workspace id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostWorkspace {
+    /// Whether the table has a row with this id; None when the table could not be read (no
+    /// privilege, missing, locked, not a plain table).
+    pub present: Option<bool>,
+    /// Its name: the first name column neither null nor empty.
+    pub name: Option<String>,
+}
+
+/// Look `workspace` up in the config's `[workspaces]` table; None when there is none. Run in the
+/// caller's transaction (a report's snapshot): the table's state then is the report's.
+pub async fn host_workspace(
+    client: &impl GenericClient,
+    config: &Config,
+    workspace: &str,
+) -> Result<Option<HostWorkspace>> {
+    let Some(workspaces) = &config.workspaces else {
+        return Ok(None);
+    };
+    let table = workspaces.table_name()?;
+    let row = client
+        .query_one(
+            &format!(
+                "select present, name from {}.host_workspace($1, $2, $3, $4)",
+                crate::config::quote_ident(&config.schema)
+            ),
+            &[
+                &table.quoted(),
+                &workspaces.id_column,
+                &workspaces.name_column.columns(),
+                &workspace,
+            ],
+        )
+        .await
+        .context(format!("look up workspace {} in {table}", shown(workspace)))?;
+    let name: Option<String> = row.get(1);
+    Ok(Some(HostWorkspace {
+        present: row.get(0),
+        name: name.map(|n| crate::report::shorten(&n, LONGEST_NAME)),
+    }))
+}
+
+/// The name a report shows for `workspace`, when the config's `[workspaces]` table gives one.
+pub async fn workspace_name(
+    client: &impl GenericClient,
+    config: &Config,
+    workspace: &str,
+) -> Result<Option<String>> {
+    Ok(host_workspace(client, config, workspace)
+        .await?
+        .and_then(|w| w.name))
+}
+
+/// How a report heads a workspace: `Workspace 1 (Acme Inc)`, or `Workspace 1` without a name.
+pub fn title(workspace: &str, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("Workspace {workspace} ({name})"),
+        None => format!("Workspace {workspace}"),
+    }
+}
 
 /// Enable (or with `on = false`, disable) `categories` (all when None) for a workspace.
 /// Returns the categories enabled for the workspace afterwards.

@@ -188,21 +188,88 @@ select e.event_id, e.workspace_id, e.occurred_at, e.source, e.author_id, e.autho
        e.new_value, e.details
 from events e;
 
--- One row per changed field: Clockify's side-by-side "Previous value / New value".
+-- One row per changed field: Clockify's side-by-side "Previous value / New value". local_time is
+-- occurred_at in report_timezone(), as the report view shows it.
 create view report_changes as
 select e.event_id,
        e.workspace_id,
        e.occurred_at,
+       to_char(e.occurred_at at time zone s.timezone, 'YYYY-MM-DD HH24:MI:SS') as local_time,
        e.author,
        e.action,
        f.field,
        e.previous_value ->> f.field as previous_value,
        e.new_value ->> f.field      as new_value
 from events e
+-- OFFSET 0: the zone is looked up once per query, as in the report view.
+cross join (select report_timezone() as timezone offset 0) s
 cross join lateral (select k as field from json_object_keys(e.previous_value) k
                     union
                     select k from json_object_keys(e.new_value) k) f
 where e.previous_value is not null and e.new_value is not null;
+
+-- A workspace as the host's own table of workspaces has it (the config's [workspaces], whose
+-- table, id column and name columns the caller passes): `present`, whether a row's id reads as
+-- p_workspace, and `name`, the first of p_name_columns that is neither null nor empty. `present` is
+-- null when the table cannot be read: not there, no privilege, locked past lock_timeout, or not
+-- a plain table. Reports show the name and fall back to the id; none fails over it.
+--
+-- It runs with the caller's rights (the reporting role, which needs SELECT on the table), and
+-- the host's roles own that table: a view or foreign table in its place, or an index, policy or
+-- child constraint calling a function of theirs, would run their code as the caller when the
+-- query is planned. So, as lookup_table() does for the daemon, the table is locked first (ACCESS
+-- SHARE, what reading takes anyway; replacing it takes ACCESS EXCLUSIVE), then read only if it
+-- is still the same plain or partitioned table, its partitions and children plain too, calling
+-- no host code (host_code_free()). Ids and names are printed by their type's output function
+-- (format('%s'), which no CREATE CAST can replace), never cast, and compared as text: an id
+-- that is no number names no row of a bigint column rather than raising. Comparing the printed
+-- id reads the whole table, which a table of workspaces (one row per tenant) affords once per
+-- report.
+create function host_workspace(p_table text, p_id_column text, p_name_columns text[],
+                               p_workspace text, out present boolean, out name text)
+language plpgsql
+set search_path from current
+set lock_timeout = '500ms'
+set datestyle = 'ISO, YMD'
+set intervalstyle = 'postgres'
+set extra_float_digits = 1
+set bytea_output = 'hex'
+as $$
+declare
+    v_table regclass;
+    v_names text;
+begin
+    -- (Inside the block: a schema the caller may not use is an error its handler catches.)
+    v_table := to_regclass(p_table);
+    if v_table is null or cardinality(p_name_columns) is not distinct from 0 then
+        return;
+    end if;
+    execute format('lock table %s in access share mode', v_table);
+    if to_regclass(p_table) is distinct from v_table
+       or exists (with recursive tree(relid) as (
+                      select v_table::oid
+                      union
+                      select i.inhrelid from pg_inherits i join tree t on i.inhparent = t.relid)
+                  select from tree t join pg_class c on c.oid = t.relid
+                  where c.relkind not in ('r', 'p'))
+       or not host_code_free(v_table) then
+        return;
+    end if;
+    select string_agg(format('nullif(format(%L, %I), %L)', '%s', u.col, ''), ', ' order by u.n)
+    into v_names
+    from unnest(p_name_columns) with ordinality u(col, n);
+    -- (A name is for a heading: its first 200 characters are plenty.)
+    execute format('select true, left(coalesce(%s), 200) from %s where format(%L, %I) = $1 limit 1',
+                   v_names, v_table, '%s', p_id_column)
+        into present, name
+        using p_workspace;
+    present := coalesce(present, false);
+exception when others then
+    -- Whatever the host did to its table costs the name, never the report.
+    present := null;
+    name := null;
+end
+$$;
 
 -- The action codes a filter names, by code or by label, case-insensitively. Raises on a name
 -- that is neither, listing the valid ones.

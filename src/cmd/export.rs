@@ -47,9 +47,18 @@ pub async fn export(
         }
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
+    let name = crate::workspace::workspace_name(&tx, config, &filter.workspace).await?;
     let rows = crate::export::export(&tx, &filter, format, excel, &mut out).await?;
     if let Some(path) = output {
-        eprintln!("wrote {rows} events to {}", path.display());
+        // The file holds ids only (the CSV's columns are the same for every workspace); the
+        // line that reports it names the workspace, by its name when [workspaces] gives one.
+        let named = name.map(|n| format!(" ({})", crate::report::printable(&n)));
+        eprintln!(
+            "wrote {rows} events of workspace {}{} to {}",
+            crate::report::printable(&filter.workspace),
+            named.unwrap_or_default(),
+            path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

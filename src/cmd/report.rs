@@ -25,12 +25,22 @@ pub async fn report(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let display = crate::report::Display::new(config);
-
-    let mut text = if rows.is_empty() {
-        "no events match\n".to_string()
-    } else {
-        crate::report::render(&rows, details, &display)
+    // With a table of workspaces configured, the report opens with the workspace's name.
+    let mut text = match crate::workspace::host_workspace(&tx, config, &filter.workspace).await? {
+        Some(host) => format!(
+            "{}\n",
+            crate::report::printable(&crate::workspace::title(
+                &filter.workspace,
+                host.name.as_deref()
+            ))
+        ),
+        None => String::new(),
     };
+    if rows.is_empty() {
+        text.push_str("no events match\n");
+    } else {
+        text.push_str(&crate::report::render(&rows, details, &display));
+    }
     if more {
         text.push_str(&format!(
             "(showing the first {limit}; use --limit, narrower filters, or `clockwatch export`)\n"

@@ -28,6 +28,8 @@ const SUMMARY_CHARS: usize = 120;
 struct AuditPage {
     viewer: String,
     workspace: String,
+    /// The workspace's name in the host's table (`[workspaces]`), when it can be read.
+    workspace_name: Option<String>,
     zone: String,
     /// The link's fields, carried as hidden inputs by the form.
     grant: Vec<(&'static str, String)>,
@@ -247,9 +249,17 @@ async fn stream_csv(
         "max_export_days",
     )
     .await?;
+    // Named after the workspace: its id, and its name when [workspaces] gives one.
+    let name = crate::workspace::workspace_name(&tx, config, &grant.workspace).await?;
+    let named = name
+        .as_deref()
+        .map(name_slug)
+        .filter(|n| !n.is_empty())
+        .map(|n| format!("-{n}"));
     let filename = format!(
-        "audit-log-{}-{}-{}.csv",
+        "audit-log-{}{}-{}-{}.csv",
         safe_name(&grant.workspace),
+        named.unwrap_or_default(),
         args.from.as_deref().unwrap_or_default(),
         args.to.as_deref().unwrap_or_default()
     );
@@ -294,6 +304,20 @@ fn safe_name(text: &str) -> String {
         })
         .take(40)
         .collect()
+}
+
+/// A workspace's name fit for a file name: ASCII letters, digits and `-`, each run of other
+/// characters one `_`, none at either end ("Acme Inc." is `Acme_Inc`), at most 40 characters.
+fn name_slug(text: &str) -> String {
+    let mut slug = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' {
+            slug.push(c);
+        } else if !slug.ends_with('_') {
+            slug.push('_');
+        }
+    }
+    slug.trim_matches('_').chars().take(40).collect()
 }
 
 /// The filters as a query string (without the link's fields).
@@ -377,9 +401,11 @@ async fn render(
     let link = grant.query();
     let filters = filter_query(&args);
     let (choices_actions, choices_categories) = choices(&tx, &args).await?;
+    let workspace_name = crate::workspace::workspace_name(&tx, config, &grant.workspace).await?;
     let mut page = AuditPage {
         viewer: grant.viewer.clone(),
         workspace: grant.workspace.clone(),
+        workspace_name,
         zone: config.timezone.clone(),
         grant: vec![
             ("w", grant.workspace.clone()),
@@ -514,12 +540,14 @@ async fn api_events(
     let args = query.filter_args(grant, zone);
     let filter = request_filter(state, &mut tx, query, &args).await?;
     let mut rows = report::fetch(&tx, &filter, limit + 1).await?;
+    let workspace_name = crate::workspace::workspace_name(&tx, config, &grant.workspace).await?;
     tx.commit().await.context("commit")?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = if more { rows.last().map(cursor) } else { None };
     Ok(json!({
         "workspace_id": grant.workspace,
+        "workspace_name": workspace_name,
         "time_zone": config.timezone,
         "from": filter.from,
         "to": filter.to,

@@ -180,6 +180,8 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("field_json", false, "PUBLIC"),
         ("grant_daemon", false, "PUBLIC"),
         ("host_code_free", false, "PUBLIC"),
+        // Reads the [workspaces] table with the caller's rights (the reporting role's).
+        ("host_workspace", false, "PUBLIC"),
         ("image_columns", false, "PUBLIC"),
         ("json_field", false, "PUBLIC"),
         ("link_sql", false, "PUBLIC"),

@@ -30,3 +30,4 @@ mod serve;
 mod shape;
 mod single_workspace;
 mod tls;
+mod workspaces;

@@ -99,6 +99,10 @@ from unnest(array['res_partner', 'project_project', 'project_task', 'project_tag
 const CONFIG: &str = r#"
 name_locale = "en_US"
 
+[workspaces]
+table = "public.res_company"
+name_column = "name"
+
 [authors]
 table = "public.res_users"
 name_column = { column = "partner_id", table = "public.res_partner", name_column = "name" }
@@ -304,6 +308,7 @@ async fn a_day_of_odoo_is_logged_right_by_config_alone() {
         ],
     );
     for expected in [
+        "Workspace 1 (YourCompany)",
         "Duration: 01:30:00",
         "Duration: 03:00:00",
         "unit_amount: 01:30:00 -> 03:00:00",

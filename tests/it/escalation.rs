@@ -597,11 +597,9 @@ name_column = "name"
     );
 }
 
-#[tokio::test]
-async fn a_trigger_on_the_applications_own_table_does_not_pass_its_change_off_as_linked() {
-    let (db, mut admin, config) = installed_host().await;
-    let mut app = app_role(&db, &admin).await;
-    // The application's role may create temp tables, with triggers of its own.
+/// A temp table of the application's session whose trigger edits the time entry each inserted
+/// row names: the application's role may create temp tables, with triggers of its own.
+async fn relay(app: &tokio_postgres::Client) {
     app.batch_execute(
         "create temp table relay (id bigint);
          create function pg_temp.relay() returns trigger language plpgsql as $$
@@ -613,6 +611,13 @@ async fn a_trigger_on_the_applications_own_table_does_not_pass_its_change_off_as
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_trigger_on_the_applications_own_table_does_not_pass_its_change_off_as_linked() {
+    let (db, mut admin, config) = installed_host().await;
+    let mut app = app_role(&db, &admin).await;
+    relay(&app).await;
     act(
         &mut app,
         Some("2"),
@@ -647,17 +652,7 @@ async fn a_trigger_on_the_applications_own_table_does_not_pass_its_change_off_as
 async fn a_relay_in_the_same_statement_as_a_real_change_is_still_the_sessions_own() {
     let (db, mut admin, config) = installed_host().await;
     let mut app = app_role(&db, &admin).await;
-    app.batch_execute(
-        "create temp table relay (id bigint);
-         create function pg_temp.relay() returns trigger language plpgsql as $$
-         begin
-             update app.time_entry set description = 'edited through a relay' where id = new.id;
-             return null;
-         end $$;
-         create trigger relay after insert on relay for each row execute function pg_temp.relay();",
-    )
-    .await
-    .unwrap();
+    relay(&app).await;
     act(
         &mut app,
         Some("2"),

@@ -790,11 +790,48 @@ impl Config {
             .map_err(|e| Error::Config(format!("{}: {}", path.display(), one_line(&e))))?;
         let cfg: Config =
             deserialize(raw).map_err(|msg| Error::Config(format!("{}: {msg}", path.display())))?;
-        cfg.validate().map_err(|e| match e {
+        let cfg = cfg
+            .with_logins()
+            .and_then(|cfg| cfg.validate().map(|()| cfg));
+        let cfg = cfg.map_err(|e| match e {
             Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
             other => other,
         })?;
         Ok(cfg)
+    }
+
+    /// `[logins]` as the source of its own it is: rows inserted into the table, each a user's
+    /// login (`SourceConfig::login_user`). Done once, as the config is read, whatever reads it.
+    fn with_logins(mut self) -> Result<Config> {
+        let Some(logins) = self.logins.clone() else {
+            return Ok(self);
+        };
+        if self.sources.iter().any(|s| s.table == logins.table) {
+            return Err(Error::Config(format!(
+                "logins: {} is also a [[source]]: a table is audited one way only",
+                logins.table
+            )));
+        }
+        self.sources.push(SourceConfig {
+            category: Category::Users,
+            table: logins.table,
+            id_column: logins.id_column,
+            workspace_if_null: Some("*".into()),
+            workspace_column: logins.workspace_column,
+            name_column: None,
+            filter: None,
+            soft_delete_column: None,
+            soft_delete_inverted: false,
+            origin_column: None,
+            origins: BTreeMap::new(),
+            login_column: None,
+            role_column: None,
+            ignore_columns: Vec::new(),
+            exclude_columns: Vec::new(),
+            fields: Fields::default(),
+            login_user: Some(logins.user_column),
+        });
+        Ok(self)
     }
 
     /// Parse a config from TOML text (tests and embedded examples).
@@ -803,35 +840,7 @@ impl Config {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .map_err(|e| Error::Config(one_line(&e)))?;
-        let mut cfg: Config = deserialize(raw).map_err(Error::Config)?;
-        // Logins are a source of their own: rows inserted into the table, each a user's login.
-        if let Some(logins) = cfg.logins.clone() {
-            if cfg.sources.iter().any(|s| s.table == logins.table) {
-                return Err(Error::Config(format!(
-                    "logins: {} is also a [[source]]: a table is audited one way only",
-                    logins.table
-                )));
-            }
-            cfg.sources.push(SourceConfig {
-                category: Category::Users,
-                table: logins.table,
-                id_column: logins.id_column,
-                workspace_if_null: Some("*".into()),
-                workspace_column: logins.workspace_column,
-                name_column: None,
-                filter: None,
-                soft_delete_column: None,
-                soft_delete_inverted: false,
-                origin_column: None,
-                origins: BTreeMap::new(),
-                login_column: None,
-                role_column: None,
-                ignore_columns: Vec::new(),
-                exclude_columns: Vec::new(),
-                fields: Fields::default(),
-                login_user: Some(logins.user_column),
-            });
-        }
+        let cfg: Config = deserialize(raw).map_err(Error::Config)?.with_logins()?;
         cfg.validate()?;
         Ok(cfg)
     }

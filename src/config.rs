@@ -69,6 +69,14 @@ pub struct Config {
     /// Where workspace ids get their names (reports, the page); ids alone when unset.
     #[serde(default)]
     pub workspaces: Option<WorkspacesConfig>,
+    /// The session settings capture reads the actor from, in order, the first naming one
+    /// winning: a setting's name, or `{ setting = "request.jwt.claims", key = "sub" }` for one
+    /// holding JSON. Default: `["clockwatch.actor"]`.
+    #[serde(default = "default_actor_settings")]
+    pub actor_settings: Vec<ActorSetting>,
+    /// Actor ids that mean System (an ORM's superuser that runs scheduled jobs).
+    #[serde(default)]
+    pub system_actors: Vec<String>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
 }
@@ -214,6 +222,34 @@ impl ServeConfig {
             .trim_end_matches('/')
             .to_string()
     }
+}
+
+/// A session setting capture reads the actor from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ActorSetting {
+    Plain(String),
+    Json { setting: String, key: String },
+}
+
+impl ActorSetting {
+    pub fn setting(&self) -> &str {
+        match self {
+            ActorSetting::Plain(s) | ActorSetting::Json { setting: s, .. } => s,
+        }
+    }
+
+    /// As settings.actor_settings keeps it: `{"setting": ..., "key": ...}`.
+    pub fn json(&self) -> serde_json::Value {
+        match self {
+            ActorSetting::Plain(s) => serde_json::json!({ "setting": s }),
+            ActorSetting::Json { setting, key } => serde_json::json!({ "setting": setting, "key": key }),
+        }
+    }
+}
+
+fn default_actor_settings() -> Vec<ActorSetting> {
+    vec![ActorSetting::Plain("clockwatch.actor".into())]
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -421,6 +457,11 @@ pub struct SourceConfig {
     /// top-level `workspace` then says which).
     #[serde(default)]
     pub workspace_column: Option<String>,
+    /// When no actor setting names one: an INSERT or UPDATE is authored by the new row's value
+    /// of this column (an ORM's `write_uid`). A DELETE stays System: the column says who wrote
+    /// the row last, not who deleted it.
+    #[serde(default)]
+    pub actor_column: Option<String>,
     /// The condition a row must meet to be audited (`project_id is not null`): columns and
     /// constants compared, IS [NOT] NULL, [NOT] IN, AND, OR, NOT (src/filter.rs). A row that
     /// leaves it in an update is logged as deleted, one that enters it as created.
@@ -674,6 +715,7 @@ impl SourceConfig {
             ("soft_delete_column", &self.soft_delete_column),
             ("origin_column", &self.origin_column),
             ("login_column", &self.login_column),
+            ("actor_column", &self.actor_column),
             ("logins.user_column", &self.login_user),
             ("role_column", &self.role_column),
         ];
@@ -826,6 +868,7 @@ impl Config {
             origins: BTreeMap::new(),
             login_column: None,
             role_column: None,
+            actor_column: None,
             ignore_columns: Vec::new(),
             exclude_columns: Vec::new(),
             fields: Fields::default(),
@@ -848,6 +891,27 @@ impl Config {
     /// Checks that need no database.
     fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
+        if self.actor_settings.is_empty() {
+            return bad("actor_settings: name at least one setting (the default is [\"clockwatch.actor\"])".into());
+        }
+        for a in &self.actor_settings {
+            let name = a.setting();
+            let valid = name.contains('.')
+                && name.len() <= 63
+                && name
+                    .split('.')
+                    .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            if !valid {
+                return bad(format!(
+                    "actor_settings: \"{name}\" is not a custom setting's name (a prefix, a dot and a name: request.jwt.claims)"
+                ));
+            }
+            if let ActorSetting::Json { key, .. } = a {
+                if key.is_empty() || key.len() > 100 {
+                    return bad(format!("actor_settings: {name}: key must be 1 to 100 characters"));
+                }
+            }
+        }
         if self.schema.is_empty() || self.schema.len() > 40 || self.schema.starts_with("pg_") {
             return bad(format!(
                 "schema: \"{}\" is not usable (1 to 40 characters, not starting with pg_)",

@@ -52,11 +52,13 @@ pub enum Key {
     Invoiced,
     CostRate,
     Description,
+    /// Where the author came from: the setting that named them, `column`, or `role`.
+    ActorSource,
     BillableRate,
 }
 
 impl Key {
-    const NAMES: [&'static str; 17] = [
+    const NAMES: [&'static str; 18] = [
         "end",
         "tags",
         "task",
@@ -73,6 +75,7 @@ impl Key {
         "invoiced",
         "cost_rate",
         "description",
+        "actor_source",
         "billable_rate",
     ];
 }
@@ -83,7 +86,7 @@ impl Key {
 /// daemon's CPU in a drain (bench/README.md).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Details {
-    text: [Option<String>; 17],
+    text: [Option<String>; 18],
     tags: Option<Vec<String>>,
 }
 

@@ -439,6 +439,7 @@ impl Drainer {
                 occurred_at: row.get("stmt_at"),
                 depth: row.get("depth"),
                 actor: bounded_actor(row.get("actor")),
+                actor_source: row.get("actor_source"),
                 origin: row.get("origin"),
                 workspace_id: row.get("workspace_id"),
                 old_row,
@@ -496,6 +497,13 @@ impl Drainer {
             .await?;
         names.naive_zone = self.config.naive_zone();
         names.locale = self.config.name_locale.clone();
+        names.system_actors = self.config.system_actors.clone();
+        names.first_actor_setting = self
+            .config
+            .actor_settings
+            .first()
+            .map(|a| a.setting().to_string())
+            .unwrap_or_default();
         if resolver.is_stale() {
             self.resolver = None;
         }

@@ -72,7 +72,7 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     };
     tx.execute(
         "update settings set timezone = $1, max_report_days = $2, retention = $3::text::interval,
-                             shared_sources = $4",
+                             shared_sources = $4, actor_settings = $5::text::jsonb",
         &[
             &config.timezone,
             &config.max_report_days,
@@ -83,6 +83,14 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
                 .filter(|s| s.workspace_if_null.as_deref() == Some("*"))
                 .map(|s| s.table.clone())
                 .collect::<Vec<_>>(),
+            &serde_json::Value::from(
+                config
+                    .actor_settings
+                    .iter()
+                    .map(|a| a.json())
+                    .collect::<Vec<_>>(),
+            )
+            .to_string(),
         ],
     )
     .await

@@ -147,6 +147,7 @@ mod tests {
             occurred_at: Utc::now(),
             depth: 1,
             actor: Some("7".into()),
+            actor_source: None,
             origin: None,
             workspace_id: Some("1".into()),
             old_row: (op == Op::Update || op == Op::Delete).then(|| row.clone()),

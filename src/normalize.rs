@@ -73,6 +73,8 @@ pub struct StagedChange {
     pub occurred_at: DateTime<Utc>,
     pub depth: i32,
     pub actor: Option<String>,
+    /// The setting the actor came from (`request.jwt.claims.sub`); None for the first configured.
+    pub actor_source: Option<String>,
     pub origin: Option<String>,
     pub workspace_id: Option<String>,
     pub old_row: Option<RowImage>,
@@ -209,6 +211,10 @@ pub struct Names {
     pub via: HashMap<(String, String), String>,
     /// The locale a translated (jsonb) name reads in (config `name_locale`).
     pub locale: Option<String>,
+    /// Actor ids that mean System (config `system_actors`).
+    pub system_actors: Vec<String>,
+    /// The first actor setting's name: where an actor staged with no source of its own came from.
+    pub first_actor_setting: String,
     pub entities: HashMap<(Category, String), String>,
     pub project_clients: HashMap<String, String>,
     pub naive_zone: Tz,
@@ -463,7 +469,19 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
         return Outcome::Failed(format!("no label for action {action_code}"));
     };
 
-    let (author_id, author) = author(change, names);
+    // No setting named an actor: an insert or update is the one its row says wrote it
+    // (actor_column); a deletion stays System, as the column names who wrote the row last.
+    let by_column = match (&change.actor, &source.actor_column) {
+        (None, Some(column)) if !change.is_linked() && change.op != Op::Delete => {
+            change.new_row.as_ref().and_then(|r| column_text(r, Some(column)))
+        }
+        _ => None,
+    };
+    let actor_source = match by_column {
+        Some(_) => Some("column".to_string()),
+        None => change.actor_source.clone(),
+    };
+    let (author_id, author) = author(by_column.as_ref().or(change.actor.as_ref()), change.is_linked(), names);
     let origin = if change.is_linked() {
         None
     } else {
@@ -478,6 +496,10 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
         None => name_text(row, source.name_column.as_ref(), names.locale.as_deref()),
     };
     let mut details = details(category, source, change, row, target.as_deref(), names);
+    if author_id.is_some() {
+        let from = actor_source.unwrap_or_else(|| names.first_actor_setting.clone());
+        details.set(Key::ActorSource, Some(from));
+    }
     if let Some(object) = change_names(source, &changed, names) {
         details.set_names(object);
     }
@@ -557,8 +579,9 @@ fn change_names(
 }
 
 /// Who made a change: the actor named by the transaction, or System (no actor, or linked).
-fn author(change: &StagedChange, names: &Names) -> (Option<String>, String) {
-    match (&change.actor, change.is_linked()) {
+fn author(actor: Option<&String>, linked: bool, names: &Names) -> (Option<String>, String) {
+    match (actor, linked) {
+        (Some(actor), false) if names.system_actors.contains(actor) => (None, SYSTEM.to_string()),
         (Some(actor), false) => {
             // An author with no name (none in the host, none remembered) shows as its id, marked
             // as one: "#4", as a target without a name does.
@@ -633,7 +656,7 @@ fn truncated(change: &StagedChange, source: &SourceConfig, names: &Names) -> Out
     let Some(action) = action_label(&code) else {
         return Outcome::Failed(format!("no label for action {code}"));
     };
-    let (author_id, author) = author(change, names);
+    let (author_id, author) = author(change.actor.as_ref(), change.is_linked(), names);
     Outcome::Event(Box::new(AuditEvent {
         event_id: change.id,
         occurred_at: change.occurred_at,
@@ -1007,6 +1030,7 @@ mod tests {
             occurred_at: Utc::now(),
             depth: 1,
             actor: Some("u1".into()),
+            actor_source: None,
             origin: None,
             workspace_id: Some("w".into()),
             old_row: old.map(|v| RowImage::parse(v.to_string()).unwrap()),

@@ -27,7 +27,11 @@ create table settings (
     retention       interval not null default '365 days' check (retention >= interval '1 day'),
     -- Sources whose rows with no workspace belong to every workspace (workspace_if_null = "*"):
     -- their events are in workspace '*', and every workspace's report shows them.
-    shared_sources  text[] not null default '{}'
+    shared_sources  text[] not null default '{}',
+    -- Where capture reads the actor, in order, the first non-empty winning (config
+    -- actor_settings): [{"setting": "clockwatch.actor"}, {"setting": "request.jwt.claims",
+    -- "key": "sub"}, ...]; compiled into each capture function.
+    actor_settings  jsonb not null default '[{"setting": "clockwatch.actor"}]'
 );
 insert into settings default values;
 
@@ -80,7 +84,8 @@ create table staging (
     txid         bigint not null,      -- pg_current_xact_id() of the host transaction
     stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
     depth        integer not null,     -- 1: the host's own change; 2: a foreign-key action's; 3+: a host trigger's
-    actor        text,                 -- clockwatch.actor, null when unset (System)
+    actor        text,                 -- the first actor setting set, null when none is (System)
+    actor_source text,                 -- which setting it came from; null: the first configured
     origin       text,                 -- clockwatch.origin, null when unset
     workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
     shape        bigint not null,      -- the images' columns, source and category (shape.id)

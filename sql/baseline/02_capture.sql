@@ -88,6 +88,48 @@ $$;
 -- function) to a table of its own and so write staging as the owner.
 revoke execute on function count_linked() from public;
 
+-- The value of p_key in p_json, a setting that holds JSON (PostgREST's request.jwt.claims,
+-- Hasura's hasura.user), as capture reads an actor from it: null for text that is no JSON object
+-- or has no such key, never an error (a malformed claim must not fail the host's write). Called
+-- only when the setting is not empty and no earlier actor setting named an actor.
+create function claim_of(p_json text, p_key text) returns text
+language plpgsql immutable
+set search_path from current
+as $$
+begin
+    if p_json is null or p_json !~ '^\s*\{' then
+        return null;
+    end if;
+    return nullif(p_json::jsonb ->> p_key, '');
+exception when others then
+    return null;
+end
+$$;
+
+-- The statements that set v_actor (and v_from, the setting it came from) in a capture function,
+-- from settings.actor_settings: the first setting that names an actor wins. Names and keys are
+-- written as literals. With the one default setting, nothing: the declaration reads it.
+create function actor_sql() returns text
+language sql stable
+set search_path from current
+as $$
+    select case when jsonb_array_length(s.actor_settings) = 1 and s.actor_settings -> 0 ->> 'key' is null
+                     and s.actor_settings -> 0 ->> 'setting' = 'clockwatch.actor'
+                then ''
+                else 'v_actor := null; ' || string_agg(
+                         format('if v_actor is null then v_actor := %s; v_from := %L; end if; ',
+                                case when a ->> 'key' is null
+                                     then format('nullif(current_setting(%L, true), %L)', a ->> 'setting', '')
+                                     else format('claim_of(nullif(current_setting(%L, true), %L), %L)',
+                                                 a ->> 'setting', '', a ->> 'key') end,
+                                a ->> 'setting' || coalesce('.' || (a ->> 'key'), '')),
+                         '' order by n)
+                     || 'if v_actor is null then v_from := null; end if; v_actor := left(v_actor, 257);'
+           end
+    from settings s cross join lateral jsonb_array_elements(s.actor_settings) with ordinality e(a, n)
+    group by s.actor_settings
+$$;
+
 -- Whether the session can run no code of its own while a statement's foreign-key actions and
 -- triggers run: it has no temporary objects, the one kind of object a role without CREATE on a
 -- schema can make. A temporary table can carry a trigger, a rule that rewrites the action a
@@ -367,9 +409,9 @@ declare
     v_flags  boolean := p_filter is not null and p_op = 'UPDATE';
 begin
     select r.image, r.ws into v_image, v_ws from row_sql(p_table, p_ws_column, p_workspace, p_excluded) r;
-    v_head := format('insert into staging (op, txid, stmt_at, depth, actor, origin, '
+    v_head := format('insert into staging (op, txid, stmt_at, depth, actor, actor_source, origin, '
                      'workspace_id, shape, old_row, new_row) '
-                     'select %s, %s, %s, %s, %s, %s, ',
+                     'select %s, %s, %s, %s, %s, %s, %s, ',
                      case when v_flags
                           then '(case when p.old_in and p.new_in then ''U'' when p.old_in then ''D'' else ''I'' end)::"char"'
                           else quote_literal(left(p_op, 1)) end,
@@ -377,7 +419,7 @@ begin
                      case when p_own is null then p_vars[1]
                           else format('case when %s.n <= %s then 1 else 2 end',
                                       case when p_op = 'UPDATE' then 'p' else 'r' end, p_own) end,
-                     p_vars[2], p_vars[3]);
+                     p_vars[2], p_vars[6], p_vars[3]);
     if p_own is not null then
         v_number := ', row_number() over () as n';
     end if;
@@ -507,14 +549,14 @@ begin
                                   format(v_now, 'clockwatch_old'))
         else format('array(%s order by 1)', format(v_now, p_link.relid)) end;
     return format(
-        'insert into staging (op, txid, stmt_at, depth, actor, origin, '
+        'insert into staging (op, txid, stmt_at, depth, actor, actor_source, origin, '
         'workspace_id, shape, old_row, new_row, old_tags, new_tags) '
-        'select ''L'', %s, %s, %s, %s, %s, '
+        'select ''L'', %s, %s, %s, %s, %s, %s, '
         'r.ws, %s, null, r.image, r.before, r.after '
         'from (select %s as ws, %s as image, %s as before, %s as after '
         '      from %s t where t.%I in (select k.%I from %s k) offset 0) r '
         'where r.before is distinct from r.after and (r.ws is null or %s)',
-        p_vars[4], p_vars[5], p_vars[1], p_vars[2], p_vars[3],
+        p_vars[4], p_vars[5], p_vars[1], p_vars[2], p_vars[6], p_vars[3],
         p_shape, v_ws, v_image, v_before, v_after,
         p_link.link_parent, p_link.parent_id_column, p_link.parent_column, v_changed,
         workspace_test(p_link.category, 'r.ws'));
@@ -543,7 +585,7 @@ set search_path from current
 as $$
 declare
     c         captured_table;
-    v_vars    text[] := array['v_depth', 'v_actor', 'v_origin', 'v_txid', 'v_at'];
+    v_vars    text[] := array['v_depth', 'v_actor', 'v_origin', 'v_txid', 'v_at', 'v_from'];
     v_shape   bigint;
     v_parent  bigint;
     v_guard   text;
@@ -579,18 +621,18 @@ begin
                             capture_sql('UPDATE', p_table, c.category, c.workspace_column, c.workspace,
                                         v_shape, c.excluded, v_vars, 'many', p_filter => c.filter));
         v_slow := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
-                         'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5}'', '
+                         'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5,$6}'', '
                          'p_filter => %6$L) '
-                         'using v_depth, v_actor, v_origin, v_txid, v_at',
+                         'using v_depth, v_actor, v_origin, v_txid, v_at, v_from',
                          c.source, c.category, c.workspace_column, c.workspace, c.excluded, c.filter);
         -- A statement whose transition table holds a foreign-key action's rows after its own: each
         -- row numbered, built for the columns the table has now as the slow path is. Rare
         -- enough (a table that refers to itself, or one statement changing two tables) not to be
         -- compiled.
         v_mixed := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
-                          'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5}'', null, ''$6'', '
+                          'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5,$6}'', null, ''$7'', '
                           '%6$L) '
-                          'using v_depth, v_actor, v_origin, v_txid, v_at, v_own',
+                          'using v_depth, v_actor, v_origin, v_txid, v_at, v_from, v_own',
                           c.source, c.category, c.workspace_column, c.workspace, c.excluded, c.filter);
     else
         -- A link table's statements print rows of the record table too: both must be as compiled.
@@ -611,17 +653,17 @@ begin
                           p_table::oid::text, c.link_parent::oid::text) || v_guard;
         v_slow := format($slow$begin
             if not (host_code_free(%6$L::regclass) and host_code_free(%1$L::regclass)) then
-                insert into staging (op, txid, stmt_at, depth, actor, origin, shape, new_row)
-                values ('L', v_txid, v_at, v_depth, v_actor, v_origin, %5$s,
+                insert into staging (op, txid, stmt_at, depth, actor, actor_source, origin, shape, new_row)
+                values ('L', v_txid, v_at, v_depth, v_actor, v_from, v_origin, %5$s,
                         format('tags not captured: %%s or %%s has an index, constraint, policy or statistics object calling a function of its own, which Clockwatch never runs', TG_TABLE_NAME, %1$L::regclass));
             else
                 execute link_sql(TG_OP, (select t from captured_table t where t.relid = TG_RELID),
-                                 record_shape(%1$L::regclass, %2$L, %3$L, %4$L), '{$1,$2,$3,$4,$5}')
-                    using v_depth, v_actor, v_origin, v_txid, v_at;
+                                 record_shape(%1$L::regclass, %2$L, %3$L, %4$L), '{$1,$2,$3,$4,$5,$6}')
+                    using v_depth, v_actor, v_origin, v_txid, v_at, v_from;
             end if;
         exception when others then
-            insert into staging (op, txid, stmt_at, depth, actor, origin, shape, new_row)
-            values ('L', v_txid, v_at, v_depth, v_actor, v_origin, %5$s,
+            insert into staging (op, txid, stmt_at, depth, actor, actor_source, origin, shape, new_row)
+            values ('L', v_txid, v_at, v_depth, v_actor, v_from, v_origin, %5$s,
                     format('tags not captured: %%s (after a change to %%s or %%s)', sqlerrm, TG_TABLE_NAME, %1$L::regclass));
         end$slow$, c.link_parent::oid::text, c.excluded, c.source, c.category, v_parent, p_table::oid::text);
     end if;
@@ -632,6 +674,7 @@ begin
     v_body := format($body$
 declare
     v_actor  text    := left(nullif(current_setting('clockwatch.actor', true), ''), 257);
+    v_from   text;
     v_origin text    := nullif(current_setting('clockwatch.origin', true), '');
     -- 1 for the host's own rows, 2 for a foreign-key action's (taken below), 3 or more below a
     -- host trigger: the daemon asks each kind for a different cause.
@@ -643,6 +686,7 @@ declare
     v_rows   bigint;
     v_own    bigint;
 begin
+    %13$s
     -- Which rows are linked (see linked_count()). Usually none changed below this statement, and
     -- this costs one read of a setting. (A partition's rows count under its root, whose capture
     -- takes them: only a host trigger's statement, below, takes them here.)
@@ -700,7 +744,9 @@ $body$,
         -- a link table's change is a record's, its own and linked rows together: its author's
         v_mixed, case when c.link_parent is null then 'v_own < v_rows' else 'false' end,
         case when exists (select from pg_class r where r.oid = p_table and r.relispartition)
-             then 'v_depth > 1 and' else '' end);
+             then 'v_depth > 1 and' else '' end,
+        -- the actor from settings.actor_settings, when more than clockwatch.actor is read
+        actor_sql());
     -- Every setting that changes a value's text is pinned for the call, whatever the host's
     -- session set: a float printed with extra_float_digits = -15 would log 123.456 as 100 and
     -- an update from 100 to 149 as no change at all.

@@ -144,6 +144,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
     // (function, SECURITY DEFINER, who may execute it besides the owner)
     let expected: &[(&str, bool, &str)] = &[
         ("action_codes", false, "PUBLIC"),
+        ("actor_sql", false, "PUBLIC"),
         ("append_events", true, "daemon"),
         ("attach", false, "PUBLIC"),
         ("attach_link", false, "PUBLIC"),
@@ -162,6 +163,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("chain_heads", true, "daemon"),
         ("check_categories", false, "PUBLIC"),
         ("claim_alone", true, "daemon"),
+        ("claim_of", false, "PUBLIC"),
         ("claim_rest_alone", true, "daemon"),
         ("claim_rest_together", true, "daemon"),
         ("claim_together", true, "daemon"),

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod actors;
 mod bench;
 mod browser;
 mod budget;

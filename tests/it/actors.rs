@@ -1,0 +1,86 @@
+//! Who acts, from what the application's stack already sets: PostgREST's and Supabase's
+//! `request.jwt.claims` (JSON, the user in `sub`), PostGraphile's `jwt.claims.<claim>`, Hasura's
+//! `hasura.user` (JSON), an ORM's `write_uid`-style column, and ids that mean System.
+
+use crate::support::*;
+
+/// The example config, reading the actor from four settings, the time entries' `user_id` when
+/// none names one, and user 3 as System.
+fn config() -> clockwatch::Config {
+    let text = include_str!("../../config/clockwatch.toml");
+    let text = format!(
+        "actor_settings = [\"clockwatch.actor\", {{ setting = \"request.jwt.claims\", key = \"sub\" }}, \
+         \"jwt.claims.user_id\", {{ setting = \"hasura.user\", key = \"x-hasura-user-id\" }}]\n\
+         system_actors = [\"3\"]\n{}",
+        text.replacen(
+            "table = \"app.time_entry\"\n",
+            "table = \"app.time_entry\"\nactor_column = \"user_id\"\n",
+            1
+        )
+    );
+    clockwatch::Config::from_toml(&text).unwrap()
+}
+
+#[tokio::test]
+async fn the_actor_comes_from_the_first_setting_or_column_that_names_one() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let config = config();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    let app = app_role(&db, &client).await;
+    // Each as its stack sets it: transaction-local settings.
+    for (settings, name) in [
+        ("select set_config('request.jwt.claims', '{\"sub\": \"2\", \"role\": \"web\"}', true)", "jwt"),
+        ("select set_config('jwt.claims.user_id', '1', true)", "graphile"),
+        ("select set_config('hasura.user', '{\"x-hasura-user-id\": \"2\"}', true)", "hasura"),
+        // clockwatch.actor first, whatever else is set.
+        ("select set_config('clockwatch.actor', '1', true), set_config('request.jwt.claims', '{\"sub\": \"2\"}', true)", "both"),
+        // A claim that is no JSON names nobody, and the write goes through.
+        ("select set_config('request.jwt.claims', 'not json {', true)", "broken"),
+        // System's own id.
+        ("select set_config('clockwatch.actor', '3', true)", "system"),
+    ] {
+        app.batch_execute(&format!(
+            "begin; {settings}; insert into app.tag (workspace_id, name) values (1, '{name}'); commit;"
+        ))
+        .await
+        .unwrap();
+    }
+    // No setting: the entry's own user_id authors its creation and update, not its deletion.
+    app.batch_execute(
+        "insert into app.time_entry (id, workspace_id, user_id, start_at) values (900, 1, 2, now());
+         update app.time_entry set description = 'by its user' where id = 900;
+         delete from app.time_entry where id = 900;",
+    )
+    .await
+    .unwrap();
+    drain(&mut client, &config).await;
+    let rows: Vec<(String, String, Option<String>)> = client
+        .query(
+            "select coalesce(target, ''), author, actor_source from audit_log.report order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let row = |target: &str, author: &str, from: Option<&str>| {
+        (target.to_string(), author.to_string(), from.map(str::to_string))
+    };
+    assert_eq!(
+        rows,
+        [
+            row("jwt", "Bob Builder", Some("request.jwt.claims.sub")),
+            row("graphile", "Ann Admin", Some("jwt.claims.user_id")),
+            row("hasura", "Bob Builder", Some("hasura.user.x-hasura-user-id")),
+            row("both", "Ann Admin", Some("clockwatch.actor")),
+            row("broken", "System", None),
+            row("system", "System", None),
+            row("", "Bob Builder", Some("column")),
+            row("by its user", "Bob Builder", Some("column")),
+            row("by its user", "System", None),
+        ]
+    );
+}

@@ -243,7 +243,9 @@ impl ActorSetting {
     pub fn json(&self) -> serde_json::Value {
         match self {
             ActorSetting::Plain(s) => serde_json::json!({ "setting": s }),
-            ActorSetting::Json { setting, key } => serde_json::json!({ "setting": setting, "key": key }),
+            ActorSetting::Json { setting, key } => {
+                serde_json::json!({ "setting": setting, "key": key })
+            }
         }
     }
 }
@@ -892,15 +894,18 @@ impl Config {
     fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
         if self.actor_settings.is_empty() {
-            return bad("actor_settings: name at least one setting (the default is [\"clockwatch.actor\"])".into());
+            return bad(
+                "actor_settings: name at least one setting (the default is [\"clockwatch.actor\"])"
+                    .into(),
+            );
         }
         for a in &self.actor_settings {
             let name = a.setting();
             let valid = name.contains('.')
                 && name.len() <= 63
-                && name
-                    .split('.')
-                    .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+                && name.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
             if !valid {
                 return bad(format!(
                     "actor_settings: \"{name}\" is not a custom setting's name (a prefix, a dot and a name: request.jwt.claims)"
@@ -908,7 +913,9 @@ impl Config {
             }
             if let ActorSetting::Json { key, .. } = a {
                 if key.is_empty() || key.len() > 100 {
-                    return bad(format!("actor_settings: {name}: key must be 1 to 100 characters"));
+                    return bad(format!(
+                        "actor_settings: {name}: key must be 1 to 100 characters"
+                    ));
                 }
             }
         }

@@ -165,7 +165,7 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         {
             let (oid, name): (u32, String) = (row.get(0), row.get(1));
             tx.execute(
-                "select attach($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8)",
+                "select attach($1::oid::regclass, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
                     &oid,
                     &source.table,
@@ -175,6 +175,7 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
                     &source.exclude_columns,
                     &config.channel(),
                     &filter.as_ref().map(|f| f.sql.clone()),
+                    &filter.as_ref().map(|f| f.columns.clone()),
                 ],
             )
             .await
@@ -362,6 +363,9 @@ async fn check_source(tx: &Transaction<'_>, source: &SourceConfig) -> Result<()>
     if let Some(column) = &source.soft_delete_column {
         check_soft_delete_type(tx, source, column).await?;
     }
+    if let Some(Ok(filter)) = source.filter.as_deref().map(crate::filter::parse) {
+        check_filter(tx, source, &source.table_name()?, &filter.sql).await?;
+    }
     for kept in std::iter::once(&source.id_column).chain(&source.workspace_column) {
         if source.exclude_columns.contains(kept) {
             return Err(Error::Config(format!(
@@ -445,6 +449,41 @@ pub async fn source_problems(
         .collect();
     problems.extend(type_problems(client, source, &table).await?);
     Ok(problems)
+}
+
+/// Whether `filter` (as src/filter.rs prints it) is a boolean condition over a row of `table`:
+/// compiled, never run, as the body of a throwaway SQL function. An operator the columns' types
+/// lack (`note > 0` on text) would otherwise fail every host write to the table.
+async fn check_filter(
+    tx: &Transaction<'_>,
+    source: &SourceConfig,
+    table: &TableName,
+    filter: &str,
+) -> Result<()> {
+    let ddl: String = tx
+        .query_one(
+            "select format('create function pg_temp.clockwatch_filter(t %s) returns boolean language sql as %L',
+                           to_regclass($1), 'select ' || $2)",
+            &[&table.quoted(), &filter],
+        )
+        .await
+        .context("check the filter")?
+        .get(0);
+    let checked = tx
+        .batch_execute(&format!(
+            "set local check_function_bodies = on; {ddl}; drop function pg_temp.clockwatch_filter"
+        ))
+        .await;
+    checked.map_err(|e| {
+        let why = e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_else(|| e.to_string());
+        Error::Config(format!(
+            "{}: filter: {why} (compare each column with constants of its type)",
+            source.label()
+        ))
+    })
 }
 
 /// Mapped columns whose type cannot serve their detail: a start or end that is no date or time,

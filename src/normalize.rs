@@ -472,16 +472,21 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     // No setting named an actor: an insert or update is the one its row says wrote it
     // (actor_column); a deletion stays System, as the column names who wrote the row last.
     let by_column = match (&change.actor, &source.actor_column) {
-        (None, Some(column)) if !change.is_linked() && change.op != Op::Delete => {
-            change.new_row.as_ref().and_then(|r| column_text(r, Some(column)))
-        }
+        (None, Some(column)) if !change.is_linked() && change.op != Op::Delete => change
+            .new_row
+            .as_ref()
+            .and_then(|r| column_text(r, Some(column))),
         _ => None,
     };
     let actor_source = match by_column {
         Some(_) => Some("column".to_string()),
         None => change.actor_source.clone(),
     };
-    let (author_id, author) = author(by_column.as_ref().or(change.actor.as_ref()), change.is_linked(), names);
+    let (author_id, author) = author(
+        by_column.as_ref().or(change.actor.as_ref()),
+        change.is_linked(),
+        names,
+    );
     let origin = if change.is_linked() {
         None
     } else {

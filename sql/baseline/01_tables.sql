@@ -135,8 +135,11 @@ create table captured_table (
     -- stays excluded, and `clockwatch status` reports that the config names it no more.
     excluded_attnums smallint[] not null default '{}',
     channel          text not null,
-    -- The source's filter over a row `t`, as src/filter.rs prints it (null: every row).
+    -- The source's filter over a row `t`, as src/filter.rs prints it (null: every row), and the
+    -- columns it reads with their types when it was attached (filter_current()).
     filter           text,
+    filter_columns   text[],
+    filter_types     oid[],
     -- A link table holding the tags of another captured table's records: its changes are
     -- staged as changes of those records (op L). source, category, workspace and excluded
     -- are then the record table's.

@@ -38,7 +38,10 @@ language sql stable
 security definer
 set search_path from current
 as $$
-    select p_count || '/' || md5(secret || '/' || pg_current_xact_id()::text || '/' || statement_timestamp()::text
+    -- The statement's time as microseconds, not as text: a timestamptz prints in the session's
+    -- TimeZone and DateStyle, which the row trigger (the session's) and capture (pinned) differ in.
+    select p_count || '/' || md5(secret || '/' || pg_current_xact_id()::text || '/'
+                                 || (extract(epoch from statement_timestamp()) * 1000000)::bigint::text
                                  || '/' || p_name || '/' || p_count)
     from mark_key
 $$;
@@ -104,6 +107,22 @@ begin
 exception when others then
     return null;
 end
+$$;
+
+-- p_table's filter, if each column it reads still has the type it had when the filter was
+-- attached; else null, and the slow path stages every row until `clockwatch install` runs again
+-- (`status` asks for it). A column renamed, dropped or retyped since would fail the host's write,
+-- or compare through an operator or cast of the host's, run as the owner.
+create function filter_current(p_table regclass) returns text
+language sql stable
+set search_path from current
+as $$
+    select c.filter from captured_table c
+    where c.relid = p_table and c.filter is not null
+      and c.filter_types = array(select a.atttypid from unnest(c.filter_columns) with ordinality f(name, n)
+                                 join pg_attribute a on a.attrelid = p_table and a.attname = f.name
+                                                    and not a.attisdropped
+                                 order by f.n)
 $$;
 
 -- The statements that set v_actor (and v_from, the setting it came from) in a capture function,
@@ -245,11 +264,13 @@ $$;
 
 -- Whether reading p_table runs no code that a role below the owner wrote. Planning a query of a
 -- table evaluates its indexes' expressions and partial-index predicates, the CHECK constraints
--- of its inheritance children and its statistics objects' expressions where they are constant,
--- and a policy's expression runs for each row: an IMMUTABLE function of the table owner's in
--- any of them would run with the reader's rights (the owner's, in a link table's capture; the
--- daemon's, in a name lookup). So each of those objects of the table, its partitions and its
--- children may call built-in functions and operators only, and cast to no domain of the host's.
+-- of its inheritance children and its statistics objects' expressions where they are constant:
+-- an IMMUTABLE function of the table owner's in any of them would run with the reader's rights
+-- (the owner's, in a link table's capture; the daemon's, in a name lookup). So each of those
+-- objects of the table, its partitions and its children may call built-in functions and
+-- operators only, and cast to no domain of the host's. A policy runs for each row, and may call
+-- a built-in function that runs any SQL: a table with row-level security enabled, or any
+-- policy, is refused outright.
 --
 -- Declared IMMUTABLE, which it is not, for the reason shape_is_current() is: called with a
 -- constant, it is answered once per plan, and creating an index, a policy, a child or a
@@ -271,15 +292,24 @@ begin
             join tree t on c.conrelid = t.relid and t.depth > 0
             union all
             select 'pg_statistic_ext'::regclass::oid, s.oid from pg_statistic_ext s join tree t on s.stxrelid = t.relid
-            union all
-            select 'pg_policy'::regclass::oid, p.oid from pg_policy p join tree t on p.polrelid = t.relid
         )
         select from objects o
         join pg_depend d on d.classid = o.classid and d.objid = o.objid
         where d.refobjid >= 16384
           and (d.refclassid in ('pg_proc'::regclass, 'pg_operator'::regclass)
                or (d.refclassid = 'pg_type'::regclass
-                   and exists (select from pg_type y where y.oid = d.refobjid and y.typtype = 'd'))));
+                   and exists (select from pg_type y where y.oid = d.refobjid and y.typtype = 'd'))))
+        -- A policy runs for every row read, and a built-in function can run any SQL
+        -- (query_to_xml), as can a view its expression reads: a table with row-level security
+        -- is not read at all.
+        and not exists (
+            with recursive tree(relid) as (
+                select p_table::oid
+                union
+                select i.inhrelid from pg_inherits i join tree t on i.inhparent = t.relid
+            )
+            select from tree t join pg_class c on c.oid = t.relid
+            where c.relrowsecurity or exists (select from pg_policy p where p.polrelid = t.relid));
 end
 $$;
 
@@ -622,18 +652,18 @@ begin
                                         v_shape, c.excluded, v_vars, 'many', p_filter => c.filter));
         v_slow := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
                          'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5,$6}'', '
-                         'p_filter => %6$L) '
+                         'p_filter => filter_current(TG_RELID::regclass)) '
                          'using v_depth, v_actor, v_origin, v_txid, v_at, v_from',
-                         c.source, c.category, c.workspace_column, c.workspace, c.excluded, c.filter);
+                         c.source, c.category, c.workspace_column, c.workspace, c.excluded);
         -- A statement whose transition table holds a foreign-key action's rows after its own: each
         -- row numbered, built for the columns the table has now as the slow path is. Rare
         -- enough (a table that refers to itself, or one statement changing two tables) not to be
         -- compiled.
         v_mixed := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
                           'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5,$6}'', null, ''$7'', '
-                          '%6$L) '
+                          'filter_current(TG_RELID::regclass)) '
                           'using v_depth, v_actor, v_origin, v_txid, v_at, v_from, v_own',
-                          c.source, c.category, c.workspace_column, c.workspace, c.excluded, c.filter);
+                          c.source, c.category, c.workspace_column, c.workspace, c.excluded);
     else
         -- A link table's statements print rows of the record table too: both must be as compiled.
         v_parent := (select p.shape from captured_table p where p.relid = c.link_parent);
@@ -812,7 +842,8 @@ $$;
 -- Attach the capture triggers to one host table (idempotent: replaces them), with a capture
 -- function compiled for it by compile().
 create function attach(p_table regclass, p_source text, p_category text, p_workspace_column text,
-                       p_workspace text, p_excluded text[], p_channel text, p_filter text default null)
+                       p_workspace text, p_excluded text[], p_channel text, p_filter text default null,
+                       p_filter_columns text[] default null)
 returns void
 language plpgsql
 set search_path from current
@@ -826,13 +857,16 @@ begin
     end if;
     perform detach(p_table);
     insert into captured_table (relid, source, function, shape, category, workspace_column, workspace,
-                                excluded, excluded_attnums, channel, filter)
+                                excluded, excluded_attnums, channel, filter, filter_columns, filter_types)
     values (p_table, p_source, v_function, record_shape(p_table, v_excluded, p_source, p_category), p_category,
             p_workspace_column, p_workspace, v_excluded,
             array(select a.attnum from pg_attribute a
                   where a.attrelid = p_table and a.attname = any (v_excluded) and not a.attisdropped
                   order by a.attnum),
-            p_channel, p_filter);
+            p_channel, p_filter, p_filter_columns,
+            array(select a.atttypid from unnest(p_filter_columns) with ordinality f(name, n)
+                  join pg_attribute a on a.attrelid = p_table and a.attname = f.name and not a.attisdropped
+                  order by f.n));
     perform compile(p_table);
     perform create_triggers(p_table);
 end

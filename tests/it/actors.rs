@@ -67,14 +67,22 @@ async fn the_actor_comes_from_the_first_setting_or_column_that_names_one() {
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     let row = |target: &str, author: &str, from: Option<&str>| {
-        (target.to_string(), author.to_string(), from.map(str::to_string))
+        (
+            target.to_string(),
+            author.to_string(),
+            from.map(str::to_string),
+        )
     };
     assert_eq!(
         rows,
         [
             row("jwt", "Bob Builder", Some("request.jwt.claims.sub")),
             row("graphile", "Ann Admin", Some("jwt.claims.user_id")),
-            row("hasura", "Bob Builder", Some("hasura.user.x-hasura-user-id")),
+            row(
+                "hasura",
+                "Bob Builder",
+                Some("hasura.user.x-hasura-user-id")
+            ),
             row("both", "Ann Admin", Some("clockwatch.actor")),
             row("broken", "System", None),
             row("system", "System", None),

@@ -180,6 +180,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("event_partitions", false, "PUBLIC,daemon"),
         ("events_between", false, "PUBLIC"),
         ("field_json", false, "PUBLIC"),
+        ("filter_current", false, "PUBLIC"),
         ("grant_daemon", false, "PUBLIC"),
         ("host_code_free", false, "PUBLIC"),
         // Reads the [workspaces] table with the caller's rights (the reporting role's).

@@ -259,3 +259,27 @@ async fn a_statement_changing_a_table_its_cascade_also_changes_keeps_its_own_cha
         seen("Updated task", "Sketch", "System", true, Some(at("Design")))
     );
 }
+
+/// The count of linked rows is written by the session's row trigger and read by capture, which
+/// pins its settings: a session in another time zone and date style still has its actions'
+/// changes linked.
+#[tokio::test]
+async fn a_session_in_another_time_zone_still_has_its_actions_changes_linked() {
+    let (_db, mut client, config) =
+        schema("insert into sr.task values (1, 1, 'Design', null), (2, 1, 'Sketch', 1);").await;
+    act(
+        &mut client,
+        Some("2"),
+        "set local timezone = 'Pacific/Chatham'; set local datestyle = 'SQL, DMY';
+         delete from sr.task where id = 1;",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    assert_eq!(
+        events(&client).await,
+        [
+            seen("Deleted task", "Design", "Bob Builder", false, None),
+            seen("Updated task", "Sketch", "System", true, Some(0)),
+        ]
+    );
+}

@@ -247,6 +247,11 @@ async fn install_refuses_a_column_that_cannot_serve_its_detail_or_filter() {
             "filter = \"nowhere is null\"",
             "filter: column \"nowhere\" not found",
         ),
+        (
+            "filter = \"project_id is not null and kind in ('timesheet')\"",
+            "filter = \"name > 0\"",
+            "filter: operator does not exist: text > integer",
+        ),
     ] {
         let db = TestDb::new().await;
         let client = db.client().await;
@@ -259,4 +264,55 @@ async fn install_refuses_a_column_that_cannot_serve_its_detail_or_filter() {
         assert!(text.contains(says), "{to}: {text}");
         assert_eq!(text.trim().lines().count(), 1, "{text}");
     }
+}
+
+/// A filter column renamed or retyped after install (to a type of the host's, with an implicit
+/// cast of its own) never fails a host write nor runs the host's cast as Clockwatch's owner: the
+/// slow path stages every row until install runs again.
+#[tokio::test]
+async fn a_filter_column_changed_after_install_costs_the_filter_not_the_write() {
+    let (db, mut client, config) = audited_tables(SCHEMA, CONFIG, "1").await;
+    client
+        .batch_execute(
+            "create table fit.probe (who text);
+             grant insert on fit.probe to public;
+             create type fit.kind as enum ('timesheet', 'bill');
+             create function fit.spy(fit.kind) returns text language plpgsql as $$
+             begin insert into fit.probe values (current_user); return $1::text; end $$;
+             create cast (fit.kind as text) with function fit.spy(fit.kind) as implicit;
+             alter table fit.line alter column kind drop default;
+             alter table fit.line alter column kind type fit.kind using kind::text::fit.kind;",
+        )
+        .await
+        .unwrap();
+    let mut app = dml_role(&db, &client, "fit").await;
+    act(
+        &mut app,
+        Some("2"),
+        "insert into fit.line (id, company_id, project_id, employee_id, name, day, unit_amount, kind)
+         values (10, 1, null, 7, 'after the retype', '2026-11-24', 1, 'bill')",
+    )
+    .await;
+    client
+        .batch_execute("alter table fit.line rename column project_id to project")
+        .await
+        .unwrap();
+    act(
+        &mut app,
+        Some("2"),
+        "insert into fit.line (id, company_id, project, employee_id, name, day, unit_amount, kind)
+         values (11, 1, null, 7, 'after the rename', '2026-11-24', 1, 'bill')",
+    )
+    .await;
+    assert_eq!(
+        column::<String>(&client, "select who from fit.probe").await,
+        Vec::<String>::new()
+    );
+    drain(&mut client, &config).await;
+    let targets: Vec<String> = column(
+        &client,
+        "select coalesce(target, '') from audit_log.events order by event_id",
+    )
+    .await;
+    assert_eq!(targets, ["after the retype", "after the rename"]);
 }

@@ -492,6 +492,7 @@ mod tests {
             target: Some("Entry".into()),
             caused_by: Some(5),
             change_names: None,
+            actor_source: None,
             previous_value: Some(serde_json::json!({"b": 1, "a": [1, 2]})),
             new_value: None,
             details: (0..18).map(|i| Some(format!("d{i}"))).collect(),

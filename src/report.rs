@@ -23,7 +23,7 @@ const REPORT_COLUMNS: &str = "r.event_id, r.workspace_id, r.occurred_at, r.local
      r.target_id, r.target, r.caused_by, r.previous_value, r.new_value, r.\"user\", \
      r.description, r.project, r.task, r.client, r.kiosk, r.type, r.start_date, r.start_time, \
      r.end_date, r.end_time, r.duration, r.billable, r.billable_rate, r.cost_rate, r.approved, \
-     r.invoiced, r.tags, r.change_names";
+     r.invoiced, r.tags, r.change_names, r.actor_source";
 
 /// The columns of report_events an export reads, in this order (src/export.rs formats the
 /// details); the source last, which the query's filter reads (shared sources).
@@ -359,6 +359,8 @@ pub struct ReportRow {
     pub caused_by: Option<i64>,
     /// The names the ids in its changes bore when it was written: `{column: {id: name}}`.
     pub change_names: Option<Value>,
+    /// Where its author came from: the setting (and key) that named them, or `column`.
+    pub actor_source: Option<String>,
     pub previous_value: Option<Value>,
     pub new_value: Option<Value>,
     /// Clockify's detail fields, in [`DETAIL_FIELDS`] order.
@@ -423,6 +425,7 @@ impl ReportRow {
             change_names: row
                 .get::<_, Option<JsonText>>("change_names")
                 .and_then(|text| serde_json::from_str(text.0).ok()),
+            actor_source: row.get("actor_source"),
             previous_value: changed_values(row, "previous_value"),
             new_value: changed_values(row, "new_value"),
             details: DETAIL_FIELDS
@@ -474,6 +477,8 @@ impl ReportRow {
             .filter_map(|((field, label), value)| {
                 value.as_ref().map(|v| (*label, display.detail(field, v)))
             })
+            // So an admin can tell an author the application asserted from one inferred.
+            .chain(self.actor_source.clone().map(|from| ("Author from", from)))
             .collect()
     }
 

@@ -92,3 +92,41 @@ async fn the_actor_comes_from_the_first_setting_or_column_that_names_one() {
         ]
     );
 }
+
+/// `--details` and the page say where an author came from.
+#[tokio::test]
+async fn details_say_where_the_author_came_from() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let config = config();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    client
+        .batch_execute(
+            "begin; select set_config('request.jwt.claims', '{\"sub\": \"2\"}', true);
+             insert into app.tag (workspace_id, name) values (1, 'from a token'); commit;",
+        )
+        .await
+        .unwrap();
+    drain(&mut client, &config).await;
+    let (from, to) = event_days(&client, "UTC").await;
+    let out = cli(
+        &db.url,
+        &[
+            "report",
+            "--workspace",
+            "1",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--details",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        text.contains("Author from: request.jwt.claims.sub"),
+        "{text}"
+    );
+}

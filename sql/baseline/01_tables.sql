@@ -170,7 +170,7 @@ create table dead_letter (
 create sequence wakeup_idle minvalue 1 maxvalue 2 no cycle;
 select setval('wakeup_idle', 2);
 
--- The secret that makes the linked-change mark unforgeable (02_capture.sql, linked_mark()).
+-- The secret that makes the linked-row count unforgeable (02_capture.sql, linked_count()).
 -- Only Clockwatch's owner can read it.
 create table mark_key (
     singleton boolean primary key default true check (singleton),

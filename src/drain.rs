@@ -540,12 +540,7 @@ impl Drainer {
                 continue;
             }
             let change = &mut changes[batch[&event.event_id]];
-            change.depth = 1;
-            if let Outcome::Event(own) =
-                normalize::normalise(change, &self.sources[&change.source], &names)
-            {
-                *event = *own;
-            }
+            make_own(change, event, &self.sources[&change.source], &names);
         }
         self.link_actions(&tx, &mut changes, &mut events, &batch, &names)
             .await?;
@@ -902,17 +897,25 @@ impl Drainer {
             let id_column = |s: &str| sources.get(s).map(|source| source.id_column.as_str());
             match cause::action_cause(change, &candidates, &keys, id_column) {
                 Some(root) => events[i].caused_by = Some(root),
-                None => {
-                    change.depth = 1;
-                    if let Outcome::Event(own) =
-                        normalize::normalise(change, &self.sources[&change.source], names)
-                    {
-                        events[i] = *own;
-                    }
-                }
+                None => make_own(change, &mut events[i], &self.sources[&change.source], names),
             }
         }
         Ok(())
+    }
+}
+
+/// Normalise `change` again as its actor's own (a linked change that nothing logged can have
+/// caused), in place of `event`. The first normalisation moved the row image into `event`.
+fn make_own(
+    change: &mut StagedChange,
+    event: &mut AuditEvent,
+    source: &SourceConfig,
+    names: &Names,
+) {
+    change.depth = 1;
+    if let Outcome::Event(mut own) = normalize::normalise(change, source, names) {
+        own.row = event.row.take();
+        *event = *own;
     }
 }
 

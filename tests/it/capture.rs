@@ -997,6 +997,10 @@ async fn a_change_whose_primary_made_no_event_is_its_actors() {
         .expect("task updated");
     assert_eq!(task.get::<_, String>("author"), "Ann Admin");
     assert!(task.get::<_, Option<i64>>("caused_by").is_none());
+    // Made its actor's, it keeps the row it changed.
+    assert!(task
+        .get::<_, Option<serde_json::Value>>("row_data")
+        .is_some());
     assert_eq!(
         count(
             &client,

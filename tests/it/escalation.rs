@@ -298,6 +298,37 @@ async fn erasing_the_log_inside_the_retention_period_is_detected() {
     verify_and_status_name(&db, "inside the retention period");
 }
 
+/// Run the daemon (as `daemon_role`) while Bob adds a tag, whose author it names from the
+/// authors table, until the event is written; then how many rows the table owner's spy
+/// (`app.seen`) recorded as the daemon.
+async fn spied_on_the_daemon(
+    admin: &mut tokio_postgres::Client,
+    config: &clockwatch::Config,
+    daemon_url: &str,
+    daemon_role: &str,
+) -> i64 {
+    let mut daemon = start_daemon(config, daemon_url);
+    daemon.ready().await;
+    act(
+        admin,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'named by Bob')",
+    )
+    .await;
+    eventually(
+        "the change is recorded",
+        std::time::Duration::from_secs(20),
+        || async { count(admin, "select count(*) from audit_log.events").await == 1 },
+    )
+    .await;
+    daemon.stop().await;
+    count(
+        admin,
+        &format!("select count(*) from app.seen where by_role = '{daemon_role}'"),
+    )
+    .await
+}
+
 /// A row-level-security policy on a host table the daemon reads for names cannot run the
 /// application's code with the daemon's rights.
 #[tokio::test]
@@ -323,30 +354,8 @@ async fn a_policy_on_a_host_table_does_not_run_as_the_daemon() {
     .await
     .unwrap();
 
-    let mut daemon = start_daemon(&config, &daemon_url);
-    daemon.ready().await;
-    act(
-        &mut admin,
-        Some("2"),
-        "insert into app.tag (workspace_id, name) values (1, 'named by a spy')",
-    )
-    .await;
-    eventually(
-        "the change is recorded",
-        std::time::Duration::from_secs(20),
-        || async { count(&admin, "select count(*) from audit_log.events").await == 1 },
-    )
-    .await;
-    daemon.stop().await;
-    assert_eq!(
-        count(
-            &admin,
-            &format!("select count(*) from app.seen where by_role = '{daemon_role}'")
-        )
-        .await,
-        0,
-        "the policy's function ran as the daemon"
-    );
+    let spied = spied_on_the_daemon(&mut admin, &config, &daemon_url, &daemon_role).await;
+    assert_eq!(spied, 0, "the policy's function ran as the daemon");
     // The lookup under the policy fails instead; the author shows as the id, marked as one.
     let author: String = admin
         .query_one("select author from audit_log.report", &[])
@@ -1463,33 +1472,11 @@ async fn a_check_constraint_under_constraint_exclusion_never_runs_as_the_daemon(
         ))
         .await
         .unwrap();
-    let mut daemon = start_daemon(&config, &daemon_url);
-    daemon.ready().await;
-    act(
-        &mut admin,
-        Some("2"),
-        "insert into app.tag (workspace_id, name) values (1, 'named by Bob')",
-    )
-    .await;
-    eventually(
-        "the change is recorded",
-        std::time::Duration::from_secs(20),
-        || async { count(&admin, "select count(*) from audit_log.events").await == 1 },
-    )
-    .await;
-    daemon.stop().await;
+    let spied = spied_on_the_daemon(&mut admin, &config, &daemon_url, &daemon_role).await;
+    assert_eq!(spied, 0, "the CHECK's function ran as the daemon");
     assert_eq!(
         column::<String>(&admin, "select author from audit_log.events").await,
         ["Bob Builder"]
-    );
-    assert_eq!(
-        count(
-            &admin,
-            &format!("select count(*) from app.seen where by_role = '{daemon_role}'")
-        )
-        .await,
-        0,
-        "the CHECK's function ran as the daemon"
     );
 }
 

@@ -274,6 +274,11 @@ pub struct AuthorsConfig {
     #[serde(default = "default_id_column")]
     pub id_column: String,
     pub name_column: NameColumns,
+    /// For applications that log each user in as a database role of their own: the column
+    /// holding that role's name. A session whose `session_user` is in it is that row's user
+    /// when no actor setting and no `actor_column` names one.
+    #[serde(default)]
+    pub db_role_column: Option<String>,
 }
 
 /// The host's table of workspaces (`[workspaces]`): a report, an export and the page name the
@@ -1095,6 +1100,9 @@ impl Config {
         if let Some(authors) = &self.authors {
             TableName::parse(&authors.table)
                 .map_err(|e| Error::Config(format!("authors.table: {e}")))?;
+            if authors.db_role_column.as_deref() == Some("") {
+                return bad("authors.db_role_column: name the column holding each user's database role, or leave the key out".into());
+            }
         }
         if let Some(workspaces) = &self.workspaces {
             workspaces.table_name()?;
@@ -1127,8 +1135,17 @@ impl Config {
                 table: users.table.clone(),
                 id_column: users.id_column.clone(),
                 name_column: users.name_column.clone()?,
+                db_role_column: None,
             })
         })
+    }
+
+    /// Whether capture stages the session's login role for the daemon to map to a user
+    /// (`[authors] db_role_column`).
+    pub fn reads_role(&self) -> bool {
+        self.authors
+            .as_ref()
+            .is_some_and(|a| a.db_role_column.is_some())
     }
 
     /// The NOTIFY channel capture uses for this installation.

@@ -478,6 +478,11 @@ impl Drainer {
         )
         .await?;
 
+        // A session's login role, staged for want of an actor, is the user it belongs to.
+        resolver
+            .map_roles(&mut tx, &mut self.prepared, &mut changes)
+            .await?;
+
         // A change made below the host's own statement is linked (System's) only when a change
         // Clockwatch captured caused it; one that a trigger on some other table made (the
         // application's temp table, say) is its actor's like any other.

@@ -72,7 +72,8 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     };
     tx.execute(
         "update settings set timezone = $1, max_report_days = $2, retention = $3::text::interval,
-                             shared_sources = $4, actor_settings = $5::text::jsonb",
+                             shared_sources = $4, actor_settings = $5::text::jsonb,
+                             actor_role = $6",
         &[
             &config.timezone,
             &config.max_report_days,
@@ -91,6 +92,7 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
                     .collect::<Vec<_>>(),
             )
             .to_string(),
+            &config.reads_role(),
         ],
     )
     .await

@@ -470,9 +470,12 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
     };
 
     // No setting named an actor: an insert or update is the one its row says wrote it
-    // (actor_column); a deletion stays System, as the column names who wrote the row last.
-    let by_column = match (&change.actor, &source.actor_column) {
-        (None, Some(column)) if !change.is_linked() && change.op != Op::Delete => change
+    // (actor_column), before the session's login role; a deletion stays System (or the role's),
+    // as the column names who wrote the row last.
+    let no_setting =
+        change.actor.is_none() || change.actor_source.as_deref() == Some(crate::resolve::ROLE);
+    let by_column = match &source.actor_column {
+        Some(column) if no_setting && !change.is_linked() && change.op != Op::Delete => change
             .new_row
             .as_ref()
             .and_then(|r| column_text(r, Some(column))),

@@ -13,10 +13,13 @@ use tokio_postgres::{GenericClient, Transaction};
 use crate::config::{quote_ident, Category, Config, NameColumns, TableName};
 use crate::db::Prepared;
 use crate::error::{DbContext, Result};
-use crate::normalize::{localized, NameRef, Names};
+use crate::normalize::{localized, NameRef, Names, StagedChange};
 
 /// `known_name` category for authors (user ids as actors, not a configured source's ids).
 const AUTHOR: &str = "author";
+
+/// The `actor_source` capture stages with a session's login role in place of an actor.
+pub const ROLE: &str = "role";
 
 /// One host table to look names up in: `select id, name[, client] where id = any($1)`.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub struct Resolver {
     /// The authors table names them through a reference: its lookup gives each author the id
     /// of the row in `via` that holds the name (this key).
     authors_via: Option<String>,
+    /// Database role -> user id, in the authors table (`[authors] db_role_column`).
+    roles: Option<Lookup>,
     /// Lookups of names kept in other tables, by `NameReference::key()`.
     via: BTreeMap<String, Lookup>,
     /// The locale translated names read in (config `name_locale`).
@@ -93,6 +98,11 @@ impl Resolver {
                     None,
                 )
                 .await?;
+                // The role's user: the same lookup, keyed by the role column, "naming" the id.
+                if let Some(role_column) = &authors.db_role_column {
+                    let id = std::slice::from_ref(&authors.id_column);
+                    resolver.roles = lookup(tx, &table, role_column, id, None).await?;
+                }
             }
         }
         for category in [
@@ -140,6 +150,40 @@ impl Resolver {
             }
         }
         Ok(resolver)
+    }
+
+    /// The user each change staged with its session's login role acts as (`[authors]
+    /// db_role_column`): the change's actor becomes that user's id, or none (System) for a role
+    /// that is no user's, such as an application's shared login.
+    pub async fn map_roles(
+        &self,
+        tx: &mut Transaction<'_>,
+        prepared: &mut Prepared,
+        changes: &mut [StagedChange],
+    ) -> Result<()> {
+        let by_role = |c: &StagedChange| c.actor_source.as_deref() == Some(ROLE);
+        let roles: BTreeSet<String> = changes
+            .iter()
+            .filter(|c| by_role(c))
+            .filter_map(|c| c.actor.clone())
+            .collect();
+        let users: HashMap<String, String> = match &self.roles {
+            Some(lookup) if !roles.is_empty() => {
+                run_lookup(tx, prepared, &self.stale, lookup, &roles)
+                    .await?
+                    .into_iter()
+                    .map(|(role, id, _)| (role, id))
+                    .collect()
+            }
+            _ => HashMap::new(),
+        };
+        for change in changes.iter_mut().filter(|c| by_role(c)) {
+            change.actor = change.actor.take().and_then(|r| users.get(&r).cloned());
+            if change.actor.is_none() {
+                change.actor_source = None;
+            }
+        }
+        Ok(())
     }
 
     /// The tags each record has now, for records of sources that keep their tags in a link

@@ -31,7 +31,10 @@ create table settings (
     -- Where capture reads the actor, in order, the first non-empty winning (config
     -- actor_settings): [{"setting": "clockwatch.actor"}, {"setting": "request.jwt.claims",
     -- "key": "sub"}, ...]; compiled into each capture function.
-    actor_settings  jsonb not null default '[{"setting": "clockwatch.actor"}]'
+    actor_settings  jsonb not null default '[{"setting": "clockwatch.actor"}]',
+    -- When none of them names an actor, capture stages the session's login role (session_user),
+    -- which the daemon maps to a user ([authors] db_role_column).
+    actor_role      boolean not null default false
 );
 insert into settings default values;
 

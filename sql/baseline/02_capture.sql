@@ -127,7 +127,9 @@ $$;
 
 -- The statements that set v_actor (and v_from, the setting it came from) in a capture function,
 -- from settings.actor_settings: the first setting that names an actor wins. Names and keys are
--- written as literals. With the one default setting, nothing: the declaration reads it.
+-- written as literals. With the one default setting, none: the declaration reads it. Then, with
+-- settings.actor_role, the session's login role when no setting named an actor: a role name is
+-- no user id, and the daemon maps it to one (or to System).
 create function actor_sql() returns text
 language sql stable
 set search_path from current
@@ -145,8 +147,11 @@ as $$
                          '' order by n)
                      || 'if v_actor is null then v_from := null; end if; v_actor := left(v_actor, 257);'
            end
+           || case when s.actor_role
+                   then 'if v_actor is null then v_actor := session_user; v_from := ''role''; end if;'
+                   else '' end
     from settings s cross join lateral jsonb_array_elements(s.actor_settings) with ordinality e(a, n)
-    group by s.actor_settings
+    group by s.actor_settings, s.actor_role
 $$;
 
 -- Whether the session can run no code of its own while a statement's foreign-key actions and

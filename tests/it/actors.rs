@@ -7,8 +7,12 @@ use crate::support::*;
 /// The example config, reading the actor from four settings, the time entries' `user_id` when
 /// none names one, and user 3 as System.
 fn config() -> clockwatch::Config {
+    clockwatch::Config::from_toml(&config_text()).unwrap()
+}
+
+fn config_text() -> String {
     let text = include_str!("../../config/clockwatch.toml");
-    let text = format!(
+    format!(
         "actor_settings = [\"clockwatch.actor\", {{ setting = \"request.jwt.claims\", key = \"sub\" }}, \
          \"jwt.claims.user_id\", {{ setting = \"hasura.user\", key = \"x-hasura-user-id\" }}]\n\
          system_actors = [\"3\"]\n{}",
@@ -17,8 +21,7 @@ fn config() -> clockwatch::Config {
             "table = \"app.time_entry\"\nactor_column = \"user_id\"\n",
             1
         )
-    );
-    clockwatch::Config::from_toml(&text).unwrap()
+    )
 }
 
 #[tokio::test]
@@ -128,5 +131,89 @@ async fn details_say_where_the_author_came_from() {
     assert!(
         text.contains("Author from: request.jwt.claims.sub"),
         "{text}"
+    );
+}
+
+/// Applications that log each user in as a database role of their own (`[authors]
+/// db_role_column`): a session is the user whose row holds its login role when no setting and no
+/// `actor_column` names one; a role that is no user's is System.
+#[tokio::test]
+async fn a_session_logged_in_as_a_users_own_role_is_that_user() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let (ann, nobody) = (unique_role("ann"), unique_role("shared"));
+    client
+        .batch_execute(&format!(
+            "alter table app.app_user add column db_role text;
+             update app.app_user set db_role = '{ann}' where id = 1;"
+        ))
+        .await
+        .unwrap();
+    let text = config_text().replacen(
+        "[authors]\n",
+        "[authors]\ndb_role_column = \"db_role\"\n",
+        1,
+    );
+    let config = clockwatch::Config::from_toml(&text).unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    for role in [&ann, &nobody] {
+        client
+            .batch_execute(&format!(
+                "create role {role} login;
+                 grant usage on schema app to {role};
+                 grant select, insert, update, delete on all tables in schema app to {role};
+                 grant usage on all sequences in schema app to {role};"
+            ))
+            .await
+            .unwrap();
+    }
+    let as_ann = connect(&db.url_as(&ann)).await;
+    as_ann
+        .batch_execute(
+            "insert into app.tag (workspace_id, name) values (1, 'by her role');
+             begin; select set_config('clockwatch.actor', '2', true);
+             insert into app.tag (workspace_id, name) values (1, 'her role, his setting'); commit;
+             insert into app.time_entry (id, workspace_id, user_id, start_at) values (901, 1, 2, now());
+             delete from app.time_entry where id = 901;",
+        )
+        .await
+        .unwrap();
+    connect(&db.url_as(&nobody))
+        .await
+        .batch_execute("insert into app.tag (workspace_id, name) values (1, 'shared login');")
+        .await
+        .unwrap();
+    drain(&mut client, &config).await;
+    let rows: Vec<(String, String, String, Option<String>)> = client
+        .query(
+            "select action, coalesce(target, ''), author, actor_source from audit_log.report
+             order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let row = |action: &str, target: &str, author: &str, from: Option<&str>| {
+        let text = |s: &str| s.to_string();
+        (text(action), text(target), text(author), from.map(text))
+    };
+    assert_eq!(
+        rows,
+        [
+            row("Created tag", "by her role", "Ann Admin", Some("role")),
+            row(
+                "Created tag",
+                "her role, his setting",
+                "Bob Builder",
+                Some("clockwatch.actor")
+            ),
+            // The entry's own user_id comes before the session's role; its deletion is the role's.
+            row("Created time entry", "", "Bob Builder", Some("column")),
+            row("Deleted time entry", "", "Ann Admin", Some("role")),
+            row("Created tag", "shared login", "System", None),
+        ]
     );
 }

@@ -99,6 +99,7 @@ from unnest(array['res_partner', 'project_project', 'project_task', 'project_tag
 /// The README's Odoo example, word for word (a test reads it from there too).
 const CONFIG: &str = r#"
 name_locale = "en_US"
+system_actors = ["1"]                # OdooBot (__system__): scheduled actions
 
 [workspaces]
 table = "public.res_company"
@@ -119,6 +120,7 @@ workspace_column = "company_id"
 name_column = "name"
 filter = "project_id is not null"
 ignore_columns = ["write_uid", "write_date"]
+actor_column = "write_uid"           # who wrote the row: the author when nothing else says
 [source.fields]
 user = { column = "employee_id", table = "public.hr_employee", name_column = "name" }
 description = "name"
@@ -136,6 +138,7 @@ name_column = "name"
 soft_delete_column = "active"        # archived: false
 soft_delete_inverted = true
 ignore_columns = ["write_uid", "write_date"]
+actor_column = "write_uid"           # who wrote the row: the author when nothing else says
 [source.fields]
 client = "partner_id"
 
@@ -146,6 +149,7 @@ workspace_column = "company_id"
 workspace_if_null = "*"
 name_column = "name"
 ignore_columns = ["write_uid", "write_date"]
+actor_column = "write_uid"           # who wrote the row: the author when nothing else says
 [source.fields]
 project = "project_id"
 tags = "public.project_tags_project_task_rel.project_tags_id"
@@ -164,6 +168,7 @@ workspace_if_null = "*"
 name_column = "name"
 filter = "customer_rank > 0"         # customers, not every contact
 ignore_columns = ["write_uid", "write_date"]
+actor_column = "write_uid"           # who wrote the row: the author when nothing else says
 
 [[source]]
 category = "expenses"
@@ -171,6 +176,7 @@ table = "public.hr_expense"
 workspace_column = "company_id"
 name_column = "name"
 ignore_columns = ["write_uid", "write_date"]
+actor_column = "write_uid"           # who wrote the row: the author when nothing else says
 [source.fields]
 user = { column = "employee_id", table = "public.hr_employee", name_column = "name" }
 "#;
@@ -196,16 +202,19 @@ async fn a_day_of_odoo_is_logged_right_by_config_alone() {
     // Installed again the way an admin does, from the config file.
     let (_dir, path) = config_file(CONFIG);
     cli_with(&db.url, &path, &["install"]);
-    // Marc Demo (uid 6) and Mitchell Admin (uid 2) at work, one request a transaction.
+    // Marc Demo (uid 6) and Mitchell Admin (uid 2) at work, one request a transaction, as Odoo
+    // issues them: nothing says who acts but the rows' write_uid (None: no actor setting), until
+    // the afternoon's deletions, which only a setting can name (a module of the deployment's
+    // sets clockwatch.actor; without it a deletion is System's).
     let day = [
-        ("6", "insert into res_users_log (create_uid) values (6)"),
+        (None, "insert into res_users_log (create_uid) values (6)"),
         (
-            "6",
+            None,
             r#"insert into project_project (id, name, company_id, active, create_uid, write_uid)
                values (101, '{"en_US": "Website", "fr_BE": "Site web"}', 1, true, 6, 6)"#,
         ),
         (
-            "6",
+            None,
             // One transaction creates a task with its tag: one "Created" event listing it.
             "insert into project_task (id, name, project_id, company_id, active, create_uid, write_uid)
              values (101, 'Design', 101, 1, true, 6, 6);
@@ -214,46 +223,51 @@ async fn a_day_of_odoo_is_logged_right_by_config_alone() {
              insert into project_tags_project_task_rel values (101, 1);",
         ),
         (
-            "6",
+            None,
             "insert into account_analytic_line (id, name, date, unit_amount, user_id, company_id, project_id, task_id, employee_id, create_uid, write_uid)
              values (101, 'Wireframes', '2026-11-24', 1.5, 6, 1, 101, 101, 20, 6, 6)",
         ),
         // A vendor bill's analytic line: no project, not a timesheet.
         (
-            "2",
+            None,
             "insert into account_analytic_line (id, name, date, amount, company_id, create_uid, write_uid)
              values (102, 'Office chairs', '2026-11-24', -420, 1, 2, 2)",
         ),
         // A customer shared by every company.
         (
-            "2",
+            None,
             "insert into res_partner (id, name, company_id, customer_rank, create_uid, write_uid)
              values (101, 'Deco Addict', null, 1, 2, 2);
              update res_partner set commercial_partner_id = 101 where id = 101;",
         ),
         // A new user's own contact: no customer, not logged.
         (
-            "2",
+            None,
             "insert into res_partner (id, name, company_id) values (102, 'Anita Oliver', 1)",
         ),
         (
-            "6",
+            None,
             r#"update project_project set name = '{"en_US": "Website v2", "fr_BE": "Site web v2"}', write_uid = 6 where id = 101"#,
         ),
         (
-            "6",
+            None,
             "update account_analytic_line set unit_amount = 3.0, write_uid = 6 where id = 101",
         ),
-        ("6", "delete from project_task where id = 103"),
-        ("2", "delete from project_task where id = 101"),
+        (Some("6"), "delete from project_task where id = 103"),
+        (Some("2"), "delete from project_task where id = 101"),
         (
-            "2",
+            None,
             "insert into hr_expense (id, name, date, employee_id, total_amount, company_id, create_uid, write_uid)
              values (101, 'Taxi to the client', '2026-11-24', 20, 35.50, 1, 2, 2)",
         ),
+        // A scheduled action, run as OdooBot: System's.
+        (
+            None,
+            "update project_project set partner_id = 101, write_uid = 1 where id = 101",
+        ),
     ];
     for (actor, sql) in day {
-        act(&mut client, Some(actor), sql).await;
+        act(&mut client, actor, sql).await;
     }
     drain(&mut client, &config).await;
     assert_eq!(
@@ -303,7 +317,18 @@ async fn a_day_of_odoo_is_logged_right_by_config_alone() {
             seen("Updated task", "Mockups", "System", Some(11), "1"),
             seen("Updated time entry", "Wireframes", "System", Some(11), "1"),
             seen("Created expense", "Taxi to the client", mitchell, None, "1"),
+            seen("Updated project", "Website v2", "System", None, "1"),
         ]
+    );
+    // Every creation and update named by its row, none by a setting.
+    assert_eq!(
+        column::<String>(
+            &client,
+            "select distinct coalesce(actor_source, '-') from audit_log.report
+             where action !~ '^(Deleted|Logged)' and caused_by is null and author <> 'System'"
+        )
+        .await,
+        ["column"]
     );
 
     // What the report shows of them: hours as a duration, the day with no time, the person of

@@ -65,7 +65,7 @@ async fn a_config_naming_a_missing_table_or_column_installs_nothing() {
         (base.replace("table = \"app.tag\"", "table = \"app.tags\""), "source app.tags (tags): table: app.tags not found"),
         (base.replace("tags = \"tag_ids\"", "tags = \"tag_list\""),
          "source app.time_entry (time_entries): fields.tags: column \"tag_list\" not found in app.time_entry"),
-        (base.replace("name_column = \"name\"\n\n[[source]]\ncategory = \"time_entries\"", "name_column = \"full_name\"\n\n[[source]]\ncategory = \"time_entries\""),
+        (base.replace("name_column = \"name\"\n# Users who", "name_column = \"full_name\"\n# Users who"),
          "authors: name_column \"full_name\" not found in app.app_user"),
         (base.replace("timezone = \"UTC\"", "timezone = \"Mars/Olympus\""), "timezone: \"Mars/Olympus\""),
         (base.replace("soft_delete_column = \"deleted_at\"    #", "soft_delete_column = \"description\" #"),

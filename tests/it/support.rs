@@ -480,6 +480,17 @@ impl Running {
     }
 }
 
+/// The test server's host and port, from CLOCKWATCH_TEST_DATABASE_URL (what a pooler or a
+/// client of another language is pointed at).
+pub fn server_address() -> (String, u16) {
+    let config: tokio_postgres::Config = admin_url().parse().expect("a valid test database URL");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_string(),
+    };
+    (host, config.get_ports().first().copied().unwrap_or(5432))
+}
+
 /// A PgBouncer (Debian's package) in front of the server at `host:port`, pooling by transaction
 /// into ONE server connection per database and user, so that every client's transactions share
 /// a session and anything one of them left in it would show in the next. Stopped when dropped.

@@ -11,6 +11,7 @@ mod budget;
 mod capture;
 mod chain;
 mod cli;
+mod clients;
 mod daemon;
 mod escalation;
 mod faults;

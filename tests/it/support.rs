@@ -479,3 +479,108 @@ impl Running {
         result.expect("daemon exits cleanly");
     }
 }
+
+/// The test server's host and port, from CLOCKWATCH_TEST_DATABASE_URL (what a pooler or a
+/// client of another language is pointed at).
+pub fn server_address() -> (String, u16) {
+    let config: tokio_postgres::Config = admin_url().parse().expect("a valid test database URL");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_string(),
+    };
+    (host, config.get_ports().first().copied().unwrap_or(5432))
+}
+
+/// A PgBouncer (Debian's package) in front of the server at `host:port`, pooling by transaction
+/// into ONE server connection per database and user, so that every client's transactions share
+/// a session and anything one of them left in it would show in the next. Stopped when dropped.
+pub struct PgBouncer {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    /// Start it for the login roles `users` (trusted, as the test server trusts them).
+    pub fn start(host: &str, port: u16, users: &[&str]) -> PgBouncer {
+        use std::process::Command;
+        let dir = tempfile::tempdir().unwrap();
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+        // auth_type = trust still wants each user listed.
+        let listed: String = users.iter().map(|u| format!("\"{u}\" \"\"\n")).collect();
+        std::fs::write(path("users.txt"), listed).unwrap();
+        std::fs::write(
+            path("pgbouncer.ini"),
+            format!(
+                "[databases]\n* = host={host} port={port}\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {listen}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {}\npool_mode = transaction\n\
+                 default_pool_size = 1\nmax_client_conn = 50\nlogfile = {}\n",
+                path("users.txt"),
+                path("pgbouncer.log"),
+            ),
+        )
+        .unwrap();
+        let binary = ["/usr/sbin/pgbouncer", "pgbouncer"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok())
+            .expect("pgbouncer installed (scripts/deps installs it: apt-get install -y pgbouncer)");
+        // PgBouncer refuses to run as root.
+        let as_root = unsafe { libc::geteuid() } == 0;
+        let mut command = if as_root {
+            Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", binary]);
+            c
+        } else {
+            Command::new(binary)
+        };
+        // From its own folder, which `postgres` owns: the test's working directory may be one
+        // that user cannot enter.
+        let child = command
+            .arg(path("pgbouncer.ini"))
+            .current_dir(dir.path())
+            .spawn()
+            .unwrap();
+        PgBouncer {
+            child,
+            port: listen,
+            dir,
+        }
+    }
+
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A libpq connection string through it, as `user` to `dbname`.
+    pub fn url(&self, user: &str, dbname: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname={dbname}",
+            self.port
+        )
+    }
+
+    /// What it has logged, for a failure's message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        // runuser passes SIGTERM on to PgBouncer.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}

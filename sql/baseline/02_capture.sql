@@ -93,8 +93,7 @@ revoke execute on function count_linked() from public;
 
 -- The value of p_key in p_json, a setting that holds JSON (PostgREST's request.jwt.claims,
 -- Hasura's hasura.user), as capture reads an actor from it: null for text that is no JSON object
--- or has no such key, never an error (a malformed claim must not fail the host's write). Called
--- only when the setting is not empty and no earlier actor setting named an actor.
+-- or has no such key, never an error (a malformed claim must not fail the host's write).
 create function claim_of(p_json text, p_key text) returns text
 language plpgsql immutable
 set search_path from current
@@ -107,6 +106,73 @@ begin
 exception when others then
     return null;
 end
+$$;
+
+-- claim_of() of the setting p_setting, remembered for the session in two settings named p_memo:
+-- the text it was read from, and what it named ('' for nobody). Trapping a malformed claim's
+-- error costs a subtransaction, 35,000 instructions of a single-row statement's capture
+-- (bench/README.md); a stack sets the same claims on every request of one token, and capture
+-- then compares the text with the remembered one instead (claim_sql()). The memory is a pure
+-- function of the text, so whatever a session sets there, or a later transaction finds there, it
+-- can only name whom the claims themselves name: a session that could forge it could set the
+-- claims, or clockwatch.actor, itself.
+create function remembered_claim(p_setting text, p_key text, p_memo text) returns text
+language plpgsql volatile
+set search_path from current
+as $$
+declare
+    v_json  text := current_setting(p_setting, true);
+    v_actor text := claim_of(v_json, p_key);
+begin
+    perform set_config(p_memo || '_text', v_json, false),
+            set_config(p_memo || '_actor', coalesce(v_actor, ''), false);
+    return v_actor;
+end
+$$;
+revoke execute on function remembered_claim(text, text, text) from public;
+
+-- The expression capture reads one actor setting with (settings.actor_settings' element p_a):
+-- null when it is unset or empty, or, for a JSON setting, names nobody in p_a's key.
+create function claim_sql(p_a jsonb) returns text
+language sql immutable
+set search_path from current
+as $$
+    select case when p_a ->> 'key' is null
+                then format('nullif(current_setting(%L, true), %L)', p_a ->> 'setting', '')
+                else format('case when nullif(current_setting(%1$L, true), %3$L) is null then null '
+                            'when current_setting(%1$L, true) = current_setting(%4$L, true) '
+                            'then nullif(current_setting(%5$L, true), %3$L) '
+                            'else remembered_claim(%1$L, %2$L, %6$L) end',
+                            p_a ->> 'setting', p_a ->> 'key', '', m.memo || '_text', m.memo || '_actor', m.memo)
+           end
+    from (select 'clockwatch.claim_' || left(md5((p_a ->> 'setting') || E'\n' || (p_a ->> 'key')), 16) as memo) m
+$$;
+
+-- The two expressions capture stages a change's actor and its source with, from
+-- settings.actor_settings: the first setting that names an actor wins, and its name (with the
+-- key read) is the source; with the one default setting the source is null (the daemon reads it
+-- as clockwatch.actor). Then, with settings.actor_role, the session's login role, source 'role':
+-- a role name is no user id, and the daemon maps it to one (or to System). Each is one
+-- expression, read once per statement as part of the statement that stages the change (or of
+-- one assignment): a PL/pgSQL statement per setting cost a single-row capture 36,000
+-- instructions with four settings.
+create function actor_sql(out actor text, out source text)
+language sql stable
+set search_path from current
+as $$
+    select format('left(coalesce(%s), 257)',
+                  string_agg(claim_sql(e.a), ', ' order by e.n)
+                  || case when s.actor_role then ', session_user' else '' end),
+           case when jsonb_array_length(s.actor_settings) = 1 and s.actor_settings -> 0 ->> 'key' is null
+                     and s.actor_settings -> 0 ->> 'setting' = 'clockwatch.actor' and not s.actor_role
+                then 'null::text'
+                else 'case ' || string_agg(format('when %s is not null then %L ', claim_sql(e.a),
+                                                  (e.a ->> 'setting') || coalesce('.' || (e.a ->> 'key'), '')),
+                                           '' order by e.n)
+                     || case when s.actor_role then 'when session_user is not null then ''role'' ' else '' end
+                     || 'end' end
+    from settings s cross join lateral jsonb_array_elements(s.actor_settings) with ordinality e(a, n)
+    group by s.actor_settings, s.actor_role
 $$;
 
 -- p_table's filter, if each column it reads still has the type it had when the filter was
@@ -125,33 +191,69 @@ as $$
                                  order by f.n)
 $$;
 
--- The statements that set v_actor (and v_from, the setting it came from) in a capture function,
--- from settings.actor_settings: the first setting that names an actor wins. Names and keys are
--- written as literals. With the one default setting, none: the declaration reads it. Then, with
--- settings.actor_role, the session's login role when no setting named an actor: a role name is
--- no user id, and the daemon maps it to one (or to System).
-create function actor_sql() returns text
+-- The session settings that change how a value prints, each with the value capture pins it to
+-- and the values that print alike (extra_float_digits above 0 prints every float exactly, in its
+-- shortest form, since PostgreSQL 12; ISO dates whatever the day order).
+create function printing_setting() returns table (name text, pinned text, alike text[], types text[])
+language sql immutable
+as $$
+    values ('DateStyle', 'ISO', array['ISO, MDY', 'ISO, DMY', 'ISO, YMD'],
+            array['date', 'time without time zone', 'time with time zone', 'timestamp without time zone',
+                  'timestamp with time zone']),
+           ('IntervalStyle', 'postgres', array['postgres'], array['interval']),
+           ('extra_float_digits', '1', array['1', '2', '3'],
+            array['real', 'double precision', 'point', 'lseg', 'line', 'box', 'path', 'polygon', 'circle']),
+           ('bytea_output', 'hex', array['hex'], array['bytea']),
+           ('TimeZone', 'UTC', array['UTC', 'Etc/UTC'], array['timestamp with time zone']),
+           ('lc_monetary', 'C', array['C'], array['money'])
+$$;
+
+-- The settings that change how some column of p_table prints, through domains, arrays, ranges
+-- and composite types: each printing_setting() whose types one reached is, and every setting for
+-- a type none lists but the ones known to print alike in any session (a base type of an
+-- extension's, say).
+create function printing_settings(p_table regclass) returns text[]
 language sql stable
 set search_path from current
 as $$
-    select case when jsonb_array_length(s.actor_settings) = 1 and s.actor_settings -> 0 ->> 'key' is null
-                     and s.actor_settings -> 0 ->> 'setting' = 'clockwatch.actor'
-                then ''
-                else 'v_actor := null; ' || string_agg(
-                         format('if v_actor is null then v_actor := %s; v_from := %L; end if; ',
-                                case when a ->> 'key' is null
-                                     then format('nullif(current_setting(%L, true), %L)', a ->> 'setting', '')
-                                     else format('claim_of(nullif(current_setting(%L, true), %L), %L)',
-                                                 a ->> 'setting', '', a ->> 'key') end,
-                                a ->> 'setting' || coalesce('.' || (a ->> 'key'), '')),
-                         '' order by n)
-                     || 'if v_actor is null then v_from := null; end if; v_actor := left(v_actor, 257);'
-           end
-           || case when s.actor_role
-                   then 'if v_actor is null then v_actor := session_user; v_from := ''role''; end if;'
-                   else '' end
-    from settings s cross join lateral jsonb_array_elements(s.actor_settings) with ordinality e(a, n)
-    group by s.actor_settings, s.actor_role
+    with recursive reached(type) as (
+        select a.atttypid from pg_attribute a
+        where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped
+        union
+        select x.type from reached r join pg_type y on y.oid = r.type
+        cross join lateral (select y.typbasetype where y.typbasetype <> 0
+                            union all select y.typelem where y.typelem <> 0
+                            union all select g.rngsubtype from pg_range g where g.rngtypid = y.oid
+                            union all select g.rngtypid from pg_range g where g.rngmultitypid = y.oid
+                            union all select c.atttypid from pg_attribute c
+                                      where c.attrelid = y.typrelid and c.attnum > 0 and not c.attisdropped) x(type)
+    ), named as (
+        select format_type(y.oid, null) as type, y.typtype, y.typnamespace
+        from reached r join pg_type y on y.oid = r.type
+    )
+    select coalesce(array_agg(p.name order by p.name), '{}')
+    from printing_setting() p
+    where exists (select from named n where n.type = any (p.types))
+       or exists (select from named n
+                  where n.typtype = 'b' and n.typnamespace <> 'pg_catalog'::regnamespace)
+$$;
+
+-- PL/pgSQL for the settings that change how values print (printing_setting()): p_what 'check' is
+-- the condition that p_settings all print as pinned already; 'save' their values now, an array
+-- in printing_setting()'s order; 'pin' the statement pinning every one for the transaction
+-- until 'restore' gives back the saved ones (v_pinned).
+create function pinned_sql(p_what text, p_settings text[] default null) returns text
+language sql immutable
+set search_path from current
+as $$
+    select case p_what
+        when 'check' then coalesce(string_agg(format('current_setting(%L) = any (%L::text[])', p.name, p.alike),
+                                              ' and ') filter (where p.name = any (p_settings)), 'true')
+        when 'save' then 'array[' || string_agg(format('current_setting(%L)', p.name), ', ' order by p.n) || ']'
+        when 'pin' then 'perform ' || string_agg(format('set_config(%L, %L, true)', p.name, p.pinned), ', ' order by p.n)
+        else 'perform ' || string_agg(format('set_config(%L, v_pinned[%s], true)', p.name, p.n), ', ' order by p.n)
+    end
+    from printing_setting() with ordinality p(name, pinned, alike, types, n)
 $$;
 
 -- Whether the session can run no code of its own while a statement's foreign-key actions and
@@ -407,10 +509,11 @@ $$;
 --   exceed 1 GB). An array of images so reaches that limit only if a statement of up to 1,024
 --   rows holds 1 GB of text (1 MB a row at 1,024 rows), or a chunk does (4 MB a row). Chunks
 --   are not the only way because they cost a 500-row UPDATE 0.28-0.29x of bare against
---   0.35-0.36x (bench/README.md). p_rows picks one way: 'few' (the arrays, staging nothing for
---   a larger statement), 'many' (the chunks), or null for one statement that asks the size
---   itself and runs either (a one-time filter over the `small` CTE), which EXECUTE uses; a
---   compiled function runs 'few' and then, only if it staged nothing, asks the size (compile()).
+--   0.35-0.36x (bench/README.md). p_rows picks one way: 'one' (a single row, staging nothing for
+--   a larger statement), 'few' (the arrays, staging nothing for a larger statement), 'many' (the
+--   chunks), or null for one statement that asks the size itself and runs 'few' or 'many' (a
+--   one-time filter over the `small` CTE), which EXECUTE uses; a compiled function runs 'one' and
+--   then, only if it staged nothing, asks the size (compile()).
 --   (The rows' size would be the better test, but what they take on disk, which is cheap to
 --   ask, can be a hundredth of their text.) A join on each row's row_number() instead left
 --   PL/pgSQL caching a plan made for one row, a nested loop: 1 s for a 500-row UPDATE.
@@ -438,6 +541,7 @@ declare
     v_chunks text;
     v_few    text;
     v_many   text;
+    v_one    text;
     v_pairs  text;
     v_number text := '';
     v_in     text := coalesce('coalesce(' || p_filter || ', false)', '');
@@ -501,7 +605,18 @@ begin
                          case when v_flags then ', b.old_in, b.new_in' else '' end,
                          case when p_own is null then '' else ', c.chunk * 256 + b.i as n' end);
         v_few := format(v_few, v_image, v_ws, v_in);
+        -- One row: the only old and new rows, joined; nothing for a larger statement, which then
+        -- runs 'few' (compile()). No arrays to build and unnest: the commonest host write, a
+        -- single-row UPDATE, costs 40,000 instructions less (bench/README.md). OFFSET 0 keeps each
+        -- image printed once, as the unnest's columns are.
+        v_one := format('select o.image as old_row, n.image as new_row, o.ws as old_ws, n.ws as new_ws%4$s '
+                        'from (select %1$s as image, %2$s as ws, %3$s as ins from clockwatch_old t) o, '
+                        '     (select %1$s as image, %2$s as ws, %3$s as ins from clockwatch_new t) n '
+                        'where not exists (select from clockwatch_old offset 1) offset 0',
+                        v_image, v_ws, case when v_flags then v_in else 'true' end,
+                        case when v_flags then ', o.ins as old_in, n.ins as new_in' else '' end);
         v_pairs := case p_rows
+            when 'one' then v_one
             -- Nothing for a larger statement, which then runs 'many' (compile()).
             when 'few' then v_few || ' where not exists (select from clockwatch_old offset 1024)'
             when 'many' then v_many
@@ -628,7 +743,15 @@ declare
     v_slow    text;
     v_mixed   text   := 'null';
     v_body    text;
+    v_actor   record := actor_sql();
+    -- What the fast statements read in place of the variables: each value once, as part of the
+    -- one statement (depth 1: only the host's own statement takes that way).
+    v_inline  text[];
+    v_fast    text   := '';
+    v_partition boolean := exists (select from pg_class r where r.oid = p_table and r.relispartition);
 begin
+    v_inline := array['1', v_actor.actor, 'nullif(current_setting(''clockwatch.origin'', true), '''')',
+                      'pg_current_xact_id()::text::bigint', 'statement_timestamp()', v_actor.source];
     select * into strict c from captured_table t where t.relid = p_table;
     v_shape := record_shape(p_table, case when c.link_parent is null then c.excluded else '{}' end,
                             c.source, c.category);
@@ -669,6 +792,40 @@ begin
                           'filter_current(TG_RELID::regclass)) '
                           'using v_depth, v_actor, v_origin, v_txid, v_at, v_from, v_own',
                           c.source, c.category, c.workspace_column, c.workspace, c.excluded);
+        -- The commonest call, answered by one statement that reads every value itself: the
+        -- host's own statement (not one a trigger or a foreign-key action runs), no linked rows
+        -- counted for it, the table's columns as compiled, and a session whose settings print
+        -- values as capture pins them (pinned_sql()). Anything else, and an UPDATE of more than
+        -- one row, takes the general way below. A partition's rows are counted under its root.
+        v_fast := format($fast$
+    if TG_OP = 'INSERT' and pg_trigger_depth() = 1 and %1$s and %2$s then
+        %3$s;
+        get diagnostics v_staged = row_count;
+    elsif TG_OP = 'UPDATE' and pg_trigger_depth() = 1 and %1$s and %2$s and %4$s then
+        %5$s;
+        get diagnostics v_staged = row_count;
+        -- Nothing staged: more rows than one (the general way), or one row that changed nothing
+        -- or is in no audited workspace.
+        if v_staged = 0 then
+            if exists (select from clockwatch_old offset 1) then
+                v_staged := null;
+            end if;
+        end if;
+    elsif TG_OP = 'DELETE' and pg_trigger_depth() = 1 and %1$s and %2$s and %6$s then
+        %7$s;
+        get diagnostics v_staged = row_count;
+    end if;$fast$,
+            pinned_sql('check', printing_settings(p_table)), v_guard,
+            capture_sql('INSERT', p_table, c.category, c.workspace_column, c.workspace,
+                        v_shape, c.excluded, v_inline, p_filter => c.filter),
+            case when v_partition then 'true'
+                 else format('coalesce(current_setting(%L, true), %L) = %2$L', linked_setting(p_table, 'UPDATE'), '') end,
+            capture_sql('UPDATE', p_table, c.category, c.workspace_column, c.workspace,
+                        v_shape, c.excluded, v_inline, 'one', p_filter => c.filter),
+            case when v_partition then 'true'
+                 else format('coalesce(current_setting(%L, true), %L) = %2$L', linked_setting(p_table, 'DELETE'), '') end,
+            capture_sql('DELETE', p_table, c.category, c.workspace_column, c.workspace,
+                        v_shape, c.excluded, v_inline, p_filter => c.filter));
     else
         -- A link table's statements print rows of the record table too: both must be as compiled.
         v_parent := (select p.shape from captured_table p where p.relid = c.link_parent);
@@ -708,58 +865,77 @@ begin
     -- there and run what follows as the owner.
     v_body := format($body$
 declare
-    v_actor  text    := left(nullif(current_setting('clockwatch.actor', true), ''), 257);
+    v_actor  text;
     v_from   text;
-    v_origin text    := nullif(current_setting('clockwatch.origin', true), '');
+    v_origin text;
     -- 1 for the host's own rows, 2 for a foreign-key action's (taken below), 3 or more below a
     -- host trigger: the daemon asks each kind for a different cause.
-    v_depth  integer := pg_trigger_depth() * 2 - 1;
-    v_txid   bigint  := pg_current_xact_id()::text::bigint;
-    v_at     timestamptz := statement_timestamp();
+    v_depth  integer;
+    v_txid   bigint;
+    v_at     timestamptz;
     v_staged bigint;
     v_count  text;
     v_rows   bigint;
     v_own    bigint;
-begin
-    %13$s
-    -- Which rows are linked (see linked_count()). Usually none changed below this statement, and
-    -- this costs one read of a setting. (A partition's rows count under its root, whose capture
-    -- takes them: only a host trigger's statement, below, takes them here.)
-    if %12$s TG_OP = 'UPDATE' then
-        v_count := current_setting(%8$L, true);
-    elsif %12$s TG_OP = 'DELETE' then
-        v_count := current_setting(%9$L, true);
-    end if;
-    if v_count <> '' then
-        select count(*) into v_rows from clockwatch_old;
-        v_own := v_rows - take_linked(TG_RELID, TG_OP, v_rows);
-        if v_own = 0 then
-            v_depth := greatest(v_depth, 2);
+    v_pinned text[];
+begin%14$s
+    if v_staged is null then
+        -- Every setting that changes a value's text is pinned while the statements below print
+        -- values, and given back after, whatever the host's session set: a float printed with
+        -- extra_float_digits = -15 would log 123.456 as 100 and an update from 100 to 149 as no
+        -- change at all. (The way above is taken only when they print as pinned already.)
+        if not (%15$s) then
+            v_pinned := %16$s;
+            %17$s;
         end if;
-    end if;
-    -- A change below the host's own statement is linked unless the session runs triggers of its
-    -- own (see session_code_free()).
-    if v_depth > 1 then
-        if not session_code_free() then
-            v_depth := 1;
+        v_actor  := %18$s;
+        v_from   := %19$s;
+        v_origin := nullif(current_setting('clockwatch.origin', true), '');
+        v_depth  := pg_trigger_depth() * 2 - 1;
+        v_txid   := pg_current_xact_id()::text::bigint;
+        v_at     := statement_timestamp();
+        -- Which rows are linked (see linked_count()). Usually none changed below this statement,
+        -- and this costs one read of a setting. (A partition's rows count under its root, whose
+        -- capture takes them: only a host trigger's statement, below, takes them here.)
+        if %12$s TG_OP = 'UPDATE' then
+            v_count := current_setting(%8$L, true);
+        elsif %12$s TG_OP = 'DELETE' then
+            v_count := current_setting(%9$L, true);
         end if;
-    end if;
-    if v_depth = 1 and v_own > 0 and %11$s then
-        %10$s;
-        get diagnostics v_staged = row_count;
-    elsif %1$s then
-        if TG_OP = 'INSERT' then
-            %2$s;
-        elsif TG_OP = 'UPDATE' then
-            %3$s;
-        elsif TG_OP = 'DELETE' then
-            %4$s;
+        if v_count <> '' then
+            select count(*) into v_rows from clockwatch_old;
+            v_own := v_rows - take_linked(TG_RELID, TG_OP, v_rows);
+            if v_own = 0 then
+                v_depth := greatest(v_depth, 2);
+            end if;
+        end if;
+        -- A change below the host's own statement is linked unless the session runs triggers
+        -- of its own (see session_code_free()).
+        if v_depth > 1 then
+            if not session_code_free() then
+                v_depth := 1;
+            end if;
+        end if;
+        if v_depth = 1 and v_own > 0 and %11$s then
+            %10$s;
+            get diagnostics v_staged = row_count;
+        elsif %1$s then
+            if TG_OP = 'INSERT' then
+                %2$s;
+            elsif TG_OP = 'UPDATE' then
+                %3$s;
+            elsif TG_OP = 'DELETE' then
+                %4$s;
+            else
+                %5$s;
+            end if;
         else
-            %5$s;
+            %6$s;
+            get diagnostics v_staged = row_count;
         end if;
-    else
-        %6$s;
-        get diagnostics v_staged = row_count;
+        if v_pinned is not null then
+            %20$s;
+        end if;
     end if;
     -- Wake the daemon only while it is idle: the flag is a sequence, read by a function call.
     -- Not once the notification queue is half full: any session can fill it (a listener that
@@ -778,20 +954,20 @@ $body$,
         linked_setting(p_table, 'UPDATE'), linked_setting(p_table, 'DELETE'),
         -- a link table's change is a record's, its own and linked rows together: its author's
         v_mixed, case when c.link_parent is null then 'v_own < v_rows' else 'false' end,
-        case when exists (select from pg_class r where r.oid = p_table and r.relispartition)
-             then 'v_depth > 1 and' else '' end,
-        -- the actor from settings.actor_settings, when more than clockwatch.actor is read
-        actor_sql());
-    -- Every setting that changes a value's text is pinned for the call, whatever the host's
-    -- session set: a float printed with extra_float_digits = -15 would log 123.456 as 100 and
-    -- an update from 100 to 149 as no change at all.
+        case when v_partition then 'v_depth > 1 and' else '' end,
+        null, v_fast,
+        pinned_sql('check', (select array_agg(p.name) from printing_setting() p)),
+        pinned_sql('save'), pinned_sql('pin'),
+        v_actor.actor, v_actor.source, pinned_sql('restore'));
+    -- The settings that change how values print are pinned in the body, only when the session
+    -- has them otherwise (printing_setting()): a function-level SET costs every call, 5,000
+    -- instructions each, whatever the session holds (bench/README.md). search_path is pinned
+    -- here, the security boundary of every name the body uses.
     -- A link table's statements plan reads of the host's tables as the owner: constraint_exclusion
     -- is pinned to its default there too (`on` would evaluate the tables' own CHECK constraints,
     -- which host_code_free() leaves to the host).
     execute format('create or replace function %I() returns trigger language plpgsql security definer '
-                   'set search_path from current set datestyle = iso set intervalstyle = postgres '
-                   'set extra_float_digits = 1 set bytea_output = hex set timezone = ''UTC'' '
-                   'set lc_monetary = ''C'' %s as %L',
+                   'set search_path from current %s as %L',
                    c.function,
                    case when c.link_parent is null then '' else 'set constraint_exclusion = partition' end,
                    v_body);

@@ -217,3 +217,46 @@ async fn a_session_logged_in_as_a_users_own_role_is_that_user() {
         ]
     );
 }
+
+/// A JSON claim is read once per text a session sets: the same claims again (every request of
+/// one token) name the same user, other claims their own, and broken ones nobody, in any order.
+#[tokio::test]
+async fn a_sessions_claims_name_whom_they_say_each_time() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let config = config();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    let app = app_role(&db, &client).await;
+    let bob = r#"{"sub": "2", "role": "web"}"#;
+    let ann = r#"{"sub": "1", "role": "web"}"#;
+    for (n, claims) in [bob, bob, ann, "{not json", ann, r#"{"role": "web"}"#, bob]
+        .iter()
+        .enumerate()
+    {
+        app.batch_execute(&format!(
+            "begin; select set_config('request.jwt.claims', '{claims}', true);
+             insert into app.tag (workspace_id, name) values (1, 'tag {n}'); commit;"
+        ))
+        .await
+        .unwrap();
+    }
+    drain(&mut client, &config).await;
+    let authors: Vec<String> = column(
+        &client,
+        "select author from audit_log.report order by event_id",
+    )
+    .await;
+    assert_eq!(
+        authors,
+        [
+            "Bob Builder",
+            "Bob Builder",
+            "Ann Admin",
+            "System",
+            "Ann Admin",
+            "System",
+            "Bob Builder"
+        ]
+    );
+}

@@ -285,6 +285,51 @@ workspace_column = "ws"
         "update st.rate set hours = 150 where id = 1",
     )
     .await;
+    // Capture pins them while it prints, and gives the session its own back.
+    let settings: Vec<String> = app
+        .query(
+            "select current_setting(s) from unnest(array['extra_float_digits', 'IntervalStyle',
+                 'bytea_output', 'TimeZone', 'DateStyle', 'lc_monetary']) s",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            "-15",
+            "sql_standard",
+            "escape",
+            "Asia/Kathmandu",
+            "SQL, DMY",
+            "C.UTF-8"
+        ]
+    );
+    // And a transaction's own, for its statements after the change.
+    let within: String = app
+        .transaction()
+        .await
+        .map(|tx| async move {
+            tx.batch_execute(
+                "set local timezone = 'Pacific/Chatham';
+                 insert into st.rate (id, ws) values (2, 'w');",
+            )
+            .await
+            .unwrap();
+            let zone = tx
+                .query_one("select current_setting('TimeZone')", &[])
+                .await
+                .unwrap()
+                .get(0);
+            tx.rollback().await.unwrap();
+            zone
+        })
+        .unwrap()
+        .await;
+    assert_eq!(within, "Pacific/Chatham");
     let mut admin = admin;
     drain(&mut admin, &config).await;
     let rows: Vec<(Option<serde_json::Value>, Option<serde_json::Value>)> = admin

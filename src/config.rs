@@ -917,9 +917,10 @@ impl Config {
                 ));
             }
             if let ActorSetting::Json { key, .. } = a {
-                if key.is_empty() || key.len() > 100 {
+                // (No control character: capture stages the name and key before a U+001F.)
+                if key.is_empty() || key.len() > 100 || key.chars().any(char::is_control) {
                     return bad(format!(
-                        "actor_settings: {name}: key must be 1 to 100 characters"
+                        "actor_settings: {name}: key must be 1 to 100 characters, none of them a control character"
                     ));
                 }
             }

@@ -429,6 +429,7 @@ impl Drainer {
                 }),
                 _ => None,
             };
+            let (actor_source, actor) = staged_actor(row.get("actor"));
             let change = StagedChange {
                 tags,
                 id: row.get("id"),
@@ -438,8 +439,8 @@ impl Drainer {
                 txid: row.get("txid"),
                 occurred_at: row.get("stmt_at"),
                 depth: row.get("depth"),
-                actor: bounded_actor(row.get("actor")),
-                actor_source: row.get("actor_source"),
+                actor,
+                actor_source,
                 origin: row.get("origin"),
                 workspace_id: row.get("workspace_id"),
                 old_row,
@@ -1081,6 +1082,59 @@ const MAX_ACTOR_CHARS: usize = 256;
 /// An actor id as the log keeps it: whole, or, past [`MAX_ACTOR_CHARS`] (no application's user
 /// id is that long: it is a mistake or an attack), its first 64 characters and an ellipsis, so
 /// that it neither passes for a real id nor fills the log's indexes.
+/// The setting a staged actor came from and the actor, as capture stages them (`actor_sql()`):
+/// U+001F and the one default setting's value (no source: the first configured), or U+001E, the
+/// settings read (JSON, as `actor_settings` is kept, `{"role": true}` for the session's login
+/// role), U+001D and a text array of what each held, of which the first that names someone wins
+/// (source "role" for the login role, see [`resolve::ROLE`]).
+fn staged_actor(staged: Option<String>) -> (Option<String>, Option<String>) {
+    let Some(staged) = staged else {
+        return (None, None);
+    };
+    if let Some(value) = staged.strip_prefix('\u{1f}') {
+        return (None, bounded_actor(Some(value.to_string())));
+    }
+    let Some(staged) = staged.strip_prefix('\u{1e}') else {
+        return (None, bounded_actor(Some(staged)));
+    };
+    let read = staged.split_once('\u{1d}').and_then(|(settings, texts)| {
+        let settings: Vec<Value> = serde_json::from_str(settings).ok()?;
+        Some((settings, crate::record::text_array(texts)?))
+    });
+    let Some((settings, texts)) = read else {
+        return (None, None);
+    };
+    for (setting, text) in settings.iter().zip(texts) {
+        let Some(text) = text else {
+            continue;
+        };
+        let (source, actor) = match (setting["setting"].as_str(), setting["key"].as_str()) {
+            (Some(name), Some(key)) => (format!("{name}.{key}"), claim(&text, key)),
+            (Some(name), None) => (name.to_string(), Some(text)),
+            (None, _) if setting["role"] == Value::Bool(true) => (resolve::ROLE.to_string(), Some(text)),
+            (None, _) => continue,
+        };
+        if let Some(actor) = actor.filter(|a| !a.is_empty()) {
+            return (Some(source), bounded_actor(Some(actor)));
+        }
+    }
+    (None, None)
+}
+
+/// The value of `key` in `json`, a setting that holds a JSON object (PostgREST's
+/// request.jwt.claims), as PostgreSQL's `->>` prints it; None for text that is no JSON object or
+/// has no such key: a malformed claim names nobody.
+fn claim(json: &str, key: &str) -> Option<String> {
+    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(json) else {
+        return None;
+    };
+    match object.get(key)? {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 fn bounded_actor(actor: Option<String>) -> Option<String> {
     let actor = actor?;
     if actor.chars().count() <= MAX_ACTOR_CHARS {
@@ -1092,6 +1146,45 @@ fn bounded_actor(actor: Option<String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_staged_actor_is_the_first_setting_that_names_someone() {
+        let read = |s: &str| staged_actor(Some(s.to_string()));
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(read("\u{1f}17"), (None, some("17")));
+        // A value that looks like the other form is all value.
+        assert_eq!(read("\u{1f}\u{1e}[]"), (None, some("\u{1e}[]")));
+        // The settings as JSON, then their texts as PostgreSQL prints a text[]: quoted where
+        // needed, \" and \\ escaped, NULL bare.
+        let staged = |settings: &str, texts: &str| format!("\u{1e}[{settings}]\u{1d}{{{texts}}}");
+        let plain = |name: &str| format!(r#"{{"setting": "{name}"}}"#);
+        let jwt = r#"{"key": "sub", "setting": "request.jwt.claims"}"#;
+        let both = format!("{}, {jwt}", plain("clockwatch.actor"));
+        assert_eq!(
+            read(&staged(&both, r#""","{\"sub\": \"7\"}""#)),
+            (some("request.jwt.claims.sub"), some("7"))
+        );
+        // A claim that is no JSON object, or lacks the key, names nobody: the next setting does.
+        let then = format!("{jwt}, {}", plain("jwt.claims.user_id"));
+        for claims in [r#""not json {""#, r#""[1]""#, r#""{\"role\": \"web\"}""#, "NULL"] {
+            assert_eq!(
+                read(&staged(&then, &format!("{claims},9"))),
+                (some("jwt.claims.user_id"), some("9")),
+                "{claims}"
+            );
+        }
+        // Numbers print as ->> prints them.
+        assert_eq!(
+            read(&staged(jwt, r#""{\"sub\": 12}""#)),
+            (some("request.jwt.claims.sub"), some("12"))
+        );
+        let role = format!(r#"{}, {{"role": true}}"#, plain("clockwatch.actor"));
+        assert_eq!(read(&staged(&role, "NULL,ann")), (some("role"), some("ann")));
+        assert_eq!(read(&staged(&plain("clockwatch.actor"), r#""""#)), (None, None));
+        // Fewer texts than settings, or text that is no array: nobody.
+        assert_eq!(read(&staged(&both, "")), (None, None));
+        assert_eq!(staged_actor(None), (None, None));
+    }
 
     fn known(name: &str, client: Option<&str>) -> Known {
         Known {

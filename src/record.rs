@@ -269,6 +269,32 @@ fn push_array_level(
     Ok(())
 }
 
+/// A one-dimensional text array as PostgreSQL prints it (`{a,"b c",NULL}`): its elements,
+/// unquoted, NULL as None; None for anything else.
+pub fn text_array(literal: &str) -> Option<Vec<Option<String>>> {
+    let mut chars = literal.chars().peekable();
+    if chars.next() != Some('{') {
+        return None;
+    }
+    let mut items = Vec::new();
+    if chars.peek() == Some(&'}') {
+        chars.next();
+        return chars.next().is_none().then_some(items);
+    }
+    loop {
+        if chars.peek() == Some(&'{') {
+            return None;
+        }
+        let (value, quoted) = array_element(&mut chars);
+        items.push((quoted || value != "NULL").then_some(value));
+        match chars.next() {
+            Some(',') => continue,
+            Some('}') => return chars.next().is_none().then_some(items),
+            _ => return None,
+        }
+    }
+}
+
 /// One element of an array literal, unquoted, and whether it was quoted.
 fn array_element(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> (String, bool) {
     let mut value = String::new();
@@ -396,6 +422,19 @@ mod tests {
         );
         assert_eq!(image.get("a\"b").map(|r| r.json()), Some(r#""x \"y\"""#));
         assert_eq!(image.get("tab\there").map(|r| r.json()), Some("7"));
+    }
+
+    #[test]
+    fn text_arrays_as_postgresql_prints_them() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            text_array(r#"{a,"b c",NULL,"NULL","","x\"y\\z"}"#),
+            Some(vec![some("a"), some("b c"), None, some("NULL"), some(""), some("x\"y\\z")])
+        );
+        assert_eq!(text_array("{}"), Some(vec![]));
+        for broken in ["", "{a", "{a}b", "{{a}}", "[1]"] {
+            assert_eq!(text_array(broken), None, "{broken}");
+        }
     }
 
     #[test]

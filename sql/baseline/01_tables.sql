@@ -87,8 +87,10 @@ create table staging (
     txid         bigint not null,      -- pg_current_xact_id() of the host transaction
     stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
     depth        integer not null,     -- 1: the host's own change; 2: a foreign-key action's; 3+: a host trigger's
-    actor        text,                 -- the first actor setting set, null when none is (System)
-    actor_source text,                 -- which setting it came from; null: the first configured
+    -- Who acts: the first actor setting set, as its name (empty: the one default setting),
+    -- U+001F and its value ('role' and the login role for [authors] db_role_column); null
+    -- when none is (System). See actor_sql().
+    actor        text,
     origin       text,                 -- clockwatch.origin, null when unset
     workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
     shape        bigint not null,      -- the images' columns, source and category (shape.id)

@@ -91,86 +91,34 @@ $$;
 -- function) to a table of its own and so write staging as the owner.
 revoke execute on function count_linked() from public;
 
--- The value of p_key in p_json, a setting that holds JSON (PostgREST's request.jwt.claims,
--- Hasura's hasura.user), as capture reads an actor from it: null for text that is no JSON object
--- or has no such key, never an error (a malformed claim must not fail the host's write).
-create function claim_of(p_json text, p_key text) returns text
-language plpgsql immutable
-set search_path from current
-as $$
-begin
-    if p_json is null or p_json !~ '^\s*\{' then
-        return null;
-    end if;
-    return nullif(p_json::jsonb ->> p_key, '');
-exception when others then
-    return null;
-end
-$$;
-
--- claim_of() of the setting p_setting, remembered for the session in two settings named p_memo:
--- the text it was read from, and what it named ('' for nobody). Trapping a malformed claim's
--- error costs a subtransaction, 35,000 instructions of a single-row statement's capture
--- (bench/README.md); a stack sets the same claims on every request of one token, and capture
--- then compares the text with the remembered one instead (claim_sql()). The memory is a pure
--- function of the text, so whatever a session sets there, or a later transaction finds there, it
--- can only name whom the claims themselves name: a session that could forge it could set the
--- claims, or clockwatch.actor, itself.
-create function remembered_claim(p_setting text, p_key text, p_memo text) returns text
-language plpgsql volatile
-set search_path from current
-as $$
-declare
-    v_json  text := current_setting(p_setting, true);
-    v_actor text := claim_of(v_json, p_key);
-begin
-    perform set_config(p_memo || '_text', v_json, false),
-            set_config(p_memo || '_actor', coalesce(v_actor, ''), false);
-    return v_actor;
-end
-$$;
-revoke execute on function remembered_claim(text, text, text) from public;
-
--- The expression capture reads one actor setting with (settings.actor_settings' element p_a):
--- null when it is unset or empty, or, for a JSON setting, names nobody in p_a's key.
-create function claim_sql(p_a jsonb) returns text
-language sql immutable
-set search_path from current
-as $$
-    select case when p_a ->> 'key' is null
-                then format('nullif(current_setting(%L, true), %L)', p_a ->> 'setting', '')
-                else format('case when nullif(current_setting(%1$L, true), %3$L) is null then null '
-                            'when current_setting(%1$L, true) = current_setting(%4$L, true) '
-                            'then nullif(current_setting(%5$L, true), %3$L) '
-                            'else remembered_claim(%1$L, %2$L, %6$L) end',
-                            p_a ->> 'setting', p_a ->> 'key', '', m.memo || '_text', m.memo || '_actor', m.memo)
-           end
-    from (select 'clockwatch.claim_' || left(md5((p_a ->> 'setting') || E'\n' || (p_a ->> 'key')), 16) as memo) m
-$$;
-
--- The two expressions capture stages a change's actor and its source with, from
--- settings.actor_settings: the first setting that names an actor wins, and its name (with the
--- key read) is the source; with the one default setting the source is null (the daemon reads it
--- as clockwatch.actor). Then, with settings.actor_role, the session's login role, source 'role':
--- a role name is no user id, and the daemon maps it to one (or to System). Each is one
--- expression, read once per statement as part of the statement that stages the change (or of
--- one assignment): a PL/pgSQL statement per setting cost a single-row capture 36,000
--- instructions with four settings.
-create function actor_sql(out actor text, out source text)
+-- The expression capture stages a change's actor with (staging.actor). With the one default
+-- setting, clockwatch.actor, a unit separator (U+001F) and its value, cut at 257 characters, or
+-- null when it is unset or empty. Otherwise a record separator (U+001E), the settings read as
+-- settings.actor_settings holds them (JSON, with {"role": true} last for settings.actor_role),
+-- a group separator (U+001D, which JSON text never holds unescaped) and a text array of their
+-- texts (or nulls), in the same order, then the session's login role: the daemon
+-- takes the first that names an actor (a JSON setting through its key), so capture parses
+-- nothing and can fail on nothing, and a malformed claim costs the host's write no
+-- subtransaction. One expression, read once per statement as part of the statement that stages
+-- the change: four settings read as PL/pgSQL statements cost a single-row capture 36,000
+-- instructions, their claims parsed in it 35,000 more, parsed in one expression 40,000, and
+-- json_build_array(), which looks up each argument's type on every call, 23,000, and an array
+-- printing names and keys beside the texts 16,000: the names in one constant cost least
+-- (bench/README.md). Nothing a session sets can pass for another source: the daemon reads the
+-- first character capture wrote, and the array as PostgreSQL prints one.
+create function actor_sql() returns text
 language sql stable
 set search_path from current
 as $$
-    select format('left(coalesce(%s), 257)',
-                  string_agg(claim_sql(e.a), ', ' order by e.n)
-                  || case when s.actor_role then ', session_user' else '' end),
-           case when jsonb_array_length(s.actor_settings) = 1 and s.actor_settings -> 0 ->> 'key' is null
+    select case when jsonb_array_length(s.actor_settings) = 1 and s.actor_settings -> 0 ->> 'key' is null
                      and s.actor_settings -> 0 ->> 'setting' = 'clockwatch.actor' and not s.actor_role
-                then 'null::text'
-                else 'case ' || string_agg(format('when %s is not null then %L ', claim_sql(e.a),
-                                                  (e.a ->> 'setting') || coalesce('.' || (e.a ->> 'key'), '')),
-                                           '' order by e.n)
-                     || case when s.actor_role then 'when session_user is not null then ''role'' ' else '' end
-                     || 'end' end
+                then format('%L || left(nullif(current_setting(%L, true), %L), 257)', chr(31), 'clockwatch.actor', '')
+                else format('%L || (array[%s])::text',
+                            chr(30) || (s.actor_settings || case when s.actor_role then '[{"role": true}]'::jsonb
+                                                                 else '[]' end)::text || chr(29),
+                            string_agg(format('current_setting(%L, true)', e.a ->> 'setting'), ', ' order by e.n)
+                            || case when s.actor_role then ', session_user::text' else '' end)
+           end
     from settings s cross join lateral jsonb_array_elements(s.actor_settings) with ordinality e(a, n)
     group by s.actor_settings, s.actor_role
 $$;
@@ -548,9 +496,9 @@ declare
     v_flags  boolean := p_filter is not null and p_op = 'UPDATE';
 begin
     select r.image, r.ws into v_image, v_ws from row_sql(p_table, p_ws_column, p_workspace, p_excluded) r;
-    v_head := format('insert into staging (op, txid, stmt_at, depth, actor, actor_source, origin, '
+    v_head := format('insert into staging (op, txid, stmt_at, depth, actor, origin, '
                      'workspace_id, shape, old_row, new_row) '
-                     'select %s, %s, %s, %s, %s, %s, %s, ',
+                     'select %s, %s, %s, %s, %s, %s, ',
                      case when v_flags
                           then '(case when p.old_in and p.new_in then ''U'' when p.old_in then ''D'' else ''I'' end)::"char"'
                           else quote_literal(left(p_op, 1)) end,
@@ -558,7 +506,7 @@ begin
                      case when p_own is null then p_vars[1]
                           else format('case when %s.n <= %s then 1 else 2 end',
                                       case when p_op = 'UPDATE' then 'p' else 'r' end, p_own) end,
-                     p_vars[2], p_vars[6], p_vars[3]);
+                     p_vars[2], p_vars[3]);
     if p_own is not null then
         v_number := ', row_number() over () as n';
     end if;
@@ -608,11 +556,14 @@ begin
         -- One row: the only old and new rows, joined; nothing for a larger statement, which then
         -- runs 'few' (compile()). No arrays to build and unnest: the commonest host write, a
         -- single-row UPDATE, costs 40,000 instructions less (bench/README.md). OFFSET 0 keeps each
-        -- image printed once, as the unnest's columns are.
+        -- image printed once, as the unnest's columns are, and LIMIT 1 (which does that too)
+        -- keeps the plan's cost one row's whatever the statement that first planned it held:
+        -- planned for a 500-row UPDATE as a 250,000-row join, the cached plan was compiled by
+        -- the JIT on every call, 50 million instructions a statement.
         v_one := format('select o.image as old_row, n.image as new_row, o.ws as old_ws, n.ws as new_ws%4$s '
                         'from (select %1$s as image, %2$s as ws, %3$s as ins from clockwatch_old t) o, '
                         '     (select %1$s as image, %2$s as ws, %3$s as ins from clockwatch_new t) n '
-                        'where not exists (select from clockwatch_old offset 1) offset 0',
+                        'where not exists (select from clockwatch_old offset 1) limit 1',
                         v_image, v_ws, case when v_flags then v_in else 'true' end,
                         case when v_flags then ', o.ins as old_in, n.ins as new_in' else '' end);
         v_pairs := case p_rows
@@ -624,6 +575,21 @@ begin
             else format('%s where (select s.yes from small s) union all select m.* from (%s) m '
                         'where not (select s.yes from small s)', v_few, v_many)
         end;
+        -- One row: the workspace picked, and the row left out, in one level (4,000 instructions).
+        if p_rows = 'one' then
+            return v_head || format(
+                'coalesce(%2$s, p.new_ws, p.old_ws), %1$s, %3$s from (%4$s) p '
+                'where %5$s and (%2$s is not null or coalesce(p.new_ws, p.old_ws) is null)',
+                p_shape,
+                format('case when %s then p.new_ws when p.old_ws is distinct from p.new_ws and %s then p.old_ws end',
+                       workspace_test(p_category, 'p.new_ws'), workspace_test(p_category, 'p.old_ws')),
+                case when v_flags then 'case when p.old_in then p.old_row end, case when p.new_in then p.new_row end'
+                     else 'p.old_row, p.new_row' end,
+                v_pairs,
+                case when v_flags
+                     then '(p.old_in or p.new_in) and (p.old_row is distinct from p.new_row or p.old_in <> p.new_in)'
+                     else 'p.old_row is distinct from p.new_row' end);
+        end if;
         return case when p_rows is null
                     then 'with small as materialized (select count(*) <= 1024 as yes from clockwatch_old) '
                     else '' end
@@ -699,14 +665,14 @@ begin
                                   format(v_now, 'clockwatch_old'))
         else format('array(%s order by 1)', format(v_now, p_link.relid)) end;
     return format(
-        'insert into staging (op, txid, stmt_at, depth, actor, actor_source, origin, '
+        'insert into staging (op, txid, stmt_at, depth, actor, origin, '
         'workspace_id, shape, old_row, new_row, old_tags, new_tags) '
-        'select ''L'', %s, %s, %s, %s, %s, %s, '
+        'select ''L'', %s, %s, %s, %s, %s, '
         'r.ws, %s, null, r.image, r.before, r.after '
         'from (select %s as ws, %s as image, %s as before, %s as after '
         '      from %s t where t.%I in (select k.%I from %s k) offset 0) r '
         'where r.before is distinct from r.after and (r.ws is null or %s)',
-        p_vars[4], p_vars[5], p_vars[1], p_vars[2], p_vars[6], p_vars[3],
+        p_vars[4], p_vars[5], p_vars[1], p_vars[2], p_vars[3],
         p_shape, v_ws, v_image, v_before, v_after,
         p_link.link_parent, p_link.parent_id_column, p_link.parent_column, v_changed,
         workspace_test(p_link.category, 'r.ws'));
@@ -735,7 +701,7 @@ set search_path from current
 as $$
 declare
     c         captured_table;
-    v_vars    text[] := array['v_depth', 'v_actor', 'v_origin', 'v_txid', 'v_at', 'v_from'];
+    v_vars    text[] := array['v_depth', 'v_actor', 'v_origin', 'v_txid', 'v_at'];
     v_shape   bigint;
     v_parent  bigint;
     v_guard   text;
@@ -743,15 +709,15 @@ declare
     v_slow    text;
     v_mixed   text   := 'null';
     v_body    text;
-    v_actor   record := actor_sql();
+    v_actor   text   := actor_sql();
     -- What the fast statements read in place of the variables: each value once, as part of the
     -- one statement (depth 1: only the host's own statement takes that way).
     v_inline  text[];
     v_fast    text   := '';
     v_partition boolean := exists (select from pg_class r where r.oid = p_table and r.relispartition);
 begin
-    v_inline := array['1', v_actor.actor, 'nullif(current_setting(''clockwatch.origin'', true), '''')',
-                      'pg_current_xact_id()::text::bigint', 'statement_timestamp()', v_actor.source];
+    v_inline := array['1', v_actor, 'nullif(current_setting(''clockwatch.origin'', true), '''')',
+                      'pg_current_xact_id()::text::bigint', 'statement_timestamp()'];
     select * into strict c from captured_table t where t.relid = p_table;
     v_shape := record_shape(p_table, case when c.link_parent is null then c.excluded else '{}' end,
                             c.source, c.category);
@@ -779,18 +745,18 @@ begin
                             capture_sql('UPDATE', p_table, c.category, c.workspace_column, c.workspace,
                                         v_shape, c.excluded, v_vars, 'many', p_filter => c.filter));
         v_slow := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
-                         'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5,$6}'', '
+                         'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5}'', '
                          'p_filter => filter_current(TG_RELID::regclass)) '
-                         'using v_depth, v_actor, v_origin, v_txid, v_at, v_from',
+                         'using v_depth, v_actor, v_origin, v_txid, v_at',
                          c.source, c.category, c.workspace_column, c.workspace, c.excluded);
         -- A statement whose transition table holds a foreign-key action's rows after its own: each
         -- row numbered, built for the columns the table has now as the slow path is. Rare
         -- enough (a table that refers to itself, or one statement changing two tables) not to be
         -- compiled.
         v_mixed := format('execute capture_sql(TG_OP, TG_RELID::regclass, %2$L, %3$L, %4$L, '
-                          'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5,$6}'', null, ''$7'', '
+                          'record_shape(TG_RELID::regclass, %5$L, %1$L, %2$L), %5$L, ''{$1,$2,$3,$4,$5}'', null, ''$6'', '
                           'filter_current(TG_RELID::regclass)) '
-                          'using v_depth, v_actor, v_origin, v_txid, v_at, v_from, v_own',
+                          'using v_depth, v_actor, v_origin, v_txid, v_at, v_own',
                           c.source, c.category, c.workspace_column, c.workspace, c.excluded);
         -- The commonest call, answered by one statement that reads every value itself: the
         -- host's own statement (not one a trigger or a foreign-key action runs), no linked rows
@@ -845,17 +811,17 @@ begin
                           p_table::oid::text, c.link_parent::oid::text) || v_guard;
         v_slow := format($slow$begin
             if not (host_code_free(%6$L::regclass) and host_code_free(%1$L::regclass)) then
-                insert into staging (op, txid, stmt_at, depth, actor, actor_source, origin, shape, new_row)
-                values ('L', v_txid, v_at, v_depth, v_actor, v_from, v_origin, %5$s,
+                insert into staging (op, txid, stmt_at, depth, actor, origin, shape, new_row)
+                values ('L', v_txid, v_at, v_depth, v_actor, v_origin, %5$s,
                         format('tags not captured: %%s or %%s has an index, constraint, policy or statistics object calling a function of its own, which Clockwatch never runs', TG_TABLE_NAME, %1$L::regclass));
             else
                 execute link_sql(TG_OP, (select t from captured_table t where t.relid = TG_RELID),
-                                 record_shape(%1$L::regclass, %2$L, %3$L, %4$L), '{$1,$2,$3,$4,$5,$6}')
-                    using v_depth, v_actor, v_origin, v_txid, v_at, v_from;
+                                 record_shape(%1$L::regclass, %2$L, %3$L, %4$L), '{$1,$2,$3,$4,$5}')
+                    using v_depth, v_actor, v_origin, v_txid, v_at;
             end if;
         exception when others then
-            insert into staging (op, txid, stmt_at, depth, actor, actor_source, origin, shape, new_row)
-            values ('L', v_txid, v_at, v_depth, v_actor, v_from, v_origin, %5$s,
+            insert into staging (op, txid, stmt_at, depth, actor, origin, shape, new_row)
+            values ('L', v_txid, v_at, v_depth, v_actor, v_origin, %5$s,
                     format('tags not captured: %%s (after a change to %%s or %%s)', sqlerrm, TG_TABLE_NAME, %1$L::regclass));
         end$slow$, c.link_parent::oid::text, c.excluded, c.source, c.category, v_parent, p_table::oid::text);
     end if;
@@ -866,7 +832,6 @@ begin
     v_body := format($body$
 declare
     v_actor  text;
-    v_from   text;
     v_origin text;
     -- 1 for the host's own rows, 2 for a foreign-key action's (taken below), 3 or more below a
     -- host trigger: the daemon asks each kind for a different cause.
@@ -889,7 +854,6 @@ begin%14$s
             %17$s;
         end if;
         v_actor  := %18$s;
-        v_from   := %19$s;
         v_origin := nullif(current_setting('clockwatch.origin', true), '');
         v_depth  := pg_trigger_depth() * 2 - 1;
         v_txid   := pg_current_xact_id()::text::bigint;
@@ -958,7 +922,7 @@ $body$,
         null, v_fast,
         pinned_sql('check', (select array_agg(p.name) from printing_setting() p)),
         pinned_sql('save'), pinned_sql('pin'),
-        v_actor.actor, v_actor.source, pinned_sql('restore'));
+        v_actor, null, pinned_sql('restore'));
     -- The settings that change how values print are pinned in the body, only when the session
     -- has them otherwise (printing_setting()): a function-level SET costs every call, 5,000
     -- instructions each, whatever the session holds (bench/README.md). search_path is pinned

@@ -43,7 +43,7 @@ with candidates as (
     where c.bytes > $3
     on conflict (staging_id) do nothing
 )
-select c.id, c.source, c.category, c.op, c.txid, c.stmt_at, c.depth, c.actor, c.actor_source, c.origin,
+select c.id, c.source, c.category, c.op, c.txid, c.stmt_at, c.depth, c.actor, c.origin,
        c.workspace_id, c.shape, c.old_tags, c.new_tags,
        case when c.bytes > $3 then null else c.old_row end as old_row,
        case when c.bytes > $3 then null else c.new_row end as new_row,
@@ -64,14 +64,14 @@ with claimed as (
     returning *
 )
 select c.id, coalesce(h.source, format('(shape %s is missing)', c.shape)) as source,
-       coalesce(h.category, '') as category, c.op, c.txid, c.stmt_at, c.depth, c.actor, c.actor_source, c.origin,
+       coalesce(h.category, '') as category, c.op, c.txid, c.stmt_at, c.depth, c.actor, c.origin,
        c.workspace_id, c.shape, c.old_tags, c.new_tags, c.old_row, c.new_row,
        false as oversize, false as more
 from claimed c
 left join shape h on h.id = c.shape
 $rest$;
     v_rows text := 'returns table (id bigint, source text, category text, op "char", txid bigint, stmt_at timestamptz,
-                depth integer, actor text, actor_source text, origin text, workspace_id text, shape bigint,
+                depth integer, actor text, origin text, workspace_id text, shape bigint,
                 old_tags text[], new_tags text[], old_row text, new_row text, oversize boolean,
                 more boolean)';
 begin

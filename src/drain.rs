@@ -1111,7 +1111,9 @@ fn staged_actor(staged: Option<String>) -> (Option<String>, Option<String>) {
         let (source, actor) = match (setting["setting"].as_str(), setting["key"].as_str()) {
             (Some(name), Some(key)) => (format!("{name}.{key}"), claim(&text, key)),
             (Some(name), None) => (name.to_string(), Some(text)),
-            (None, _) if setting["role"] == Value::Bool(true) => (resolve::ROLE.to_string(), Some(text)),
+            (None, _) if setting["role"] == Value::Bool(true) => {
+                (resolve::ROLE.to_string(), Some(text))
+            }
             (None, _) => continue,
         };
         if let Some(actor) = actor.filter(|a| !a.is_empty()) {
@@ -1166,7 +1168,12 @@ mod tests {
         );
         // A claim that is no JSON object, or lacks the key, names nobody: the next setting does.
         let then = format!("{jwt}, {}", plain("jwt.claims.user_id"));
-        for claims in [r#""not json {""#, r#""[1]""#, r#""{\"role\": \"web\"}""#, "NULL"] {
+        for claims in [
+            r#""not json {""#,
+            r#""[1]""#,
+            r#""{\"role\": \"web\"}""#,
+            "NULL",
+        ] {
             assert_eq!(
                 read(&staged(&then, &format!("{claims},9"))),
                 (some("jwt.claims.user_id"), some("9")),
@@ -1179,8 +1186,14 @@ mod tests {
             (some("request.jwt.claims.sub"), some("12"))
         );
         let role = format!(r#"{}, {{"role": true}}"#, plain("clockwatch.actor"));
-        assert_eq!(read(&staged(&role, "NULL,ann")), (some("role"), some("ann")));
-        assert_eq!(read(&staged(&plain("clockwatch.actor"), r#""""#)), (None, None));
+        assert_eq!(
+            read(&staged(&role, "NULL,ann")),
+            (some("role"), some("ann"))
+        );
+        assert_eq!(
+            read(&staged(&plain("clockwatch.actor"), r#""""#)),
+            (None, None)
+        );
         // Fewer texts than settings, or text that is no array: nobody.
         assert_eq!(read(&staged(&both, "")), (None, None));
         assert_eq!(staged_actor(None), (None, None));

@@ -429,7 +429,14 @@ mod tests {
         let some = |s: &str| Some(s.to_string());
         assert_eq!(
             text_array(r#"{a,"b c",NULL,"NULL","","x\"y\\z"}"#),
-            Some(vec![some("a"), some("b c"), None, some("NULL"), some(""), some("x\"y\\z")])
+            Some(vec![
+                some("a"),
+                some("b c"),
+                None,
+                some("NULL"),
+                some(""),
+                some("x\"y\\z")
+            ])
         );
         assert_eq!(text_array("{}"), Some(vec![]));
         for broken in ["", "{a", "{a}b", "{{a}}", "[1]"] {

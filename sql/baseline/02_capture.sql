@@ -48,12 +48,15 @@ $$;
 revoke execute on function linked_count(text, bigint) from public;
 
 -- The setting that counts p_op's linked rows of p_table: a partition's rows count under its
--- root, the table a foreign-key action's statement names.
+-- root, the table a foreign-key action's statement names. Named by the root's OID: a setting's
+-- name is dot-separated plain identifiers, which a table's name printed with quotes ("Order",
+-- order) is not, and a row trigger that set one would fail the host's write.
 create function linked_setting(p_table oid, p_op text) returns text
 language sql stable
 set search_path from current
 as $$
-    select 'clockwatch.linked_' || coalesce(pg_partition_root(p_table), p_table) || '_' || lower(left(p_op, 1))
+    select 'clockwatch.linked_' || coalesce(pg_partition_root(p_table), p_table)::oid::text || '_'
+           || lower(left(p_op, 1))
 $$;
 
 -- The count a setting holds, if its digest says Clockwatch wrote it in this statement; else 0.

@@ -283,3 +283,50 @@ async fn a_session_in_another_time_zone_still_has_its_actions_changes_linked() {
         ]
     );
 }
+
+/// Names that need quoting (mixed case, as ORMs such as Prisma write them; a reserved word):
+/// a cascade into them is counted, linked and never fails the host's deletion. (The config
+/// names a table as it is, unquoted.)
+#[tokio::test]
+async fn a_cascade_into_tables_whose_names_need_quoting_is_linked() {
+    let (_db, mut client, config) = audited_tables(
+        r#"
+        create schema "Sr";
+        create table "Sr"."Project" (id int primary key, ws int not null, name text not null);
+        create table "Sr"."order" (id int primary key, ws int not null, name text not null,
+                                   "projectId" int references "Sr"."Project" on delete cascade);
+        insert into "Sr"."Project" values (1, 1, 'Ares');
+        insert into "Sr"."order" values (1, 1, 'First', 1), (2, 1, 'Second', 1);
+        "#,
+        r#"
+        [[source]]
+        category = "projects"
+        table = "Sr.Project"
+        workspace_column = "ws"
+        name_column = "name"
+
+        [[source]]
+        category = "tasks"
+        table = "Sr.order"
+        workspace_column = "ws"
+        name_column = "name"
+        "#,
+        "1",
+    )
+    .await;
+    act(
+        &mut client,
+        Some("2"),
+        r#"delete from "Sr"."Project" where id = 1"#,
+    )
+    .await;
+    drain(&mut client, &config).await;
+    assert_eq!(
+        events(&client).await,
+        [
+            seen("Deleted project", "Ares", "#2", false, None),
+            seen("Deleted task", "First", "System", true, Some(0)),
+            seen("Deleted task", "Second", "System", true, Some(0)),
+        ]
+    );
+}

@@ -19,6 +19,7 @@ use crate::config::{Category, Config, SourceConfig};
 use crate::db::Prepared;
 use crate::error::{DbContext, Error, Result};
 use crate::image::JsonText;
+use crate::jsonfield;
 use crate::links;
 use crate::normalize::{self, AuditEvent, KeptRow, Names, Op, Outcome, StagedChange, TagChange};
 use crate::record::Shape;
@@ -441,7 +442,7 @@ impl Drainer {
                 depth: row.get("depth"),
                 actor,
                 actor_source,
-                origin: row.get("origin"),
+                origin: bounded_actor(row.get("origin")),
                 workspace_id: row.get("workspace_id"),
                 old_row,
                 new_row,
@@ -1079,9 +1080,6 @@ fn unzip3<A, B, C>(items: Vec<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
 /// is known for what it is.
 const MAX_ACTOR_CHARS: usize = 256;
 
-/// An actor id as the log keeps it: whole, or, past [`MAX_ACTOR_CHARS`] (no application's user
-/// id is that long: it is a mistake or an attack), its first 64 characters and an ellipsis, so
-/// that it neither passes for a real id nor fills the log's indexes.
 /// The setting a staged actor came from and the actor, as capture stages them (`actor_sql()`):
 /// U+001F and the one default setting's value (no source: the first configured), or U+001E, the
 /// settings read (JSON, as `actor_settings` is kept, `{"role": true}` for the session's login
@@ -1109,7 +1107,7 @@ fn staged_actor(staged: Option<String>) -> (Option<String>, Option<String>) {
             continue;
         };
         let (source, actor) = match (setting["setting"].as_str(), setting["key"].as_str()) {
-            (Some(name), Some(key)) => (format!("{name}.{key}"), claim(&text, key)),
+            (Some(name), Some(key)) => (format!("{name}.{key}"), jsonfield::field(&text, key)),
             (Some(name), None) => (name.to_string(), Some(text)),
             (None, _) if setting["role"] == Value::Bool(true) => {
                 (resolve::ROLE.to_string(), Some(text))
@@ -1123,20 +1121,9 @@ fn staged_actor(staged: Option<String>) -> (Option<String>, Option<String>) {
     (None, None)
 }
 
-/// The value of `key` in `json`, a setting that holds a JSON object (PostgREST's
-/// request.jwt.claims), as PostgreSQL's `->>` prints it; None for text that is no JSON object or
-/// has no such key: a malformed claim names nobody.
-fn claim(json: &str, key: &str) -> Option<String> {
-    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(json) else {
-        return None;
-    };
-    match object.get(key)? {
-        Value::Null => None,
-        Value::String(text) => Some(text.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
+/// An actor id (or an origin) as the log keeps it: whole, or, past [`MAX_ACTOR_CHARS`] (no application's user
+/// id or origin is that long: it is a mistake or an attack), its first 64 characters and an ellipsis, so
+/// that it neither passes for a real id nor fills the log's indexes.
 fn bounded_actor(actor: Option<String>) -> Option<String> {
     let actor = actor?;
     if actor.chars().count() <= MAX_ACTOR_CHARS {

@@ -12,7 +12,8 @@
 //! - [`drain`]: one transaction per batch moves staged changes into events, so none is lost or
 //!   doubled. [`normalize`] decides what each change means (action, author or System, changed
 //!   fields, details), [`links`] folds tags changed through a link table into their record's
-//!   change, and [`resolve`] looks up the names details refer to.
+//!   change, and [`resolve`] looks up the names details refer to; [`jsonfield`] reads who acts
+//!   from a JSON claim.
 //! - [`retention`]: monthly partitions created ahead, old ones dropped after `retention`.
 //! - [`report`] and [`export`]: filtered reports in the terminal, and streamed CSV / JSON Lines;
 //!   an export formats each event's details itself ([`detail`]), off the database server.
@@ -49,6 +50,7 @@ pub mod export;
 pub mod filter;
 pub mod image;
 pub mod install;
+pub mod jsonfield;
 pub mod links;
 pub mod migrate;
 pub mod normalize;

@@ -99,7 +99,9 @@ revoke execute on function count_linked() from public;
 -- null when it is unset or empty. Otherwise a record separator (U+001E), the settings read as
 -- settings.actor_settings holds them (JSON, with {"role": true} last for settings.actor_role),
 -- a group separator (U+001D, which JSON text never holds unescaped) and a text array of their
--- texts (or nulls), in the same order, then the session's login role: the daemon
+-- texts (or nulls), in the same order, each cut (a plain setting at 257 characters as above, a
+-- JSON one at 8,192, jsonfield::STAGED_CHARS, which keeps a token's own claims and leaves out
+-- most of what an end user can put in one), then the session's login role: the daemon
 -- takes the first that names an actor (a JSON setting through its key), so capture parses
 -- nothing and can fail on nothing, and a malformed claim costs the host's write no
 -- subtransaction. One expression, read once per statement as part of the statement that stages
@@ -119,7 +121,8 @@ as $$
                 else format('%L || (array[%s])::text',
                             chr(30) || (s.actor_settings || case when s.actor_role then '[{"role": true}]'::jsonb
                                                                  else '[]' end)::text || chr(29),
-                            string_agg(format('current_setting(%L, true)', e.a ->> 'setting'), ', ' order by e.n)
+                            string_agg(format('left(current_setting(%L, true), %s)', e.a ->> 'setting',
+                                              case when e.a ? 'key' then 8192 else 257 end), ', ' order by e.n)
                             || case when s.actor_role then ', session_user::text' else '' end)
            end
     from settings s cross join lateral jsonb_array_elements(s.actor_settings) with ordinality e(a, n)
@@ -719,7 +722,7 @@ declare
     v_fast    text   := '';
     v_partition boolean := exists (select from pg_class r where r.oid = p_table and r.relispartition);
 begin
-    v_inline := array['1', v_actor, 'nullif(current_setting(''clockwatch.origin'', true), '''')',
+    v_inline := array['1', v_actor, 'left(nullif(current_setting(''clockwatch.origin'', true), ''''), 257)',
                       'pg_current_xact_id()::text::bigint', 'statement_timestamp()'];
     select * into strict c from captured_table t where t.relid = p_table;
     v_shape := record_shape(p_table, case when c.link_parent is null then c.excluded else '{}' end,
@@ -857,7 +860,7 @@ begin%14$s
             %17$s;
         end if;
         v_actor  := %18$s;
-        v_origin := nullif(current_setting('clockwatch.origin', true), '');
+        v_origin := left(nullif(current_setting('clockwatch.origin', true), ''), 257);
         v_depth  := pg_trigger_depth() * 2 - 1;
         v_txid   := pg_current_xact_id()::text::bigint;
         v_at     := statement_timestamp();

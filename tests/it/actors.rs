@@ -260,3 +260,70 @@ async fn a_sessions_claims_name_whom_they_say_each_time() {
         ]
     );
 }
+
+/// The part of a token an end user fills (Supabase's `user_metadata`) never hides who they are:
+/// however deep it nests, and however long, the claim the stack signed names them; capture
+/// stages a long claim only as far as the log needs, and an origin cut like an actor.
+#[tokio::test]
+async fn an_end_users_own_claims_never_hide_who_they_are() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let config = config();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    let app = app_role(&db, &client).await;
+    let deep = format!(
+        r#"{{"sub": "2", "user_metadata": {{"x": {}1{}}}}}"#,
+        "[".repeat(300),
+        "]".repeat(300)
+    );
+    let long = format!(
+        r#"{{"sub": "1", "user_metadata": {{"bio": "{}"}}}}"#,
+        "x".repeat(1_000_000)
+    );
+    // The key after the first 8,192 characters: not read, and the next source decides.
+    let late = format!(
+        r#"{{"user_metadata": {{"bio": "{}"}}, "sub": "1"}}"#,
+        "x".repeat(10_000)
+    );
+    for (n, claims) in [deep, long, late].iter().enumerate() {
+        app.execute(
+            "select set_config('request.jwt.claims', $1, false), set_config('clockwatch.origin', $2, false)",
+            &[claims, &"o".repeat(100_000)],
+        )
+        .await
+        .unwrap();
+        app.execute(
+            "insert into app.tag (workspace_id, name) values (1, $1)",
+            &[&format!("tag {n}")],
+        )
+        .await
+        .unwrap();
+    }
+    let widest = count(
+        &client,
+        "select max(length(actor) + length(origin))::bigint from audit_log.staging",
+    )
+    .await;
+    assert!(
+        widest < 9_000,
+        "staged actor and origin: {widest} characters"
+    );
+    drain(&mut client, &config).await;
+    let rows = client
+        .query(
+            "select author, length(origin) from audit_log.report order by event_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let seen: Vec<(String, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        seen,
+        [
+            ("Bob Builder".to_string(), 65),
+            ("Ann Admin".to_string(), 65),
+            ("System".to_string(), 65)
+        ]
+    );
+}

@@ -898,9 +898,16 @@ impl Config {
     /// Checks that need no database.
     fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
-        if self.actor_settings.is_empty() {
+        // No setting at all is for applications whose users log in as roles of their own (a
+        // setting would let any of them name someone else), or whose rows say who wrote them.
+        let inferred = self
+            .authors
+            .as_ref()
+            .is_some_and(|a| a.db_role_column.is_some())
+            || self.sources.iter().any(|s| s.actor_column.is_some());
+        if self.actor_settings.is_empty() && !inferred {
             return bad(
-                "actor_settings: name at least one setting (the default is [\"clockwatch.actor\"])"
+                "actor_settings: name at least one setting (the default is [\"clockwatch.actor\"]), or set [authors] db_role_column or a source's actor_column"
                     .into(),
             );
         }

@@ -320,6 +320,15 @@ pub fn references(change: &StagedChange, source: &SourceConfig) -> Vec<NameRef> 
     if let (Some(actor), false) = (&change.actor, change.is_linked()) {
         refs.push(NameRef::Author(actor.clone()));
     }
+    // The author actor_column may name (see normalize()): asked for whether or not a setting
+    // names someone, which only the mapping of roles settles.
+    if let (Some(column), false, Some(row)) = (
+        &source.actor_column,
+        change.is_linked() || change.op == Op::Delete,
+        change.new_row.as_ref(),
+    ) {
+        refs.extend(column_text(row, Some(column)).map(NameRef::Author));
+    }
     let Some(row) = change.row() else { return refs };
     let fields = &source.fields;
     if let Some(user) = &fields.user {
@@ -504,7 +513,10 @@ pub fn normalise(change: &mut StagedChange, source: &SourceConfig, names: &Names
         None => name_text(row, source.name_column.as_ref(), names.locale.as_deref()),
     };
     let mut details = details(category, source, change, row, target.as_deref(), names);
-    if author_id.is_some() {
+    // Where the author came from, also when the id named is one of system_actors: an asserted
+    // System is told apart from a change nobody named.
+    let named = by_column.is_some() || (change.actor.is_some() && !change.is_linked());
+    if named {
         let from = actor_source.unwrap_or_else(|| names.first_actor_setting.clone());
         details.set(Key::ActorSource, Some(from));
     }

@@ -12,7 +12,7 @@ use tokio_postgres::{GenericClient, Transaction};
 
 use crate::config::{quote_ident, Category, Config, NameColumns, TableName};
 use crate::db::Prepared;
-use crate::error::{DbContext, Result};
+use crate::error::{DbContext, Error, Result};
 use crate::normalize::{localized, NameRef, Names, StagedChange};
 
 /// `known_name` category for authors (user ids as actors, not a configured source's ids).
@@ -154,7 +154,10 @@ impl Resolver {
 
     /// The user each change staged with its session's login role acts as (`[authors]
     /// db_role_column`): the change's actor becomes that user's id, or none (System) for a role
-    /// that is no user's, such as an application's shared login.
+    /// that is no user's, such as an application's shared login. A role is never taken for
+    /// System because its user could not be read: while the host holds the authors table
+    /// locked, the batch fails as transient and is drained again; if the table no longer reads
+    /// as configured, the role's name stays the actor (shown as an id, source `role`).
     pub async fn map_roles(
         &self,
         tx: &mut Transaction<'_>,
@@ -167,15 +170,29 @@ impl Resolver {
             .filter(|c| by_role(c))
             .filter_map(|c| c.actor.clone())
             .collect();
-        let users: HashMap<String, String> = match &self.roles {
+        let users: Option<HashMap<String, String>> = match &self.roles {
             Some(lookup) if !roles.is_empty() => {
-                run_lookup(tx, prepared, &self.stale, lookup, &roles)
-                    .await?
-                    .into_iter()
-                    .map(|(role, id, _)| (role, id))
-                    .collect()
+                match looked(tx, prepared, &self.stale, lookup, &roles).await? {
+                    Looked::Rows(rows) => {
+                        Some(rows.into_iter().map(|(role, id, _)| (role, id)).collect())
+                    }
+                    Looked::Locked => {
+                        return Err(Error::Db {
+                            context: format!("map login roles to users in {}", lookup.table),
+                            message:
+                                "the table is locked; the batch is drained again once it is not"
+                                    .into(),
+                            transient: true,
+                            code: Some("55P03".into()),
+                        })
+                    }
+                    Looked::Failed => None,
+                }
             }
-            _ => HashMap::new(),
+            _ => Some(HashMap::new()),
+        };
+        let Some(users) = users else {
+            return Ok(());
         };
         for change in changes.iter_mut().filter(|c| by_role(c)) {
             change.actor = change.actor.take().and_then(|r| users.get(&r).cloned());
@@ -624,9 +641,17 @@ async fn tags_lookup(
     }))
 }
 
-/// Run one lookup inside a savepoint; a failure (the host changed the table) costs the names,
-/// not the batch. The statement is prepared inside the savepoint too: preparing it against a
-/// changed table fails like running it does.
+/// Rows a lookup found, or why it found none.
+enum Looked {
+    Rows(Vec<(String, String, Option<String>)>),
+    /// The host holds the table locked.
+    Locked,
+    /// The table no longer reads as it did (a column dropped or retyped).
+    Failed,
+}
+
+/// Run one lookup inside a savepoint, for names: a failure (the host changed the table) costs
+/// the names, not the batch.
 async fn run_lookup(
     tx: &mut Transaction<'_>,
     prepared: &mut Prepared,
@@ -634,8 +659,23 @@ async fn run_lookup(
     lookup: &Lookup,
     ids: &BTreeSet<String>,
 ) -> Result<Vec<(String, String, Option<String>)>> {
+    Ok(match looked(tx, prepared, stale, lookup, ids).await? {
+        Looked::Rows(rows) => rows,
+        Looked::Locked | Looked::Failed => Vec::new(),
+    })
+}
+
+/// Run one lookup inside a savepoint. The statement is prepared inside the savepoint too:
+/// preparing it against a changed table fails like running it does.
+async fn looked(
+    tx: &mut Transaction<'_>,
+    prepared: &mut Prepared,
+    stale: &std::sync::atomic::AtomicBool,
+    lookup: &Lookup,
+    ids: &BTreeSet<String>,
+) -> Result<Looked> {
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Looked::Rows(Vec::new()));
     }
     let ids: Vec<&String> = ids.iter().collect();
     let savepoint = tx
@@ -653,16 +693,17 @@ async fn run_lookup(
     match looked_up {
         Ok(rows) => {
             savepoint.commit().await.context("release savepoint")?;
-            Ok(rows
-                .iter()
-                .filter_map(|r| {
-                    Some((
-                        r.get::<_, Option<String>>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                        r.get(2),
-                    ))
-                })
-                .collect())
+            Ok(Looked::Rows(
+                rows.iter()
+                    .filter_map(|r| {
+                        Some((
+                            r.get::<_, Option<String>>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get(2),
+                        ))
+                    })
+                    .collect(),
+            ))
         }
         Err(e) if crate::db::is_transient(&e) => {
             Err(e).context(format!("look up names in {}", lookup.table))
@@ -676,21 +717,21 @@ async fn run_lookup(
             // other ids of the batch their names: each is looked up alone.
             savepoint.rollback().await.context("rollback savepoint")?;
             if ids.len() == 1 {
-                return Ok(Vec::new());
+                return Ok(Looked::Rows(Vec::new()));
             }
             let mut found = Vec::new();
             for id in ids {
                 let one = BTreeSet::from([id.clone()]);
                 found.extend(Box::pin(run_lookup(tx, prepared, stale, lookup, &one)).await?);
             }
-            Ok(found)
+            Ok(Looked::Rows(found))
         }
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
             // The host holds the table (an ALTER, a VACUUM FULL): this batch's names come from
             // what the log remembers, rather than every workspace's draining waiting on it.
             tracing::warn!(table = %lookup.table, "name lookup skipped: the table is locked; remembered names or ids shown");
             savepoint.rollback().await.context("rollback savepoint")?;
-            Ok(Vec::new())
+            Ok(Looked::Locked)
         }
         Err(e) => {
             // The prepared statement may be what broke (a result type that changed): prepare
@@ -699,7 +740,7 @@ async fn run_lookup(
             stale.store(true, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(table = %lookup.table, error = %crate::db::describe(&e), "name lookup failed; ids shown instead");
             savepoint.rollback().await.context("rollback savepoint")?;
-            Ok(Vec::new())
+            Ok(Looked::Failed)
         }
     }
 }

@@ -118,14 +118,17 @@ as $$
     select case when jsonb_array_length(s.actor_settings) = 1 and s.actor_settings -> 0 ->> 'key' is null
                      and s.actor_settings -> 0 ->> 'setting' = 'clockwatch.actor' and not s.actor_role
                 then format('%L || left(nullif(current_setting(%L, true), %L), 257)', chr(31), 'clockwatch.actor', '')
-                else format('%L || (array[%s])::text',
+                else format('%L || (array[%s]::text[])::text',
                             chr(30) || (s.actor_settings || case when s.actor_role then '[{"role": true}]'::jsonb
                                                                  else '[]' end)::text || chr(29),
-                            string_agg(format('left(current_setting(%L, true), %s)', e.a ->> 'setting',
-                                              case when e.a ? 'key' then 8192 else 257 end), ', ' order by e.n)
-                            || case when s.actor_role then ', session_user::text' else '' end)
+                            concat_ws(', ',
+                                      string_agg(format('left(current_setting(%L, true), %s)', e.a ->> 'setting',
+                                                        case when e.a ? 'key' then 8192 else 257 end), ', ' order by e.n)
+                                          filter (where e.a is not null),
+                                      case when s.actor_role then 'session_user::text' end))
            end
-    from settings s cross join lateral jsonb_array_elements(s.actor_settings) with ordinality e(a, n)
+    -- (No settings at all, actor_settings = []: the role or the column alone names the actor.)
+    from settings s left join lateral jsonb_array_elements(s.actor_settings) with ordinality e(a, n) on true
     group by s.actor_settings, s.actor_role
 $$;
 

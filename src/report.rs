@@ -708,7 +708,12 @@ impl Display {
             // A time or date: set once deleted.
             Some(_) => true,
         };
-        if deleted { &words.deleted } else { &words.active }.clone()
+        if deleted {
+            &words.deleted
+        } else {
+            &words.active
+        }
+        .clone()
     }
 
     /// A changed value as the page shows it, in the reader's words.

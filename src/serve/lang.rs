@@ -128,7 +128,10 @@ mod tests {
             let missing: Vec<_> = english.keys().filter(|k| !other.contains_key(*k)).collect();
             let extra: Vec<_> = other.keys().filter(|k| !english.contains_key(*k)).collect();
             assert!(missing.is_empty(), "{code}.toml lacks {missing:?}");
-            assert!(extra.is_empty(), "{code}.toml has keys English lacks: {extra:?}");
+            assert!(
+                extra.is_empty(),
+                "{code}.toml has keys English lacks: {extra:?}"
+            );
             for (key, value) in &other {
                 assert_eq!(
                     placeholders(value),
@@ -143,7 +146,10 @@ mod tests {
     #[test]
     fn the_link_wins_then_the_browsers_preference_then_english() {
         assert_eq!(Messages::choose(Some("fr"), Some("de")).code, "fr");
-        assert_eq!(Messages::choose(Some("xx"), Some("de-AT,de;q=0.9")).code, "de");
+        assert_eq!(
+            Messages::choose(Some("xx"), Some("de-AT,de;q=0.9")).code,
+            "de"
+        );
         assert_eq!(
             Messages::choose(None, Some("it;q=0.9, es;q=0.8, en;q=0.5")).code,
             "es"
@@ -152,7 +158,10 @@ mod tests {
         assert_eq!(Messages::choose(None, Some("de;q=0")).code, "en");
         assert_eq!(Messages::choose(None, None).code, "en");
         assert_eq!(
-            Messages::english().fill("events_range", &[("first", "51"), ("last", "100"), ("total", "261")]),
+            Messages::english().fill(
+                "events_range",
+                &[("first", "51"), ("last", "100"), ("total", "261")]
+            ),
             "Events 51–100 of 261"
         );
     }

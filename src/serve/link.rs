@@ -306,7 +306,14 @@ mod tests {
     fn an_expired_link_is_refused_as_expired() {
         let g = Grant::mint(&secret(), "42", "ann", -1, Viewing::default()).unwrap();
         assert_eq!(
-            Grant::verify(&secret(), "42", "ann", &g.expires.to_string(), &g.signature, Viewing::default()),
+            Grant::verify(
+                &secret(),
+                "42",
+                "ann",
+                &g.expires.to_string(),
+                &g.signature,
+                Viewing::default()
+            ),
             Err(Refusal::Expired)
         );
     }

@@ -760,11 +760,13 @@ impl Brief {
                 Some(origin) if code.ends_with(".created") => format!("{action} ({origin})"),
                 _ => action,
             },
-            target: match (target, target_id) {
-                (Some(name), Some(id)) => format!("{name} (#{id})"),
-                (None, Some(id)) => format!("#{id}"),
-                (Some(name), None) => name,
-                (None, None) => String::new(),
+            // A cause reads as a sentence ("Deleted project Ares"): its name, or its id when
+            // it has none.
+            target: match (target, target_id, with_author) {
+                (Some(name), Some(id), false) => format!("{name} (#{id})"),
+                (Some(name), _, _) => name,
+                (None, Some(id), _) => format!("#{id}"),
+                (None, None, _) => String::new(),
             },
             author: if with_author {
                 row.get("author")
@@ -864,13 +866,21 @@ async fn render(
         Err(e) => return Err(e),
     };
     let mut names: Vec<String> = picker.authors.iter().map(|(_, n)| n.clone()).collect();
-    if !picker.authors.iter().any(|(id, _)| id == report::SYSTEM_AUTHOR) {
+    if !picker
+        .authors
+        .iter()
+        .any(|(id, _)| id == report::SYSTEM_AUTHOR)
+    {
         names.insert(0, t.get("system"));
     }
     names.dedup();
     page.author_names = names;
     for origin in &picker.origins {
-        if !page.origins.iter().any(|c| c.value.eq_ignore_ascii_case(origin)) {
+        if !page
+            .origins
+            .iter()
+            .any(|c| c.value.eq_ignore_ascii_case(origin))
+        {
             page.origins.push(Choice {
                 value: origin.clone(),
                 label: origin.clone(),
@@ -903,7 +913,10 @@ async fn render(
             &[
                 &filter.workspace,
                 &linked.iter().map(|r| r.occurred_at).collect::<Vec<_>>(),
-                &linked.iter().filter_map(|r| r.caused_by).collect::<Vec<_>>(),
+                &linked
+                    .iter()
+                    .filter_map(|r| r.caused_by)
+                    .collect::<Vec<_>>(),
             ],
         )
         .await
@@ -925,10 +938,14 @@ async fn render(
     tx.commit().await.context("commit")?;
 
     let back = format!("/audit?{link}&{filters}");
-    let event_href =
-        |id: i64, at: chrono::DateTime<Utc>| format!("{back}&event={id}&at={}#e{id}", at.timestamp_micros());
+    let event_href = |id: i64, at: chrono::DateTime<Utc>| {
+        format!("{back}&event={id}&at={}#e{id}", at.timestamp_micros())
+    };
     if let Some(id) = filter.event {
-        page.single = Some((t.fill("showing_event", &[("id", &id.to_string())]), back.clone()));
+        page.single = Some((
+            t.fill("showing_event", &[("id", &id.to_string())]),
+            back.clone(),
+        ));
     } else if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         let (first_n, last_n) = (newer + 1, newer + rows.len() as i64);
         page.orientation = Some(t.fill(
@@ -953,16 +970,18 @@ async fn render(
         .map(|r| {
             let mut view = event_view(r, &display, t, &words);
             if let Some(cause) = r.caused_by {
-                let href = causes
-                    .iter()
-                    .find(|c| c.id == cause)
-                    .map_or_else(|| format!("{back}&event={cause}#e{cause}"), |c| {
-                        event_href(c.id, c.occurred_at)
-                    });
+                let href = causes.iter().find(|c| c.id == cause).map_or_else(
+                    || format!("{back}&event={cause}#e{cause}"),
+                    |c| event_href(c.id, c.occurred_at),
+                );
                 let text = match causes.iter().find(|c| c.id == cause) {
                     Some(c) => t.fill(
                         "cause_summary",
-                        &[("action", &c.action), ("target", &c.target), ("author", &c.author)],
+                        &[
+                            ("action", &c.action),
+                            ("target", &c.target),
+                            ("author", &c.author),
+                        ],
                     ),
                     None => t.fill("cause_event", &[("id", &cause.to_string())]),
                 };
@@ -971,7 +990,13 @@ async fn render(
             view.effects = effects
                 .iter()
                 .filter(|e| e.caused_by == Some(r.event_id))
-                .map(|e| (event_href(e.id, e.occurred_at), e.action.clone(), e.target.clone()))
+                .map(|e| {
+                    (
+                        event_href(e.id, e.occurred_at),
+                        e.action.clone(),
+                        e.target.clone(),
+                    )
+                })
                 .collect();
             view.effects_heading = t.fill(
                 "linked_changes",

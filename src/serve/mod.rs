@@ -57,8 +57,14 @@ impl AppState {
         } else {
             config.serve.frame_ancestors.join(" ")
         };
+        // Run report on an expired link is answered with a redirect to the application
+        // (`return_url`), which form-action governs too: its origin is allowed as well.
+        let form_action = match config.serve.return_url.as_deref().and_then(origin) {
+            Some(origin) => format!("'self' {origin}"),
+            None => "'self'".to_string(),
+        };
         let policy = format!(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
              base-uri 'none'; frame-ancestors {ancestors}"
         );
         let policy = HeaderValue::from_str(&policy)
@@ -112,6 +118,15 @@ impl AppState {
     fn response_deadline(&self) -> Duration {
         Duration::from_secs(self.config.serve.response_secs)
     }
+}
+
+/// The origin of an absolute http(s) address: `https://app.example.com` of
+/// `https://app.example.com/settings/audit`.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty() && !host.contains(['\'', ';', ',', ' ']))
+        .then(|| format!("{scheme}://{host}"))
 }
 
 /// How long a request waits for a connection before it is turned away.

@@ -97,6 +97,26 @@ impl Messages {
             .unwrap_or_else(|| key.to_string())
     }
 
+    /// The text of `key` in this language or English, if a catalogue has it.
+    pub fn find(&self, key: &str) -> Option<String> {
+        self.texts
+            .get(key)
+            .or_else(|| Messages::english().texts.get(key))
+            .cloned()
+    }
+
+    /// An action as the page names it: its label in this language, by its code (the log's own
+    /// label for a code no catalogue knows), and where a creation came from, as the log says it.
+    pub fn action(&self, code: &str, label: &str, origin: Option<&str>) -> String {
+        let label = self
+            .find(&format!("a_{}", code.replace('.', "_")))
+            .unwrap_or_else(|| label.to_string());
+        match origin {
+            Some(origin) if code.ends_with(".created") => format!("{label} ({origin})"),
+            _ => label,
+        }
+    }
+
     /// The text of `key` with each `{name}` replaced by its value.
     pub fn fill(&self, key: &str, values: &[(&str, &str)]) -> String {
         let mut text = self.get(key);
@@ -141,6 +161,20 @@ mod tests {
                 assert!(!value.trim().is_empty(), "{code}.toml: {key} is empty");
             }
         }
+    }
+
+    #[test]
+    fn english_names_every_action_as_the_log_labels_it() {
+        let english = Messages::english();
+        for (code, label) in crate::normalize::ACTIONS {
+            assert_eq!(english.action(code, "?", None), *label, "{code}");
+        }
+        assert_eq!(
+            Messages::for_tag("de")
+                .unwrap()
+                .action("time_entry.created", "?", Some("Timer")),
+            "Zeiteintrag erstellt (Timer)"
+        );
     }
 
     #[test]

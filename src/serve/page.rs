@@ -747,7 +747,7 @@ struct Brief {
 }
 
 impl Brief {
-    fn from_row(row: &tokio_postgres::Row, with_author: bool) -> Brief {
+    fn from_row(row: &tokio_postgres::Row, with_author: bool, t: &Messages) -> Brief {
         let action: String = row.get("action");
         let origin: Option<String> = row.get("origin");
         let code: String = row.get("action_code");
@@ -756,10 +756,7 @@ impl Brief {
         Brief {
             id: row.get("event_id"),
             occurred_at: row.get("occurred_at"),
-            action: match origin {
-                Some(origin) if code.ends_with(".created") => format!("{action} ({origin})"),
-                _ => action,
-            },
+            action: t.action(&code, &action, origin.as_deref()),
             // A cause reads as a sentence ("Deleted project Ares"): its name, or its id when
             // it has none.
             target: match (target, target_id, with_author) {
@@ -921,7 +918,7 @@ async fn render(
         )
         .await
         .context("read the linked changes' causes")?;
-    let causes: Vec<Brief> = causes.iter().map(|r| Brief::from_row(r, true)).collect();
+    let causes: Vec<Brief> = causes.iter().map(|r| Brief::from_row(r, true, t)).collect();
     let effects = tx
         .query(
             include_str!("../../sql/queries/page_effects.sql"),
@@ -933,7 +930,10 @@ async fn render(
         )
         .await
         .context("read the linked changes")?;
-    let effects: Vec<Brief> = effects.iter().map(|r| Brief::from_row(r, false)).collect();
+    let effects: Vec<Brief> = effects
+        .iter()
+        .map(|r| Brief::from_row(r, false, t))
+        .collect();
     let display = Display::new(config);
     tx.commit().await.context("commit")?;
 
@@ -1045,7 +1045,7 @@ fn event_view(r: &ReportRow, display: &Display, t: &Messages, words: &Words) -> 
         } else {
             r.author.clone()
         },
-        action: r.action_with_origin(),
+        action: t.action(&r.action_code, &r.action, r.origin.as_deref()),
         target_name: r.target.clone(),
         target_id: r.target_id.clone(),
         summary: report::shorten(&summary, SUMMARY_CHARS),
@@ -1091,8 +1091,8 @@ async fn choices(
                 ticked += usize::from(selected);
                 Choice {
                     selected,
+                    label: t.action(&code, &label, None),
                     value: code,
-                    label,
                 }
             })
             .collect();

@@ -202,8 +202,22 @@ async fn an_admin_picks_an_author_pages_follows_a_linked_change_and_downloads_th
         .unwrap();
     drain(&mut admin, &config).await;
     let (from, to) = event_days(&admin, "UTC").await;
+    // The workspace's name from the host's table, which the reporting role may read.
+    admin
+        .batch_execute(
+            "grant usage on schema app to public; grant select on app.workspace to public;",
+        )
+        .await
+        .unwrap();
     let app = application();
-    let served = serve_with(db, admin, &format!("[serve]\nreturn_url = \"{app}\"\n")).await;
+    let served = serve_with(
+        db,
+        admin,
+        &format!(
+            "[serve]\nreturn_url = \"{app}\"\n\n[workspaces]\ntable = \"app.workspace\"\nname_column = \"name\"\n"
+        ),
+    )
+    .await;
     let link = served.link("1", "15m");
     let total = count(
         &served.admin,
@@ -346,6 +360,14 @@ async fn an_admin_picks_an_author_pages_follows_a_linked_change_and_downloads_th
         .unwrap();
     assert!(tallest.as_f64().unwrap() <= 2.05, "{tallest}");
     accessible(&c, &axe, "a linked change expanded").await;
+    assert_eq!(texts(&c, "h1 .workspace").await, ["Acme Inc"]);
+    // The screenshot shows the rows above the linked change and the change opened.
+    c.execute(
+        "window.scrollTo(0, document.querySelector('details.linked').getBoundingClientRect().top + window.scrollY - 260)",
+        vec![],
+    )
+    .await
+    .unwrap();
     screenshot(&c, "audit-page.png").await;
 
     // Its cause, one click away: that event alone, open, listing the changes it caused, with the

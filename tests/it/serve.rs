@@ -428,7 +428,7 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
 }
 
 #[tokio::test]
-async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() {
+async fn the_csv_holds_the_exports_events_as_a_spreadsheet_reads_them() {
     let mut s = served().await;
     let link = s.link("1", "15m");
     // A value a spreadsheet would run as a formula, written by the application's role.
@@ -553,15 +553,20 @@ fn readme_block(language: &str) -> String {
 #[tokio::test]
 async fn links_minted_as_the_readme_shows_open_the_page() {
     let s = served().await;
+    // Each example mints a plain link, then one with the viewer's zone and language.
     let python = format!(
-        "{}\nprint(audit_link({:?}, {:?}, '1', 'ann'))",
+        "{}\nprint(audit_link({:?}, {:?}, '1', 'ann'))\nprint(audit_link({:?}, {:?}, '1', 'ann', tz='Asia/Kolkata', lang='de'))",
         readme_block("python"),
+        s.base,
+        SECRET,
         s.base,
         SECRET
     );
     let javascript = format!(
-        "{}\nconsole.log(auditLink({:?}, {:?}, '1', 'ann'));",
+        "{}\nconsole.log(auditLink({:?}, {:?}, '1', 'ann'));\nconsole.log(auditLink({:?}, {:?}, '1', 'ann', 900, 'Asia/Kolkata', 'de'));",
         readme_block("javascript"),
+        s.base,
+        SECRET,
         s.base,
         SECRET
     );
@@ -572,10 +577,18 @@ async fn links_minted_as_the_readme_shows_open_the_page() {
             "{program}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let response = reqwest::get(&url).await.unwrap();
-        assert_eq!(response.status().as_u16(), 200, "{program}: {url}");
-        assert!(response.text().await.unwrap().contains("Entry 59"));
+        let printed = String::from_utf8(out.stdout).unwrap();
+        let urls: Vec<&str> = printed.lines().collect();
+        assert_eq!(urls.len(), 2, "{printed}");
+        for (url, says) in urls.iter().zip(["Run report", "Zeiten in Asia/Kolkata"]) {
+            let response = reqwest::get(*url).await.unwrap();
+            assert_eq!(response.status().as_u16(), 200, "{program}: {url}");
+            let page = response.text().await.unwrap();
+            assert!(
+                page.contains("Entry 59") && page.contains(says),
+                "{program}: {url}"
+            );
+        }
     }
 }
 

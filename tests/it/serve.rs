@@ -305,6 +305,23 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
         ))
         .await;
     assert_eq!(status, 200);
+    // An action as the rows name it, with its origin, is that action from that origin; an
+    // origin alone filters too.
+    let (_, body, _) = s
+        .get(&api("&action=Created%20time%20entry%20(Manual)&limit=100"))
+        .await;
+    let manual = events(&body);
+    assert_eq!(manual.len(), 61, "{body}");
+    assert!(manual
+        .iter()
+        .all(|e| e["origin"] == "Manual" && e["action_code"] == "time_entry.created"));
+    // The manual entries, and the project (its row says it was made by hand) deleted.
+    let (_, body, _) = s.get(&api("&origin=manual&limit=100")).await;
+    assert_eq!(events(&body).len(), 62, "{body}");
+    let (_, body, _) = s
+        .get(&api("&action=Created%20time%20entry%20(Timer)&limit=100"))
+        .await;
+    assert!(events(&body).is_empty(), "{body}");
     let (_, body, _) = s.get(&api("&action=Deleted%20project")).await;
     assert_eq!(events(&body).len(), 1, "{body}");
     let (_, body, _) = s.get(&api("&category=projects&limit=100")).await;

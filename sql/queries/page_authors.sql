@@ -1,25 +1,16 @@
--- The authors and origins of one workspace's events in a range: what the Audit Log page's author
--- picker and origin filter offer. Only this workspace's own events are read, so the list tells a
--- link holder nothing about the people of other workspaces (known_name spans them all). An
--- author shows by the latest name the log knows for them (known_name), else as their events
--- name them; System is 'system'. The range is the report's (at most max_report_days), which the
--- primary key walks; a workspace's whole history would be a scan of every partition.
--- $1 workspace, $2 from, $3 to.
-with in_range as (
-    select coalesce(e.author_id, 'system') as author_id, e.author, e.origin
-    from report_events e
-    where e.workspace_id = $1 and e.occurred_at >= $2 and e.occurred_at < $3
-)
-select 'author' as kind,
-       r.author_id as id,
-       coalesce((select k.name from known_name k
-                 where k.category = 'author' and k.id = r.author_id and k.name <> ''
-                 order by k.seen_at desc limit 1),
-                max(r.author)) as name
-from in_range r
-group by r.author_id
-union all
-select 'origin', null, r.origin
-from in_range r
-where r.origin is not null
-group by r.origin
+-- Every author the log knows for one workspace, for the Audit Log page's author picker: those of
+-- its events and of the events every workspace shares ('*'), from author_tally (a few rows per
+-- month, where the events would be a scan of the workspace's history). Only this workspace's
+-- authors are read, so the list tells a link holder nothing about the people of other workspaces
+-- (known_name spans them all). Each shows by the latest name the log knows for them, else by
+-- their id as '#4'; System is 'system'. $1 workspace.
+select a.author_id,
+       case when a.author_id = 'system' then null
+            else coalesce((select k.name from known_name k
+                           where k.category = 'author' and k.id = a.author_id and k.name <> ''
+                           order by k.seen_at desc limit 1),
+                          '#' || a.author_id)
+       end as name
+from (select distinct t.author_id
+      from author_tally t
+      where t.workspace_id in ($1, '*') and t.events > 0) a

@@ -579,13 +579,12 @@ fn folded(text: &str) -> String {
         .collect()
 }
 
-/// What the page offers beside its filters: the range's authors and origins, and what the
-/// author field matched.
+/// What the page offers beside its filters: the workspace's authors, and what the author field
+/// matched.
 #[derive(Default)]
 struct Picker {
-    /// (id, name) of every author of the workspace's events in the range; System as `system`.
+    /// (id, name) of every author the log knows for the workspace; System as `system`.
     authors: Vec<(String, String)>,
-    origins: Vec<String>,
     /// Names typed that matched no author of the range.
     unmatched: Vec<String>,
     /// Names of the authors a part of a name matched.
@@ -594,7 +593,7 @@ struct Picker {
 
 /// The filter for a request: the page's rules (at most `max_report_days`), its position, and
 /// one event when asked for (a linked change's cause). With `picker` (the page), also the
-/// range's authors and origins.
+/// workspace's authors.
 async fn request_filter(
     state: &AppState,
     tx: &mut tokio_postgres::Transaction<'_>,
@@ -624,28 +623,19 @@ async fn request_filter(
         let rows = tx
             .query(
                 include_str!("../../sql/queries/page_authors.sql"),
-                &[&filter.workspace, &filter.from, &filter.to],
+                &[&filter.workspace],
             )
             .await
-            .context("read the range's authors")?;
+            .context("read the workspace's authors")?;
         for row in rows {
-            let (kind, id, name): (String, Option<String>, Option<String>) =
-                (row.get(0), row.get(1), row.get(2));
-            match (kind.as_str(), id, name) {
-                ("author", Some(id), name) => {
-                    let name = if id == report::SYSTEM_AUTHOR {
-                        t.get("system")
-                    } else {
-                        name.unwrap_or_else(|| format!("#{id}"))
-                    };
-                    found.authors.push((id, name));
-                }
-                ("origin", _, Some(origin)) => found.origins.push(origin),
-                _ => {}
-            }
+            let (id, name): (String, Option<String>) = (row.get(0), row.get(1));
+            let name = match name {
+                Some(name) => name,
+                None => t.get("system"),
+            };
+            found.authors.push((id, name));
         }
         found.authors.sort_by_key(|(_, name)| folded(name));
-        found.origins.sort();
     }
     if !args.authors.is_empty() {
         let mut ids = Vec::new();
@@ -679,8 +669,8 @@ async fn request_filter(
                 }
                 continue;
             }
-            // Nobody of the range: an exact name or id the log knows still filters (its events
-            // may lie in the workspace's shared ones), and anything else matches nothing.
+            // Nobody of the workspace: an exact name or id the log knows still filters (and
+            // matches none of this workspace's events), and anything else matches nothing.
             found.unmatched.push(author.clone());
             let one = tx.savepoint("author").await.context("savepoint")?;
             match report::author_ids(&one, std::slice::from_ref(author)).await {
@@ -709,7 +699,26 @@ async fn request_filter(
     Ok((filter, found))
 }
 
-/// The events a filter matches, and how many of them come before `first` in the report's order.
+/// The origins the log gives changes: those Clockwatch names itself, and every label the
+/// config's sources map their origin columns to, in order.
+fn origins(config: &crate::config::Config) -> Vec<String> {
+    let mut all: Vec<String> = crate::normalize::KNOWN_ORIGINS
+        .iter()
+        .map(|(_, label)| label.to_string())
+        .collect();
+    for source in &config.sources {
+        all.extend(source.origins.values().cloned());
+    }
+    all.sort_by_key(|o| o.to_lowercase());
+    all.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    all
+}
+
+/// The most events a page counts: past it, "of more than 10000".
+const COUNT_CAP: i64 = 10_000;
+
+/// The events a filter matches, and how many of them come before `first` in the report's order,
+/// each counted up to [`COUNT_CAP`] (a little past it when shared events add theirs).
 async fn count(
     tx: &tokio_postgres::Transaction<'_>,
     filter: &Filter,
@@ -729,6 +738,7 @@ async fn count(
                 &filter.event,
                 &first.map(|r| r.occurred_at),
                 &first.map(|r| r.event_id),
+                &(COUNT_CAP + 1),
             ],
         )
         .await
@@ -872,11 +882,11 @@ async fn render(
     }
     names.dedup();
     page.author_names = names;
-    for origin in &picker.origins {
+    for origin in origins(config) {
         if !page
             .origins
             .iter()
-            .any(|c| c.value.eq_ignore_ascii_case(origin))
+            .any(|c| c.value.eq_ignore_ascii_case(&origin))
         {
             page.origins.push(Choice {
                 value: origin.clone(),
@@ -948,19 +958,27 @@ async fn render(
         ));
     } else if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         let (first_n, last_n) = (newer + 1, newer + rows.len() as i64);
-        page.orientation = Some(t.fill(
-            "events_range",
-            &[
-                ("first", &first_n.to_string()),
-                ("last", &last_n.to_string()),
-                ("total", &total.to_string()),
-            ],
-        ));
+        let numbers = [
+            ("first", first_n.to_string()),
+            ("last", last_n.to_string()),
+            ("total", total.to_string()),
+            ("cap", COUNT_CAP.to_string()),
+        ];
+        let numbers: Vec<(&str, &str)> = numbers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // Counted in full, counted up to the cap, or a page past the cap.
+        let key = if total <= COUNT_CAP {
+            "events_range"
+        } else if newer < COUNT_CAP {
+            "events_range_many"
+        } else {
+            "events_past"
+        };
+        page.orientation = Some(t.fill(key, &numbers));
         if newer > 0 {
             page.first_href = Some(back.clone());
             page.newer_href = Some(format!("{back}&before={}", cursor(first)));
         }
-        if last_n < total {
+        if last_n < total || (total > COUNT_CAP && rows.len() as i64 == PAGE_ROWS) {
             page.older_href = Some(format!("{back}&after={}", cursor(last)));
         }
     }

@@ -920,3 +920,34 @@ fn event_body(page: &str, id: i64) -> String {
         .0
         .to_string()
 }
+
+/// A range of more events than a page counts: the count stops at 10,000 and says "more than",
+/// and the pages go on.
+#[tokio::test]
+async fn a_range_of_many_events_is_counted_up_to_a_cap() {
+    let (db, mut admin, config) = installed_host().await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.time_entry (workspace_id, user_id, description, start_at)
+             values (1, 1, 'Copied', '2026-11-24 09:00Z')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    admin
+        .batch_execute(
+            "insert into audit_log.events
+             select (jsonb_populate_record(e, jsonb_build_object('event_id', 1000 + g, 'chain_seq', null))).*
+             from audit_log.events e, generate_series(1, 10050) g",
+        )
+        .await
+        .unwrap();
+    let s = serve_on(db, admin).await;
+    let link = s.link("1", "15m");
+    let (_, page, _) = s.get(&link).await;
+    assert_eq!(page_ids(&page).len(), 50);
+    assert!(page.contains("Events 1–50 of more than 10000"), "{page}");
+    let older = href(&page, "rel=\"next\"").expect("an Older link");
+    let (_, page, _) = s.get(&older).await;
+    assert!(page.contains("Events 51–100 of more than 10000"), "{page}");
+}

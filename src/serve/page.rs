@@ -1184,3 +1184,37 @@ async fn api_events(
 fn template_error(e: askama::Error) -> Error {
     Error::Output(format!("render the page: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_without_their_accents_or_case() {
+        assert!(folded("Zoë Ødegaard").contains(&folded("ZOE")));
+        assert!(folded("José Núñez").contains(&folded("nunez")));
+        assert_eq!(folded("Ann Admin"), "ann admin");
+        // Letters that are not an accent on another stay themselves.
+        assert!(!folded("Ødegaard").contains('o'));
+    }
+
+    #[test]
+    fn an_action_named_with_its_origin_is_the_action_from_that_origin() {
+        let grant = Grant {
+            workspace: "1".into(),
+            viewer: "ann".into(),
+            expires: 0,
+            signature: String::new(),
+            viewing: Default::default(),
+        };
+        let query = Query::parse(Some(
+            "action=Created%20time%20entry%20(Timer)&action=Deleted%20project&action=Odd%20()",
+        ));
+        let args = page_args(&query, &grant, chrono_tz::UTC);
+        assert_eq!(
+            args.actions,
+            ["Created time entry", "Deleted project", "Odd ()"]
+        );
+        assert_eq!(args.origins, ["Timer"]);
+    }
+}

@@ -873,6 +873,20 @@ async fn the_page_speaks_to_an_admin_in_their_terms() {
     );
     let (_, page, _) = s.get_as(&link, Some("fr-CA,fr;q=0.9,en;q=0.5")).await;
     assert!(page.contains("<html lang=\"fr\">") && page.contains("Lancer le rapport"));
+    // A zone or language the page does not know is refused when the link is minted.
+    for (flag, value) in [("--tz", "Mars/Olympus"), ("--lang", "tlh")] {
+        let out = Command::new(binary())
+            .arg("--config")
+            .arg(&s.config_path)
+            .args(["link", "--workspace", "1", flag, value])
+            .env("CLOCKWATCH_LINK_SECRET", SECRET)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert_eq!(said.trim().lines().count(), 1, "{said}");
+        assert!(said.contains(flag) && said.contains(value), "{said}");
+    }
     // Changing the signed language breaks the link.
     let (status, _, _) = s.get(&de.replace("lang=de", "lang=es")).await;
     assert_eq!(status, 401);

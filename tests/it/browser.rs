@@ -111,6 +111,24 @@ async fn click(c: &Browser, locator: Locator<'_>) {
     c.find(locator).await.unwrap().click().await.unwrap();
 }
 
+/// A browser session with these capabilities (chromedriver takes a moment to listen).
+async fn session(url: &str, caps: &serde_json::Map<String, serde_json::Value>) -> Browser {
+    let started = std::time::Instant::now();
+    loop {
+        match ClientBuilder::native()
+            .capabilities(caps.clone())
+            .connect(url)
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) if started.elapsed() > Duration::from_secs(20) => {
+                panic!("chromedriver does not answer: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// Wait, up to 20 s, for the browser to show a page whose address holds `part`.
 async fn reaches(c: &Browser, part: &str) {
     let started = std::time::Instant::now();
@@ -145,6 +163,31 @@ async fn arrives(c: &Browser, url: &str) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Size the window so that the page itself (the viewport) is `width` x `height`, as on the
+/// device it stands for: the window's frame takes the difference. A resize reaches the page a
+/// moment later, so the viewport is read until it settles.
+async fn viewport(c: &Browser, width: i64, height: i64) {
+    let (mut outer_width, mut outer_height) = (width, height);
+    let mut seen = json!(null);
+    for _ in 0..50 {
+        c.set_window_size(outer_width as u32, outer_height as u32)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = c
+            .execute("return [window.innerWidth, window.innerHeight]", vec![])
+            .await
+            .unwrap();
+        let (inner_width, inner_height) = (seen[0].as_i64().unwrap(), seen[1].as_i64().unwrap());
+        if (inner_width, inner_height) == (width, height) {
+            return;
+        }
+        outer_width += width - inner_width;
+        outer_height += height - inner_height;
+    }
+    panic!("the viewport stays {seen}, not {width}x{height}");
 }
 
 async fn screenshot(c: &Browser, name: &str) {
@@ -240,24 +283,12 @@ async fn an_admin_picks_an_author_pages_follows_a_linked_change_and_downloads_th
         }),
     );
     let url = format!("http://127.0.0.1:{}", driver.1);
-    // chromedriver takes a moment to listen.
-    let started = std::time::Instant::now();
-    let c = loop {
-        match ClientBuilder::native()
-            .capabilities(caps.clone())
-            .connect(&url)
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) if started.elapsed() > Duration::from_secs(20) => {
-                panic!("chromedriver does not answer: {e}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
+    let c = session(&url, &caps).await;
 
-    // The link opens the page; the report runs on the scripted days, chosen in the form.
+    // The link opens the page, on a desktop's screen; the report runs on the scripted days,
+    // chosen in the form.
     c.goto(&format!("{}{link}", served.base)).await.unwrap();
+    viewport(&c, 1366, 900).await;
     accessible(&c, &axe, "the page as the link opens it").await;
     for (field, day) in [("from", &from), ("to", &to)] {
         let input = c.find(Locator::Id(field)).await.unwrap();
@@ -361,13 +392,9 @@ async fn an_admin_picks_an_author_pages_follows_a_linked_change_and_downloads_th
     assert!(tallest.as_f64().unwrap() <= 2.05, "{tallest}");
     accessible(&c, &axe, "a linked change expanded").await;
     assert_eq!(texts(&c, "h1 .workspace").await, ["Acme Inc"]);
-    // The screenshot shows the rows above the linked change and the change opened.
-    c.execute(
-        "window.scrollTo(0, document.querySelector('details.linked').getBoundingClientRect().top + window.scrollY - 260)",
-        vec![],
-    )
-    .await
-    .unwrap();
+    // The screenshot shows the page from its top: the heading, the filters, and the linked
+    // change opened.
+    c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     screenshot(&c, "audit-page.png").await;
 
     // Its cause, one click away: that event alone, open, listing the changes it caused, with the
@@ -434,28 +461,38 @@ async fn an_admin_picks_an_author_pages_follows_a_linked_change_and_downloads_th
         .any(|cell| cell.starts_with("'=HYPERLINK(")));
     assert!(sheet.iter().flatten().all(|cell| !cell.starts_with('=')));
 
-    // On a phone: the first event on the first screen.
-    c.set_window_size(390, 844).await.unwrap();
-    c.goto(&format!("{}{link}&from={from}&to={to}", served.base))
+    // On a phone (a session of its own, emulating one 390 x 844): the first event on the first
+    // screen.
+    let mut phone_caps = caps.clone();
+    phone_caps["goog:chromeOptions"]["mobileEmulation"] = json!({
+        "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 1, "mobile": true, "touch": true}
+    });
+    let phone = session(&url, &phone_caps).await;
+    phone
+        .goto(&format!("{}{link}&from={from}&to={to}", served.base))
         .await
         .unwrap();
-    let top = c
+    let top = phone
         .execute(
-            "return [document.querySelector('details.event').getBoundingClientRect().bottom, window.innerHeight]",
+            "return [document.querySelector('details.event').getBoundingClientRect().bottom,
+                     window.innerWidth, window.innerHeight]",
             vec![],
         )
         .await
         .unwrap();
-    let (bottom, height) = (top[0].as_f64().unwrap(), top[1].as_f64().unwrap());
-    assert!(
-        bottom <= height,
-        "the first event ends at {bottom} of {height}"
+    assert_eq!(
+        (&top[1], &top[2]),
+        (&json!(390), &json!(844)),
+        "the phone's screen"
     );
-    accessible(&c, &axe, "the phone layout").await;
-    screenshot(&c, "audit-page-phone.png").await;
+    let bottom = top[0].as_f64().unwrap();
+    assert!(bottom <= 844.0, "the first event ends at {bottom} of 844");
+    accessible(&phone, &axe, "the phone layout").await;
+    screenshot(&phone, "audit-page-phone.png").await;
+    phone.close().await.unwrap();
 
     // In German, from the link's signed language.
-    c.set_window_size(1366, 900).await.unwrap();
+    viewport(&c, 1366, 900).await;
     let german = served.link_with("1", "15m", &["--lang", "de", "--tz", "Europe/Berlin"]);
     c.goto(&format!("{}{german}&from={from}&to={to}", served.base))
         .await

@@ -871,6 +871,24 @@ async fn the_page_speaks_to_an_admin_in_their_terms() {
         page.contains(&format!("<span class=\"time\">{}</span>", shown[0])),
         "{page}"
     );
+    // The CSV's header speaks the page's language, its times in the page's zone; the API too.
+    let (status, csv, _) = s.get(&de.replacen("/audit?", "/audit.csv?", 1)).await;
+    assert_eq!(status, 200);
+    let header = csv
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches('\u{feff}')
+        .to_string();
+    assert!(
+        header.starts_with("Zeit (Asia/Kolkata),Arbeitsbereich,Autor,Autor-ID,Aktion"),
+        "{header}"
+    );
+    assert!(header.contains(",Abrechenbar,") && header.ends_with("Vorheriger Wert,Neuer Wert"));
+    assert!(csv.contains(&shown[0]), "{csv}");
+    let (_, api, _) = s.get(&de.replacen("/audit?", "/api/events?", 1)).await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api["time_zone"], "Asia/Kolkata");
     let (_, page, _) = s.get_as(&link, Some("fr-CA,fr;q=0.9,en;q=0.5")).await;
     assert!(page.contains("<html lang=\"fr\">") && page.contains("Lancer le rapport"));
     // A zone or language the page does not know is refused when the link is minted.

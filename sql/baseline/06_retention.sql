@@ -87,9 +87,9 @@ revoke execute on function ensure_partitions_ahead(timestamptz, integer) from pu
 -- daemon already holds its workspace's chain_head lock while it appends, so the count row adds no
 -- waiting). About 1.3 us per event written for event_tally, and 0.9 us more for author_tally
 -- (0.2-2.3 us in three alternated inserts of 200,000 events, 2026-12-07), against about 30 us
--- to append one. Statement
--- triggers on the partitioned table see every row written through it; statements aimed at one
--- partition directly bypass them, which is why prune() deletes through events.
+-- to append one. Statement triggers on the partitioned table see every row written through it;
+-- statements aimed at one partition directly bypass them, which is why prune() deletes through
+-- events.
 create function tally_events() returns trigger
 language plpgsql
 set search_path from current

@@ -49,7 +49,7 @@ struct AuditPage {
     author_error: Option<String>,
     /// Who the authors typed matched, when that is not plain from what was typed.
     author_note: Option<String>,
-    /// Every author of the workspace's events in the range, and System: the picker's list.
+    /// Every author the log knows for the workspace, and System: the picker's list.
     author_names: Vec<String>,
     groups: Vec<Group>,
     actions_summary: String,
@@ -585,7 +585,7 @@ fn folded(text: &str) -> String {
 struct Picker {
     /// (id, name) of every author the log knows for the workspace; System as `system`.
     authors: Vec<(String, String)>,
-    /// Names typed that matched no author of the range.
+    /// Names typed that matched no author of the workspace.
     unmatched: Vec<String>,
     /// Names of the authors a part of a name matched.
     matched: Vec<String>,

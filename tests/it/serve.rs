@@ -725,8 +725,8 @@ async fn the_page_speaks_to_an_admin_in_their_terms() {
     let link = s.link("1", "15m");
     let ids = |sql: &'static str| column::<i64>(&s.admin, sql);
 
-    // The picker offers everyone who changed anything in the workspace in the range, and
-    // System; nobody of another workspace.
+    // The picker offers every author the log knows for the workspace, and System; nobody of
+    // another workspace.
     let (_, page, _) = s.get(&link).await;
     let datalist = page
         .split_once("<datalist id=\"authors\">")
@@ -749,13 +749,13 @@ async fn the_page_speaks_to_an_admin_in_their_terms() {
     let (_, page, _) = s.get(&format!("{link}&author=ann,%20ZOË")).await;
     let ann_and_zoe = ids("select event_id from audit_log.events where author_id in ('1', '4') and workspace_id = '1' order by occurred_at desc, event_id desc").await;
     assert_eq!(page_ids(&page), ann_and_zoe);
-    // A name nobody of the range bears: said beside the field, in the page's words.
+    // A name nobody of the workspace bears: said beside the field, in the page's words.
     let (status, page, _) = s.get(&format!("{link}&author=Cleo")).await;
     assert_eq!(status, 200);
     assert!(page_ids(&page).is_empty());
     assert!(
         page.contains(&html_text(
-            "Nobody in this range matches “Cleo”: pick a name from the list."
+            "Nobody in this workspace matches “Cleo”: pick a name from the list."
         )),
         "{page}"
     );

@@ -115,6 +115,12 @@ pub enum Command {
         /// How long the link works: 90s, 15m, 2h, 1d.
         #[arg(long, default_value = "15m")]
         ttl: String,
+        /// The viewer's time zone, which the page shows times in (an IANA name: Europe/Berlin).
+        #[arg(long)]
+        tz: Option<String>,
+        /// The page's language: en, de, fr or es (else the browser's preference).
+        #[arg(long)]
+        lang: Option<String>,
     },
     /// Check a workspace's hash chain: exits 1 naming the first event changed, removed or inserted.
     Verify {
@@ -198,6 +204,7 @@ impl FilterOpts {
             authors: self.authors.clone(),
             actions: self.actions.clone(),
             categories: self.categories.clone(),
+            origins: Vec::new(),
             target: self.target.clone(),
             timezone: self.timezone.clone(),
         }

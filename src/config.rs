@@ -197,6 +197,10 @@ pub struct ServeConfig {
     /// A CSV download whose reader takes no data for this long is ended, its connection freed.
     #[serde(default = "default_slow_reader_secs")]
     pub slow_reader_secs: u64,
+    /// Where a viewer whose link has expired is sent (the application's page that mints a new
+    /// one), from the page and from Export alike; without it they see why the link was refused.
+    #[serde(default)]
+    pub return_url: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -209,6 +213,7 @@ impl Default for ServeConfig {
             max_connections: default_serve_connections(),
             response_secs: default_response_secs(),
             slow_reader_secs: default_slow_reader_secs(),
+            return_url: None,
         }
     }
 }
@@ -1008,6 +1013,15 @@ impl Config {
             if bad_origin {
                 return bad(format!(
                     "serve.frame_ancestors: \"{origin}\" is not an origin (https://app.example.com)"
+                ));
+            }
+        }
+        if let Some(url) = &self.serve.return_url {
+            // A redirect's Location: an absolute http(s) address, nothing a header cannot carry.
+            let absolute = url.starts_with("https://") || url.starts_with("http://");
+            if !absolute || url.chars().any(|c| c.is_control() || c == ' ') {
+                return bad(format!(
+                    "serve.return_url: \"{url}\" is not an absolute http(s) address (https://app.example.com/settings/audit)"
                 ));
             }
         }

@@ -54,6 +54,49 @@ pub fn csv_header(zone: &str) -> Vec<String> {
     header.into_iter().map(str::to_string).collect()
 }
 
+/// The page's CSV: what a spreadsheet user reads, in their language. Everything the Excel form
+/// has (a byte order mark, CRLF, formula cells as text), and values as the page shows them:
+/// times in the page's zone without an offset (`2026-11-24 09:00:00`, the zone in the header),
+/// flags as Yes/No, the changes as `Field: value` pairs rather than JSON.
+pub struct Sheet {
+    /// The header, in [`csv_header`]'s order.
+    pub header: Vec<String>,
+    pub words: crate::report::Words,
+    pub display: crate::report::Display,
+    /// The changed fields' labels, by what they are.
+    pub label: Box<dyn Fn(&crate::report::FieldName) -> String + Send + Sync>,
+}
+
+impl Sheet {
+    /// One side of an event's changes: `Project: Hermes; Status: Deleted`.
+    fn changes(&self, record: &Record, values: &Option<Cow<Value>>) -> Option<String> {
+        let object = values.as_ref()?.as_object()?;
+        let mut fields: Vec<(crate::report::FieldName, String)> = object
+            .iter()
+            .map(|(column, value)| {
+                let names = record.names.as_ref().and_then(|n| n.get(column.as_str()));
+                let shown = self.display.shown(
+                    names,
+                    record.source,
+                    column,
+                    record.time_zone,
+                    Some(value),
+                    &self.words,
+                );
+                (self.display.field_name(record.source, column), shown)
+            })
+            .collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(
+            fields
+                .iter()
+                .map(|(name, shown)| format!("{}: {shown}", (self.label)(name)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
+}
+
 /// One event as an export writes it, and as the JSON API serves it: from the report view's
 /// row ([`Record::from_report`]), or from report_events' stored columns with the details
 /// formatted in this process ([`Record::from_events_row`]).
@@ -76,6 +119,10 @@ pub struct Record<'a> {
     details: detail::Fields<'a>,
     previous_value: Option<Cow<'a, Value>>,
     new_value: Option<Cow<'a, Value>>,
+    /// The source table, and the names its changes' ids bore: what the page's CSV shows the
+    /// changes with.
+    source: &'a str,
+    names: Option<Value>,
 }
 
 impl<'a> Record<'a> {
@@ -99,13 +146,21 @@ impl<'a> Record<'a> {
             details: std::array::from_fn(|i| r.details[i].as_deref().map(Cow::Borrowed)),
             previous_value: r.previous_value.as_ref().map(Cow::Borrowed),
             new_value: r.new_value.as_ref().map(Cow::Borrowed),
+            source: &r.source,
+            names: r.change_names.clone(),
         }
     }
 
     /// A row of [`Filter::export_sql`] (the columns of [`crate::report::EXPORT_COLUMNS`], read
     /// by position), its times shown in `zone`, named `time_zone`.
-    fn from_events_row(row: &'a Row, zone: Tz, time_zone: &'a str) -> Record<'a> {
+    fn from_events_row(row: &'a Row, zone: Tz, time_zone: &'a str, sheet: bool) -> Record<'a> {
         let details: Option<JsonText> = row.get(14);
+        // Only the page's CSV shows ids by name: no other export parses the names.
+        let names = details
+            .as_ref()
+            .filter(|_| sheet)
+            .and_then(|d| serde_json::from_str::<Value>(d.0).ok())
+            .and_then(|d| d.get("names").cloned());
         Record {
             event_id: row.get(0),
             workspace_id: row.get(1),
@@ -128,6 +183,8 @@ impl<'a> Record<'a> {
                 .get::<_, Option<JsonText>>(13)
                 .map(|t| Cow::Owned(crate::image::changed_values(t.0))),
             details: detail::fields(details.map_or("{}", |d| d.0), zone),
+            source: row.get(15),
+            names,
         }
     }
 
@@ -138,11 +195,41 @@ impl<'a> Record<'a> {
     }
 
     /// One CSV line, in [`csv_header`]'s order.
-    fn write_csv<W: Write>(&self, w: &mut csv::Writer<W>, excel: bool) -> csv::Result<()> {
-        let time = self.time();
+    fn write_csv<W: Write>(
+        &self,
+        w: &mut csv::Writer<W>,
+        excel: bool,
+        sheet: Option<&Sheet>,
+    ) -> csv::Result<()> {
+        let time = match sheet {
+            Some(_) => self
+                .occurred_at
+                .with_timezone(&self.zone)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            None => self.time(),
+        };
         let caused_by = self.caused_by.map(|c| c.to_string());
-        let json = |v: &Option<Cow<Value>>| v.as_ref().map(|v| v.to_string());
+        let json = |v: &Option<Cow<Value>>| match sheet {
+            Some(sheet) => sheet.changes(self, v),
+            None => v.as_ref().map(|v| v.to_string()),
+        };
         let (previous, new) = (json(&self.previous_value), json(&self.new_value));
+        // Flags read Yes/No in a sheet, as on the page.
+        let flag = |i: usize| -> Option<Cow<str>> {
+            let value = self.details[i].as_deref()?;
+            Some(match (sheet, value) {
+                (Some(s), "true") => Cow::Borrowed(s.words.yes.as_str()),
+                (Some(s), "false") => Cow::Borrowed(s.words.no.as_str()),
+                _ => Cow::Borrowed(value),
+            })
+        };
+        let details: Vec<Option<Cow<str>>> = (0..self.details.len())
+            .map(|i| match i {
+                12 | 15 | 16 => flag(i),
+                _ => self.details[i].as_deref().map(Cow::Borrowed),
+            })
+            .collect();
         let cells = [
             Some(time.as_str()),
             Some(self.workspace_id),
@@ -157,7 +244,7 @@ impl<'a> Record<'a> {
             caused_by.as_deref(),
         ]
         .into_iter()
-        .chain(self.details.iter().map(|d| d.as_deref()))
+        .chain(details.iter().map(|d| d.as_deref()))
         .chain([previous.as_deref(), new.as_deref()]);
         for cell in cells.map(Option::unwrap_or_default) {
             if excel {
@@ -228,7 +315,7 @@ pub async fn export<W: Write + ?Sized>(
     excel: bool,
     out: &mut W,
 ) -> Result<u64> {
-    export_pumped(tx, filter, format, excel, out, None).await
+    export_pumped(tx, filter, format, excel, out, None, None).await
 }
 
 /// An export's bytes handed on a page at a time, to a consumer that may be slower than the
@@ -304,7 +391,9 @@ pub async fn export_pumped<W: Write + ?Sized>(
     excel: bool,
     out: &mut W,
     pump: Option<&Pump>,
+    sheet: Option<&Sheet>,
 ) -> Result<u64> {
+    let excel = excel || sheet.is_some();
     let params = filter.params(None);
     let refs: Vec<&(dyn ToSql + Sync)> = params
         .iter()
@@ -325,8 +414,11 @@ pub async fn export_pumped<W: Write + ?Sized>(
             let mut w = csv::WriterBuilder::new()
                 .terminator(csv::Terminator::CRLF)
                 .from_writer(out);
-            w.write_record(csv_header(&filter.timezone))
-                .map_err(csv_error)?;
+            match sheet {
+                Some(sheet) => w.write_record(&sheet.header),
+                None => w.write_record(csv_header(&filter.timezone)),
+            }
+            .map_err(csv_error)?;
             Sink::Csv(Box::new(w))
         }
         Format::JsonLines => Sink::Json(out),
@@ -351,7 +443,7 @@ pub async fn export_pumped<W: Write + ?Sized>(
                     None
                 }
             },
-            async { write_rows(&rows, &mut sink, excel, zone, &filter.timezone) }
+            async { write_rows(&rows, &mut sink, excel, zone, &filter.timezone, sheet) }
         );
         wrote?;
         written += rows.len() as u64;
@@ -396,11 +488,12 @@ fn write_rows<W: Write + ?Sized>(
     excel: bool,
     zone: Tz,
     time_zone: &str,
+    sheet: Option<&Sheet>,
 ) -> Result<()> {
     for row in rows {
-        let record = Record::from_events_row(row, zone, time_zone);
+        let record = Record::from_events_row(row, zone, time_zone, sheet.is_some());
         match sink {
-            Sink::Csv(w) => record.write_csv(w, excel).map_err(csv_error)?,
+            Sink::Csv(w) => record.write_csv(w, excel, sheet).map_err(csv_error)?,
             Sink::Json(out) => {
                 serde_json::to_writer(&mut **out, &record).map_err(|e| write_error(e.into()))?;
                 out.write_all(b"\n").map_err(write_error)?;

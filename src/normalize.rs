@@ -819,18 +819,20 @@ fn action_code(
     format!("{entity}.{verb}")
 }
 
+/// The origins Clockwatch names itself, by the value `clockwatch.origin` gives, with their labels.
+pub const KNOWN_ORIGINS: [(&str, &str); 5] = [
+    ("timer", "Timer"),
+    ("manual", "Manual"),
+    ("kiosk", "Kiosk"),
+    ("import", "Import"),
+    ("quickbooks", "QuickBooks"),
+];
+
 /// Where the change came from: the transaction's `clockwatch.origin` when the host set one (it
 /// describes this change: an import, a sync), else the row's origin column through `origins`.
 fn origin(change: &StagedChange, source: &SourceConfig, row: Option<&RowImage>) -> Option<String> {
     if let Some(o) = change.origin.as_deref() {
-        let known = [
-            ("timer", "Timer"),
-            ("manual", "Manual"),
-            ("kiosk", "Kiosk"),
-            ("import", "Import"),
-            ("quickbooks", "QuickBooks"),
-        ];
-        let label = known
+        let label = KNOWN_ORIGINS
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(o))
             .map(|(_, l)| *l);

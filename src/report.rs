@@ -43,6 +43,8 @@ pub struct FilterArgs {
     pub authors: Vec<String>,
     pub actions: Vec<String>,
     pub categories: Vec<String>,
+    /// Where changes came from (`Timer`, `Import`), as events name it; any when empty.
+    pub origins: Vec<String>,
     pub target: Option<String>,
     /// The zone to show times in; the config's when None.
     pub timezone: Option<String>,
@@ -57,11 +59,16 @@ pub struct Filter {
     pub authors: Option<Vec<String>>,
     pub actions: Option<Vec<String>>,
     pub categories: Option<Vec<String>>,
+    /// Origins, lower case (compared case-insensitively).
+    pub origins: Option<Vec<String>>,
     pub target: Option<String>,
     /// The time zone times are shown in (set for the transaction the filter was built in).
     pub timezone: String,
     /// Start past this row (occurred_at, event_id): the next page.
     pub after: Option<(DateTime<Utc>, i64)>,
+    /// The rows just before this one in the report's order (the previous page), read the other
+    /// way from it: [`fetch`] gives them back in the report's order.
+    pub before: Option<(DateTime<Utc>, i64)>,
     /// Only this event.
     pub event: Option<i64>,
 }
@@ -82,8 +89,13 @@ impl Filter {
         self.query("report_events", EXPORT_COLUMNS)
     }
 
+    /// Whether the query walks the index backwards from the report's order (a previous page).
+    fn reversed(&self) -> bool {
+        self.before.is_some() && self.after.is_none()
+    }
+
     fn query(&self, rows: &str, columns: &str) -> String {
-        let (order, after) = if self.oldest_first() {
+        let (order, after) = if self.oldest_first() != self.reversed() {
             ("asc", ">")
         } else {
             ("desc", "<")
@@ -99,7 +111,8 @@ impl Filter {
     pub fn params(
         &self,
         limit: Option<i64>,
-    ) -> [Box<dyn tokio_postgres::types::ToSql + Sync + Send>; 11] {
+    ) -> [Box<dyn tokio_postgres::types::ToSql + Sync + Send>; 12] {
+        let position = self.after.or(self.before);
         [
             Box::new(self.workspace.clone()),
             Box::new(self.from),
@@ -109,9 +122,10 @@ impl Filter {
             Box::new(self.categories.clone()),
             Box::new(self.target.clone()),
             Box::new(limit),
-            Box::new(self.after.map(|(t, _)| t)),
-            Box::new(self.after.map(|(_, id)| id)),
+            Box::new(position.map(|(t, _)| t)),
+            Box::new(position.map(|(_, id)| id)),
             Box::new(self.event),
+            Box::new(self.origins.clone()),
         ]
     }
 }
@@ -272,6 +286,12 @@ pub async fn build_filter(
             })?;
         row.get::<_, Option<Vec<String>>>(0)
     };
+    let origins = (!args.origins.is_empty()).then(|| {
+        args.origins
+            .iter()
+            .map(|o| o.trim().to_lowercase())
+            .collect()
+    });
     Ok(Filter {
         workspace: args.workspace.clone(),
         from,
@@ -279,9 +299,11 @@ pub async fn build_filter(
         authors,
         actions,
         categories,
+        origins,
         target: args.target.clone(),
         timezone: zone,
         after: None,
+        before: None,
         event: None,
     })
 }
@@ -469,6 +491,37 @@ impl ReportRow {
             .collect()
     }
 
+    /// The changed fields as the page shows them: each by what it is to a reader (the row's
+    /// state, a detail field, a column), in the details' order, then other columns by name;
+    /// values in `words`.
+    pub fn labelled_changes(
+        &self,
+        display: &Display,
+        words: &Words,
+    ) -> Vec<(FieldName, String, String)> {
+        let empty = serde_json::Map::new();
+        let object = |v: &Option<Value>| v.as_ref().and_then(Value::as_object).cloned();
+        let before = object(&self.previous_value).unwrap_or_else(|| empty.clone());
+        let after = object(&self.new_value).unwrap_or(empty);
+        let fields: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        let mut rows: Vec<(FieldName, String, String)> = fields
+            .into_iter()
+            .map(|f| {
+                let names = self.change_names.as_ref().and_then(|n| n.get(f.as_str()));
+                let show = |v: Option<&Value>| {
+                    display.shown(names, &self.source, f, &self.time_zone, v, words)
+                };
+                (
+                    display.field_name(&self.source, f),
+                    show(before.get(f)),
+                    show(after.get(f)),
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
     /// The detail fields that have a value, labelled, as a reader sees them.
     pub fn detail_table(&self, display: &Display) -> Vec<(&'static str, String)> {
         DETAIL_FIELDS
@@ -493,6 +546,58 @@ impl ReportRow {
     }
 }
 
+/// A changed field as a reader knows it: the row's deleted-or-not, one of Clockify's detail
+/// fields (`project`, `start`, as [`Display::FIELD_ORDER`] names them), or a column no detail
+/// maps.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FieldName {
+    Status,
+    Detail(usize),
+    Column(String),
+}
+
+impl FieldName {
+    /// The detail field's name, for a [`FieldName::Detail`].
+    pub fn detail(&self) -> Option<&'static str> {
+        match self {
+            FieldName::Detail(i) => Display::FIELD_ORDER.get(*i).copied(),
+            _ => None,
+        }
+    }
+
+    /// A column's name as words: `last_login_at` is "Last login at".
+    pub fn column_words(column: &str) -> String {
+        let spaced = column.replace('_', " ");
+        let mut chars = spaced.trim().chars();
+        match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => column.to_string(),
+        }
+    }
+}
+
+/// The words values are shown with, in the reader's language.
+#[derive(Debug, Clone)]
+pub struct Words {
+    pub empty: String,
+    pub yes: String,
+    pub no: String,
+    pub active: String,
+    pub deleted: String,
+}
+
+impl Default for Words {
+    fn default() -> Words {
+        Words {
+            empty: "(empty)".into(),
+            yes: "Yes".into(),
+            no: "No".into(),
+            active: "Active".into(),
+            deleted: "Deleted".into(),
+        }
+    }
+}
+
 /// How changed values are shown to a reader: as their detail field is (a duration column as
 /// `01:45:00`, a flag as Yes/No, a project, task, client, user or tag id by its name), every
 /// time in the report's zone, a list joined. `previous_value` and `new_value` stay raw in SQL
@@ -503,6 +608,10 @@ pub struct Display {
     kinds: HashMap<(String, String), Kind>,
     /// The zone of the host's zone-less times.
     naive: Tz,
+    /// (source, column) -> the detail field it feeds, by its place in [`Display::FIELD_ORDER`].
+    fields: HashMap<(String, String), usize>,
+    /// (source, column) -> the soft-delete column, and whether it is inverted (true = live).
+    soft_delete: HashMap<(String, String), bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -515,10 +624,42 @@ enum Kind {
 }
 
 impl Display {
+    /// Detail fields in the order a reader sees them, as the details list them (start and end
+    /// each stand for their date and time).
+    pub const FIELD_ORDER: [&'static str; 16] = [
+        "user",
+        "description",
+        "project",
+        "task",
+        "client",
+        "kiosk",
+        "type",
+        "start",
+        "end",
+        "duration",
+        "billable",
+        "billable_rate",
+        "cost_rate",
+        "approved",
+        "invoiced",
+        "tags",
+    ];
+
     pub fn new(config: &Config) -> Display {
         let mut kinds = HashMap::new();
+        let mut fields = HashMap::new();
+        let mut soft_delete = HashMap::new();
         for source in &config.sources {
+            if let Some(column) = &source.soft_delete_column {
+                soft_delete.insert(
+                    (source.table.clone(), column.clone()),
+                    source.soft_delete_inverted,
+                );
+            }
             for (field, column) in source.fields.mapped() {
+                if let Some(i) = Display::FIELD_ORDER.iter().position(|f| *f == field) {
+                    fields.insert((source.table.clone(), column.to_string()), i);
+                }
                 let kind = match field {
                     "duration" => Kind::Duration(
                         source
@@ -541,6 +682,64 @@ impl Display {
         Display {
             kinds,
             naive: config.naive_zone(),
+            fields,
+            soft_delete,
+        }
+    }
+
+    /// What a changed column is to a reader.
+    pub fn field_name(&self, source: &str, column: &str) -> FieldName {
+        let key = (source.to_string(), column.to_string());
+        if self.soft_delete.contains_key(&key) {
+            FieldName::Status
+        } else if let Some(i) = self.fields.get(&key) {
+            FieldName::Detail(*i)
+        } else {
+            FieldName::Column(column.to_string())
+        }
+    }
+
+    /// A soft-delete column's value as the row's state: deleted or active.
+    fn status(&self, inverted: bool, value: Option<&Value>, words: &Words) -> String {
+        let deleted = match value {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b != inverted,
+            Some(Value::String(s)) if s == "true" || s == "false" => (s == "true") != inverted,
+            // A time or date: set once deleted.
+            Some(_) => true,
+        };
+        if deleted {
+            &words.deleted
+        } else {
+            &words.active
+        }
+        .clone()
+    }
+
+    /// A changed value as the page shows it, in the reader's words.
+    #[allow(clippy::too_many_arguments)]
+    pub fn shown(
+        &self,
+        names: Option<&Value>,
+        source: &str,
+        column: &str,
+        zone: &str,
+        value: Option<&Value>,
+        words: &Words,
+    ) -> String {
+        if let Some(inverted) = self
+            .soft_delete
+            .get(&(source.to_string(), column.to_string()))
+        {
+            return self.status(*inverted, value, words);
+        }
+        let text = self.value(names, source, column, zone, value);
+        match value {
+            None | Some(Value::Null) => words.empty.clone(),
+            Some(Value::Bool(_)) if text == "Yes" => words.yes.clone(),
+            Some(Value::Bool(_)) if text == "No" => words.no.clone(),
+            _ if text.is_empty() => words.empty.clone(),
+            _ => text,
         }
     }
 
@@ -618,7 +817,11 @@ pub async fn fetch(tx: &Transaction<'_>, filter: &Filter, limit: i64) -> Result<
         .query(&filter.sql(), &refs)
         .await
         .context("read the report")?;
-    Ok(rows.iter().map(ReportRow::from_row).collect())
+    let mut rows: Vec<ReportRow> = rows.iter().map(ReportRow::from_row).collect();
+    if filter.reversed() {
+        rows.reverse();
+    }
+    Ok(rows)
 }
 
 /// The terminal table: one line per event, details below it when asked for.

@@ -284,6 +284,19 @@ create table event_tally (
     primary key (month, workspace_id)
 );
 
+-- Who authored each workspace's events, per month (as event_tally counts them; 'system' for
+-- System), kept by the same statement triggers: the Audit Log page lists every author the log
+-- knows for a workspace from a few rows of it, where reading them from the events scans the
+-- workspace's whole history (54 ms for the 41,000 events of one 30-day range, and growing with
+-- the log).
+create table author_tally (
+    workspace_id text not null,
+    month        date not null,
+    author_id    text not null,
+    events       bigint not null,
+    primary key (workspace_id, month, author_id)
+);
+
 -- When maintenance last ran, so several daemons do it once a day between them.
 create table maintenance (
     job      text primary key,

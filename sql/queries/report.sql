@@ -6,7 +6,8 @@
 -- whose {columns} a report shows, or report_events, the stored columns an export formats
 -- itself (src/detail.rs): the filters name columns both have. A page after the first starts
 -- past the last row shown ($9, $10: its occurred_at and event_id), a keyset that the index walks
--- straight to, where an OFFSET would read and drop every row before it. $11 picks one event.
+-- straight to, where an OFFSET would read and drop every row before it. $11 picks one event;
+-- $12 holds origins, lower case.
 --
 -- The workspace and '*' are asked for in two branches, each ordered and limited on its own, not
 -- with `workspace_id in ($1, '*')`: only a single workspace value lets PostgreSQL walk the
@@ -22,6 +23,7 @@ with filtered as not materialized (
       and ($7::text is null or r.target_id = $7)
       and ($9::timestamptz is null or (r.occurred_at, r.event_id) {after} ($9, $10::bigint))
       and ($11::bigint is null or r.event_id = $11)
+      and ($12::text[] is null or lower(r.origin) = any ($12))
 )
 select r.*
 from (

@@ -10,6 +10,7 @@ mod serve;
 mod status;
 mod verify;
 
+use crate::serve::link::Viewing;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, GlobalOpts};
@@ -39,7 +40,9 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             workspace,
             viewer,
             ttl,
-        } => serve::link(&config, &workspace, &viewer, &ttl),
+            tz,
+            lang,
+        } => serve::link(&config, &workspace, &viewer, &ttl, Viewing { tz, lang }),
         Command::Verify {
             workspace,
             from,

@@ -7,7 +7,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::GlobalOpts;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::serve::link::{parse_ttl, Grant, Secret};
+use crate::serve::link::{parse_ttl, Grant, Secret, Viewing};
 
 pub async fn serve(
     global: &GlobalOpts,
@@ -30,9 +30,29 @@ pub async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn link(config: &Config, workspace: &str, viewer: &str, ttl: &str) -> Result<ExitCode> {
+pub fn link(
+    config: &Config,
+    workspace: &str,
+    viewer: &str,
+    ttl: &str,
+    viewing: Viewing,
+) -> Result<ExitCode> {
+    if let Some(tz) = &viewing.tz {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            return Err(Error::Input(format!(
+                "--tz: \"{tz}\" is not a time zone (use an IANA name such as Europe/Berlin)"
+            )));
+        }
+    }
+    if let Some(lang) = &viewing.lang {
+        if crate::serve::lang::Messages::for_tag(lang).is_none() {
+            return Err(Error::Input(format!(
+                "--lang: \"{lang}\" is not a language the page speaks (en, de, fr, es)"
+            )));
+        }
+    }
     let secret = Secret::load(config.serve.secret_file.as_deref())?;
-    let grant = Grant::mint(&secret, workspace, viewer, parse_ttl(ttl)?)?;
+    let grant = Grant::mint(&secret, workspace, viewer, parse_ttl(ttl)?, viewing)?;
     println!(
         "{}/audit?{}",
         config.serve.base_url(&config.serve.listen),

@@ -6,6 +6,11 @@
 //! The signed text is one line per field, so no choice of workspace or viewer can shift a field
 //! boundary (a field holding a line break is refused). Any language mints one in ten lines
 //! (README).
+//!
+//! A link may also carry the viewer's time zone (`tz`) and language (`lang`), which the page
+//! then shows times and words in. Both are signed with the rest, under a second domain
+//! (`clockwatch-link-v2`, the two extra lines after the expiry, empty when absent), so a link
+//! without them reads exactly as before and neither can be added to or changed in one.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,6 +21,17 @@ use crate::error::{Error, Result};
 
 /// The start of every signed text, so a signature made for something else never passes.
 const DOMAIN: &str = "clockwatch-link-v1";
+/// The start of a link's signed text when it carries a time zone or a language.
+const DOMAIN_V2: &str = "clockwatch-link-v2";
+
+/// What a link says about its viewer besides who they are: both optional, both signed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Viewing {
+    /// An IANA time zone name (`Europe/Berlin`).
+    pub tz: Option<String>,
+    /// A language tag (`de`, `fr-CA`).
+    pub lang: Option<String>,
+}
 
 /// Shortest secret accepted: 32 bytes, a SHA-256 block's worth of guessing.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -60,9 +76,17 @@ impl Secret {
         Secret::new(text.trim_end().as_bytes().to_vec())
     }
 
-    fn mac(&self, workspace: &str, viewer: &str, expires: i64) -> Hmac<Sha256> {
+    fn mac(&self, workspace: &str, viewer: &str, expires: i64, viewing: &Viewing) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(format!("{DOMAIN}\n{workspace}\n{viewer}\n{expires}").as_bytes());
+        if viewing.tz.is_none() && viewing.lang.is_none() {
+            mac.update(format!("{DOMAIN}\n{workspace}\n{viewer}\n{expires}").as_bytes());
+        } else {
+            let tz = viewing.tz.as_deref().unwrap_or_default();
+            let lang = viewing.lang.as_deref().unwrap_or_default();
+            mac.update(
+                format!("{DOMAIN_V2}\n{workspace}\n{viewer}\n{expires}\n{tz}\n{lang}").as_bytes(),
+            );
+        }
         mac
     }
 }
@@ -76,17 +100,30 @@ pub struct Grant {
     pub expires: i64,
     /// The signature, hex: carried on to the page's own links.
     pub signature: String,
+    /// The viewer's time zone and language, when the link names them.
+    pub viewing: Viewing,
 }
 
 impl Grant {
     /// Sign a grant for `ttl_secs` from now.
-    pub fn mint(secret: &Secret, workspace: &str, viewer: &str, ttl_secs: i64) -> Result<Grant> {
+    pub fn mint(
+        secret: &Secret,
+        workspace: &str,
+        viewer: &str,
+        ttl_secs: i64,
+        viewing: Viewing,
+    ) -> Result<Grant> {
         check_field("workspace", workspace)?;
         check_field("viewer", viewer)?;
+        for (name, value) in [("tz", &viewing.tz), ("lang", &viewing.lang)] {
+            if let Some(value) = value {
+                check_field(name, value)?;
+            }
+        }
         let expires = now() + ttl_secs;
         let signature = hex::encode(
             secret
-                .mac(workspace, viewer, expires)
+                .mac(workspace, viewer, expires, &viewing)
                 .finalize()
                 .into_bytes(),
         );
@@ -95,6 +132,7 @@ impl Grant {
             viewer: viewer.to_string(),
             expires,
             signature,
+            viewing,
         })
     }
 
@@ -106,6 +144,7 @@ impl Grant {
         viewer: &str,
         expires: &str,
         signature: &str,
+        viewing: Viewing,
     ) -> std::result::Result<Grant, Refusal> {
         if check_field("workspace", workspace).is_err() || check_field("viewer", viewer).is_err() {
             return Err(Refusal::Invalid);
@@ -113,7 +152,7 @@ impl Grant {
         let expires: i64 = expires.parse().map_err(|_| Refusal::Invalid)?;
         let tag = hex::decode(signature).map_err(|_| Refusal::Invalid)?;
         secret
-            .mac(workspace, viewer, expires)
+            .mac(workspace, viewer, expires, &viewing)
             .verify_slice(&tag)
             .map_err(|_| Refusal::Invalid)?;
         if expires <= now() {
@@ -124,16 +163,33 @@ impl Grant {
             viewer: viewer.to_string(),
             expires,
             signature: signature.to_string(),
+            viewing,
         })
+    }
+
+    /// The link's fields, in the order a query string carries them.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("w", self.workspace.clone()),
+            ("v", self.viewer.clone()),
+            ("e", self.expires.to_string()),
+        ];
+        if let Some(tz) = &self.viewing.tz {
+            fields.push(("tz", tz.clone()));
+        }
+        if let Some(lang) = &self.viewing.lang {
+            fields.push(("lang", lang.clone()));
+        }
+        fields.push(("s", self.signature.clone()));
+        fields
     }
 
     /// The query string that carries this grant.
     pub fn query(&self) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
-        q.append_pair("w", &self.workspace)
-            .append_pair("v", &self.viewer)
-            .append_pair("e", &self.expires.to_string())
-            .append_pair("s", &self.signature);
+        for (key, value) in self.fields() {
+            q.append_pair(key, &value);
+        }
         q.finish()
     }
 }
@@ -208,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_minted_link_verifies_and_any_change_to_it_does_not() {
-        let g = Grant::mint(&secret(), "42", "ann", 60).unwrap();
+        let g = Grant::mint(&secret(), "42", "ann", 60, Viewing::default()).unwrap();
         let e = g.expires.to_string();
         // The signature with its first digit changed (whatever the digit is).
         let first = if g.signature.starts_with('0') {
@@ -218,7 +274,7 @@ mod tests {
         };
         let altered = format!("{first}{}", &g.signature[1..]);
         assert_eq!(
-            Grant::verify(&secret(), "42", "ann", &e, &g.signature).unwrap(),
+            Grant::verify(&secret(), "42", "ann", &e, &g.signature, Viewing::default()).unwrap(),
             g
         );
         for (w, v, e, s) in [
@@ -234,30 +290,75 @@ mod tests {
             ("42", "ann", e.clone(), String::new()),
         ] {
             assert_eq!(
-                Grant::verify(&secret(), w, v, &e, &s),
+                Grant::verify(&secret(), w, v, &e, &s, Viewing::default()),
                 Err(Refusal::Invalid),
                 "{w} {v} {e} {s}"
             );
         }
         let other = Secret::new(b"another secret, 32 bytes or more!!".to_vec()).unwrap();
         assert_eq!(
-            Grant::verify(&other, "42", "ann", &e, &g.signature),
+            Grant::verify(&other, "42", "ann", &e, &g.signature, Viewing::default()),
             Err(Refusal::Invalid)
         );
     }
 
     #[test]
     fn an_expired_link_is_refused_as_expired() {
-        let g = Grant::mint(&secret(), "42", "ann", -1).unwrap();
+        let g = Grant::mint(&secret(), "42", "ann", -1, Viewing::default()).unwrap();
         assert_eq!(
-            Grant::verify(&secret(), "42", "ann", &g.expires.to_string(), &g.signature),
+            Grant::verify(
+                &secret(),
+                "42",
+                "ann",
+                &g.expires.to_string(),
+                &g.signature,
+                Viewing::default()
+            ),
             Err(Refusal::Expired)
         );
     }
 
     #[test]
+    fn the_time_zone_and_language_are_signed_with_the_rest() {
+        let viewing = Viewing {
+            tz: Some("Europe/Berlin".into()),
+            lang: Some("de".into()),
+        };
+        let g = Grant::mint(&secret(), "42", "ann", 60, viewing.clone()).unwrap();
+        let e = g.expires.to_string();
+        assert!(Grant::verify(&secret(), "42", "ann", &e, &g.signature, viewing.clone()).is_ok());
+        for changed in [
+            Viewing::default(),
+            Viewing {
+                tz: Some("UTC".into()),
+                ..viewing.clone()
+            },
+            Viewing {
+                lang: Some("fr".into()),
+                ..viewing.clone()
+            },
+            Viewing {
+                lang: None,
+                ..viewing.clone()
+            },
+        ] {
+            assert_eq!(
+                Grant::verify(&secret(), "42", "ann", &e, &g.signature, changed.clone()),
+                Err(Refusal::Invalid),
+                "{changed:?}"
+            );
+        }
+        // A link without them signs as links always did.
+        let plain = Grant::mint(&secret(), "42", "ann", 60, Viewing::default()).unwrap();
+        let text = format!("clockwatch-link-v1\n42\nann\n{}", plain.expires);
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"0123456789abcdef0123456789abcdef").unwrap();
+        mac.update(text.as_bytes());
+        assert_eq!(plain.signature, hex::encode(mac.finalize().into_bytes()));
+    }
+
+    #[test]
     fn fields_cannot_smuggle_a_line_break_and_secrets_are_long() {
-        assert!(Grant::mint(&secret(), "42\nann", "x", 60).is_err());
+        assert!(Grant::mint(&secret(), "42\nann", "x", 60, Viewing::default()).is_err());
         assert!(Secret::new(b"short".to_vec()).is_err());
         assert_eq!(parse_ttl("15m").unwrap(), 900);
         assert_eq!(parse_ttl("30").unwrap(), 30);

@@ -11,6 +11,7 @@
 //! connects as the reporting role, in read-only transactions, and sends HTML that runs no
 //! script at all, under a Content-Security-Policy that allows none.
 
+pub mod lang;
 pub mod link;
 mod page;
 
@@ -31,7 +32,7 @@ use crate::config::Config;
 use crate::db::Target;
 use crate::error::{Error, Result};
 use crate::report::{FilterArgs, ReportRow};
-use link::{Grant, Refusal, Secret};
+use link::{Grant, Refusal, Secret, Viewing};
 
 /// Events on one page of the report.
 pub const PAGE_ROWS: i64 = 50;
@@ -56,8 +57,14 @@ impl AppState {
         } else {
             config.serve.frame_ancestors.join(" ")
         };
+        // Run report on an expired link is answered with a redirect to the application
+        // (`return_url`), which form-action governs too: its origin is allowed as well.
+        let form_action = match config.serve.return_url.as_deref().and_then(origin) {
+            Some(origin) => format!("'self' {origin}"),
+            None => "'self'".to_string(),
+        };
         let policy = format!(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
              base-uri 'none'; frame-ancestors {ancestors}"
         );
         let policy = HeaderValue::from_str(&policy)
@@ -113,6 +120,15 @@ impl AppState {
     }
 }
 
+/// The origin of an absolute http(s) address: `https://app.example.com` of
+/// `https://app.example.com/settings/audit`.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty() && !host.contains(['\'', ';', ',', ' ']))
+        .then(|| format!("{scheme}://{host}"))
+}
+
 /// How long a request waits for a connection before it is turned away.
 const SLOT_WAIT: Duration = Duration::from_secs(2);
 
@@ -158,20 +174,28 @@ async fn stylesheet() -> Response {
 
 /// A request's query: the signed link's fields and the report's filters, as the page's form
 /// and links send them (repeated keys for several authors, actions or categories).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Query {
     workspace: Option<String>,
     viewer: Option<String>,
     expires: Option<String>,
     signature: Option<String>,
+    /// The viewer's time zone and language, signed with the link.
+    tz: Option<String>,
+    lang: Option<String>,
     from: Option<String>,
     to: Option<String>,
     authors: Vec<String>,
     actions: Vec<String>,
     categories: Vec<String>,
+    origins: Vec<String>,
     /// Next page: past this row, `<microseconds since the epoch>.<event id>`.
     after: Option<String>,
+    /// Previous page: the rows just before this one.
+    before: Option<String>,
     event: Option<String>,
+    /// The asked-for event's time, microseconds since the epoch: lets the primary key find it.
+    at: Option<String>,
     limit: Option<String>,
 }
 
@@ -190,6 +214,10 @@ impl Query {
                 "v" => one(&mut q.viewer),
                 "e" => one(&mut q.expires),
                 "s" => one(&mut q.signature),
+                "tz" => one(&mut q.tz),
+                "lang" => one(&mut q.lang),
+                "before" => one(&mut q.before),
+                "at" => one(&mut q.at),
                 "from" => one(&mut q.from),
                 "to" => one(&mut q.to),
                 "after" => one(&mut q.after),
@@ -206,6 +234,7 @@ impl Query {
                 ),
                 "action" if !value.is_empty() => q.actions.push(value),
                 "category" if !value.is_empty() => q.categories.push(value),
+                "origin" if !value.is_empty() => q.origins.push(value),
                 _ => {}
             }
         }
@@ -220,7 +249,13 @@ impl Query {
             &self.expires,
             &self.signature,
         ) {
-            (Some(w), Some(v), Some(e), Some(s)) => Grant::verify(secret, w, v, e, s),
+            (Some(w), Some(v), Some(e), Some(s)) => {
+                let viewing = Viewing {
+                    tz: self.tz.clone(),
+                    lang: self.lang.clone(),
+                };
+                Grant::verify(secret, w, v, e, s, viewing)
+            }
             (None, None, None, None) => Err(Refusal::Missing),
             _ => Err(Refusal::Invalid),
         }
@@ -238,22 +273,23 @@ impl Query {
             authors: self.authors.clone(),
             actions: self.actions.clone(),
             categories: self.categories.clone(),
+            origins: self.origins.clone(),
             target: None,
-            timezone: None,
+            timezone: Some(zone.name().to_string()),
         }
     }
 
     fn after(&self) -> std::result::Result<Option<(DateTime<Utc>, i64)>, String> {
-        let Some(text) = &self.after else {
-            return Ok(None);
-        };
-        let parsed = text.split_once('.').and_then(|(micros, id)| {
-            let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
-            Some((at, id.parse().ok()?))
-        });
-        parsed
-            .map(Some)
-            .ok_or_else(|| format!("after: \"{text}\" is not a page position"))
+        position("after", self.after.as_deref())
+    }
+
+    fn before(&self) -> std::result::Result<Option<(DateTime<Utc>, i64)>, String> {
+        position("before", self.before.as_deref())
+    }
+
+    /// The asked-for event's time, when the link gives it.
+    fn at(&self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_micros(self.at.as_deref()?.parse().ok()?)
     }
 
     fn event(&self) -> std::result::Result<Option<i64>, String> {
@@ -265,6 +301,23 @@ impl Query {
             })
             .transpose()
     }
+}
+
+/// A page position, `<microseconds since the epoch>.<event id>`.
+fn position(
+    key: &str,
+    text: Option<&str>,
+) -> std::result::Result<Option<(DateTime<Utc>, i64)>, String> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let parsed = text.split_once('.').and_then(|(micros, id)| {
+        let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        Some((at, id.parse().ok()?))
+    });
+    parsed
+        .map(Some)
+        .ok_or_else(|| format!("{key}: \"{text}\" is not a page position"))
 }
 
 /// Where the next page starts: just past this row.

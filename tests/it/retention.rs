@@ -180,9 +180,20 @@ async fn only_one_session_prunes_at_a_time() {
     );
 }
 
-/// Rows of event_tally that disagree with a count of the events themselves.
+/// Rows of event_tally, and of author_tally, that disagree with a count of the events themselves.
 async fn tally_mismatches(client: &tokio_postgres::Client) -> i64 {
-    count(
+    let authors = count(
+        client,
+        "select count(*)
+         from (select workspace_id, date_trunc('month', occurred_at at time zone 'UTC')::date as month,
+                      coalesce(author_id, 'system') as author_id, count(*) as events
+               from audit_log.events group by 1, 2, 3) c
+         full join (select * from audit_log.author_tally where events <> 0) t
+              on t.workspace_id = c.workspace_id and t.month = c.month and t.author_id = c.author_id
+         where c.events is distinct from t.events",
+    )
+    .await;
+    authors + count(
         client,
         "select count(*)
          from (select workspace_id, date_trunc('month', occurred_at at time zone 'UTC')::date as month,

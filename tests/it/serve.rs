@@ -130,6 +130,11 @@ pub async fn serve_with(db: TestDb, admin: tokio_postgres::Client, extra: &str) 
 impl Served {
     /// `clockwatch link`'s output, the path and query only.
     pub fn link(&self, workspace: &str, ttl: &str) -> String {
+        self.link_with(workspace, ttl, &[])
+    }
+
+    /// `clockwatch link` with more arguments (`--tz`, `--lang`): the path and query.
+    pub fn link_with(&self, workspace: &str, ttl: &str, more: &[&str]) -> String {
         let out = Command::new(binary())
             .arg("--config")
             .arg(&self.config_path)
@@ -142,6 +147,7 @@ impl Served {
                 "--ttl",
                 ttl,
             ])
+            .args(more)
             .env("CLOCKWATCH_LINK_SECRET", SECRET)
             .output()
             .unwrap();
@@ -162,7 +168,24 @@ impl Served {
     }
 
     async fn get(&self, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
-        let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        self.get_as(path, None).await
+    }
+
+    /// GET `path` with the browser's `Accept-Language`, following no redirect.
+    pub async fn get_as(
+        &self,
+        path: &str,
+        language: Option<&str>,
+    ) -> (u16, String, reqwest::header::HeaderMap) {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut request = client.get(format!("{}{path}", self.base));
+        if let Some(language) = language {
+            request = request.header("accept-language", language);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         (status, response.text().await.unwrap(), headers)
@@ -171,6 +194,34 @@ impl Served {
 
 fn query_of(link: &str) -> &str {
     link.split_once('?').unwrap().1
+}
+
+/// The event ids a page shows, in its order.
+pub fn page_ids(page: &str) -> Vec<i64> {
+    page.split("<details id=\"e")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// The first link of a page whose tag holds `marker`, as a path to get.
+pub fn href(page: &str, marker: &str) -> Option<String> {
+    page.split("<a href=\"").skip(1).find_map(|rest| {
+        let (href, tail) = rest.split_once('"')?;
+        let tag_end = tail.find('>')?;
+        tail[..tag_end]
+            .contains(marker)
+            .then(|| href.replace("&#38;", "&"))
+    })
+}
+
+/// Text as askama escapes it in HTML.
+pub fn html_text(text: &str) -> String {
+    text.replace('&', "&#38;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
 }
 
 #[tokio::test]
@@ -254,6 +305,23 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
         ))
         .await;
     assert_eq!(status, 200);
+    // An action as the rows name it, with its origin, is that action from that origin; an
+    // origin alone filters too.
+    let (_, body, _) = s
+        .get(&api("&action=Created%20time%20entry%20(Manual)&limit=100"))
+        .await;
+    let manual = events(&body);
+    assert_eq!(manual.len(), 61, "{body}");
+    assert!(manual
+        .iter()
+        .all(|e| e["origin"] == "Manual" && e["action_code"] == "time_entry.created"));
+    // The manual entries, and the project (its row says it was made by hand) deleted.
+    let (_, body, _) = s.get(&api("&origin=manual&limit=100")).await;
+    assert_eq!(events(&body).len(), 62, "{body}");
+    let (_, body, _) = s
+        .get(&api("&action=Created%20time%20entry%20(Timer)&limit=100"))
+        .await;
+    assert!(events(&body).is_empty(), "{body}");
     let (_, body, _) = s.get(&api("&action=Deleted%20project")).await;
     assert_eq!(events(&body).len(), 1, "{body}");
     let (_, body, _) = s.get(&api("&category=projects&limit=100")).await;
@@ -285,26 +353,73 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
     .await;
     assert_eq!(events(&first).len(), 50);
     assert_eq!(ids, in_log);
-    // The page pages the same way: an "Older events" link, then the rest.
+    // The page pages the same way, and says where the reader is: "Events 1–50 of 62", an
+    // Older link; then "Events 51–62 of 62" with Newer and First, Newer leading back.
+    let total = in_log.len();
     let (_, page, _) = s.get(&link).await;
-    assert_eq!(page.matches("<details id=\"e").count(), 50);
-    let older = page
-        .split("href=\"")
-        .find_map(|rest| rest.split_once("\" rel=\"next\"").map(|(href, _)| href))
-        .expect("an Older events link")
-        .replace("&#38;", "&");
-    let (_, page, _) = s.get(&older).await;
-    assert_eq!(page.matches("<details id=\"e").count(), in_log.len() - 50);
-
-    // More than 30 days: refused, on the page and in the API.
-    let (status, page, _) = s
-        .get(&format!("{link}&from=2026-01-01&to=2026-11-26"))
-        .await;
-    assert_eq!(status, 400);
+    assert_eq!(page_ids(&page), in_log[..50]);
+    assert!(page.contains(&format!("Events 1–50 of {total}")), "{page}");
     assert!(
-        page.contains("more than the 30 one report may cover"),
+        href(&page, "rel=\"prev\"").is_none(),
+        "no newer page on the first"
+    );
+    let older = href(&page, "rel=\"next\"").expect("an Older link");
+    let (_, page, _) = s.get(&older).await;
+    assert_eq!(page_ids(&page), in_log[50..]);
+    assert!(
+        page.contains(&format!("Events 51–{total} of {total}")),
         "{page}"
     );
+    assert!(
+        href(&page, "rel=\"next\"").is_none(),
+        "no older page on the last"
+    );
+    let newer = href(&page, "rel=\"prev\"").expect("a Newer link");
+    let first = page
+        .split("<a href=\"")
+        .find_map(|rest| {
+            rest.split_once("\">First</a>")
+                .map(|(h, _)| h.replace("&#38;", "&"))
+        })
+        .expect("a First link");
+    for back in [newer, first] {
+        let (_, page, _) = s.get(&back).await;
+        assert_eq!(page_ids(&page), in_log[..50], "{back}");
+        assert!(page.contains(&format!("Events 1–50 of {total}")));
+    }
+
+    // More than 30 days, or a range the wrong way round: refused on the page in its own words,
+    // beside the To field (aria-invalid, aria-describedby), and so is the CSV of that range; the
+    // API says it as `events_between` does.
+    for (range, says) in [
+        (
+            "&from=2026-01-01&to=2026-11-26",
+            "This range covers 330 days; a report covers at most 30. Choose a shorter range.",
+        ),
+        (
+            "&from=2026-11-26&to=2026-11-20",
+            "“To” is before “From”: choose a later day, or swap them.",
+        ),
+    ] {
+        let (status, page, _) = s.get(&format!("{link}{range}")).await;
+        assert_eq!(status, 400);
+        assert!(page.contains(&html_text(says)), "{page}");
+        assert!(
+            page.contains("aria-describedby=\"to-error to-help\" aria-invalid=\"true\""),
+            "{page}"
+        );
+        assert!(page.contains("<small id=\"to-error\""), "{page}");
+        assert!(
+            !page.contains("--from") && !page.contains("max_report_days"),
+            "{page}"
+        );
+        let (status, csv, headers) = s
+            .get(&format!("/audit.csv?{}{range}", query_of(&link)))
+            .await;
+        assert_eq!(status, 400);
+        assert!(headers.get("content-disposition").is_none());
+        assert!(csv.contains(&html_text(says)), "{csv}");
+    }
     let (status, body, _) = s.get(&api("&from=2026-01-01&to=2026-11-26")).await;
     assert_eq!(status, 400, "{body}");
     // An author this workspace has never seen matches nothing, whether the log knows the name
@@ -330,7 +445,7 @@ async fn filters_paging_and_the_range_limit_follow_the_report_rules() {
 }
 
 #[tokio::test]
-async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() {
+async fn the_csv_holds_the_exports_events_as_a_spreadsheet_reads_them() {
     let mut s = served().await;
     let link = s.link("1", "15m");
     // A value a spreadsheet would run as a formula, written by the application's role.
@@ -356,6 +471,9 @@ async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() 
         .unwrap()
         .starts_with("attachment; filename=\"audit-log-1-"));
     let served_csv = response.bytes().await.unwrap();
+    // The same events as `clockwatch export` writes for these filters, in the form a spreadsheet
+    // reads: a byte order mark, CRLF, Yes/No, times in the page's zone as a spreadsheet reads
+    // them, and a formula kept as the text it is.
     let out = s.export(&[
         "--excel",
         "--from",
@@ -367,12 +485,35 @@ async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() 
         "--author",
         "Bob Builder",
     ]);
-    assert_eq!(served_csv.as_ref(), out.as_bytes());
     assert_eq!(out.lines().count(), 62, "a header and Bob's 61 entries");
-    assert!(out.contains("'=HYPERLINK("), "the formula is text: {out}");
+    let sheet = spreadsheet(&served_csv);
+    let exported = spreadsheet(out.as_bytes());
+    assert_eq!(sheet.len(), 62);
+    assert_eq!(sheet[0][0], "Time (UTC)");
+    assert_eq!(sheet[0][23], "Billable");
+    assert_eq!(exported[0][23], "Billable");
+    for (row, cli_row) in sheet.iter().zip(&exported).skip(1) {
+        // The CLI's time, 2026-11-24T09:00:00.000000Z, reads as 2026-11-24 09:00:00.
+        assert_eq!(row[0], cli_row[0][..19].replace('T', " "), "{row:?}");
+        assert_eq!(row[1..23], cli_row[1..23], "{row:?}");
+        assert_eq!(
+            (cli_row[23].as_str(), cli_row[26].as_str()),
+            ("true", "false")
+        );
+        assert_eq!(
+            (row[23].as_str(), row[26].as_str()),
+            ("Yes", "No"),
+            "{row:?}"
+        );
+    }
+    let formula = sheet
+        .iter()
+        .find(|row| row[2] == "Bob Builder" && row[8].contains("HYPERLINK"))
+        .expect("the formula's row");
+    assert!(formula[8].starts_with("'=HYPERLINK("), "{formula:?}");
     assert!(
-        !out.contains(",=HYPERLINK(") && !out.contains(",\"=HYPERLINK("),
-        "{out}"
+        sheet.iter().flatten().all(|cell| !cell.starts_with('=')),
+        "no cell a spreadsheet would run"
     );
 
     // The hostile description is shown as text: escaped markup, the characters kept.
@@ -387,6 +528,26 @@ async fn the_csv_is_what_clockwatch_export_writes_and_hostile_text_stays_text() 
         "characters kept as text"
     );
     assert!(!page.contains("<script"), "no script anywhere on the page");
+}
+
+/// A CSV as a spreadsheet opens it: a UTF-8 byte order mark first (else the file is refused
+/// here), CRLF line ends, the cells of each line.
+pub fn spreadsheet(bytes: &[u8]) -> Vec<Vec<String>> {
+    let text = bytes
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .expect("a UTF-8 byte order mark, which Excel reads the file as UTF-8 by");
+    let text = std::str::from_utf8(text).unwrap();
+    assert!(
+        text.split_inclusive('\n')
+            .all(|line| line.ends_with("\r\n")),
+        "CRLF line ends"
+    );
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
 }
 
 /// A fenced block of the README's page section, by its language.
@@ -409,15 +570,20 @@ fn readme_block(language: &str) -> String {
 #[tokio::test]
 async fn links_minted_as_the_readme_shows_open_the_page() {
     let s = served().await;
+    // Each example mints a plain link, then one with the viewer's zone and language.
     let python = format!(
-        "{}\nprint(audit_link({:?}, {:?}, '1', 'ann'))",
+        "{}\nprint(audit_link({:?}, {:?}, '1', 'ann'))\nprint(audit_link({:?}, {:?}, '1', 'ann', tz='Asia/Kolkata', lang='de'))",
         readme_block("python"),
+        s.base,
+        SECRET,
         s.base,
         SECRET
     );
     let javascript = format!(
-        "{}\nconsole.log(auditLink({:?}, {:?}, '1', 'ann'));",
+        "{}\nconsole.log(auditLink({:?}, {:?}, '1', 'ann'));\nconsole.log(auditLink({:?}, {:?}, '1', 'ann', 900, 'Asia/Kolkata', 'de'));",
         readme_block("javascript"),
+        s.base,
+        SECRET,
         s.base,
         SECRET
     );
@@ -428,10 +594,18 @@ async fn links_minted_as_the_readme_shows_open_the_page() {
             "{program}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let response = reqwest::get(&url).await.unwrap();
-        assert_eq!(response.status().as_u16(), 200, "{program}: {url}");
-        assert!(response.text().await.unwrap().contains("Entry 59"));
+        let printed = String::from_utf8(out.stdout).unwrap();
+        let urls: Vec<&str> = printed.lines().collect();
+        assert_eq!(urls.len(), 2, "{printed}");
+        for (url, says) in urls.iter().zip(["Run report", "Zeiten in Asia/Kolkata"]) {
+            let response = reqwest::get(*url).await.unwrap();
+            assert_eq!(response.status().as_u16(), 200, "{program}: {url}");
+            let page = response.text().await.unwrap();
+            assert!(
+                page.contains("Entry 59") && page.contains(says),
+                "{program}: {url}"
+            );
+        }
     }
 }
 
@@ -512,4 +686,300 @@ async fn link_holders_that_never_read_cannot_take_the_databases_connections() {
     )
     .await;
     drop(stalled);
+}
+
+/// The page in an admin's terms: authors picked from everyone of the range (accents and case set
+/// aside, part of a name enough), changes under the details' labels with a soft delete as a
+/// word, a linked change with its cause and the cause with its effects, the viewer's language
+/// and zone from the signed link, and an expired link sent back to the application.
+#[tokio::test]
+async fn the_page_speaks_to_an_admin_in_their_terms() {
+    let (db, mut admin, config) = installed_host().await;
+    admin
+        .batch_execute("insert into app.app_user (id, name, email) values (4, 'Zoë Ødegaard', 'zoe@example.com')")
+        .await
+        .unwrap();
+    act(&mut admin, Some("4"), "insert into app.time_entry (id, workspace_id, user_id, description, project_id, start_at, tag_ids) values (300, 1, 4, 'Zoë''s entry', 1, '2026-11-24 09:00Z', '{1}')").await;
+    act(&mut admin, Some("4"), "update app.time_entry set description = 'Zoë''s entry, longer', project_id = null, start_at = '2026-11-24 08:30Z', tag_ids = '{}' where id = 300").await;
+    act(&mut admin, Some("1"), "insert into app.time_entry (id, workspace_id, user_id, description, project_id, start_at) values (301, 1, 1, 'Ann''s entry', 1, '2026-11-24 10:00Z')").await;
+    act(
+        &mut admin,
+        Some("1"),
+        "update app.time_entry set deleted_at = '2026-11-24 11:00Z' where id = 301",
+    )
+    .await;
+    act(
+        &mut admin,
+        Some("1"),
+        "delete from app.project where id = 1",
+    )
+    .await;
+    act(&mut admin, Some("3"), "insert into app.time_entry (workspace_id, user_id, description, start_at) values (2, 3, 'Cleo in two', '2026-11-24 09:00Z')").await;
+    drain(&mut admin, &config).await;
+    let s = serve_with(
+        db,
+        admin,
+        "[serve]\nreturn_url = \"https://app.example.com/settings/audit\"\n",
+    )
+    .await;
+    let link = s.link("1", "15m");
+    let ids = |sql: &'static str| column::<i64>(&s.admin, sql);
+
+    // The picker offers every author the log knows for the workspace, and System; nobody of
+    // another workspace.
+    let (_, page, _) = s.get(&link).await;
+    let datalist = page
+        .split_once("<datalist id=\"authors\">")
+        .unwrap()
+        .1
+        .split_once("</datalist>")
+        .unwrap()
+        .0;
+    assert_eq!(
+        datalist,
+        "<option value=\"Ann Admin\"><option value=\"System\"><option value=\"Zoë Ødegaard\">"
+    );
+    // Part of a name, in any case, without its accents.
+    let zoe =
+        ids("select event_id from audit_log.events where author_id = '4' order by event_id desc")
+            .await;
+    let (_, page, _) = s.get(&format!("{link}&author=zoe")).await;
+    assert_eq!(page_ids(&page), zoe);
+    assert!(page.contains("Showing changes by Zoë Ødegaard"), "{page}");
+    let (_, page, _) = s.get(&format!("{link}&author=ann,%20ZOË")).await;
+    let ann_and_zoe = ids("select event_id from audit_log.events where author_id in ('1', '4') and workspace_id = '1' order by occurred_at desc, event_id desc").await;
+    assert_eq!(page_ids(&page), ann_and_zoe);
+    // A name nobody of the workspace bears: said beside the field, in the page's words.
+    let (status, page, _) = s.get(&format!("{link}&author=Cleo")).await;
+    assert_eq!(status, 200);
+    assert!(page_ids(&page).is_empty());
+    assert!(
+        page.contains(&html_text(
+            "Nobody in this workspace matches “Cleo”: pick a name from the list."
+        )),
+        "{page}"
+    );
+    assert!(page.contains("aria-describedby=\"author-error author-help\" aria-invalid=\"true\""));
+
+    // Changes under the details' labels, in their order; a soft delete as a word.
+    let (_, page, _) = s.get(&link).await;
+    let deleted = ids("select event_id from audit_log.events where action_code = 'time_entry.deleted' and target_id = '301'").await;
+    let body = event_body(&page, deleted[0]);
+    assert!(
+        body.contains(
+            "<th scope=\"row\">Status</th><td><bdi>Active</bdi></td><td><bdi>Deleted</bdi></td>"
+        ),
+        "{body}"
+    );
+    assert!(!body.contains("deleted_at"), "{body}");
+    let updated = ids("select event_id from audit_log.events where action_code = 'time_entry.updated' and target_id = '300'").await;
+    let body = event_body(&page, updated[0]);
+    let labels: Vec<&str> = body
+        .split("<th scope=\"row\">")
+        .skip(1)
+        .map(|rest| rest.split_once('<').unwrap().0)
+        .collect();
+    assert!(
+        !labels.is_empty() && labels.iter().all(|l| !l.contains('_')),
+        "{labels:?}"
+    );
+    let order: Vec<usize> = ["Description", "Project", "Start", "Tags"]
+        .iter()
+        .filter_map(|l| labels.iter().position(|x| x == l))
+        .collect();
+    assert!(
+        order.len() == 4 && order.windows(2).all(|w| w[0] < w[1]),
+        "{labels:?}"
+    );
+    // No project and no tags read (empty), as every empty value does.
+    for field in ["Project", "Tags"] {
+        let row = format!("<th scope=\"row\">{field}</th>");
+        let cells = body
+            .split_once(&row)
+            .unwrap()
+            .1
+            .split_once("</tr>")
+            .unwrap()
+            .0;
+        assert!(
+            cells.ends_with("<td><bdi>(empty)</bdi></td>"),
+            "{field}: {cells}"
+        );
+    }
+
+    // A linked change: the badge, its cause in words inline, and the cause listing its effects.
+    let cause =
+        ids("select event_id from audit_log.events where action_code = 'project.deleted'").await[0];
+    let effects = ids("select event_id from audit_log.events where caused_by is not null and workspace_id = '1' order by event_id").await;
+    assert!(
+        effects.len() >= 2,
+        "the deletion relinked entries: {effects:?}"
+    );
+    let row = page
+        .split_once(&format!("<details id=\"e{}\"", effects[0]))
+        .unwrap()
+        .1
+        .split_once("</summary>")
+        .unwrap()
+        .0;
+    assert!(row.contains("class=\"event linked\""), "{row}");
+    assert!(row.contains("<span class=\"badge\">Linked</span>"), "{row}");
+    assert!(
+        row.contains("Deleted project Apollo, by Ann Admin"),
+        "{row}"
+    );
+    let body = event_body(&page, cause);
+    assert!(
+        body.contains(&format!("Linked changes it caused ({})", effects.len())),
+        "{body}"
+    );
+    for effect in &effects {
+        assert!(body.contains(&format!("#e{effect}\"")), "{effect}: {body}");
+    }
+    // Following the cause: that event alone, saying so, with the way back to the report.
+    let to_cause = event_body(&page, effects[0])
+        .split("<p class=\"cause\">")
+        .nth(1)
+        .and_then(|rest| href(rest, ""))
+        .expect("a link to the cause");
+    let (_, single, _) = s.get(&to_cause).await;
+    assert_eq!(page_ids(&single), [cause]);
+    assert!(
+        single.contains(&format!("Showing event {cause}")),
+        "{single}"
+    );
+    let back = single
+        .split_once("\">Back to report</a>")
+        .and_then(|(before, _)| before.rsplit_once("<a href=\""))
+        .map(|(_, h)| h.replace("&#38;", "&"))
+        .expect("Back to report");
+    let (_, report, _) = s.get(&back).await;
+    assert_eq!(page_ids(&report), page_ids(&page));
+
+    // The link's language and zone, signed; else the browser's language.
+    let de = s.link_with("1", "15m", &["--lang", "de", "--tz", "Asia/Kolkata"]);
+    let (_, page, _) = s.get_as(&de, Some("fr")).await;
+    assert!(page.contains("<html lang=\"de\">"), "{page}");
+    assert!(page.contains("Bericht erstellen") && page.contains("Zeiten in Asia/Kolkata"));
+    let shown = column::<String>(
+        &s.admin,
+        "select to_char(occurred_at at time zone 'Asia/Kolkata', 'YYYY-MM-DD HH24:MI:SS')
+         from audit_log.events where workspace_id = '1' order by occurred_at desc, event_id desc limit 1",
+    )
+    .await;
+    assert!(
+        page.contains(&format!("<span class=\"time\">{}</span>", shown[0])),
+        "{page}"
+    );
+    // The CSV's header speaks the page's language, its times in the page's zone; the API too.
+    let (status, csv, _) = s.get(&de.replacen("/audit?", "/audit.csv?", 1)).await;
+    assert_eq!(status, 200);
+    let header = csv
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches('\u{feff}')
+        .to_string();
+    assert!(
+        header.starts_with("Zeit (Asia/Kolkata),Arbeitsbereich,Autor,Autor-ID,Aktion"),
+        "{header}"
+    );
+    assert!(header.contains(",Abrechenbar,") && header.ends_with("Vorheriger Wert,Neuer Wert"));
+    assert!(csv.contains(&shown[0]), "{csv}");
+    let (_, api, _) = s.get(&de.replacen("/audit?", "/api/events?", 1)).await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api["time_zone"], "Asia/Kolkata");
+    let (_, page, _) = s.get_as(&link, Some("fr-CA,fr;q=0.9,en;q=0.5")).await;
+    assert!(page.contains("<html lang=\"fr\">") && page.contains("Lancer le rapport"));
+    // A zone or language the page does not know is refused when the link is minted.
+    for (flag, value) in [("--tz", "Mars/Olympus"), ("--lang", "tlh")] {
+        let out = Command::new(binary())
+            .arg("--config")
+            .arg(&s.config_path)
+            .args(["link", "--workspace", "1", flag, value])
+            .env("CLOCKWATCH_LINK_SECRET", SECRET)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert_eq!(said.trim().lines().count(), 1, "{said}");
+        assert!(said.contains(flag) && said.contains(value), "{said}");
+    }
+    // Changing the signed language breaks the link.
+    let (status, _, _) = s.get(&de.replace("lang=de", "lang=es")).await;
+    assert_eq!(status, 401);
+    // When the link ends, in the viewer's zone.
+    let expires: i64 = query_of(&link)
+        .split('&')
+        .find_map(|p| p.strip_prefix("e="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let until = chrono::DateTime::from_timestamp(expires, 0).unwrap();
+    let (_, page, _) = s.get(&link).await;
+    assert!(
+        page.contains(&format!("Link valid until {}", until.format("%H:%M")))
+            || page.contains(&format!(
+                "Link valid until {}",
+                until.format("%Y-%m-%d %H:%M")
+            )),
+        "{page}"
+    );
+
+    // An expired link goes back to the application, from the page and from Export alike.
+    let expired = s.link("1", "1s");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for path in [
+        expired.clone(),
+        expired.replacen("/audit?", "/audit.csv?", 1),
+    ] {
+        let (status, _, headers) = s.get(&path).await;
+        assert_eq!(status, 303, "{path}");
+        assert_eq!(
+            headers["location"],
+            "https://app.example.com/settings/audit"
+        );
+    }
+}
+
+/// The expanded part of one event on a page.
+fn event_body(page: &str, id: i64) -> String {
+    page.split_once(&format!("<details id=\"e{id}\""))
+        .unwrap_or_else(|| panic!("event {id} on the page"))
+        .1
+        .split_once("</details>")
+        .unwrap()
+        .0
+        .to_string()
+}
+
+/// A range of more events than a page counts: the count stops at 10,000 and says "more than",
+/// and the pages go on.
+#[tokio::test]
+async fn a_range_of_many_events_is_counted_up_to_a_cap() {
+    let (db, mut admin, config) = installed_host().await;
+    act(
+        &mut admin,
+        Some("1"),
+        "insert into app.time_entry (workspace_id, user_id, description, start_at)
+             values (1, 1, 'Copied', '2026-11-24 09:00Z')",
+    )
+    .await;
+    drain(&mut admin, &config).await;
+    admin
+        .batch_execute(
+            "insert into audit_log.events
+             select (jsonb_populate_record(e, jsonb_build_object('event_id', 1000 + g, 'chain_seq', null))).*
+             from audit_log.events e, generate_series(1, 10050) g",
+        )
+        .await
+        .unwrap();
+    let s = serve_on(db, admin).await;
+    let link = s.link("1", "15m");
+    let (_, page, _) = s.get(&link).await;
+    assert_eq!(page_ids(&page).len(), 50);
+    assert!(page.contains("Events 1–50 of more than 10000"), "{page}");
+    let older = href(&page, "rel=\"next\"").expect("an Older link");
+    let (_, page, _) = s.get(&older).await;
+    assert!(page.contains("Events 51–100 of more than 10000"), "{page}");
 }

@@ -185,25 +185,6 @@ async fn a_session_logged_in_as_a_users_own_role_is_that_user() {
         .batch_execute("insert into app.tag (workspace_id, name) values (1, 'shared login');")
         .await
         .unwrap();
-    // While the host holds the authors table, a role is not taken for System: the batch fails
-    // as the daemon retries, and nothing is drained until the table can be read.
-    let host = db.client().await;
-    host.batch_execute("begin; lock table app.app_user in access exclusive mode")
-        .await
-        .unwrap();
-    let staged_before = staged(&client).await;
-    client
-        .batch_execute("set search_path = audit_log, pg_catalog")
-        .await
-        .unwrap();
-    let locked = clockwatch::drain::Drainer::new(config.clone())
-        .drain_all(&mut client)
-        .await
-        .expect_err("a drain that cannot map roles fails");
-    assert!(locked.is_transient(), "{locked}");
-    client.batch_execute("reset search_path").await.unwrap();
-    assert_eq!(staged(&client).await, staged_before);
-    host.batch_execute("rollback").await.unwrap();
     drain(&mut client, &config).await;
     let rows: Vec<(String, String, String, Option<String>)> = client
         .query(
@@ -439,4 +420,64 @@ async fn with_no_settings_a_users_own_role_cannot_name_someone_else() {
         err.contains("actor_settings: name at least one setting"),
         "{err}"
     );
+}
+
+/// While the host holds the authors table, a login role is not taken for System: the batch
+/// fails as the daemon retries it, and nothing is drained until the table can be read. (Waits
+/// on lock_timeout, which libfaketime keeps from firing: scripts/test-anywhere leaves it out.)
+#[tokio::test]
+async fn a_locked_authors_table_delays_a_role_and_never_makes_it_system() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let ann = unique_role("ann");
+    client
+        .batch_execute(&format!(
+            "alter table app.app_user add column db_role text;
+             update app.app_user set db_role = '{ann}' where id = 1;
+             create role {ann} login;
+             grant usage on schema app to {ann};
+             grant select, insert, update, delete on all tables in schema app to {ann};
+             grant usage on all sequences in schema app to {ann};"
+        ))
+        .await
+        .unwrap();
+    let text = config_text().replacen(
+        "[authors]\n",
+        "[authors]\ndb_role_column = \"db_role\"\n",
+        1,
+    );
+    let config = clockwatch::Config::from_toml(&text).unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    connect(&db.url_as(&ann))
+        .await
+        .batch_execute("insert into app.tag (workspace_id, name) values (1, 'by her role')")
+        .await
+        .unwrap();
+    // While the host holds the authors table, a role is not taken for System: the batch fails
+    // as the daemon retries, and nothing is drained until the table can be read.
+    let host = db.client().await;
+    host.batch_execute("begin; lock table app.app_user in access exclusive mode")
+        .await
+        .unwrap();
+    let staged_before = staged(&client).await;
+    client
+        .batch_execute("set search_path = audit_log, pg_catalog")
+        .await
+        .unwrap();
+    let locked = clockwatch::drain::Drainer::new(config.clone())
+        .drain_all(&mut client)
+        .await
+        .expect_err("a drain that cannot map roles fails");
+    assert!(locked.is_transient(), "{locked}");
+    client.batch_execute("reset search_path").await.unwrap();
+    assert_eq!(staged(&client).await, staged_before);
+    host.batch_execute("rollback").await.unwrap();
+    drain(&mut client, &config).await;
+    let authors: Vec<String> = column(
+        &client,
+        "select author || ' / ' || actor_source from audit_log.report order by event_id",
+    )
+    .await;
+    assert_eq!(authors, ["Ann Admin / role"]);
 }

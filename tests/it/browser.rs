@@ -334,6 +334,44 @@ async fn an_admin_picks_an_author_pages_follows_a_linked_change_and_downloads_th
         .contains("Showing changes by Zoë Ødegaard"));
     accessible(&c, &axe, "an author picked").await;
 
+    // A range longer than a report may cover and an author the workspace has not: each refusal
+    // in the page's words, beside its field and tied to it.
+    let too_early = (chrono::NaiveDate::parse_from_str(&to, "%Y-%m-%d").unwrap()
+        - chrono::Duration::days(40))
+    .to_string();
+    for (query, field, error) in [
+        (format!("from={too_early}&to={to}"), "to", "to-error"),
+        (
+            format!("from={from}&to={to}&author=Nobody%20Known"),
+            "author",
+            "author-error",
+        ),
+    ] {
+        c.goto(&format!("{}{link}&{query}", served.base))
+            .await
+            .unwrap();
+        let input = c.find(Locator::Id(field)).await.unwrap();
+        assert_eq!(
+            input.attr("aria-invalid").await.unwrap().as_deref(),
+            Some("true"),
+            "{field}"
+        );
+        let described = input.attr("aria-describedby").await.unwrap().unwrap();
+        assert!(
+            described.split(' ').any(|id| id == error),
+            "{field}: {described}"
+        );
+        let text = c
+            .find(Locator::Id(error))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!text.is_empty() && !text.contains("--"), "{field}: {text}");
+        accessible(&c, &axe, &format!("{field} refused")).await;
+    }
+
     // Everyone again: the first page says where it is, Older and back with Newer.
     c.goto(&format!("{}{link}&from={from}&to={to}", served.base))
         .await

@@ -79,16 +79,22 @@ impl Reader<'_> {
                     let raw = &self.text[start..self.at];
                     (raw != "null").then(|| raw.to_string())
                 };
+                // A field counts once what follows it says it is whole: a number that runs to
+                // the end of a cut claim (27 cut to 2) may be another number.
+                let next = if self.eat(b',') {
+                    Some(false)
+                } else if self.eat(b'}') {
+                    Some(true)
+                } else {
+                    None
+                };
+                let last = next?;
                 if name == key {
                     self.found = Some(value);
                 }
-                if self.eat(b',') {
-                    continue;
-                }
-                if self.eat(b'}') {
+                if last {
                     break;
                 }
-                return None;
             }
         }
         self.space();
@@ -350,5 +356,15 @@ mod tests {
         assert_eq!(field(&cut, "sub"), some("5"));
         // One character short of the cut, the same text is broken, not cut.
         assert_eq!(field(&cut[..cut.len() - 1], "sub"), None);
+        // A value the cut ends in may be the start of another: 27 cut to 2 names nobody.
+        let head = r#""sub": "#;
+        let filler = format!(
+            r#"{{"a": "{}", "#,
+            "x".repeat(STAGED_CHARS - head.len() - 11)
+        );
+        let cut = format!("{filler}{head}2");
+        assert_eq!(cut.chars().count(), STAGED_CHARS);
+        assert_eq!(field(&cut, "sub"), None);
+        assert_eq!(field(&format!("{filler}{head}27}}"), "sub"), some("27"));
     }
 }

@@ -12,7 +12,7 @@ use tokio_postgres::{GenericClient, Transaction};
 
 use crate::config::{quote_ident, Category, Config, NameColumns, TableName};
 use crate::db::Prepared;
-use crate::error::{DbContext, Error, Result};
+use crate::error::{DbContext, Result};
 use crate::normalize::{localized, NameRef, Names, StagedChange};
 
 /// `known_name` category for authors (user ids as actors, not a configured source's ids).
@@ -40,6 +40,9 @@ pub struct Resolver {
     authors_via: Option<String>,
     /// Database role -> user id, in the authors table (`[authors] db_role_column`).
     roles: Option<Lookup>,
+    /// Whether `[authors] db_role_column` is set: `roles` is None then only when the table did
+    /// not read as configured when this resolver was built.
+    roles_configured: bool,
     /// Lookups of names kept in other tables, by `NameReference::key()`.
     via: BTreeMap<String, Lookup>,
     /// The locale translated names read in (config `name_locale`).
@@ -100,6 +103,7 @@ impl Resolver {
                 .await?;
                 // The role's user: the same lookup, keyed by the role column, "naming" the id.
                 if let Some(role_column) = &authors.db_role_column {
+                    resolver.roles_configured = true;
                     let id = std::slice::from_ref(&authors.id_column);
                     resolver.roles = lookup(tx, &table, role_column, id, None).await?;
                 }
@@ -153,11 +157,12 @@ impl Resolver {
     }
 
     /// The user each change staged with its session's login role acts as (`[authors]
-    /// db_role_column`): the change's actor becomes that user's id, or none (System) for a role
-    /// that is no user's, such as an application's shared login. A role is never taken for
-    /// System because its user could not be read: while the host holds the authors table
-    /// locked, the batch fails as transient and is drained again; if the table no longer reads
-    /// as configured, the role's name stays the actor (shown as an id, source `role`).
+    /// db_role_column`, read when the change is drained): the change's actor becomes that
+    /// user's id, or none (System) for a role that is no user's, such as an application's shared
+    /// login. A role is never taken for System, nor for a user, on a doubt: while the authors
+    /// table cannot be read (the host holds it locked, or it no longer reads as configured) or
+    /// when two of its rows hold the role, the role's name stays the actor (shown as an id,
+    /// source `role`), and the drain goes on.
     pub async fn map_roles(
         &self,
         tx: &mut Transaction<'_>,
@@ -170,34 +175,46 @@ impl Resolver {
             .filter(|c| by_role(c))
             .filter_map(|c| c.actor.clone())
             .collect();
-        let users: Option<HashMap<String, String>> = match &self.roles {
-            Some(lookup) if !roles.is_empty() => {
-                match looked(tx, prepared, &self.stale, lookup, &roles).await? {
-                    Looked::Rows(rows) => {
-                        Some(rows.into_iter().map(|(role, id, _)| (role, id)).collect())
-                    }
-                    Looked::Locked => {
-                        return Err(Error::Db {
-                            context: format!("map login roles to users in {}", lookup.table),
-                            message:
-                                "the table is locked; the batch is drained again once it is not"
-                                    .into(),
-                            transient: true,
-                            code: Some("55P03".into()),
-                        })
-                    }
-                    Looked::Failed => None,
-                }
-            }
-            _ => Some(HashMap::new()),
-        };
-        let Some(users) = users else {
+        if roles.is_empty() || !self.roles_configured {
             return Ok(());
+        }
+        let rows = match &self.roles {
+            Some(lookup) => match looked(tx, prepared, &self.stale, lookup, &roles).await? {
+                Looked::Rows(rows) => rows,
+                Looked::Locked | Looked::Failed => return Ok(()),
+            },
+            None => {
+                // Built while the table lacked the column: build again for the next batch.
+                self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!("login roles not mapped: the authors table does not read as configured; role names kept as authors");
+                return Ok(());
+            }
         };
+        // role -> its user, or None when several rows hold it.
+        let mut users: HashMap<String, Option<String>> = HashMap::new();
+        for (role, id, _) in rows {
+            users
+                .entry(role)
+                .and_modify(|user| {
+                    if user.as_ref() != Some(&id) {
+                        *user = None;
+                    }
+                })
+                .or_insert(Some(id));
+        }
         for change in changes.iter_mut().filter(|c| by_role(c)) {
-            change.actor = change.actor.take().and_then(|r| users.get(&r).cloned());
-            if change.actor.is_none() {
-                change.actor_source = None;
+            let Some(role) = change.actor.clone() else {
+                continue;
+            };
+            match users.get(&role) {
+                Some(Some(user)) => change.actor = Some(user.clone()),
+                Some(None) => {
+                    tracing::warn!(role = %role, "login role held by several authors; the role's name kept as the author");
+                }
+                None => {
+                    change.actor = None;
+                    change.actor_source = None;
+                }
             }
         }
         Ok(())
@@ -565,8 +582,13 @@ async fn lookup(
         .map(|c| format!("nullif({}, '')", printed(c)))
         .collect::<Vec<_>>()
         .join(", ");
+    // A name is cut at 1,000 characters (999 and an ellipsis): each event's details carry a copy
+    // of the names they refer to, and a project named with megabytes would otherwise cost a
+    // batch of its time entries that many megabytes each.
     let sql = format!(
-        "select {id_text}, coalesce({name}), {client} from {table} where {id}::{id_type} = any($1::text[]::{id_type}[])",
+        "select {id_text}, (select case when length(n) > 1000 then left(n, 999) || chr(8230) else n end
+                            from (select coalesce({name}) as n) x),
+                {client} from {table} where {id}::{id_type} = any($1::text[]::{id_type}[])",
         id_text = printed(id_column),
         table = table.quoted(),
     );

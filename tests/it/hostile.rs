@@ -513,3 +513,33 @@ async fn a_locked_authors_table_does_not_stall_draining() {
         .get(0);
     assert_eq!(author, "#2");
 }
+
+/// A name the details of many events refer to is carried by each of them cut at 1,000
+/// characters: a project named with megabytes costs a batch of its time entries no more than
+/// that each (the daemon's memory stays bounded), and the project's own event keeps it whole.
+#[tokio::test]
+async fn a_huge_name_referred_to_by_many_changes_is_cut_in_their_details() {
+    let (_db, mut client, config) = installed_host().await;
+    act(
+        &mut client,
+        Some("1"),
+        "update app.project set name = repeat('M', 2000000) where id = (select min(id) from app.project where workspace_id = 1);
+         insert into app.time_entry (workspace_id, user_id, description, start_at, project_id)
+         select 1, 1, 'entry ' || g, now(), (select min(id) from app.project where workspace_id = 1)
+         from generate_series(1, 50) g",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    let projects: Vec<String> = column(
+        &client,
+        "select distinct project from audit_log.report where category = 'time_entries'",
+    )
+    .await;
+    assert_eq!(projects, [format!("{}…", "M".repeat(999))]);
+    let whole = count(
+        &client,
+        "select max(length(target))::bigint from audit_log.report where category = 'projects'",
+    )
+    .await;
+    assert_eq!(whole, 2_000_000);
+}

@@ -24,6 +24,42 @@ fn config_text() -> String {
     )
 }
 
+/// A login role that may write the host's tables, as a user of an application that logs each
+/// user in as a role of their own.
+async fn login_role(client: &tokio_postgres::Client, role: &str) {
+    client
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage on schema app to {role};
+             grant select, insert, update, delete on all tables in schema app to {role};
+             grant usage on all sequences in schema app to {role};"
+        ))
+        .await
+        .unwrap();
+}
+
+/// The authors table's `db_role` column, added, with user 1 (Ann) mapped to a new role: the role.
+async fn ann_with_a_role_of_her_own(client: &tokio_postgres::Client) -> String {
+    let ann = unique_role("ann");
+    client
+        .batch_execute(&format!(
+            "alter table app.app_user add column db_role text;
+             update app.app_user set db_role = '{ann}' where id = 1;"
+        ))
+        .await
+        .unwrap();
+    ann
+}
+
+/// A config text with `[authors] db_role_column = "db_role"`.
+fn with_role_column(text: &str) -> String {
+    text.replacen(
+        "[authors]\n",
+        "[authors]\ndb_role_column = \"db_role\"\n",
+        1,
+    )
+}
+
 #[tokio::test]
 async fn the_actor_comes_from_the_first_setting_or_column_that_names_one() {
     let db = TestDb::with_host().await;
@@ -142,32 +178,15 @@ async fn details_say_where_the_author_came_from() {
 async fn a_session_logged_in_as_a_users_own_role_is_that_user() {
     let db = TestDb::with_host().await;
     let mut client = db.client().await;
-    let (ann, nobody) = (unique_role("ann"), unique_role("shared"));
-    client
-        .batch_execute(&format!(
-            "alter table app.app_user add column db_role text;
-             update app.app_user set db_role = '{ann}' where id = 1;"
-        ))
-        .await
-        .unwrap();
-    let text = config_text().replacen(
-        "[authors]\n",
-        "[authors]\ndb_role_column = \"db_role\"\n",
-        1,
+    let (ann, nobody) = (
+        ann_with_a_role_of_her_own(&client).await,
+        unique_role("shared"),
     );
-    let config = clockwatch::Config::from_toml(&text).unwrap();
+    let config = clockwatch::Config::from_toml(&with_role_column(&config_text())).unwrap();
     install(&mut client, &config).await;
     enable_all(&client, &config, "1").await;
     for role in [&ann, &nobody] {
-        client
-            .batch_execute(&format!(
-                "create role {role} login;
-                 grant usage on schema app to {role};
-                 grant select, insert, update, delete on all tables in schema app to {role};
-                 grant usage on all sequences in schema app to {role};"
-            ))
-            .await
-            .unwrap();
+        login_role(&client, role).await;
     }
     let as_ann = connect(&db.url_as(&ann)).await;
     as_ann
@@ -369,26 +388,12 @@ async fn an_author_from_the_column_is_shown_by_name() {
 async fn with_no_settings_a_users_own_role_cannot_name_someone_else() {
     let db = TestDb::with_host().await;
     let mut client = db.client().await;
-    let ann = unique_role("ann");
-    client
-        .batch_execute(&format!(
-            "alter table app.app_user add column db_role text;
-             update app.app_user set db_role = '{ann}' where id = 1;
-             create role {ann} login;
-             grant usage on schema app to {ann};
-             grant select, insert, update, delete on all tables in schema app to {ann};
-             grant usage on all sequences in schema app to {ann};"
-        ))
-        .await
-        .unwrap();
+    let ann = ann_with_a_role_of_her_own(&client).await;
+    login_role(&client, &ann).await;
     let text = config_text();
     let (first, rest) = text.split_once('\n').unwrap();
     assert!(first.starts_with("actor_settings = "));
-    let text = format!("actor_settings = []\n{rest}").replacen(
-        "[authors]\n",
-        "[authors]\ndb_role_column = \"db_role\"\n",
-        1,
-    );
+    let text = with_role_column(&format!("actor_settings = []\n{rest}"));
     let config = clockwatch::Config::from_toml(&text).unwrap();
     install(&mut client, &config).await;
     enable_all(&client, &config, "1").await;
@@ -430,24 +435,9 @@ async fn with_no_settings_a_users_own_role_cannot_name_someone_else() {
 async fn a_role_whose_user_is_in_doubt_stays_the_role_never_system() {
     let db = TestDb::with_host().await;
     let mut client = db.client().await;
-    let ann = unique_role("ann");
-    client
-        .batch_execute(&format!(
-            "alter table app.app_user add column db_role text;
-             update app.app_user set db_role = '{ann}' where id = 1;
-             create role {ann} login;
-             grant usage on schema app to {ann};
-             grant select, insert, update, delete on all tables in schema app to {ann};
-             grant usage on all sequences in schema app to {ann};"
-        ))
-        .await
-        .unwrap();
-    let text = config_text().replacen(
-        "[authors]\n",
-        "[authors]\ndb_role_column = \"db_role\"\n",
-        1,
-    );
-    let config = clockwatch::Config::from_toml(&text).unwrap();
+    let ann = ann_with_a_role_of_her_own(&client).await;
+    login_role(&client, &ann).await;
+    let config = clockwatch::Config::from_toml(&with_role_column(&config_text())).unwrap();
     install(&mut client, &config).await;
     enable_all(&client, &config, "1").await;
     connect(&db.url_as(&ann))

@@ -24,20 +24,6 @@ fn config_text() -> String {
     )
 }
 
-/// A login role that may write the host's tables, as a user of an application that logs each
-/// user in as a role of their own.
-async fn login_role(client: &tokio_postgres::Client, role: &str) {
-    client
-        .batch_execute(&format!(
-            "create role {role} login;
-             grant usage on schema app to {role};
-             grant select, insert, update, delete on all tables in schema app to {role};
-             grant usage on all sequences in schema app to {role};"
-        ))
-        .await
-        .unwrap();
-}
-
 /// The authors table's `db_role` column, added, with user 1 (Ann) mapped to a new role: the role.
 async fn ann_with_a_role_of_her_own(client: &tokio_postgres::Client) -> String {
     let ann = unique_role("ann");
@@ -186,7 +172,7 @@ async fn a_session_logged_in_as_a_users_own_role_is_that_user() {
     install(&mut client, &config).await;
     enable_all(&client, &config, "1").await;
     for role in [&ann, &nobody] {
-        login_role(&client, role).await;
+        create_app_login(&client, role).await;
     }
     let as_ann = connect(&db.url_as(&ann)).await;
     as_ann
@@ -389,7 +375,7 @@ async fn with_no_settings_a_users_own_role_cannot_name_someone_else() {
     let db = TestDb::with_host().await;
     let mut client = db.client().await;
     let ann = ann_with_a_role_of_her_own(&client).await;
-    login_role(&client, &ann).await;
+    create_app_login(&client, &ann).await;
     let text = config_text();
     let (first, rest) = text.split_once('\n').unwrap();
     assert!(first.starts_with("actor_settings = "));
@@ -436,7 +422,7 @@ async fn a_role_whose_user_is_in_doubt_stays_the_role_never_system() {
     let db = TestDb::with_host().await;
     let mut client = db.client().await;
     let ann = ann_with_a_role_of_her_own(&client).await;
-    login_role(&client, &ann).await;
+    create_app_login(&client, &ann).await;
     let config = clockwatch::Config::from_toml(&with_role_column(&config_text())).unwrap();
     install(&mut client, &config).await;
     enable_all(&client, &config, "1").await;

@@ -348,6 +348,12 @@ pub fn unique_role(kind: &str) -> String {
 /// host application's own role.
 pub async fn app_role(db: &TestDb, admin: &Client) -> Client {
     let role = unique_role("app");
+    create_app_login(admin, &role).await;
+    connect(&db.url_as(&role)).await
+}
+
+/// Create `role` as a login that may use the host schema and nothing of Clockwatch's.
+pub async fn create_app_login(admin: &Client, role: &str) {
     admin
         .batch_execute(&format!(
             "create role {role} login;
@@ -357,7 +363,6 @@ pub async fn app_role(db: &TestDb, admin: &Client) -> Client {
         ))
         .await
         .unwrap();
-    connect(&db.url_as(&role)).await
 }
 
 /// Connect as a fresh login role with DML on every table of `schema` and nothing else: the

@@ -84,13 +84,16 @@ create table staging (
     -- for every statement that inserts (43,000-47,000 instructions of a single-row INSERT's or
     -- UPDATE's capture, bench/README.md); the daemon sets aside a change with any other op.
     op           "char" not null,
-    txid         bigint not null,      -- pg_current_xact_id() of the host transaction
+    txid         bigint not null,      -- txid_current() of the host transaction (as pg_current_xact_id())
     stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
     depth        integer not null,     -- 1: the host's own change; 2: a foreign-key action's; 3+: a host trigger's
     -- Who acts: the first actor setting set, as its name (empty: the one default setting),
     -- U+001F and its value ('role' and the login role for [authors] db_role_column); null
     -- when none is (System). See actor_sql().
     actor        text,
+    -- With several settings, staged by a compiled function's own statement: their texts, which
+    -- actor then holds only the settings of (the claim joins the two as actor_sql() prints them).
+    actor_values text[],
     origin       text,                 -- clockwatch.origin, null when unset
     workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
     shape        bigint not null,      -- the images' columns, source and category (shape.id)

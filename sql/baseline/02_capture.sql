@@ -111,25 +111,36 @@ revoke execute on function count_linked() from public;
 -- printing names and keys beside the texts 16,000: the names in one constant cost least
 -- (bench/README.md). Nothing a session sets can pass for another source: the daemon reads the
 -- first character capture wrote, and the array as PostgreSQL prints one.
-create function actor_sql() returns text
+-- p_part 'whole' is that expression; the statements a compiled function runs itself stage it in
+-- two parts, 'actor' (the settings' constant, without U+001D) and 'values' (the array, in
+-- staging.actor_values, null with the one default setting), and the daemon's claim joins them
+-- (08_claims.sql): the array is never printed on the host's path (6,000 instructions of a
+-- single-row capture with four settings, bench/README.md).
+create function actor_sql(p_part text default 'whole') returns text
 language sql stable
 set search_path from current
 as $$
     select case when jsonb_array_length(s.actor_settings) = 1 and s.actor_settings -> 0 ->> 'key' is null
                      and s.actor_settings -> 0 ->> 'setting' = 'clockwatch.actor' and not s.actor_role
-                then format('%L || left(nullif(current_setting(%L, true), %L), 257)', chr(31), 'clockwatch.actor', '')
-                else format('%L || (array[%s]::text[])::text',
-                            chr(30) || (s.actor_settings || case when s.actor_role then '[{"role": true}]'::jsonb
-                                                                 else '[]' end)::text || chr(29),
-                            concat_ws(', ',
-                                      string_agg(format('left(current_setting(%L, true), %s)', e.a ->> 'setting',
-                                                        case when e.a ? 'key' then 8192 else 257 end), ', ' order by e.n)
-                                          filter (where e.a is not null),
-                                      case when s.actor_role then 'session_user::text' end))
+                then case p_part when 'values' then 'null'
+                          else format('%L || left(nullif(current_setting(%L, true), %L), 257)', chr(31), 'clockwatch.actor', '') end
+                else case p_part when 'values' then v.texts
+                                 when 'actor' then quote_literal(chr(30) || v.layout)
+                                 else format('%L || (%s)::text', chr(30) || v.layout || chr(29), v.texts) end
            end
     -- (No settings at all, actor_settings = []: the role or the column alone names the actor.)
-    from settings s left join lateral jsonb_array_elements(s.actor_settings) with ordinality e(a, n) on true
-    group by s.actor_settings, s.actor_role
+    from settings s
+    cross join lateral (
+        select (s.actor_settings || case when s.actor_role then '[{"role": true}]'::jsonb else '[]' end)::text as layout,
+               format('array[%s]::text[]',
+                      concat_ws(', ',
+                                string_agg(format('left(current_setting(%L, true), %s)', e.a ->> 'setting',
+                                                  case when e.a ? 'key' then 8192 else 257 end), ', ' order by e.n)
+                                    filter (where e.a is not null),
+                                case when s.actor_role then 'session_user::text' end)) as texts
+        from jsonb_array_elements(s.actor_settings) with ordinality e(a, n)
+        right join (select) one on true
+    ) v
 $$;
 
 -- p_table's filter, if each column it reads still has the type it had when the filter was
@@ -505,9 +516,10 @@ declare
     v_flags  boolean := p_filter is not null and p_op = 'UPDATE';
 begin
     select r.image, r.ws into v_image, v_ws from row_sql(p_table, p_ws_column, p_workspace, p_excluded) r;
-    v_head := format('insert into staging (op, txid, stmt_at, depth, actor, origin, '
+    v_head := format('insert into staging (op, txid, stmt_at, depth, actor, %s origin, '
                      'workspace_id, shape, old_row, new_row) '
-                     'select %s, %s, %s, %s, %s, %s, ',
+                     'select %s, %s, %s, %s, %s%s, %s, ',
+                     case when p_vars[6] is not null then 'actor_values,' else '' end,
                      case when v_flags
                           then '(case when p.old_in and p.new_in then ''U'' when p.old_in then ''D'' else ''I'' end)::"char"'
                           else quote_literal(left(p_op, 1)) end,
@@ -515,7 +527,7 @@ begin
                      case when p_own is null then p_vars[1]
                           else format('case when %s.n <= %s then 1 else 2 end',
                                       case when p_op = 'UPDATE' then 'p' else 'r' end, p_own) end,
-                     p_vars[2], p_vars[3]);
+                     p_vars[2], ', ' || p_vars[6], p_vars[3]);
     if p_own is not null then
         v_number := ', row_number() over () as n';
     end if;
@@ -585,19 +597,21 @@ begin
                         'where not (select s.yes from small s)', v_few, v_many)
         end;
         -- One row: the workspace picked, and the row left out, in one level (4,000 instructions).
+        -- A row staged is in an audited workspace after the change, or before it, or in none
+        -- (both null): its workspace is the new one when that is audited, else the old one (null
+        -- in the last case), without the general way's moved-row test (9,000 instructions).
         if p_rows = 'one' then
             return v_head || format(
-                'coalesce(%2$s, p.new_ws, p.old_ws), %1$s, %3$s from (%4$s) p '
-                'where %5$s and (%2$s is not null or coalesce(p.new_ws, p.old_ws) is null)',
-                p_shape,
-                format('case when %s then p.new_ws when p.old_ws is distinct from p.new_ws and %s then p.old_ws end',
-                       workspace_test(p_category, 'p.new_ws'), workspace_test(p_category, 'p.old_ws')),
+                'case when %2$s then p.new_ws else p.old_ws end, %1$s, %3$s from (%4$s) p '
+                'where %5$s and (%2$s or %6$s or (p.new_ws is null and p.old_ws is null))',
+                p_shape, workspace_test(p_category, 'p.new_ws'),
                 case when v_flags then 'case when p.old_in then p.old_row end, case when p.new_in then p.new_row end'
                      else 'p.old_row, p.new_row' end,
                 v_pairs,
                 case when v_flags
                      then '(p.old_in or p.new_in) and (p.old_row is distinct from p.new_row or p.old_in <> p.new_in)'
-                     else 'p.old_row is distinct from p.new_row' end);
+                     else 'p.old_row is distinct from p.new_row' end,
+                workspace_test(p_category, 'p.old_ws'));
         end if;
         return case when p_rows is null
                     then 'with small as materialized (select count(*) <= 1024 as yes from clockwatch_old) '
@@ -725,8 +739,8 @@ declare
     v_fast    text   := '';
     v_partition boolean := exists (select from pg_class r where r.oid = p_table and r.relispartition);
 begin
-    v_inline := array['1', v_actor, 'left(nullif(current_setting(''clockwatch.origin'', true), ''''), 257)',
-                      'pg_current_xact_id()::text::bigint', 'statement_timestamp()'];
+    v_inline := array['1', actor_sql('actor'), 'left(nullif(current_setting(''clockwatch.origin'', true), ''''), 257)',
+                      'txid_current()', 'statement_timestamp()', actor_sql('values')];
     select * into strict c from captured_table t where t.relid = p_table;
     v_shape := record_shape(p_table, case when c.link_parent is null then c.excluded else '{}' end,
                             c.source, c.category);
@@ -865,7 +879,7 @@ begin%14$s
         v_actor  := %18$s;
         v_origin := left(nullif(current_setting('clockwatch.origin', true), ''), 257);
         v_depth  := pg_trigger_depth() * 2 - 1;
-        v_txid   := pg_current_xact_id()::text::bigint;
+        v_txid   := txid_current();
         v_at     := statement_timestamp();
         -- Which rows are linked (see linked_count()). Usually none changed below this statement,
         -- and this costs one read of a setting. (A partition's rows count under its root, whose

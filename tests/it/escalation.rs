@@ -201,6 +201,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         ("report_timezone", false, "PUBLIC"),
         ("row_json", false, "PUBLIC"),
         ("row_sql", false, "PUBLIC"),
+        ("seen_sql", false, "PUBLIC"),
         ("session_code_free", false, "PUBLIC"),
         ("set_aside_first", true, "daemon"),
         ("shape_is_current", false, "PUBLIC"),
@@ -1288,6 +1289,66 @@ async fn a_record_moved_out_of_an_audited_workspace_is_logged_in_it() {
         )
         .await,
         1
+    );
+}
+
+/// With a source's filter, a row is logged in an audited workspace only as that workspace saw
+/// it: a row that met the filter only while in a workspace not audited leaves nothing in the
+/// audited one it moved from or to, whether its statement changed one row or several; a row
+/// that met it there is logged as created, deleted or moved, as without a filter.
+#[tokio::test]
+async fn a_filtered_row_is_logged_only_where_an_audited_workspace_saw_it() {
+    let db = TestDb::with_host().await;
+    let mut client = db.client().await;
+    let text = include_str!("../../config/clockwatch.toml").replace(
+        "table = \"app.client\"\n",
+        "table = \"app.client\"\nfilter = \"not archived\"\n",
+    );
+    let config = clockwatch::Config::from_toml(&text).unwrap();
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    let mut app = app_role(&db, &client).await;
+    for statement in [
+        // Archived (outside the filter) in workspace 1, then live in workspace 2 (not audited).
+        "insert into app.client (id, workspace_id, name, archived) values (80, 1, 'archived here', true)",
+        "update app.client set workspace_id = 2, archived = false where id = 80",
+        // Live in workspace 2, then archived in workspace 1.
+        "insert into app.client (id, workspace_id, name) values (81, 2, 'live elsewhere')",
+        "update app.client set workspace_id = 1, archived = true where id = 81",
+        // The same two at once, in one statement of two rows.
+        "insert into app.client (id, workspace_id, name, archived) values (82, 1, 'archived too', true), (83, 2, 'live too', false)",
+        "update app.client set workspace_id = 3 - workspace_id, archived = not archived where id in (82, 83)",
+        // Live in workspace 1: created, moved out (a trace), and archived on its way back.
+        "insert into app.client (id, workspace_id, name) values (84, 1, 'seen')",
+        "update app.client set workspace_id = 2 where id = 84",
+        "update app.client set workspace_id = 1, archived = true where id = 84",
+        // Live in workspace 1, then archived there: deleted.
+        "insert into app.client (id, workspace_id, name) values (85, 1, 'shelved')",
+        "update app.client set archived = true where id = 85",
+    ] {
+        act(&mut app, Some("2"), statement).await;
+    }
+    drain(&mut client, &config).await;
+    let logged: Vec<(String, String, String)> = client
+        .query(
+            "select target_id, action_code, workspace_id from audit_log.report
+             where category = 'clients' order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let event = |id: &str, action: &str| (id.to_string(), action.to_string(), "1".to_string());
+    assert_eq!(
+        logged,
+        [
+            event("84", "client.created"),
+            event("84", "client.updated"),
+            event("85", "client.created"),
+            event("85", "client.deleted"),
+        ]
     );
 }
 

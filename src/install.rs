@@ -347,14 +347,56 @@ pub async fn require_installed(
     }
 }
 
+/// How long install and uninstall wait for another session's hold on the install lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Take the install lock, so that two installs never apply a migration or attach a table at once.
+/// An advisory lock any role can take too: rather than wait on a session that never lets go, give
+/// up after [`LOCK_WAIT`] naming the session that holds it.
 async fn lock(tx: &Transaction<'_>, schema: &str) -> Result<()> {
-    tx.execute(
-        "select pg_advisory_xact_lock($1, hashtext($2))",
-        &[&LOCK_CLASS, &schema],
-    )
-    .await
-    .context("take the install lock")?;
-    Ok(())
+    let started = std::time::Instant::now();
+    loop {
+        let taken: bool = tx
+            .query_one(
+                "select pg_try_advisory_xact_lock($1, hashtext($2))",
+                &[&LOCK_CLASS, &schema],
+            )
+            .await
+            .context("take the install lock")?
+            .get(0);
+        if taken {
+            return Ok(());
+        }
+        if started.elapsed() >= LOCK_WAIT {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let holder = tx
+        .query_opt(
+            "select a.pid, coalesce(a.usename::text, '?'), coalesce(nullif(a.application_name, ''), '?')
+             from pg_locks l left join pg_stat_activity a on a.pid = l.pid
+             where l.locktype = 'advisory' and l.granted and l.classid = $1
+               and l.objid = hashtext($2)::oid and l.objsubid = 2
+               and l.database = (select oid from pg_database where datname = current_database())
+             limit 1",
+            &[&(LOCK_CLASS as u32), &schema],
+        )
+        .await
+        .context("find the holder of the install lock")?;
+    let who = match holder {
+        Some(row) => format!(
+            "session {} (role {}, application {})",
+            row.get::<_, i32>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2)
+        ),
+        None => "another session".to_string(),
+    };
+    Err(Error::Busy(format!(
+        "{who} has held Clockwatch's install lock for schema \"{schema}\" for {}s: wait until it finishes, or end it (select pg_terminate_backend(pid)) and run this again",
+        LOCK_WAIT.as_secs()
+    )))
 }
 
 /// Every column the source names must exist in its table; the message names the first that does not.

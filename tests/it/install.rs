@@ -271,3 +271,35 @@ async fn a_boolean_soft_delete_flag_deletes_and_restores() {
         ]
     );
 }
+
+/// The install lock is an advisory lock, which any role may take: install gives up on a session
+/// that holds it and never lets go, naming that session, rather than wait forever.
+#[tokio::test]
+async fn install_names_a_session_that_holds_its_lock_instead_of_waiting_forever() {
+    let db = TestDb::with_host().await;
+    let admin = db.client().await;
+    let role = unique_role("holder");
+    create_app_login(&admin, &role).await;
+    let holder = connect(&db.url_as(&role)).await;
+    holder
+        .batch_execute("set application_name = 'lock holder'; select pg_advisory_lock(790724, hashtext('audit_log'))")
+        .await
+        .unwrap();
+    let out = cli(&db.url, &["install"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "(role {role}, application lock holder) has held Clockwatch's install lock"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(count(&admin, TRIGGERS).await, 0);
+    holder
+        .batch_execute("select pg_advisory_unlock_all()")
+        .await
+        .unwrap();
+    let out = cli(&db.url, &["install"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -1055,12 +1055,19 @@ async fn insert_events(
 
 /// A staged row whose image could not be read, for the dead-letter table: its columns, each
 /// image as JSON if it is JSON at all.
+/// A change whose images could not be read, as staged: who made it, when and where kept with the
+/// images, so that it can still be replayed and credited to its author.
 fn unreadable(row: &tokio_postgres::Row) -> Value {
-    let image = |column: &str| row.try_get::<_, Option<String>>(column).ok().flatten();
+    let text = |column: &str| row.try_get::<_, Option<String>>(column).ok().flatten();
+    let (actor_source, actor) = staged_actor(text("actor"));
     serde_json::json!({
         "id": row.get::<_, i64>("id"), "source": row.get::<_, String>("source"),
+        "category": row.get::<_, String>("category"),
         "op": row.get::<_, i8>("op"), "txid": row.get::<_, i64>("txid"),
-        "old_row": image("old_row"), "new_row": image("new_row"),
+        "occurred_at": row.get::<_, DateTime<Utc>>("stmt_at"), "depth": row.get::<_, i32>("depth"),
+        "actor": actor, "actor_source": actor_source, "origin": bounded_actor(text("origin")),
+        "workspace_id": text("workspace_id"), "shape": row.get::<_, Option<i64>>("shape"),
+        "old_row": text("old_row"), "new_row": text("new_row"),
     })
 }
 

@@ -145,7 +145,8 @@ impl StagedChange {
         serde_json::json!({
             "id": self.id, "source": self.source, "category": self.category,
             "op": format!("{:?}", self.op), "txid": self.txid, "occurred_at": self.occurred_at,
-            "depth": self.depth, "actor": self.actor, "origin": self.origin,
+            "depth": self.depth, "actor": self.actor, "actor_source": self.actor_source,
+            "origin": self.origin,
             "workspace_id": self.workspace_id,
             "old_row": self.old_row.as_ref().map(RowImage::to_value),
             "new_row": self.new_row.as_ref().map(RowImage::to_value),

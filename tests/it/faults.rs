@@ -540,3 +540,45 @@ async fn failover_to_a_promoted_standby_loses_and_doubles_nothing() {
     daemon.stop().await;
     assert_exactly_once(&new_primary).await;
 }
+
+/// A change whose row image cannot be read is kept in dead_letter with who made it, when and in
+/// which workspace, so that it can still be replayed and credited to its author.
+#[tokio::test]
+async fn an_unreadable_change_keeps_its_author_time_and_workspace_in_dead_letter() {
+    let (_db, mut client, config) = installed_host().await;
+    client
+        .batch_execute(
+            "insert into audit_log.staging (op, txid, stmt_at, depth, actor, origin, workspace_id, shape, new_row)
+             select 'I', 42, '2026-11-24 09:00Z', 1, chr(31) || '7', 'manual', '1', s.id, '(not a record'
+             from audit_log.shape s where s.relid = 'app.tag'::regclass order by s.id limit 1",
+        )
+        .await
+        .unwrap();
+    drain(&mut client, &config).await;
+    let kept = client
+        .query_one(
+            "select change ->> 'actor', change ->> 'workspace_id', change ->> 'origin',
+                    (change ->> 'occurred_at')::timestamptz = '2026-11-24 09:00Z', change ->> 'category'
+             from audit_log.dead_letter",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (actor, workspace, origin, at, category): (String, String, String, bool, String) = (
+        kept.get(0),
+        kept.get(1),
+        kept.get(2),
+        kept.get(3),
+        kept.get(4),
+    );
+    assert_eq!(
+        (
+            actor.as_str(),
+            workspace.as_str(),
+            origin.as_str(),
+            at,
+            category.as_str()
+        ),
+        ("7", "1", "manual", true, "tags")
+    );
+}

@@ -1053,10 +1053,9 @@ async fn insert_events(
     Ok(())
 }
 
-/// A staged row whose image could not be read, for the dead-letter table: its columns, each
-/// image as JSON if it is JSON at all.
-/// A change whose images could not be read, as staged: who made it, when and where kept with the
-/// images, so that it can still be replayed and credited to its author.
+/// A staged row whose images could not be read, for the dead-letter table: its columns as staged,
+/// who made it, when and where kept with the images, so that it can still be replayed and
+/// credited to its author.
 fn unreadable(row: &tokio_postgres::Row) -> Value {
     let text = |column: &str| row.try_get::<_, Option<String>>(column).ok().flatten();
     let (actor_source, actor) = staged_actor(text("actor"));

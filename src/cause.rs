@@ -114,6 +114,21 @@ pub fn action_cause<'a>(
                 {
                     return false;
                 }
+                // A SET NULL action leaves the key's columns null: a change that set one to a
+                // value is no such action's, whatever count capture was shown.
+                let sets_null = (by_delete && key.on_delete == 'n')
+                    || (by_update && !by_delete && key.on_update == 'n');
+                if sets_null
+                    && !changed.iter().all(|c| {
+                        change
+                            .new_row
+                            .as_ref()
+                            .and_then(|new| new.get(c))
+                            .is_none_or(|v| v.is_null())
+                    })
+                {
+                    return false;
+                }
                 // A deletion's row was the one referred to: compared where the key is the
                 // cause's id column and the cause's id is known. (An ON UPDATE action's row held
                 // the old key, which the cause's event no longer names.)

@@ -243,20 +243,21 @@ as $$
 $$;
 
 -- Whether the session can run no code of its own while a statement's foreign-key actions and
--- triggers run: it has no temporary objects, the one kind of object a role without CREATE on a
--- schema can make. A temporary table can carry a trigger, a rule that rewrites the action a
+-- triggers run: it has never had temporary objects, the one kind of object a role without CREATE
+-- on a schema can make. A temporary table can carry a trigger, a rule that rewrites the action a
 -- foreign key between two temporary tables runs, or a CHECK, default or index calling a function
--- in pg_temp; a temporary domain can check with one. Rather than chase each, a session with any
--- temporary table, function or type is not believed when it says a change is linked: its
--- changes are all its actor's.
+-- in pg_temp; a temporary domain can check with one. Rather than chase each, a session that has
+-- made any is not believed when it says a change is linked: its changes are all its actor's.
+-- Not only while it has them: a trigger of its own can read a linked-row count count_linked()
+-- signed (valid for the rest of the statement's time, which the statements of one DO block or
+-- one query string share), and the session replay it on a later statement of its own once the
+-- trigger is dropped. PostgreSQL keeps a session's temporary schema from its first temporary
+-- object to its end.
 create function session_code_free() returns boolean
 language sql stable
 set search_path from current
 as $$
     select pg_my_temp_schema() = 0
-        or not (exists (select from pg_class c where c.relnamespace = pg_my_temp_schema())
-                or exists (select from pg_proc p where p.pronamespace = pg_my_temp_schema())
-                or exists (select from pg_type t where t.typnamespace = pg_my_temp_schema()))
 $$;
 
 -- How many of the p_rows rows of a captured statement (p_op on p_table) are linked, the last ones

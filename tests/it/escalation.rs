@@ -1352,6 +1352,84 @@ async fn a_filtered_row_is_logged_only_where_an_audited_workspace_saw_it() {
     );
 }
 
+/// A linked-row count that a session's own trigger read while one statement ran, replayed on a
+/// later statement of the same DO block once the trigger and its tables are dropped, is not
+/// believed: the session has had code of its own, and its change stays its actor's, whether it
+/// set the key to another project or to null as the action would have. (The count's digest is
+/// valid for the statement's time, which the DO block's statements share.)
+#[tokio::test]
+async fn a_linked_row_count_read_by_a_sessions_trigger_and_replayed_is_not_believed() {
+    let (db, mut client, config) = installed_host().await;
+    let oid: u32 = client
+        .query_one("select 'app.time_entry'::regclass::oid", &[])
+        .await
+        .unwrap()
+        .get(0);
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.project (id, workspace_id, name) values (40, 1, 'Doomed'), (41, 1, 'Kept'), (42, 1, 'Doomed too');
+         insert into app.time_entry (id, workspace_id, user_id, project_id, start_at)
+         values (300, 1, 1, 40, now()), (301, 1, 1, 40, now()), (302, 1, 1, 41, now()),
+                (310, 1, 1, 42, now()), (311, 1, 1, 42, now())",
+    )
+    .await;
+    let mut app = app_role(&db, &client).await;
+    for (project, replayed) in [
+        (
+            40,
+            "update app.time_entry set project_id = 41 where id = 300",
+        ),
+        (
+            42,
+            "update app.time_entry set project_id = null where id = 310",
+        ),
+    ] {
+        let attack = format!(
+            r#"select set_config('clockwatch.actor', '2', true);
+            create temp table src (x int);
+            create temp table sink (id bigint);
+            create function pg_temp.peek() returns trigger language plpgsql as $$ begin
+                if current_setting('clockwatch.linked_{oid}_u', true) like '%/%' then
+                    perform set_config('x.saved', current_setting('clockwatch.linked_{oid}_u', true), true);
+                end if;
+                return null;
+            end $$;
+            create function pg_temp.gen() returns trigger language plpgsql as $$ begin
+                with u as (update app.time_entry set description = description where id = 302 returning id)
+                insert into sink select id from u;
+                return null;
+            end $$;
+            create trigger peek after insert on sink for each row execute function pg_temp.peek();
+            create trigger gen after insert on src for each row execute function pg_temp.gen();
+            do $$ begin
+                insert into src values (1);
+                drop table src; drop table sink; drop function pg_temp.peek(); drop function pg_temp.gen();
+                perform set_config('clockwatch.linked_{oid}_u', current_setting('x.saved'), true);
+                with d as (delete from app.project where id = {project} returning id)
+                {replayed} and (select count(*) from d) > 0;
+            end $$;"#
+        );
+        let tx = app.transaction().await.unwrap();
+        tx.batch_execute(&attack).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    drain(&mut client, &config).await;
+    let own: Vec<(String, Option<String>, bool)> = client
+        .query(
+            "select target_id, author_id, linked from audit_log.events
+             where target_id in ('300', '310') and action_code = 'time_entry.updated' order by event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let by_bob = |id: &str| (id.to_string(), Some("2".to_string()), false);
+    assert_eq!(own, [by_bob("300"), by_bob("310")]);
+}
+
 /// The names a report gives the ids in an event's changes are kept in the event (its details,
 /// which the chain covers): the daemon may add names to `known_name`, in a transaction opened
 /// before the event was written or after, but never change how an event in the log reads, nor

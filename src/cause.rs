@@ -124,7 +124,7 @@ pub fn action_cause<'a>(
                             .new_row
                             .as_ref()
                             .and_then(|new| new.get(c))
-                            .is_none_or(|v| v.is_null())
+                            .map_or(true, |v| v.is_null())
                     })
                 {
                     return false;

@@ -496,28 +496,33 @@ pub async fn source_problems(
 }
 
 /// Whether `filter` (as src/filter.rs prints it) is a boolean condition over a row of `table`:
-/// compiled, never run, as the body of a throwaway SQL function. An operator the columns' types
-/// lack (`note > 0` on text) would otherwise fail every host write to the table.
+/// parsed and analysed as a prepared statement's condition, never planned or run. An operator
+/// the columns' types lack (`note > 0` on text) would otherwise fail every host write to the
+/// table. (Not as the body of a throwaway function in pg_temp: a session that has made temporary
+/// objects is never believed about linked changes, see session_code_free(), and the installing
+/// session may go on to write the host's tables.)
 async fn check_filter(
     tx: &Transaction<'_>,
     source: &SourceConfig,
     table: &TableName,
     filter: &str,
 ) -> Result<()> {
-    let ddl: String = tx
+    let prepare: String = tx
         .query_one(
-            "select format('create function pg_temp.clockwatch_filter(t %s) returns boolean language sql as %L',
-                           to_regclass($1), 'select ' || $2)",
+            "select format('prepare clockwatch_filter_check as select from %s t where %s', to_regclass($1), $2::text)",
             &[&table.quoted(), &filter],
         )
         .await
         .context("check the filter")?
         .get(0);
-    let checked = tx
-        .batch_execute(&format!(
-            "set local check_function_bodies = on; {ddl}; drop function pg_temp.clockwatch_filter"
-        ))
-        .await;
+    // One statement through the extended protocol: nothing in the filter can start a second.
+    let checked = match tx.execute(prepare.as_str(), &[]).await {
+        Ok(_) => tx
+            .execute("deallocate clockwatch_filter_check", &[])
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
     checked.map_err(|e| {
         let why = e
             .as_db_error()

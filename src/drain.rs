@@ -33,6 +33,14 @@ const CHAIN_HEADS: &str = include_str!("../sql/queries/chain_heads.sql");
 const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
 const DEAD_LETTER: &str = include_str!("../sql/queries/dead_letter.sql");
 const SHAPES: &str = "select id, columns, types from shape where id = any($1)";
+
+/// How long a batch holding a foreign-key action's changes is put back while the change that
+/// caused them, claimed by another connection draining the same backlog, is not yet in the log.
+/// Its batch commits in moments; the bound is for what nothing here foresees, after which the
+/// changes are logged as their actor's, as a cause that cannot be found leaves them.
+const PRIMARY_WAIT: Duration = Duration::from_secs(60);
+/// How long a batch put back waits before it is claimed again.
+const PRIMARY_RETRY: Duration = Duration::from_millis(20);
 /// How a batch claims its staged rows. Connections draining a backlog together claim with
 /// `FOR UPDATE SKIP LOCKED`, so that none waits on another's rows. A connection draining alone
 /// claims by deleting only: the row lock wrote a WAL record per staged row that the deletion then
@@ -92,6 +100,9 @@ pub struct Drainer {
     /// The drain's statements, prepared on this drainer's connection.
     prepared: Prepared,
     batch_deadline: Option<Duration>,
+    /// Since when batches have been put back to wait for a cause another connection is draining
+    /// (see [`PRIMARY_WAIT`]).
+    waiting_since: Option<std::time::Instant>,
     /// Shapes of staged images, by id: written once, never changed, so kept for good.
     shapes: HashMap<i64, Shape>,
     /// Changes the next batch may claim: batch_size, or less while a batch that PostgreSQL
@@ -191,6 +202,7 @@ impl Drainer {
             partitions: HashSet::new(),
             prepared: Prepared::default(),
             batch_deadline: None,
+            waiting_since: None,
             shapes: HashMap::new(),
             limit,
             remembered: NameMemory::default(),
@@ -488,7 +500,37 @@ impl Drainer {
         // A change made below the host's own statement is linked (System's) only when a change
         // Clockwatch captured caused it; one that a trigger on some other table made (the
         // application's temp table, say) is its actor's like any other.
-        let mut primaries = find_primaries(&tx, &mut self.prepared, &changes).await?;
+        let (mut primaries, in_flight) = find_primaries(&tx, &mut self.prepared, &changes).await?;
+        // A foreign-key action's change whose cause another connection has claimed and not yet
+        // logged: the cause's event, which says what the action followed, is not there to read,
+        // and without it the change would be logged as its actor's. The batch is put back and
+        // claimed again once that connection has committed (its claim, of lower ids, never
+        // waits on this one's).
+        let waits = changes
+            .iter()
+            .any(|c| c.depth == 2 && in_flight.contains(&(c.txid, c.occurred_at)));
+        if !waits {
+            self.waiting_since = None;
+        } else if self
+            .waiting_since
+            .get_or_insert_with(std::time::Instant::now)
+            .elapsed()
+            < PRIMARY_WAIT
+        {
+            tx.rollback().await.context("put a batch back")?;
+            // From the start next time: the cause's id is below this batch's.
+            self.from = ClaimFrom::default();
+            tokio::time::sleep(PRIMARY_RETRY).await;
+            return Ok(BatchReport {
+                more: true,
+                ..Default::default()
+            });
+        } else {
+            tracing::warn!(
+                waited_secs = PRIMARY_WAIT.as_secs(),
+                "a foreign-key action's cause is still not in the log; its changes are logged as their actor's"
+            );
+        }
         for change in changes.iter_mut().filter(|c| c.is_linked()) {
             if !primaries.contains_key(&(change.txid, change.occurred_at)) {
                 change.depth = 1;
@@ -763,19 +805,23 @@ type Statement = (i64, DateTime<Utc>);
 /// host made itself (depth 1) in the same transaction and statement, in this batch, in events
 /// already written, or still staged beyond the batch. Event ids are staging ids, so a primary
 /// still in staging can be pointed at before its event exists.
+/// The changes that may have caused each linked change's statement (see [`cause`]), and the
+/// statements whose only such changes are still staged below this batch's first id: claimed by
+/// another connection draining the same backlog, whose batch has not committed.
 async fn find_primaries(
     tx: &Transaction<'_>,
     prepared: &mut Prepared,
     changes: &[StagedChange],
-) -> Result<HashMap<Statement, Vec<i64>>> {
+) -> Result<(HashMap<Statement, Vec<i64>>, HashSet<Statement>)> {
     let statements: HashSet<Statement> = changes
         .iter()
         .filter(|c| c.is_linked())
         .map(|c| (c.txid, c.occurred_at))
         .collect();
     let mut primaries: HashMap<Statement, Vec<i64>> = HashMap::new();
+    let mut in_flight = HashSet::new();
     if statements.is_empty() {
-        return Ok(primaries);
+        return Ok((primaries, in_flight));
     }
     let add = |primaries: &mut HashMap<Statement, Vec<i64>>, txid, at, id| {
         if statements.contains(&(txid, at)) {
@@ -803,15 +849,20 @@ async fn find_primaries(
         .map(|(txid, _)| *txid)
         .collect();
     if !unresolved.is_empty() {
+        let first = changes.iter().map(|c| c.id).min().unwrap_or(i64::MAX);
         for row in prepared
             .query(tx, PRIMARY_STAGED, &[&unresolved])
             .await
             .context("find staged primaries")?
         {
-            add(&mut primaries, row.get(0), row.get(1), row.get(2));
+            let (txid, at, id): (i64, DateTime<Utc>, i64) = (row.get(0), row.get(1), row.get(2));
+            if id < first && statements.contains(&(txid, at)) {
+                in_flight.insert((txid, at));
+            }
+            add(&mut primaries, txid, at, id);
         }
     }
-    Ok(primaries)
+    Ok((primaries, in_flight))
 }
 
 impl Drainer {

@@ -330,3 +330,61 @@ async fn a_cascade_into_tables_whose_names_need_quoting_is_linked() {
         ]
     );
 }
+
+/// Two connections draining one backlog: when one has claimed a project's deletion and not yet
+/// committed, the other, holding the deletion's SET NULL changes, puts them back until the
+/// deletion is in the log, rather than logging them as the user's own.
+#[tokio::test]
+async fn a_cascade_drained_beside_its_cause_in_flight_waits_for_it() {
+    let (db, mut client, config) = installed_host().await;
+    act(
+        &mut client,
+        Some("1"),
+        "insert into app.project (id, workspace_id, name) values (60, 1, 'Doomed');
+         insert into app.time_entry (id, workspace_id, user_id, project_id, start_at)
+         values (600, 1, 1, 60, now()), (601, 1, 1, 60, now())",
+    )
+    .await;
+    drain(&mut client, &config).await;
+    act(
+        &mut client,
+        Some("2"),
+        "delete from app.project where id = 60",
+    )
+    .await;
+    // The other connection's batch: the deletion claimed, not yet committed.
+    let mut other = db.client().await;
+    let in_flight = other.transaction().await.unwrap();
+    let deletion: i64 = in_flight
+        .query_one(
+            "select s.id from audit_log.staging s join audit_log.shape h on h.id = s.shape
+             where h.source = 'app.project' and s.op = 'D' for update of s",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(&format!("set search_path = {}, pg_catalog", config.schema))
+        .await
+        .unwrap();
+    let mut drainer = clockwatch::drain::Drainer::new(config.clone());
+    drainer.set_claim(clockwatch::drain::Claim::Together);
+    let put_back = drainer.drain_batch(&mut client).await.unwrap();
+    assert_eq!((put_back.events, put_back.more), (0, true));
+    in_flight.rollback().await.unwrap();
+    drain(&mut client, &config).await;
+    let entries: Vec<(String, Option<String>, bool, Option<i64>)> = client
+        .query(
+            "select target_id, author_id, linked, caused_by from audit_log.events
+             where action_code = 'time_entry.updated' order by target_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let linked = |id: &str| (id.to_string(), None, true, Some(deletion));
+    assert_eq!(entries, [linked("600"), linked("601")]);
+}

@@ -530,6 +530,8 @@ impl Drainer {
                 waited_secs = PRIMARY_WAIT.as_secs(),
                 "a foreign-key action's cause is still not in the log; its changes are logged as their actor's"
             );
+            // The next batch that waits waits its own while.
+            self.waiting_since = None;
         }
         for change in changes.iter_mut().filter(|c| c.is_linked()) {
             if !primaries.contains_key(&(change.txid, change.occurred_at)) {

@@ -10,6 +10,13 @@
 -- WAL record per staged row that the deletion then repeats). SQL functions, planned per call: a
 -- batch's claim is one call.
 
+-- A staged change's actor as actor_sql() prints it whole (02_capture.sql): a compiled function's
+-- own statements stage the settings' texts apart, in actor_values, and they are joined here.
+-- A body of SQL standard form, its names bound when it is created: inlined into each claim.
+create function joined_actor(p_actor text, p_values text[]) returns text
+language sql immutable
+return p_actor || coalesce(chr(29) || p_values::text, '');
+
 do $define$
 declare
     v_claim text := $claim$
@@ -36,14 +43,14 @@ with candidates as (
            format('the row images are %s bytes, more than daemon.max_change_bytes (%s): kept here whole, not logged as an event',
                   c.bytes, $3::bigint),
            jsonb_build_object('id', c.id, 'source', c.source, 'category', c.category, 'op', c.op,
-                              'txid', c.txid, 'stmt_at', c.stmt_at, 'actor', c.actor || coalesce(chr(29) || c.actor_values::text, ''),
+                              'txid', c.txid, 'stmt_at', c.stmt_at, 'actor', joined_actor(c.actor, c.actor_values),
                               'workspace_id', c.workspace_id, 'shape', c.shape, 'bytes', c.bytes),
            c.old_row, c.new_row
     from with_shape c
     where c.bytes > $3
     on conflict (staging_id) do nothing
 )
-select c.id, c.source, c.category, c.op, c.txid, c.stmt_at, c.depth, c.actor || coalesce(chr(29) || c.actor_values::text, '') as actor, c.origin,
+select c.id, c.source, c.category, c.op, c.txid, c.stmt_at, c.depth, joined_actor(c.actor, c.actor_values) as actor, c.origin,
        c.workspace_id, c.shape, c.old_tags, c.new_tags,
        case when c.bytes > $3 then null else c.old_row end as old_row,
        case when c.bytes > $3 then null else c.new_row end as new_row,
@@ -64,7 +71,7 @@ with claimed as (
     returning *
 )
 select c.id, coalesce(h.source, format('(shape %s is missing)', c.shape)) as source,
-       coalesce(h.category, '') as category, c.op, c.txid, c.stmt_at, c.depth, c.actor || coalesce(chr(29) || c.actor_values::text, '') as actor, c.origin,
+       coalesce(h.category, '') as category, c.op, c.txid, c.stmt_at, c.depth, joined_actor(c.actor, c.actor_values) as actor, c.origin,
        c.workspace_id, c.shape, c.old_tags, c.new_tags, c.old_row, c.new_row,
        false as oversize, false as more
 from claimed c
@@ -142,7 +149,7 @@ with taken as (
     insert into dead_letter (staging_id, reason, change, old_row, new_row)
     select t.id, p_reason,
            jsonb_build_object('id', t.id, 'source', s.source, 'category', s.category, 'op', t.op,
-                              'txid', t.txid, 'stmt_at', t.stmt_at, 'actor', t.actor || coalesce(chr(29) || t.actor_values::text, ''),
+                              'txid', t.txid, 'stmt_at', t.stmt_at, 'actor', joined_actor(t.actor, t.actor_values),
                               'workspace_id', t.workspace_id, 'shape', t.shape),
            t.old_row, t.new_row
     from taken t

@@ -185,6 +185,7 @@ async fn every_function_is_executable_by_exactly_the_roles_that_need_it() {
         // Reads the [workspaces] table with the caller's rights (the reporting role's).
         ("host_workspace", false, "PUBLIC"),
         ("image_columns", false, "PUBLIC"),
+        ("joined_actor", false, "PUBLIC"),
         ("json_field", false, "PUBLIC"),
         ("link_sql", false, "PUBLIC"),
         ("linked_count", true, ""),

@@ -27,6 +27,10 @@ pub struct GlobalOpts {
     /// database_url in the config]. Prefer the environment for secrets.
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Database of the audit log, when it is not the host's [env: CLOCKWATCH_LOG_DATABASE_URL;
+    /// default: log_database_url in the config, else the host database].
+    #[arg(long, global = true, value_name = "URL")]
+    pub log_database_url: Option<String>,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -93,6 +93,11 @@ impl Cluster {
         self.pg_ctl(&["-m", mode, "-w", "stop"])
     }
 
+    /// Start the server again after [`Cluster::stop`].
+    pub fn start_again(&self) -> Result<()> {
+        self.pg_ctl(&["-w", "start"])
+    }
+
     /// A temporary directory the server's user owns, and a free port.
     fn empty(bindir: PathBuf) -> Result<Cluster> {
         // SAFETY: geteuid has no preconditions and cannot fail.

@@ -28,6 +28,12 @@ pub struct Config {
     /// Database to use when neither `--database-url` nor the environment names one.
     #[serde(default)]
     pub database_url: Option<String>,
+    /// A database of its own for the audit log (events, chain, reports, retention), when neither
+    /// `--log-database-url` nor `CLOCKWATCH_LOG_DATABASE_URL` names one. Unset: the log lives in
+    /// the host database beside staging. Set, the host keeps capture and staging only, and the
+    /// daemon moves each change from one to the other exactly once (src/drain.rs).
+    #[serde(default)]
+    pub log_database_url: Option<String>,
     /// Time zone of the detail dates and times in the report views (IANA name).
     #[serde(default = "default_timezone")]
     pub timezone: String,

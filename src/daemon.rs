@@ -59,6 +59,10 @@ pub struct Daemon {
     config: Config,
     pg: db::Target,
     helper_pg: db::Target,
+    /// The log's own database, when it has one (`log_database_url`).
+    log_pg: Option<db::Target>,
+    /// A connection to it for the daemon's chores (partitions ahead, pruning).
+    log_client: Option<Client>,
     drainer: Drainer,
     /// The extra connections of `daemon.drain_connections`, each with its own drainer; connected
     /// with the main connection and dropped with it.
@@ -100,6 +104,8 @@ impl Daemon {
             config,
             pg,
             helper_pg,
+            log_pg: None,
+            log_client: None,
             drainer,
             helpers,
             shutdown,
@@ -108,6 +114,31 @@ impl Daemon {
             newest_staged: None,
             in_burst: false,
         })
+    }
+
+    /// Write the log to a database of its own, at `url`, rather than the host's.
+    pub fn with_log_database(mut self, url: &str) -> Result<Daemon> {
+        self.log_pg = Some(db::parse_url(url, "daemon log")?);
+        Ok(self)
+    }
+
+    /// A connection to the log's own database, set up as every daemon connection there is:
+    /// Clockwatch's schema installed, its names first, and commits waiting for the disk (the
+    /// host's staged rows are deleted once a log commit returns).
+    async fn connect_log(&self, settings: &str) -> Result<Option<Client>> {
+        let Some(target) = &self.log_pg else {
+            return Ok(None);
+        };
+        let (client, _notifications) = db::connect(target).await?;
+        within(self.timeout(), async {
+            require_installed(&client, &self.config.schema).await?;
+            client
+                .batch_execute(&format!("{settings}; set synchronous_commit = on"))
+                .await
+                .context("set the log session's settings")
+        })
+        .await?;
+        Ok(Some(client))
     }
 
     /// Receive [`Lifecycle`] notices.
@@ -193,10 +224,15 @@ impl Daemon {
         })
         .await?;
         self.drainer.reset();
+        self.log_client = None;
+        if let Some(log) = self.connect_log(&settings).await? {
+            self.drainer.set_log(log);
+            self.log_client = self.connect_log(&settings).await?;
+        }
         let limit = self.timeout();
-        for helper in &mut self.helpers {
-            helper.client = None;
-            helper.drainer.reset();
+        for i in 0..self.helpers.len() {
+            self.helpers[i].client = None;
+            self.helpers[i].drainer.reset();
             let (client, _notifications) = db::connect(&self.helper_pg).await?;
             within(limit, async {
                 client
@@ -205,7 +241,10 @@ impl Daemon {
                     .context("set session settings")
             })
             .await?;
-            helper.client = Some(client);
+            if let Some(log) = self.connect_log(&settings).await? {
+                self.helpers[i].drainer.set_log(log);
+            }
+            self.helpers[i].client = Some(client);
         }
         // Ready after one bounded slice of draining: a large backlog is caught up in the loop
         // below, where the watchdog, the chores and shutdown keep being served.
@@ -246,7 +285,8 @@ impl Daemon {
                 _ = chores.tick() => {
                     // Partitions ahead, and the daily prune (once across all daemons).
                     self.report_health(&client).await?;
-                    let removed = within(self.timeout(), retention::maintain(&client)).await?;
+                    let log = self.log_client.as_ref().unwrap_or(&client);
+                    let removed = within(self.timeout(), retention::maintain(log)).await?;
                     if removed > 0 {
                         tracing::info!(events = removed, retention = %self.config.retention, "pruned expired events");
                     }

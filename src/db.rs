@@ -80,6 +80,20 @@ pub fn resolve_url(flag: Option<&str>, config: Option<&str>) -> Result<String> {
         .ok_or(Error::NoDatabase)
 }
 
+/// Where the audit log's own database is, when it has one, in order: the flag,
+/// `CLOCKWATCH_LOG_DATABASE_URL`, then `log_database_url` in the config. None: the log lives in
+/// the host database.
+pub fn resolve_log_url(flag: Option<&str>, config: Option<&str>) -> Option<String> {
+    flag.map(str::to_string)
+        .or_else(|| {
+            std::env::var("CLOCKWATCH_LOG_DATABASE_URL")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .or_else(|| config.map(str::to_string))
+        .filter(|s| !s.is_empty())
+}
+
 /// Where and how to connect: tokio-postgres' settings and the TLS that goes with them.
 #[derive(Clone)]
 pub struct Target {

@@ -33,6 +33,9 @@ const CHAIN_HEADS: &str = include_str!("../sql/queries/chain_heads.sql");
 const INSERT_EVENTS: &str = include_str!("../sql/queries/insert_events.sql");
 const DEAD_LETTER: &str = include_str!("../sql/queries/dead_letter.sql");
 const SHAPES: &str = "select id, columns, types from shape where id = any($1)";
+/// `known_name` category of workspace names (sql/baseline/09_log.sql, remembered_workspace()).
+const WORKSPACE: &str = "workspace";
+const LOGGED: &str = include_str!("../sql/queries/logged_events.sql");
 
 /// How long a batch holding a foreign-key action's changes is put back while the change that
 /// caused them, claimed by another connection draining the same backlog, is not yet in the log.
@@ -90,6 +93,22 @@ impl std::ops::AddAssign for BatchReport {
     }
 }
 
+/// The audit log's own database, when `log_database_url` puts it apart from the host's: its
+/// connection, the statements prepared on it, and the shapes already copied to it.
+struct LogDatabase {
+    client: Client,
+    prepared: Prepared,
+    shapes: HashSet<i64>,
+}
+
+/// A transaction on the log's own database and the statements prepared there; None where the
+/// log is the host database, whose transaction then does everything.
+type LogTx<'a, 'c> = Option<(&'a Transaction<'c>, &'a mut Prepared)>;
+
+/// How many times a batch is taken again when the log's key refuses one of its events: an
+/// event the previous attempt committed as its connection was lost, which the next look finds.
+const DUPLICATE_RETRIES: u32 = 3;
+
 /// Drains staging into events for one configuration.
 pub struct Drainer {
     config: Config,
@@ -116,6 +135,10 @@ pub struct Drainer {
     claim: Claim,
     /// Where the next claim starts looking (see [`ClaimFrom`]).
     from: ClaimFrom,
+    /// The log's own database; None: the log is in the host database.
+    log: Option<LogDatabase>,
+    /// Whether the host's dead_letter may hold changes not yet moved to the log's.
+    dead_pending: bool,
 }
 
 /// Where a claim starts looking in staging. Drained rows leave their entries in staging's
@@ -209,7 +232,21 @@ impl Drainer {
             nameless: HashSet::new(),
             claim: Claim::Alone,
             from: ClaimFrom::default(),
+            log: None,
+            dead_pending: true,
         }
+    }
+
+    /// Write events to the log's own database, through `client`, from now on (after every
+    /// reconnect too). Its session must commit synchronously: the host's staged rows are deleted
+    /// once the log's commit returns, so that commit must be on disk by then.
+    pub fn set_log(&mut self, client: Client) {
+        self.log = Some(LogDatabase {
+            client,
+            prepared: Prepared::default(),
+            shapes: HashSet::new(),
+        });
+        self.dead_pending = true;
     }
 
     /// Claim alone (the default) or together with other connections draining at the same time.
@@ -228,6 +265,8 @@ impl Drainer {
         self.prepared.clear();
         self.remembered.forget();
         self.from = ClaimFrom::default();
+        self.log = None;
+        self.dead_pending = true;
     }
 
     /// Drain until staging is empty (as far as this daemon can see). Returns what was done.
@@ -295,11 +334,23 @@ impl Drainer {
     /// cannot take is alone, which is then set aside in `dead_letter` with the error, whole.
     /// The batches after it grow back to `batch_size`.
     pub async fn drain_batch(&mut self, client: &mut Client) -> Result<BatchReport> {
+        let mut duplicates = 0;
         loop {
             match self.move_batch_in_time(client).await {
-                Ok(report) => {
+                Ok(mut report) => {
                     self.limit = (self.limit * 2).min(self.batch_size());
+                    if self.log.is_some() && (self.dead_pending || report.dead_lettered > 0) {
+                        report.more |= self.forward_dead_letters(client).await?;
+                    }
                     return Ok(report);
+                }
+                Err(e)
+                    if self.log.is_some()
+                        && e.code() == Some("23505")
+                        && duplicates < DUPLICATE_RETRIES =>
+                {
+                    duplicates += 1;
+                    tracing::warn!(error = %e, "the log already holds an event of this batch; taking the batch again");
                 }
                 Err(e) if e.is_data_error() && self.limit > 1 => {
                     self.limit = (self.limit / 2).max(1);
@@ -348,7 +399,77 @@ impl Drainer {
         })
     }
 
+    /// Move the dead letters the host's claims set aside into the log's dead_letter: a host
+    /// transaction takes them and commits once the log's has. Returns whether more wait.
+    async fn forward_dead_letters(&mut self, client: &mut Client) -> Result<bool> {
+        const AT_ONCE: i32 = 100;
+        let Some(log) = self.log.as_mut() else {
+            return Ok(false);
+        };
+        let tx = client
+            .transaction()
+            .await
+            .context("begin moving dead letters")?;
+        let rows = tx
+            .query(
+                "select staging_id, failed_at, reason, change, old_row, new_row
+                 from take_dead_letters($1)",
+                &[&AT_ONCE],
+            )
+            .await
+            .context("take the host's dead letters")?;
+        if !rows.is_empty() {
+            let column = |i: usize| rows.iter().map(move |r| r.get::<_, Option<String>>(i));
+            let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+            let failed: Vec<DateTime<Utc>> = rows.iter().map(|r| r.get(1)).collect();
+            let reasons: Vec<String> = rows.iter().map(|r| r.get(2)).collect();
+            let changes: Vec<Value> = rows.iter().map(|r| r.get(3)).collect();
+            let (old, new): (Vec<_>, Vec<_>) = (column(4).collect(), column(5).collect());
+            let log_tx = log.client.transaction().await.context("begin log")?;
+            log_tx
+                .execute(
+                    "insert into dead_letter (staging_id, failed_at, reason, change, old_row, new_row)
+                     select * from unnest($1::bigint[], $2::timestamptz[], $3::text[],
+                                          $4::jsonb[], $5::text[], $6::text[])
+                     on conflict (staging_id) do nothing",
+                    &[&ids, &failed, &reasons, &changes, &old, &new],
+                )
+                .await
+                .context("write dead letters to the log")?;
+            log_tx.commit().await.context("commit to the log")?;
+        }
+        tx.commit().await.context("commit moving dead letters")?;
+        let more = rows.len() as i32 == AT_ONCE;
+        self.dead_pending = more;
+        Ok(more)
+    }
+
     async fn move_batch(&mut self, client: &mut Client) -> Result<BatchReport> {
+        // Taken out for the batch, so that its transaction can be open beside the host's.
+        let mut log = self.log.take();
+        let moved = self.move_batch_to(client, log.as_mut()).await;
+        if self.log.is_none() {
+            self.log = log;
+        }
+        moved
+    }
+
+    /// Move one batch, to the log's own database when there is one.
+    ///
+    /// Exactly once across two servers: the host's transaction claims the batch (deleting it
+    /// from staging, rows locked against every other claim) and stays open while the log's
+    /// transaction writes the events and commits; only then does the host's commit. A failure
+    /// before the log's commit rolls both back, the batch still staged. A failure after it (the
+    /// host's commit lost, the connection gone) leaves the batch staged and already logged: the
+    /// log's transaction looks for the batch's events before writing and leaves out those it
+    /// holds, and the events' key (workspace, time, staging id: each is a function of the staged
+    /// change) refuses a copy that the look could not see yet (a commit still in flight), after
+    /// which the batch is taken again.
+    async fn move_batch_to(
+        &mut self,
+        client: &mut Client,
+        log: Option<&mut LogDatabase>,
+    ) -> Result<BatchReport> {
         let mut tx = client.transaction().await.context("begin drain")?;
         if self.resolver.is_none() {
             self.resolver = Some(Resolver::prepare(&tx, &self.config).await?);
@@ -500,7 +621,38 @@ impl Drainer {
         // A change made below the host's own statement is linked (System's) only when a change
         // Clockwatch captured caused it; one that a trigger on some other table made (the
         // application's temp table, say) is its actor's like any other.
-        let (mut primaries, in_flight) = find_primaries(&tx, &mut self.prepared, &changes).await?;
+        // The log's transaction, from the first read of what it holds to its commit.
+        let (log_tx, log_prepared, log_shapes) = match log {
+            Some(LogDatabase {
+                client,
+                prepared,
+                shapes,
+            }) => (
+                Some(client.transaction().await.context("begin log")?),
+                Some(prepared),
+                Some(shapes),
+            ),
+            None => (None, None, None),
+        };
+        let mut log_prepared = log_prepared;
+        macro_rules! on_log {
+            () => {
+                match (log_tx.as_ref(), log_prepared.as_deref_mut()) {
+                    (Some(t), Some(p)) => Some((t, p)),
+                    _ => None,
+                }
+            };
+        }
+        macro_rules! log_side {
+            () => {
+                match (log_tx.as_ref(), log_prepared.as_deref_mut()) {
+                    (Some(t), Some(p)) => (t, p),
+                    _ => (&tx, &mut self.prepared),
+                }
+            };
+        }
+        let (mut primaries, in_flight) =
+            find_primaries(&tx, &mut self.prepared, on_log!(), &changes).await?;
         // A foreign-key action's change whose cause another connection has claimed and not yet
         // logged: the cause's event, which says what the action followed, is not there to read,
         // and without it the change would be logged as its actor's. The batch is put back and
@@ -517,6 +669,9 @@ impl Drainer {
             .elapsed()
             < PRIMARY_WAIT
         {
+            if let Some(log_tx) = log_tx {
+                log_tx.rollback().await.context("put a batch back")?;
+            }
             tx.rollback().await.context("put a batch back")?;
             // From the start next time: the cause's id is below this batch's.
             self.from = ClaimFrom::default();
@@ -544,7 +699,7 @@ impl Drainer {
             .collect();
         let mut in_batch = self.names_in(&changes);
         let mut names = resolver
-            .resolve(&mut tx, &mut self.prepared, &refs, &in_batch)
+            .resolve(&mut tx, &mut self.prepared, on_log!(), &refs, &in_batch)
             .await?;
         names.naive_zone = self.config.naive_zone();
         names.locale = self.config.name_locale.clone();
@@ -593,14 +748,25 @@ impl Drainer {
             let change = &mut changes[batch[&event.event_id]];
             make_own(change, event, &self.sources[&change.source], &names);
         }
-        self.link_actions(&tx, &mut changes, &mut events, &batch, &names)
+        self.link_actions(&tx, on_log!(), &mut changes, &mut events, &batch, &names)
             .await?;
         link_primaries(&mut events, &primaries);
-        self.ensure_partitions(&tx, &events).await?;
+        if let (Some(log_tx), Some(copied)) = (log_tx.as_ref(), log_shapes) {
+            let prepared = log_prepared
+                .as_deref_mut()
+                .expect("with the log's transaction");
+            already_logged(log_tx, prepared, &mut events).await?;
+            copy_shapes(&tx, log_tx, copied, &events).await?;
+        }
+        {
+            let (log, _) = log_side!();
+            ensure_partitions(log, &mut self.partitions, &events).await?;
+        }
         if !dead.is_empty() {
             let (ids, reasons, bodies): (Vec<i64>, Vec<String>, Vec<Value>) = unzip3(dead);
-            self.prepared
-                .execute(&tx, DEAD_LETTER, &[&ids, &reasons, &bodies])
+            let (log, prepared) = log_side!();
+            prepared
+                .execute(log, DEAD_LETTER, &[&ids, &reasons, &bodies])
                 .await
                 .context("write dead letters")?;
             report.dead_lettered += ids.len();
@@ -621,15 +787,43 @@ impl Drainer {
             .collect();
         if !nameless.is_empty() {
             let ids: Vec<&str> = nameless.iter().map(String::as_str).collect();
-            resolve::remember_nameless(&tx, &mut self.prepared, &ids).await?;
+            let (log, prepared) = log_side!();
+            resolve::remember_nameless(log, prepared, &ids).await?;
+        }
+        // With the log in a database of its own, reports there cannot read the host's table of
+        // workspaces: the names of the batch's workspaces are remembered with the other names.
+        if log_tx.is_some() && self.config.workspaces.is_some() {
+            let workspaces: BTreeSet<&str> = events
+                .iter()
+                .map(|e| e.workspace_id.as_str())
+                .filter(|w| *w != "*")
+                .collect();
+            for workspace in workspaces {
+                let key = (WORKSPACE.to_string(), workspace.to_string());
+                if self.remembered.names.contains_key(&key) {
+                    continue;
+                }
+                let named = crate::workspace::workspace_name(&tx, &self.config, workspace);
+                if let Some(name) = named.await? {
+                    in_batch.insert(key, Known { name, client: None });
+                }
+            }
         }
         let news = self.remembered.news(in_batch);
         if !news.is_empty() {
-            resolve::remember(&tx, &mut self.prepared, &news).await?;
+            let (log, prepared) = log_side!();
+            resolve::remember(log, prepared, &news).await?;
         }
         // Last before the commit: appending locks the workspace's chain head until the commit,
         // and another connection draining the same workspace waits on that lock.
-        insert_events(&tx, &mut self.prepared, &events).await?;
+        {
+            let (log, prepared) = log_side!();
+            insert_events(log, prepared, &events).await?;
+        }
+        // The log first: see above.
+        if let Some(log_tx) = log_tx {
+            log_tx.commit().await.context("commit to the log")?;
+        }
         tx.commit().await.context("commit drain")?;
         self.from.advance(through, report.more);
         report.events = events.len();
@@ -730,28 +924,95 @@ impl Drainer {
         }
         names
     }
+}
 
-    async fn ensure_partitions(
-        &mut self,
-        tx: &Transaction<'_>,
-        events: &[AuditEvent],
-    ) -> Result<()> {
-        let months: BTreeSet<(i32, u32)> = events.iter().map(|e| month(e.occurred_at)).collect();
-        for (year, month) in months {
-            if self.partitions.contains(&(year, month)) {
-                continue;
-            }
-            let first = events
-                .iter()
-                .find(|e| self::month(e.occurred_at) == (year, month))
-                .expect("month from events");
-            tx.execute("select ensure_partition($1)", &[&first.occurred_at])
-                .await
-                .context("create partition")?;
-            self.partitions.insert((year, month));
+/// Create the partitions of the months `events` fall in that `known` does not list yet.
+async fn ensure_partitions(
+    tx: &Transaction<'_>,
+    known: &mut HashSet<(i32, u32)>,
+    events: &[AuditEvent],
+) -> Result<()> {
+    let months: BTreeSet<(i32, u32)> = events.iter().map(|e| month(e.occurred_at)).collect();
+    for (year, month) in months {
+        if known.contains(&(year, month)) {
+            continue;
         }
-        Ok(())
+        let first = events
+            .iter()
+            .find(|e| self::month(e.occurred_at) == (year, month))
+            .expect("month from events");
+        tx.execute("select ensure_partition($1)", &[&first.occurred_at])
+            .await
+            .context("create partition")?;
+        known.insert((year, month));
     }
+    Ok(())
+}
+
+/// Leave out of `events` those the log already holds: a batch whose host commit was lost after
+/// the log's had landed, claimed again.
+async fn already_logged(
+    log: &Transaction<'_>,
+    prepared: &mut Prepared,
+    events: &mut Vec<AuditEvent>,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let workspaces: Vec<&str> = events.iter().map(|e| e.workspace_id.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
+    let ids: Vec<i64> = events.iter().map(|e| e.event_id).collect();
+    let logged: HashSet<i64> = prepared
+        .query(log, LOGGED, &[&workspaces, &times, &ids])
+        .await
+        .context("look for the batch in the log")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !logged.is_empty() {
+        tracing::info!(
+            events = logged.len(),
+            "events of this batch were already in the log; left out"
+        );
+        events.retain(|e| !logged.contains(&e.event_id));
+    }
+    Ok(())
+}
+
+/// Copy to the log the shapes of the batch's row images that it may not hold yet.
+async fn copy_shapes(
+    host: &Transaction<'_>,
+    log: &Transaction<'_>,
+    copied: &mut HashSet<i64>,
+    events: &[AuditEvent],
+) -> Result<()> {
+    let wanted: Vec<i64> = events
+        .iter()
+        .filter_map(|e| e.row.as_ref().map(|r| r.shape))
+        .filter(|id| !copied.contains(id))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let shapes: Value = host
+        .query_one(
+            "select coalesce(jsonb_agg(jsonb_build_object(
+                        'id', s.id, 'source', s.source, 'category', s.category,
+                        'columns', s.columns, 'types', s.types, 'excluded', s.excluded,
+                        'signature', s.signature)), '[]')
+             from shape s where s.id = any($1)",
+            &[&wanted],
+        )
+        .await
+        .context("read the batch's shapes")?
+        .get(0);
+    log.execute("select copy_shapes($1)", &[&shapes])
+        .await
+        .context("copy shapes to the log")?;
+    copied.extend(wanted);
+    Ok(())
 }
 
 /// Give each change of a record whose tags are kept in a link table, and whose tags no
@@ -813,6 +1074,7 @@ type Statement = (i64, DateTime<Utc>);
 async fn find_primaries(
     tx: &Transaction<'_>,
     prepared: &mut Prepared,
+    mut log: LogTx<'_, '_>,
     changes: &[StagedChange],
 ) -> Result<(HashMap<Statement, Vec<i64>>, HashSet<Statement>)> {
     let statements: HashSet<Statement> = changes
@@ -836,11 +1098,12 @@ async fn find_primaries(
     let txids: Vec<i64> = statements.iter().map(|(txid, _)| *txid).collect();
     let times: Vec<DateTime<Utc>> = statements.iter().map(|(_, at)| *at).collect();
     // Primaries drained in earlier batches, found by their statement's time.
-    for row in prepared
-        .query(tx, PRIMARY_EVENTS, &[&txids, &times])
-        .await
-        .context("find primary events")?
-    {
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&txids, &times];
+    let logged = match log.as_mut() {
+        Some((log, log_prepared)) => log_prepared.query(*log, PRIMARY_EVENTS, &params),
+        None => prepared.query(tx, PRIMARY_EVENTS, &params),
+    };
+    for row in logged.await.context("find primary events")? {
         add(&mut primaries, row.get(0), row.get(1), row.get(2));
     }
     // A primary captured after a full batch is still staged beyond it. Staging has no txid index
@@ -873,6 +1136,7 @@ impl Drainer {
     async fn link_actions(
         &mut self,
         tx: &Transaction<'_>,
+        mut log: LogTx<'_, '_>,
         changes: &mut [StagedChange],
         events: &mut [AuditEvent],
         batch: &HashMap<i64, usize>,
@@ -908,12 +1172,12 @@ impl Drainer {
         let txids: Vec<i64> = statements.iter().map(|(txid, _)| *txid).collect();
         let times: Vec<DateTime<Utc>> = statements.iter().map(|(_, at)| *at).collect();
         let mut written: HashMap<Statement, Vec<Candidate>> = HashMap::new();
-        for row in self
-            .prepared
-            .query(tx, STATEMENT_EVENTS, &[&txids, &times])
-            .await
-            .context("read the events of the statements")?
-        {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&txids, &times];
+        let logged = match log.as_mut() {
+            Some((log, prepared)) => prepared.query(*log, STATEMENT_EVENTS, &params),
+            None => self.prepared.query(tx, STATEMENT_EVENTS, &params),
+        };
+        for row in logged.await.context("read the events of the statements")? {
             let id: i64 = row.get(2);
             let linked: bool = row.get(6);
             written

@@ -80,6 +80,14 @@ impl Error {
         }
     }
 
+    /// The SQLSTATE of a database error.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Db { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether the server refused the statement for the data it carried (class 22, data
     /// exception; class 54, a limit exceeded): the same data would be refused again.
     pub fn is_data_error(&self) -> bool {

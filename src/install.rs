@@ -51,92 +51,10 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     if let Some(problem) = workspaces_problems(&tx, config).await?.into_iter().next() {
         return Err(Error::Schema(problem));
     }
-    let valid_zone: bool = tx
-        .query_one(
-            "select exists (select 1 from pg_timezone_names where name = $1)",
-            &[&config.timezone],
-        )
-        .await
-        .context("check timezone")?
-        .get(0);
-    if !valid_zone {
-        return Err(Error::Config(format!(
-            "timezone: \"{}\" is not a time zone PostgreSQL knows (use an IANA name such as Europe/Berlin)",
-            config.timezone
-        )));
-    }
-
     let mut report = InstallReport {
-        migrations_applied: migrate::migrate(&tx, &config.schema).await?,
+        migrations_applied: prepare_schema(&tx, config).await?,
         ..Default::default()
     };
-    tx.execute(
-        "update settings set timezone = $1, max_report_days = $2, retention = $3::text::interval,
-                             shared_sources = $4, actor_settings = $5::text::jsonb,
-                             actor_role = $6",
-        &[
-            &config.timezone,
-            &config.max_report_days,
-            &config.retention,
-            &config
-                .sources
-                .iter()
-                .filter(|s| s.workspace_if_null.as_deref() == Some("*"))
-                .map(|s| s.table.clone())
-                .collect::<Vec<_>>(),
-            &serde_json::Value::from(
-                config
-                    .actor_settings
-                    .iter()
-                    .map(|a| a.json())
-                    .collect::<Vec<_>>(),
-            )
-            .to_string(),
-            &config.reads_role(),
-        ],
-    )
-    .await
-    .map_err(|e| match e.code().map(|c| c.code()) {
-        // invalid_datetime_format, or the check constraint: the retention value is the cause.
-        Some("22007") | Some("23514") => Error::Config(format!(
-            "retention: \"{}\" is not an interval of a day or more (e.g. \"365 days\", \"18 months\")",
-            config.retention
-        )),
-        _ => Error::db("save settings", &e),
-    })?;
-    if let Some(role) = &config.daemon_role {
-        let exists: bool = tx
-            .query_one(
-                "select exists (select 1 from pg_roles where rolname = $1)",
-                &[role],
-            )
-            .await
-            .context("look up daemon_role")?
-            .get(0);
-        if !exists {
-            return Err(Error::Config(format!(
-                "daemon_role: role \"{role}\" does not exist: create it first (create role ... login)"
-            )));
-        }
-        tx.execute("select grant_daemon($1::text::name)", &[role])
-            .await
-            .context(format!("grant the daemon's privileges to {role}"))?;
-    }
-    tx.query_one("select ensure_partitions_ahead()", &[])
-        .await
-        .context("create partitions ahead")?;
-    // The action table mirrors the labels the daemon writes, so filters can name either.
-    let (codes, labels): (Vec<&str>, Vec<&str>) = ACTIONS.iter().copied().unzip();
-    tx.execute(
-        "insert into action (code, label, category)
-         select a.code, a.label, c.category
-         from unnest($1::text[], $2::text[]) a(code, label)
-         join category c on c.entity = split_part(a.code, '.', 1)
-         on conflict (code) do update set label = excluded.label",
-        &[&codes, &labels],
-    )
-    .await
-    .context("save action labels")?;
 
     let mut wanted = BTreeSet::new();
     for source in &config.sources {
@@ -208,6 +126,105 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
     }
     tx.commit().await.context("commit install")?;
     Ok(report)
+}
+
+/// Clockwatch's schema, migrated, with the config's settings, the daemon role's grants,
+/// partitions ahead and action labels: all a database needs to hold the log (the host's, or the
+/// log's own). Returns how many migrations ran.
+async fn prepare_schema(tx: &Transaction<'_>, config: &Config) -> Result<usize> {
+    let valid_zone: bool = tx
+        .query_one(
+            "select exists (select 1 from pg_timezone_names where name = $1)",
+            &[&config.timezone],
+        )
+        .await
+        .context("check timezone")?
+        .get(0);
+    if !valid_zone {
+        return Err(Error::Config(format!(
+            "timezone: \"{}\" is not a time zone PostgreSQL knows (use an IANA name such as Europe/Berlin)",
+            config.timezone
+        )));
+    }
+    let applied = migrate::migrate(tx, &config.schema).await?;
+    tx.execute(
+        "update settings set timezone = $1, max_report_days = $2, retention = $3::text::interval,
+                             shared_sources = $4, actor_settings = $5::text::jsonb,
+                             actor_role = $6",
+        &[
+            &config.timezone,
+            &config.max_report_days,
+            &config.retention,
+            &config
+                .sources
+                .iter()
+                .filter(|s| s.workspace_if_null.as_deref() == Some("*"))
+                .map(|s| s.table.clone())
+                .collect::<Vec<_>>(),
+            &serde_json::Value::from(
+                config
+                    .actor_settings
+                    .iter()
+                    .map(|a| a.json())
+                    .collect::<Vec<_>>(),
+            )
+            .to_string(),
+            &config.reads_role(),
+        ],
+    )
+    .await
+    .map_err(|e| match e.code().map(|c| c.code()) {
+        // invalid_datetime_format, or the check constraint: the retention value is the cause.
+        Some("22007") | Some("23514") => Error::Config(format!(
+            "retention: \"{}\" is not an interval of a day or more (e.g. \"365 days\", \"18 months\")",
+            config.retention
+        )),
+        _ => Error::db("save settings", &e),
+    })?;
+    if let Some(role) = &config.daemon_role {
+        let exists: bool = tx
+            .query_one(
+                "select exists (select 1 from pg_roles where rolname = $1)",
+                &[role],
+            )
+            .await
+            .context("look up daemon_role")?
+            .get(0);
+        if !exists {
+            return Err(Error::Config(format!(
+                "daemon_role: role \"{role}\" does not exist: create it first (create role ... login)"
+            )));
+        }
+        tx.execute("select grant_daemon($1::text::name)", &[role])
+            .await
+            .context(format!("grant the daemon's privileges to {role}"))?;
+    }
+    tx.query_one("select ensure_partitions_ahead()", &[])
+        .await
+        .context("create partitions ahead")?;
+    // The action table mirrors the labels the daemon writes, so filters can name either.
+    let (codes, labels): (Vec<&str>, Vec<&str>) = ACTIONS.iter().copied().unzip();
+    tx.execute(
+        "insert into action (code, label, category)
+         select a.code, a.label, c.category
+         from unnest($1::text[], $2::text[]) a(code, label)
+         join category c on c.entity = split_part(a.code, '.', 1)
+         on conflict (code) do update set label = excluded.label",
+        &[&codes, &labels],
+    )
+    .await
+    .context("save action labels")?;
+    Ok(applied)
+}
+
+/// Install Clockwatch's schema in the log's own database (`log_database_url`): everything the log
+/// needs, and no triggers, the host's tables being elsewhere. Returns how many migrations ran.
+pub async fn install_log(client: &mut Client, config: &Config) -> Result<usize> {
+    let tx = client.transaction().await.context("begin install")?;
+    lock(&tx, &config.schema).await?;
+    let applied = prepare_schema(&tx, config).await?;
+    tx.commit().await.context("commit install")?;
+    Ok(applied)
 }
 
 /// Attach the capture triggers to the link table holding a source's tags, if it has one, after

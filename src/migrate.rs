@@ -1,7 +1,7 @@
 //! Versioned SQL migrations for Clockwatch's own schema.
 //!
 //! Version 1 is the baseline: the files in `sql/baseline/`, one per concern (tables, capture,
-//! chain, append, reports, retention, roles, claims), run in order as one migration. Until a release is
+//! chain, append, reports, retention, roles, claims, log), run in order as one migration. Until a release is
 //! tagged the baseline is edited in place, so each function has exactly one definition. After
 //! that, a release that changes the schema appends a migration here (`sql/upgrade/NNNN_name.sql`)
 //! and never edits a released one.
@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         include_str!("../sql/baseline/06_retention.sql"),
         include_str!("../sql/baseline/07_roles.sql"),
         include_str!("../sql/baseline/08_claims.sql"),
+        include_str!("../sql/baseline/09_log.sql"),
     ],
 }];
 

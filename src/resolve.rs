@@ -244,10 +244,13 @@ impl Resolver {
     /// Look up every name the batch refers to: in the host tables first (current names), then in
     /// `in_batch` (names carried by the batch's own rows: a project created and deleted before the
     /// daemon got to its time entries), then in what the log remembers.
+    ///
+    /// `log` is the log's own database when it has one: what the log remembers is read there.
     pub async fn resolve(
         &self,
         tx: &mut Transaction<'_>,
         prepared: &mut Prepared,
+        mut log: Option<(&Transaction<'_>, &mut Prepared)>,
         refs: &BTreeSet<NameRef>,
         in_batch: &Remembered,
     ) -> Result<Names> {
@@ -327,7 +330,11 @@ impl Resolver {
                 .filter(|id| names.entity(*category, id).is_none());
             missing.extend(absent.map(|id| (category.as_str().to_string(), id.clone())));
         }
-        for (key, known) in recall(tx, prepared, missing, in_batch).await? {
+        let recalled = match log.as_mut() {
+            Some((log, log_prepared)) => recall(log, log_prepared, missing, in_batch).await?,
+            None => recall(tx, prepared, missing, in_batch).await?,
+        };
+        for (key, known) in recalled {
             names.learn(key, known);
         }
 
@@ -346,7 +353,11 @@ impl Resolver {
                 .filter(|c| names.entity(Category::Clients, c).is_none())
                 .map(|c| (Category::Clients.as_str().to_string(), c.clone()))
                 .collect();
-            for (key, known) in recall(tx, prepared, missing, in_batch).await? {
+            let recalled = match log.as_mut() {
+                Some((log, log_prepared)) => recall(log, log_prepared, missing, in_batch).await?,
+                None => recall(tx, prepared, missing, in_batch).await?,
+            };
+            for (key, known) in recalled {
                 names.learn(key, known);
             }
         }

@@ -9,10 +9,16 @@ use crate::error::{DbContext, Result};
 
 const WORKSPACES: &str = include_str!("../sql/queries/status.sql");
 const TOTALS: &str = include_str!("../sql/queries/status_totals.sql");
+/// Each workspace's newest event, read in the log's own database.
+const NEWEST: &str =
+    "select w.id, (select max(e.occurred_at) from events e where e.workspace_id = w.id)
+                      from unnest($1::text[]) w(id)";
 
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub schema: String,
+    /// Whether the log is in a database of its own (`log_database_url`).
+    pub log_database: bool,
     pub staged: i64,
     pub oldest_staged_secs: Option<f64>,
     pub dead_letters: i64,
@@ -43,21 +49,33 @@ pub struct WorkspaceStatus {
 
 /// Read the status. Staged changes older than `max_lag_secs`, a missing daemon, dead letters and
 /// a config the host schema no longer matches make the pipeline unhealthy.
-pub async fn status(client: &Client, config: &Config) -> Result<Status> {
+///
+/// With the log in a database of its own (`log`), staging, daemons and the host's health are
+/// read on the host, and events, partitions, pruning and dead letters in the log (dead letters
+/// the daemon has not moved there yet counted too).
+pub async fn status(client: &Client, log: Option<&Client>, config: &Config) -> Result<Status> {
     let (schema, max_lag_secs) = (config.schema.as_str(), config.max_lag_secs);
-    crate::install::require_installed(client, schema).await?;
-    client
-        .batch_execute(&format!(
+    for side in std::iter::once(client).chain(log) {
+        crate::install::require_installed(side, schema).await?;
+        side.batch_execute(&format!(
             "set search_path = {}, pg_catalog",
             crate::config::quote_ident(schema)
         ))
         .await
         .context("set search_path")?;
-    let totals = client
+    }
+    let host_totals = client
         .query_one(TOTALS, &[&config.daemon_role])
         .await
         .context("read status")?;
-    let workspaces = client
+    let totals = match log {
+        Some(log) => log
+            .query_one(TOTALS, &[&config.daemon_role])
+            .await
+            .context("read the log database's status")?,
+        None => host_totals.clone(),
+    };
+    let mut workspaces: Vec<WorkspaceStatus> = client
         .query(WORKSPACES, &[])
         .await
         .context("read workspace status")?
@@ -70,13 +88,32 @@ pub async fn status(client: &Client, config: &Config) -> Result<Status> {
             newest_event: r.get("newest_event"),
         })
         .collect();
+    if let Some(log) = log {
+        let ids: Vec<&str> = workspaces.iter().map(|w| w.workspace_id.as_str()).collect();
+        let newest: std::collections::HashMap<String, DateTime<Utc>> = log
+            .query(NEWEST, &[&ids])
+            .await
+            .context("read the newest events")?
+            .iter()
+            .filter_map(|r| Some((r.get(0), r.get::<_, Option<DateTime<Utc>>>(1)?)))
+            .collect();
+        for w in &mut workspaces {
+            w.newest_event = newest.get(&w.workspace_id).copied();
+        }
+    }
     let last_prune: Option<DateTime<Utc>> = totals.get("last_prune");
+    let waiting_dead: i64 = if log.is_some() {
+        host_totals.get("dead_letters")
+    } else {
+        0
+    };
     let mut status = Status {
         schema: schema.to_string(),
-        staged: totals.get("staged"),
-        oldest_staged_secs: totals.get("oldest_staged_secs"),
-        dead_letters: totals.get("dead_letters"),
-        daemons: totals.get("daemons"),
+        log_database: log.is_some(),
+        staged: host_totals.get("staged"),
+        oldest_staged_secs: host_totals.get("oldest_staged_secs"),
+        dead_letters: totals.get::<_, i64>("dead_letters") + waiting_dead,
+        daemons: host_totals.get("daemons"),
         events_last_hour: totals.get("events_last_hour"),
         events_last_day: totals.get("events_last_day"),
         partitions: totals
@@ -126,14 +163,18 @@ impl Status {
             secs.map(|s| format!("{s:.1}s"))
                 .unwrap_or_else(|| "-".into())
         };
-        let mut out = format!(
+        let mut out = String::new();
+        if self.log_database {
+            out.push_str("log: in a database of its own (log_database_url)\n");
+        }
+        out.push_str(&format!(
             "schema {}: {} daemon(s) connected, {} change(s) staged (oldest {}), {} dead letter(s)\n",
             self.schema,
             self.daemons,
             self.staged,
             age(self.oldest_staged_secs),
             self.dead_letters
-        );
+        ));
         out.push_str(&format!(
             "events: {} in the last hour, {} in the last day; retention {}, last prune {}, next prune {}\n",
             self.events_last_hour,

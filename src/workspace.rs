@@ -52,9 +52,25 @@ pub async fn host_workspace(
         )
         .await
         .context(format!("look up workspace {} in {table}", shown(workspace)))?;
-    let name: Option<String> = row.get(1);
+    let present: Option<bool> = row.get(0);
+    let mut name: Option<String> = row.get(1);
+    if present.is_none() {
+        // The table cannot be read here (in the log's own database it is not): the name the
+        // daemon last saw, if it wrote one.
+        name = client
+            .query_one(
+                &format!(
+                    "select {}.remembered_workspace($1)",
+                    crate::config::quote_ident(&config.schema)
+                ),
+                &[&workspace],
+            )
+            .await
+            .context(format!("look up workspace {}'s name", shown(workspace)))?
+            .get(0);
+    }
     Ok(Some(HostWorkspace {
-        present: row.get(0),
+        present,
         name: name.map(|n| crate::report::shorten(&n, LONGEST_NAME)),
     }))
 }

@@ -1,4 +1,4 @@
--- Clockwatch baseline, part 1 of 8: tables and settings.
+-- Clockwatch baseline, part 1 of 9: tables and settings.
 --
 -- Every table of Clockwatch's schema, with what it holds and why it is shaped so. The functions
 -- that write them live in the files that follow, one concern each:
@@ -8,6 +8,8 @@
 --   05_reports.sql    the report views and events_between()
 --   06_retention.sql  partitions, event counts, pruning
 --   07_roles.sql      what the daemon role is granted
+--   08_claims.sql     the daemon's claims of staged changes
+--   09_log.sql        the log in a database of its own: what crosses from the host to it
 --
 -- The baseline runs as migration 1 with `search_path = <clockwatch schema>, pg_catalog, pg_temp`
 -- (set by `clockwatch install`), so every name below lives in Clockwatch's own schema, whatever
@@ -112,7 +114,9 @@ create table staging (
 -- source and category its staged changes belong to, so staging need not repeat them per row.
 create table shape (
     id       bigint generated always as identity primary key,
-    relid    regclass not null,        -- regclass, not oid: a dump restores it by name
+    -- regclass, not oid: a dump restores it by name. Null in a log database of its own
+    -- (09_log.sql, copy_shapes()), which holds the host's shapes without its tables.
+    relid    regclass,
     source   text not null,            -- the [[source]] table as written in the config
     category text not null,
     columns  text[] not null,          -- column names, in field order, excluded columns left out

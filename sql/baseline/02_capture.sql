@@ -1,4 +1,4 @@
--- Clockwatch baseline, part 2 of 8: capture.
+-- Clockwatch baseline, part 2 of 9: capture.
 --
 -- The triggers Clockwatch attaches to each audited host table, and the switches that say which
 -- workspaces and categories they record. Each audited table gets its own capture function,

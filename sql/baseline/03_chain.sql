@@ -1,4 +1,4 @@
--- Clockwatch baseline, part 3 of 8: the hash chain.
+-- Clockwatch baseline, part 3 of 9: the hash chain.
 --
 -- Every event carries a SHA-256 hash chained to the previous event of its workspace, so editing,
 -- removing or inserting an event afterwards breaks the chain where it happened:

@@ -1,4 +1,4 @@
--- Clockwatch baseline, part 4 of 8: appending drained events.
+-- Clockwatch baseline, part 4 of 9: appending drained events.
 --
 -- The daemon claims staged changes (claim_*(), 08_claims.sql), normalises them, and writes the
 -- batch's events with append_events() in the same transaction that deletes the batch from

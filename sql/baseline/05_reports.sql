@@ -1,4 +1,4 @@
--- Clockwatch baseline, part 5 of 8: reports.
+-- Clockwatch baseline, part 5 of 9: reports.
 --
 -- What applications and admins query: the report view (one row per event, with Clockify's detail
 -- fields), report_changes (one row per changed field, previous and new value side by side), and

@@ -1,4 +1,4 @@
--- Clockwatch baseline, part 6 of 8: retention.
+-- Clockwatch baseline, part 6 of 9: retention.
 --
 -- Events older than settings.retention are removed by dropping whole monthly partitions; only the
 -- partition that straddles the cutoff has rows deleted, so pruning a year of a large log costs

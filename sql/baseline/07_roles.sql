@@ -1,4 +1,4 @@
--- Clockwatch baseline, part 7 of 8: roles.
+-- Clockwatch baseline, part 7 of 9: roles.
 --
 -- Who may do what. The owner of this schema runs `clockwatch install` and owns everything here.
 -- The daemon may run as a separate role (`daemon_role` in the config) that moves changes from
@@ -35,8 +35,9 @@ begin
                    'json[], text[], bigint[], json[], bigint[], bytea[], bytea[]), %s.lookup_table(text), '
                    '%s.claim_together(bigint, bigint, bigint, bigint), %s.claim_alone(bigint, bigint, bigint, bigint), '
                    '%s.claim_rest_together(bigint, bigint[], text[], bigint), '
-                   '%s.claim_rest_alone(bigint, bigint[], text[], bigint), %s.set_aside_first(text, bigint) to %I',
-                   s, s, s, s, s, s, s, s, s, s, s, s, s, p_role);
+                   '%s.claim_rest_alone(bigint, bigint[], text[], bigint), %s.set_aside_first(text, bigint), '
+                   '%s.take_dead_letters(integer), %s.copy_shapes(jsonb) to %I',
+                   s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, p_role);
 end
 $$;
 

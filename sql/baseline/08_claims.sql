@@ -1,4 +1,4 @@
--- Clockwatch baseline, part 8 of 8: claiming staged changes.
+-- Clockwatch baseline, part 8 of 9: claiming staged changes.
 --
 -- The daemon takes staged changes out of staging through these SECURITY DEFINER functions and
 -- has no UPDATE or DELETE on the table itself: with either, it could lock staging (LOCK TABLE

@@ -26,7 +26,7 @@ pub async fn export(
     if excel && format != Format::Csv {
         return Err(Error::Input("--excel only applies to CSV".into()));
     }
-    let mut client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
+    let mut client = db::connect_once(&super::reading_url(global, config)?, "cli").await?;
     let (tx, filter) = super::filtered(&mut client, config, opts, super::Span::Export).await?;
     let mut out: Box<dyn Write> = match output {
         Some(path) => {

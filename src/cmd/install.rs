@@ -8,7 +8,18 @@ use crate::db;
 use crate::error::Result;
 
 pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
-    let mut client = db::connect_once(&super::database_url(global, config)?, "install").await?;
+    let host = super::database_url(global, config)?;
+    // The log's own database first: the host's triggers then never stage changes that no log
+    // is ready for.
+    if let Some(url) = super::log_database_url(global, config) {
+        let mut client = db::connect_once(&url, "install").await?;
+        let applied = crate::install::install_log(&mut client, config).await?;
+        println!(
+            "log database: installed in schema {}: {applied} migration(s) applied",
+            config.schema
+        );
+    }
+    let mut client = db::connect_once(&host, "install").await?;
     let report = crate::install::install(&mut client, config).await?;
     println!(
         "installed in schema {}: {} migration(s) applied, triggers on {} table(s){}",
@@ -36,6 +47,12 @@ pub async fn uninstall(global: &GlobalOpts, config: &Config, purge: bool) -> Res
     println!("removed triggers from {} table(s)", detached.len());
     if purge {
         println!("dropped schema {}", config.schema);
+    }
+    // The log's own database holds no triggers: only a purge has anything to do there.
+    if let (true, Some(url)) = (purge, super::log_database_url(global, config)) {
+        let mut client = db::connect_once(&url, "install").await?;
+        crate::install::uninstall(&mut client, &config.schema, true).await?;
+        println!("log database: dropped schema {}", config.schema);
     }
     Ok(ExitCode::SUCCESS)
 }

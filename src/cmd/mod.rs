@@ -70,6 +70,22 @@ fn database_url(global: &GlobalOpts, config: &Config) -> Result<String> {
     )
 }
 
+/// The log's own database for this invocation, when it has one.
+fn log_database_url(global: &GlobalOpts, config: &Config) -> Option<String> {
+    crate::db::resolve_log_url(
+        global.log_database_url.as_deref(),
+        config.log_database_url.as_deref(),
+    )
+}
+
+/// The database the audit log is read from: the log's own, else the host's.
+fn reading_url(global: &GlobalOpts, config: &Config) -> Result<String> {
+    match log_database_url(global, config) {
+        Some(url) => Ok(url),
+        None => database_url(global, config),
+    }
+}
+
 /// The range a command may cover: a report's `max_report_days`, or an export's `max_export_days`.
 #[derive(Clone, Copy)]
 enum Span {

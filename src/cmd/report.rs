@@ -18,7 +18,7 @@ pub async fn report(
     if limit < 1 {
         return Err(Error::Input(format!("--limit: {limit} must be at least 1")));
     }
-    let mut client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
+    let mut client = db::connect_once(&super::reading_url(global, config)?, "cli").await?;
     let (tx, filter) = super::filtered(&mut client, config, opts, super::Span::Report).await?;
     // One more than asked tells whether there is more to see.
     let mut rows = crate::report::fetch(&tx, &filter, limit + 1).await?;

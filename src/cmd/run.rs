@@ -25,6 +25,11 @@ pub async fn run(global: &GlobalOpts, config: Config) -> Result<ExitCode> {
         let _ = stop.send(true);
     });
     tracing::info!(schema = %config.schema, sources = config.sources.len(), "starting daemon");
-    Daemon::new(config, &url, shutdown)?.run().await?;
+    let log = super::log_database_url(global, &config);
+    let mut daemon = Daemon::new(config, &url, shutdown)?;
+    if let Some(log) = log {
+        daemon = daemon.with_log_database(&log)?;
+    }
+    daemon.run().await?;
     Ok(ExitCode::SUCCESS)
 }

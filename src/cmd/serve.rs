@@ -14,7 +14,7 @@ pub async fn serve(
     config: Config,
     listen: Option<String>,
 ) -> Result<ExitCode> {
-    let url = super::database_url(global, &config)?;
+    let url = super::reading_url(global, &config)?;
     let listen = listen.unwrap_or_else(|| config.serve.listen.clone());
     let mut term = signal(SignalKind::terminate())
         .map_err(|e| Error::Input(format!("install SIGTERM handler: {e}")))?;

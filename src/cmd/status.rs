@@ -9,7 +9,11 @@ use crate::error::Result;
 
 pub async fn status(global: &GlobalOpts, config: &Config, json: bool) -> Result<ExitCode> {
     let client = db::connect_once(&super::database_url(global, config)?, "cli").await?;
-    let status = crate::status::status(&client, config).await?;
+    let log = match super::log_database_url(global, config) {
+        Some(url) => Some(db::connect_once(&url, "cli").await?),
+        None => None,
+    };
+    let status = crate::status::status(&client, log.as_ref(), config).await?;
     if json {
         println!(
             "{}",

@@ -100,11 +100,15 @@ impl Daemon {
                 }
             })
             .collect();
+        let log_pg = match &config.log_database_url {
+            Some(url) => Some(db::parse_url(url, "daemon log")?),
+            None => None,
+        };
         Ok(Daemon {
             config,
             pg,
             helper_pg,
-            log_pg: None,
+            log_pg,
             log_client: None,
             drainer,
             helpers,
@@ -116,7 +120,8 @@ impl Daemon {
         })
     }
 
-    /// Write the log to a database of its own, at `url`, rather than the host's.
+    /// Write the log to a database of its own, at `url` (in place of the config's
+    /// `log_database_url`).
     pub fn with_log_database(mut self, url: &str) -> Result<Daemon> {
         self.log_pg = Some(db::parse_url(url, "daemon log")?);
         Ok(self)

@@ -21,6 +21,7 @@ mod hostile;
 mod install;
 mod kimai;
 mod linked;
+mod log_database;
 mod notify;
 mod odoo;
 mod pooler;

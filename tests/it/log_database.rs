@@ -1,0 +1,219 @@
+//! The audit log in a database of its own (`log_database_url`): the host keeps capture and
+//! staging, the log database the events, and each change crosses exactly once.
+
+use std::time::Duration;
+
+use clockwatch::drain::Drainer;
+use tokio_postgres::Client;
+
+use crate::support::*;
+
+/// The example config with its log in the database at `log_url`, and a table of workspaces.
+pub fn split_config_text(log_url: &str) -> String {
+    format!(
+        "log_database_url = '{log_url}'\n{}\n[workspaces]\ntable = 'app.workspace'\nname_column = 'name'\n",
+        include_str!("../../config/clockwatch.toml")
+    )
+}
+
+/// A host database with the example schema and a log database beside it on the same server,
+/// Clockwatch installed in both (the log's first, as `install` does) and workspace 1 audited.
+pub async fn installed_split() -> (TestDb, TestDb, Client, Client, clockwatch::Config) {
+    let host = TestDb::with_host().await;
+    let log = TestDb::new().await;
+    let config = clockwatch::Config::from_toml(&split_config_text(&log.url)).unwrap();
+    let mut log_client = log.client().await;
+    clockwatch::install::install_log(&mut log_client, &config)
+        .await
+        .expect("install the log database");
+    let mut client = host.client().await;
+    install(&mut client, &config).await;
+    enable_all(&client, &config, "1").await;
+    (host, log, client, log_client, config)
+}
+
+/// Drain the host's staging into the log database, as the daemon does.
+async fn drain_split(client: &mut Client, log_url: &str, config: &clockwatch::Config) {
+    let set = format!("set search_path = {}, pg_catalog", config.schema);
+    client.batch_execute(&set).await.unwrap();
+    let log = connect(log_url).await;
+    log.batch_execute(&set).await.unwrap();
+    let mut drainer = Drainer::new(config.clone());
+    drainer.set_log(log);
+    drainer.drain_all(client).await.expect("drain");
+    client.batch_execute("reset search_path").await.unwrap();
+}
+
+#[tokio::test]
+async fn the_log_database_holds_the_events_and_reports_read_it_there() {
+    let host = TestDb::with_host().await;
+    let log = TestDb::new().await;
+    let (_dir, path) = config_file(&split_config_text(&log.url));
+    let out = cli_at(&host.url, &path, &["install"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.starts_with("log database: installed"), "{printed}");
+    cli_with(&host.url, &path, &["enable", "--workspace", "1"]);
+    let mut client = host.client().await;
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'over there');
+         update app.project set name = 'Apollo II' where id = 1",
+    )
+    .await;
+    let log_client = log.client().await;
+    let mut daemon = daemon_process(&host.url, &path);
+    eventually(
+        "the changes reach the log",
+        Duration::from_secs(30),
+        || async { count(&log_client, "select count(*) from audit_log.events").await == 2 },
+    )
+    .await;
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(staged(&client).await, 0);
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.events").await,
+        0,
+        "the host keeps no events"
+    );
+    // The row images read as JSON in the log, by the shapes copied there.
+    let tag: String = log_client
+        .query_one(
+            "select row_data ->> 'name' from audit_log.report where action_code = 'tag.created'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tag, "over there");
+
+    let report = cli_with(&host.url, &path, &["report", "--workspace", "1"]);
+    assert!(
+        report.starts_with("Workspace 1 (Acme Inc)\n"),
+        "the workspace named from what the daemon remembered: {report}"
+    );
+    assert!(
+        report.contains("Created tag") && report.contains("Apollo II"),
+        "{report}"
+    );
+    let verified = cli_with(&host.url, &path, &["verify", "--workspace", "1"]);
+    assert!(
+        verified.contains("2 events verified, chain intact"),
+        "{verified}"
+    );
+    let csv = cli_with(
+        &host.url,
+        &path,
+        &["export", "--workspace", "1", "--format", "csv"],
+    );
+    assert!(csv.contains("over there"), "{csv}");
+    let status = cli_at(&host.url, &path, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.starts_with("log: in a database of its own"), "{text}");
+    assert!(text.contains("events: 2 in the last hour"), "{text}");
+
+    let out = cli_at(&host.url, &path, &["uninstall", "--purge"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(
+            &log_client,
+            "select count(*) from pg_namespace where nspname = 'audit_log'"
+        )
+        .await,
+        0,
+        "a purge drops the log database's schema too"
+    );
+}
+
+/// The host's commit of a batch lost after the log's landed: the batch is staged again, and
+/// drained again, and the log still holds each change once.
+#[tokio::test]
+async fn a_batch_staged_again_after_the_log_took_it_is_not_logged_twice() {
+    let (host, log, mut client, log_client, config) = installed_split().await;
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'once'), (1, 'only once');
+         update app.project set name = 'Apollo II' where id = 1",
+    )
+    .await;
+    client
+        .batch_execute("create table public.kept as select * from audit_log.staging")
+        .await
+        .unwrap();
+    drain_split(&mut client, &log.url, &config).await;
+    assert_eq!(
+        count(&log_client, "select count(*) from audit_log.events").await,
+        3
+    );
+    client
+        .batch_execute(
+            "insert into audit_log.staging overriding system value select * from public.kept",
+        )
+        .await
+        .unwrap();
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'after')",
+    )
+    .await;
+    drain_split(&mut client, &log.url, &config).await;
+    assert_eq!(staged(&client).await, 0);
+    assert_eq!(
+        count(&log_client, "select count(*) from audit_log.events").await,
+        4,
+        "the three changes once each, and the one after"
+    );
+    assert_eq!(
+        count(
+            &log_client,
+            "select count(*) from audit_log.events where chain_seq is null"
+        )
+        .await,
+        0
+    );
+    let (_dir, path) = config_file(&split_config_text(&log.url));
+    let verified = cli_with(&host.url, &path, &["verify", "--workspace", "1"]);
+    assert!(
+        verified.contains("4 events verified, chain intact"),
+        "{verified}"
+    );
+}
+
+/// A change too large to log, set aside by the host's claim, ends in the log's dead_letter.
+#[tokio::test]
+async fn a_change_set_aside_on_the_host_reaches_the_log_dead_letter() {
+    let (_host, log, mut client, log_client, mut config) = installed_split().await;
+    config.daemon.max_change_bytes = 1000;
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, repeat('x', 5000)), (1, 'small')",
+    )
+    .await;
+    drain_split(&mut client, &log.url, &config).await;
+    assert_eq!(
+        count(&log_client, "select count(*) from audit_log.dead_letter").await,
+        1
+    );
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.dead_letter").await,
+        0,
+        "moved, not copied"
+    );
+    assert_eq!(
+        count(&log_client, "select count(*) from audit_log.events").await,
+        1
+    );
+}

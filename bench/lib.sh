@@ -9,6 +9,16 @@ export CLOCKWATCH_PG_DIR="$(realpath -m "${CLOCKWATCH_BENCH_PG_DIR:-/tmp/clockwa
 export CLOCKWATCH_PG_DURABLE=1
 admin="${CLOCKWATCH_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:${CLOCKWATCH_PG_PORT}/postgres}"
 CLOCKWATCH_TEST_DATABASE_URL="$admin" scripts/pg-up
+# CLOCKWATCH_BENCH_LOG=1: the audit log in a database of its own (`log_database_url`) on a second
+# durable cluster beside the host's (port 55437, or CLOCKWATCH_BENCH_LOG_DATABASE_URL's server):
+# every run of the binary then writes events there, and $log_url names it (else $url).
+log_admin=""
+if [ "${CLOCKWATCH_BENCH_LOG:-0}" = 1 ]; then
+  log_admin="${CLOCKWATCH_BENCH_LOG_DATABASE_URL:-postgres://postgres@127.0.0.1:55437/postgres}"
+  log_port="${log_admin##*:}"
+  CLOCKWATCH_PG_PORT="${log_port%%/*}" CLOCKWATCH_PG_DIR=/tmp/clockwatch-bench-log-pg \
+    CLOCKWATCH_TEST_DATABASE_URL="$log_admin" scripts/pg-up
+fi
 # CLOCKWATCH_BENCH_BIN: a clockwatch binary already built (the test suite's smoke run uses its own).
 if [ -n "${CLOCKWATCH_BENCH_BIN:-}" ]; then
   bin="$CLOCKWATCH_BENCH_BIN"
@@ -24,8 +34,14 @@ schema=$(sed -n 's/^schema *= *"\(.*\)"/\1/p' "$cfg")
 # workspace 1 audited; sets $url and exports CLOCKWATCH_DATABASE_URL.
 bench_db() {
   url="${admin%/*}/$1"
+  log_url="$url"
   export CLOCKWATCH_DATABASE_URL="$url"
   psql -q "$admin" -c "drop database if exists $1" -c "create database $1" 2>/dev/null
+  if [ -n "$log_admin" ]; then
+    log_url="${log_admin%/*}/$1"
+    export CLOCKWATCH_LOG_DATABASE_URL="$log_url"
+    psql -q "$log_admin" -c "drop database if exists $1" -c "create database $1" 2>/dev/null
+  fi
   psql -q "$url" -f tests/fixtures/host.sql -f tests/fixtures/seed.sql >/dev/null
   audit_workspace_1
 }

@@ -31,6 +31,10 @@ pub struct GlobalOpts {
     /// default: log_database_url in the config, else the host database].
     #[arg(long, global = true, value_name = "URL")]
     pub log_database_url: Option<String>,
+    /// The host whose log to read, of several sharing the log database [default: source_id in
+    /// the config].
+    #[arg(long, global = true, env = "CLOCKWATCH_SOURCE_ID", value_name = "ID")]
+    pub source_id: Option<String>,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

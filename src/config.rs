@@ -34,6 +34,12 @@ pub struct Config {
     /// daemon moves each change from one to the other exactly once (src/drain.rs).
     #[serde(default)]
     pub log_database_url: Option<String>,
+    /// This host's name in a log database that several hosts share (tenants, shards, regions):
+    /// its log is kept there in a schema of its own, `<schema>_<source_id>`, so that the ids of
+    /// one host's workspaces, records and staged changes never meet another's. Needs
+    /// `log_database_url`. Overridden by `--source-id` or `CLOCKWATCH_SOURCE_ID`, for reports.
+    #[serde(default)]
+    pub source_id: Option<String>,
     /// Time zone of the detail dates and times in the report views (IANA name).
     #[serde(default = "default_timezone")]
     pub timezone: String,
@@ -909,6 +915,19 @@ impl Config {
     /// Checks that need no database.
     fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
+        if let Some(source) = &self.source_id {
+            let valid = !source.is_empty()
+                && source.len() + self.schema.len() < 63
+                && source
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                return bad(format!(
+                    "source_id: \"{source}\" must be lowercase letters, digits and _ (it names the schema {}_{source} in the log database, at most 63 characters)",
+                    self.schema
+                ));
+            }
+        }
         // No setting at all is for applications whose users log in as roles of their own (a
         // setting would let any of them name someone else), or whose rows say who wrote them.
         let inferred = self
@@ -1177,6 +1196,30 @@ impl Config {
     }
 
     /// The NOTIFY channel capture uses for this installation.
+    /// Clockwatch's schema in the log database: its own, or, for one of several hosts sharing a
+    /// log database (`source_id`), `<schema>_<source_id>`.
+    pub fn log_schema(&self) -> String {
+        match &self.source_id {
+            Some(source) => format!("{}_{source}", self.schema),
+            None => self.schema.clone(),
+        }
+    }
+
+    /// This config for the source named `source` (`--source-id`) rather than its own.
+    pub fn for_source(mut self, source: &str) -> Result<Config> {
+        self.source_id = Some(source.to_string());
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The config as the commands that work in the log database see it: Clockwatch's schema
+    /// there is [`Config::log_schema`].
+    pub fn in_log(&self) -> Config {
+        let mut config = self.clone();
+        config.schema = self.log_schema();
+        config
+    }
+
     pub fn channel(&self) -> String {
         format!("clockwatch_{}", self.schema)
     }

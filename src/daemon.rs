@@ -135,10 +135,14 @@ impl Daemon {
             return Ok(None);
         };
         let (client, _notifications) = db::connect(target).await?;
+        let schema = self.config.log_schema();
         within(self.timeout(), async {
-            require_installed(&client, &self.config.schema).await?;
+            require_installed(&client, &schema).await?;
             client
-                .batch_execute(&format!("{settings}; set synchronous_commit = on"))
+                .batch_execute(&format!(
+                    "{settings}; set search_path = {}, pg_catalog; set synchronous_commit = on",
+                    quote_ident(&schema)
+                ))
                 .await
                 .context("set the log session's settings")
         })

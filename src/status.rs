@@ -55,7 +55,9 @@ pub struct WorkspaceStatus {
 /// the daemon has not moved there yet counted too).
 pub async fn status(client: &Client, log: Option<&Client>, config: &Config) -> Result<Status> {
     let (schema, max_lag_secs) = (config.schema.as_str(), config.max_lag_secs);
-    for side in std::iter::once(client).chain(log) {
+    let log_schema = config.log_schema();
+    let sides = std::iter::once((client, schema)).chain(log.map(|l| (l, log_schema.as_str())));
+    for (side, schema) in sides {
         crate::install::require_installed(side, schema).await?;
         side.batch_execute(&format!(
             "set search_path = {}, pg_catalog",

@@ -80,15 +80,19 @@ create table workspace_category (
 -- A staged row is as narrow as capture can make it: every byte is written by the host's own
 -- statement, once to the table and once to the WAL. Its source and category are its shape's.
 create table staging (
+    -- The columns are in this order so that none is padded for the next one's alignment: the
+    -- eight-byte ones first, then the four-byte, then the rest (13 bytes a row less than with
+    -- op second, of a staged single-row insert's 228 bytes of WAL).
     id           bigint generated always as identity primary key,
+    txid         bigint not null,      -- txid_current() of the host transaction (as pg_current_xact_id())
+    stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
+    shape        bigint not null,      -- the images' columns, source and category (shape.id)
+    depth        integer not null,     -- 1: the host's own change; 2: a foreign-key action's; 3+: a host trigger's
     -- I, U, D; T: TRUNCATE; L: rows of a link table changed a record's tags (new_row is the
     -- record). No CHECK: only capture functions write staging, and a CHECK is prepared afresh
     -- for every statement that inserts (43,000-47,000 instructions of a single-row INSERT's or
     -- UPDATE's capture, bench/README.md); the daemon sets aside a change with any other op.
     op           "char" not null,
-    txid         bigint not null,      -- txid_current() of the host transaction (as pg_current_xact_id())
-    stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
-    depth        integer not null,     -- 1: the host's own change; 2: a foreign-key action's; 3+: a host trigger's
     -- Who acts: the first actor setting set, as its name (empty: the one default setting),
     -- U+001F and its value ('role' and the login role for [authors] db_role_column); null
     -- when none is (System). See actor_sql().
@@ -98,7 +102,6 @@ create table staging (
     actor_values text[],
     origin       text,                 -- clockwatch.origin, null when unset
     workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
-    shape        bigint not null,      -- the images' columns, source and category (shape.id)
     old_row      text,                 -- the row before, as PostgreSQL prints a record: (1,"a b",,t)
     new_row      text,                 -- the row after
     old_tags     text[],               -- L: the record's tag ids before the statement

@@ -26,7 +26,9 @@ pub async fn export(
     if excel && format != Format::Csv {
         return Err(Error::Input("--excel only applies to CSV".into()));
     }
-    let mut client = db::connect_once(&super::reading_url(global, config)?, "cli").await?;
+    let (url, config) = super::reading(global, config)?;
+    let config = &config;
+    let mut client = db::connect_once(&url, "cli").await?;
     let (tx, filter) = super::filtered(&mut client, config, opts, super::Span::Export).await?;
     let mut out: Box<dyn Write> = match output {
         Some(path) => {

@@ -13,10 +13,11 @@ pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
     // is ready for.
     if let Some(url) = super::log_database_url(global, config) {
         let mut client = db::connect_once(&url, "install").await?;
-        let applied = crate::install::install_log(&mut client, config).await?;
+        let log = config.in_log();
+        let applied = crate::install::install_log(&mut client, &log).await?;
         println!(
             "log database: installed in schema {}: {applied} migration(s) applied",
-            config.schema
+            log.schema
         );
     }
     let mut client = db::connect_once(&host, "install").await?;
@@ -51,8 +52,9 @@ pub async fn uninstall(global: &GlobalOpts, config: &Config, purge: bool) -> Res
     // The log's own database holds no triggers: only a purge has anything to do there.
     if let (true, Some(url)) = (purge, super::log_database_url(global, config)) {
         let mut client = db::connect_once(&url, "install").await?;
-        crate::install::uninstall(&mut client, &config.schema, true).await?;
-        println!("log database: dropped schema {}", config.schema);
+        let schema = config.log_schema();
+        crate::install::uninstall(&mut client, &schema, true).await?;
+        println!("log database: dropped schema {schema}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,7 +25,15 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         crate::demo::demo(server, output).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let config = Config::load(global.config.as_deref())?;
+    let mut config = Config::load(global.config.as_deref())?;
+    if let Some(source) = &global.source_id {
+        config = config.for_source(source)?;
+    }
+    if config.source_id.is_some() && log_database_url(&global, &config).is_none() {
+        return Err(crate::Error::Config(
+            "source_id names this host in a log database that several hosts share: set log_database_url (or CLOCKWATCH_LOG_DATABASE_URL) too".into(),
+        ));
+    }
     match command {
         Command::Demo { .. } => unreachable!("handled above"),
         Command::Install => install::install(&global, &config).await,
@@ -78,11 +86,12 @@ fn log_database_url(global: &GlobalOpts, config: &Config) -> Option<String> {
     )
 }
 
-/// The database the audit log is read from: the log's own, else the host's.
-fn reading_url(global: &GlobalOpts, config: &Config) -> Result<String> {
+/// The database the audit log is read from, the log's own or else the host's, and the config
+/// as it reads there (Clockwatch's schema in the log database).
+fn reading(global: &GlobalOpts, config: &Config) -> Result<(String, Config)> {
     match log_database_url(global, config) {
-        Some(url) => Ok(url),
-        None => database_url(global, config),
+        Some(url) => Ok((url, config.in_log())),
+        None => Ok((database_url(global, config)?, config.clone())),
     }
 }
 

@@ -8,7 +8,9 @@ use crate::db;
 use crate::error::{DbContext, Result};
 
 pub async fn prune(global: &GlobalOpts, config: &Config, dry_run: bool) -> Result<ExitCode> {
-    let mut client = db::connect_once(&super::reading_url(global, config)?, "cli").await?;
+    let (url, config) = super::reading(global, config)?;
+    let config = &config;
+    let mut client = db::connect_once(&url, "cli").await?;
     crate::install::require_installed(&client, &config.schema).await?;
     client
         .batch_execute(&format!(

@@ -18,7 +18,9 @@ pub async fn report(
     if limit < 1 {
         return Err(Error::Input(format!("--limit: {limit} must be at least 1")));
     }
-    let mut client = db::connect_once(&super::reading_url(global, config)?, "cli").await?;
+    let (url, config) = super::reading(global, config)?;
+    let config = &config;
+    let mut client = db::connect_once(&url, "cli").await?;
     let (tx, filter) = super::filtered(&mut client, config, opts, super::Span::Report).await?;
     // One more than asked tells whether there is more to see.
     let mut rows = crate::report::fetch(&tx, &filter, limit + 1).await?;

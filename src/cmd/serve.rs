@@ -14,7 +14,7 @@ pub async fn serve(
     config: Config,
     listen: Option<String>,
 ) -> Result<ExitCode> {
-    let url = super::reading_url(global, &config)?;
+    let (url, config) = super::reading(global, &config)?;
     let listen = listen.unwrap_or_else(|| config.serve.listen.clone());
     let mut term = signal(SignalKind::terminate())
         .map_err(|e| Error::Input(format!("install SIGTERM handler: {e}")))?;
@@ -51,7 +51,8 @@ pub fn link(
             )));
         }
     }
-    let secret = Secret::load(config.serve.secret_file.as_deref())?;
+    let secret =
+        Secret::load(config.serve.secret_file.as_deref())?.for_source(config.source_id.clone());
     let grant = Grant::mint(&secret, workspace, viewer, parse_ttl(ttl)?, viewing)?;
     println!(
         "{}/audit?{}",

@@ -19,7 +19,9 @@ pub async fn verify(
     from: Option<String>,
     to: Option<String>,
 ) -> Result<ExitCode> {
-    let mut client = db::connect_once(&super::reading_url(global, config)?, "cli").await?;
+    let (url, config) = super::reading(global, config)?;
+    let config = &config;
+    let mut client = db::connect_once(&url, "cli").await?;
     let mut tx = crate::report::snapshot(&mut client, &config.schema).await?;
     // Dates are read as reports read them (and the workspace must exist).
     let (given_from, given_to) = (from.is_some(), to.is_some());

@@ -11,6 +11,11 @@
 //! then shows times and words in. Both are signed with the rest, under a second domain
 //! (`clockwatch-link-v2`, the two extra lines after the expiry, empty when absent), so a link
 //! without them reads exactly as before and neither can be added to or changed in one.
+//!
+//! A page that serves one of several hosts sharing a log database (`source_id`) signs the
+//! source too, under a third domain (`clockwatch-link-v3`, the source on the line after it, then
+//! the v2 lines): workspace 1 of one host is not workspace 1 of another, and a link minted for
+//! one never opens the other's, whatever secret the two pages share.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +28,8 @@ use crate::error::{Error, Result};
 const DOMAIN: &str = "clockwatch-link-v1";
 /// The start of a link's signed text when it carries a time zone or a language.
 const DOMAIN_V2: &str = "clockwatch-link-v2";
+/// The start of a link's signed text on a page serving one source of a shared log database.
+const DOMAIN_V3: &str = "clockwatch-link-v3";
 
 /// What a link says about its viewer besides who they are: both optional, both signed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,7 +45,7 @@ pub const MIN_SECRET_BYTES: usize = 32;
 
 /// The shared secret. Not `Debug`, not `Display`: it never reaches a log line.
 #[derive(Clone)]
-pub struct Secret(Vec<u8>);
+pub struct Secret(Vec<u8>, Option<String>);
 
 impl Secret {
     pub fn new(bytes: Vec<u8>) -> Result<Secret> {
@@ -48,7 +55,14 @@ impl Secret {
                 bytes.len()
             )));
         }
-        Ok(Secret(bytes))
+        Ok(Secret(bytes, None))
+    }
+
+    /// The secret of a page serving `source` of a shared log database (`source_id`): its links
+    /// sign the source with the rest.
+    pub fn for_source(mut self, source: Option<String>) -> Secret {
+        self.1 = source;
+        self
     }
 
     /// From `CLOCKWATCH_LINK_SECRET`, else from the file `[serve] secret_file` names (its
@@ -78,7 +92,14 @@ impl Secret {
 
     fn mac(&self, workspace: &str, viewer: &str, expires: i64, viewing: &Viewing) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        if viewing.tz.is_none() && viewing.lang.is_none() {
+        if let Some(source) = &self.1 {
+            let tz = viewing.tz.as_deref().unwrap_or_default();
+            let lang = viewing.lang.as_deref().unwrap_or_default();
+            mac.update(
+                format!("{DOMAIN_V3}\n{source}\n{workspace}\n{viewer}\n{expires}\n{tz}\n{lang}")
+                    .as_bytes(),
+            );
+        } else if viewing.tz.is_none() && viewing.lang.is_none() {
             mac.update(format!("{DOMAIN}\n{workspace}\n{viewer}\n{expires}").as_bytes());
         } else {
             let tz = viewing.tz.as_deref().unwrap_or_default();
@@ -298,6 +319,32 @@ mod tests {
         let other = Secret::new(b"another secret, 32 bytes or more!!".to_vec()).unwrap();
         assert_eq!(
             Grant::verify(&other, "42", "ann", &e, &g.signature, Viewing::default()),
+            Err(Refusal::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_link_minted_for_one_source_opens_no_other() {
+        let scoped = |source: Option<&str>| secret().for_source(source.map(str::to_string));
+        let a = Grant::mint(&scoped(Some("a")), "1", "ann", 60, Viewing::default()).unwrap();
+        let e = a.expires.to_string();
+        let opens = |s: &Secret| Grant::verify(s, "1", "ann", &e, &a.signature, Viewing::default());
+        assert_eq!(opens(&scoped(Some("a"))), Ok(a.clone()));
+        for other in [Some("b"), None] {
+            assert_eq!(opens(&scoped(other)), Err(Refusal::Invalid), "{other:?}");
+        }
+        // Nor does a link of a page serving no source open a source's page.
+        let plain = Grant::mint(&secret(), "1", "ann", 60, Viewing::default()).unwrap();
+        let e = plain.expires.to_string();
+        assert_eq!(
+            Grant::verify(
+                &scoped(Some("a")),
+                "1",
+                "ann",
+                &e,
+                &plain.signature,
+                Viewing::default()
+            ),
             Err(Refusal::Invalid)
         );
     }

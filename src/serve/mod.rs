@@ -370,7 +370,8 @@ pub async fn serve(
     listen: &str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let secret = Secret::load(config.serve.secret_file.as_deref())?;
+    let secret =
+        Secret::load(config.serve.secret_file.as_deref())?.for_source(config.source_id.clone());
     let target = crate::db::parse_url(database_url, "serve")?;
     // Check the database and the installation once, so a mistake stops here, not at the
     // first request.

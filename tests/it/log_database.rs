@@ -217,3 +217,135 @@ async fn a_change_set_aside_on_the_host_reaches_the_log_dead_letter() {
         1
     );
 }
+
+/// Two hosts drain into one log database, each under its own source id: the same workspace id
+/// (1) in both, the same record ids, kept apart in reports, `verify`, the page and its links.
+#[tokio::test]
+async fn two_hosts_share_one_log_database_with_their_workspaces_kept_apart() {
+    let log = TestDb::new().await;
+    let log_client = log.client().await;
+    let mut hosts = Vec::new();
+    for (source, workspace, tag) in [
+        ("tenant_a", "Acme Inc", "aardvark"),
+        ("tenant_b", "Beta GmbH", "bumblebee"),
+    ] {
+        let host = TestDb::with_host().await;
+        let (dir, path) = config_file(&format!(
+            "source_id = '{source}'\n{}",
+            split_config_text(&log.url)
+        ));
+        cli_with(&host.url, &path, &["install"]);
+        cli_with(&host.url, &path, &["enable", "--workspace", "1"]);
+        let mut client = host.client().await;
+        client
+            .batch_execute(&format!(
+                "update app.workspace set name = '{workspace}' where id = 1"
+            ))
+            .await
+            .unwrap();
+        act(
+            &mut client,
+            Some("2"),
+            &format!("insert into app.tag (id, workspace_id, name) values (500, 1, '{tag}')"),
+        )
+        .await;
+        let mut daemon = daemon_process(&host.url, &path);
+        let events = format!("select count(*) from audit_log_{source}.events");
+        eventually(
+            "the change reaches the log",
+            Duration::from_secs(30),
+            || async { count(&log_client, &events).await == 1 },
+        )
+        .await;
+        daemon.kill().unwrap();
+        daemon.wait().unwrap();
+        hosts.push((host, dir, path));
+    }
+    let (a, _, path_a) = &hosts[0];
+    let (b, _, path_b) = &hosts[1];
+    let report_a = cli_with(&a.url, path_a, &["report", "--workspace", "1"]);
+    assert!(
+        report_a.starts_with("Workspace 1 (Acme Inc)\n"),
+        "{report_a}"
+    );
+    assert!(
+        report_a.contains("aardvark") && !report_a.contains("bumblebee"),
+        "{report_a}"
+    );
+    // One config reads the other host's log with --source-id.
+    let report_b = cli_with(
+        &a.url,
+        path_a,
+        &["report", "--workspace", "1", "--source-id", "tenant_b"],
+    );
+    assert!(
+        report_b.starts_with("Workspace 1 (Beta GmbH)\n"),
+        "{report_b}"
+    );
+    assert!(
+        report_b.contains("bumblebee") && !report_b.contains("aardvark"),
+        "{report_b}"
+    );
+    for (url, path) in [(&a.url, path_a), (&b.url, path_b)] {
+        let verified = cli_with(url, path, &["verify", "--workspace", "1"]);
+        assert!(
+            verified.contains("1 events verified, chain intact"),
+            "{verified}"
+        );
+    }
+
+    // The page of each source shows its own workspace 1, and a link minted for one opens only
+    // its own page.
+    let mut pages = Vec::new();
+    for (url, path) in [(&a.url, path_a), (&b.url, path_b)] {
+        let port = crate::serve::free_port();
+        let server = std::process::Command::new(binary())
+            .arg("--config")
+            .arg(path)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("CLOCKWATCH_DATABASE_URL", url)
+            .env("CLOCKWATCH_LINK_SECRET", crate::serve::SECRET)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let link = std::process::Command::new(binary())
+            .arg("--config")
+            .arg(path)
+            .args(["link", "--workspace", "1", "--viewer", "ann", "--ttl", "1h"])
+            .env("CLOCKWATCH_LINK_SECRET", crate::serve::SECRET)
+            .output()
+            .unwrap();
+        let link = String::from_utf8(link.stdout).unwrap();
+        let query = link[link.find("/audit?").expect("a link")..]
+            .trim()
+            .to_string();
+        pages.push((server, format!("http://127.0.0.1:{port}"), query));
+    }
+    let get = |url: String| async move {
+        let response = reqwest::get(&url).await.ok()?;
+        Some((response.status().as_u16(), response.text().await.ok()?))
+    };
+    for (i, (own, other)) in [("aardvark", "bumblebee"), ("bumblebee", "aardvark")]
+        .iter()
+        .enumerate()
+    {
+        let (_, base, query) = &pages[i];
+        let health = format!("{base}/healthz");
+        eventually("the page answers", Duration::from_secs(20), || {
+            let health = health.clone();
+            async move { get(health).await.is_some_and(|(status, _)| status == 200) }
+        })
+        .await;
+        let (status, page) = get(format!("{base}{query}")).await.unwrap();
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains(own) && !page.contains(other), "{page}");
+        let (_, _, foreign) = &pages[1 - i];
+        let (status, _) = get(format!("{base}{foreign}")).await.unwrap();
+        assert_eq!(status, 401, "the other source's link is refused");
+    }
+    for (mut server, _, _) in pages {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+}

@@ -25,7 +25,7 @@ use crate::config::{quote_ident, Config, DaemonConfig};
 use crate::db;
 use crate::drain::{BatchReport, Claim, Drainer};
 use crate::error::{DbContext, Error, Result};
-use crate::install::{self, require_installed};
+use crate::install::{self, require_side, Side};
 use crate::retention;
 use crate::systemd;
 
@@ -137,7 +137,15 @@ impl Daemon {
         let (client, _notifications) = db::connect(target).await?;
         let schema = self.config.log_schema();
         within(self.timeout(), async {
-            require_installed(&client, &schema).await?;
+            let source = self.config.source_id.as_deref();
+            require_side(&client, &schema, Side::Log, source)
+                .await
+                .map_err(|e| match e {
+                    Error::NotInstalled(schema) => Error::Config(format!(
+                        "the log database (log_database_url) has no Clockwatch schema \"{schema}\": run `clockwatch install` with this config"
+                    )),
+                    e => e,
+                })?;
             client
                 .batch_execute(&format!(
                     "{settings}; set search_path = {}, pg_catalog; set synchronous_commit = on",
@@ -203,9 +211,16 @@ impl Daemon {
     /// connection dies or shutdown is asked for.
     async fn session(&mut self, failures: &mut u32) -> Result<()> {
         let (mut client, mut notifications) = db::connect(&self.pg).await?;
+        // The host's schema must be what the config says it is: its log apart or beside it, and
+        // this host's source, so that no change is drained into another host's log.
+        let side = match self.log_pg {
+            Some(_) => Side::Host,
+            None => Side::Together,
+        };
+        let source = self.config.source_id.as_deref();
         within(
             self.timeout(),
-            require_installed(&client, &self.config.schema),
+            require_side(&client, &self.config.schema, side, source),
         )
         .await?;
         // Every connection of this daemon resolves Clockwatch's names in its schema, and commits

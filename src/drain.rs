@@ -391,6 +391,8 @@ impl Drainer {
             .context("set a change aside")?
             .get::<_, i64>(0);
         tx.commit().await.context("commit set aside")?;
+        // Set aside in the host's dead_letter: with the log apart, to be moved there.
+        self.dead_pending = true;
         Ok(BatchReport {
             staged: moved as usize,
             dead_lettered: moved as usize,
@@ -751,12 +753,14 @@ impl Drainer {
         self.link_actions(&tx, on_log!(), &mut changes, &mut events, &batch, &names)
             .await?;
         link_primaries(&mut events, &primaries);
-        if let (Some(log_tx), Some(copied)) = (log_tx.as_ref(), log_shapes) {
+        // Shapes copied by this batch: known to be in the log once its transaction commits.
+        let mut shapes_copied = Vec::new();
+        if let (Some(log_tx), Some(copied)) = (log_tx.as_ref(), log_shapes.as_deref()) {
             let prepared = log_prepared
                 .as_deref_mut()
                 .expect("with the log's transaction");
             already_logged(log_tx, prepared, &mut events).await?;
-            copy_shapes(&tx, log_tx, copied, &events).await?;
+            shapes_copied = copy_shapes(&tx, log_tx, copied, &events).await?;
         }
         {
             let (log, _) = log_side!();
@@ -823,6 +827,9 @@ impl Drainer {
         // The log first: see above.
         if let Some(log_tx) = log_tx {
             log_tx.commit().await.context("commit to the log")?;
+        }
+        if let Some(copied) = log_shapes {
+            copied.extend(shapes_copied);
         }
         tx.commit().await.context("commit drain")?;
         self.from.advance(through, report.more);
@@ -979,13 +986,16 @@ async fn already_logged(
     Ok(())
 }
 
-/// Copy to the log the shapes of the batch's row images that it may not hold yet.
+/// Copy to the log the shapes of the batch's row images that it may not hold yet, in the log
+/// transaction that writes the batch's events (before them). Returns the ids copied, which the
+/// caller counts as in the log once that transaction has committed: counted before, a batch
+/// rolled back would leave later events naming a shape the log never got.
 async fn copy_shapes(
     host: &Transaction<'_>,
     log: &Transaction<'_>,
-    copied: &mut HashSet<i64>,
+    copied: &HashSet<i64>,
     events: &[AuditEvent],
-) -> Result<()> {
+) -> Result<Vec<i64>> {
     let wanted: Vec<i64> = events
         .iter()
         .filter_map(|e| e.row.as_ref().map(|r| r.shape))
@@ -994,7 +1004,7 @@ async fn copy_shapes(
         .into_iter()
         .collect();
     if wanted.is_empty() {
-        return Ok(());
+        return Ok(wanted);
     }
     let shapes: Value = host
         .query_one(
@@ -1011,8 +1021,7 @@ async fn copy_shapes(
     log.execute("select copy_shapes($1)", &[&shapes])
         .await
         .context("copy shapes to the log")?;
-    copied.extend(wanted);
-    Ok(())
+    Ok(wanted)
 }
 
 /// Give each change of a record whose tags are kept in a link table, and whose tags no

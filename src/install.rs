@@ -24,7 +24,23 @@ pub struct InstallReport {
     pub detached: Vec<String>,
 }
 
+/// Install on the host: schema and capture triggers, with the log beside them unless the
+/// config's `log_database_url` puts it elsewhere (see [`install_host`]).
 pub async fn install(client: &mut Client, config: &Config) -> Result<InstallReport> {
+    let side = match config.log_database_url {
+        Some(_) => Side::Host,
+        None => Side::Together,
+    };
+    install_host(client, config, side).await
+}
+
+/// Install on the host: Clockwatch's schema and the capture triggers; `side` says whether the
+/// log lives here too ([`Side::Together`]) or in a database of its own ([`Side::Host`]).
+pub async fn install_host(
+    client: &mut Client,
+    config: &Config,
+    side: Side,
+) -> Result<InstallReport> {
     let tx = client.transaction().await.context("begin install")?;
     lock(&tx, &config.schema).await?;
     for source in &config.sources {
@@ -52,7 +68,7 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         return Err(Error::Schema(problem));
     }
     let mut report = InstallReport {
-        migrations_applied: prepare_schema(&tx, config).await?,
+        migrations_applied: prepare_schema(&tx, config, side).await?,
         ..Default::default()
     };
 
@@ -131,7 +147,7 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
 /// Clockwatch's schema, migrated, with the config's settings, the daemon role's grants,
 /// partitions ahead and action labels: all a database needs to hold the log (the host's, or the
 /// log's own). Returns how many migrations ran.
-async fn prepare_schema(tx: &Transaction<'_>, config: &Config) -> Result<usize> {
+async fn prepare_schema(tx: &Transaction<'_>, config: &Config, side: Side) -> Result<usize> {
     let valid_zone: bool = tx
         .query_one(
             "select exists (select 1 from pg_timezone_names where name = $1)",
@@ -147,6 +163,32 @@ async fn prepare_schema(tx: &Transaction<'_>, config: &Config) -> Result<usize> 
         )));
     }
     let applied = migrate::migrate(tx, &config.schema).await?;
+    // A schema installed for one source stays that source's: installed again for another, its
+    // staged changes, or its log, would be taken for the other host's.
+    // (A schema with its log beside it has no source yet: it may become one host of several.)
+    let row = tx
+        .query_one("select layout, source_id from settings", &[])
+        .await
+        .context("read the installed source")?;
+    let (layout, recorded): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+    if (layout.is_some() || recorded.is_some()) && recorded != config.source_id {
+        let named = |s: Option<&str>| {
+            s.map(|s| format!("source_id \"{s}\""))
+                .unwrap_or_else(|| "no source_id".into())
+        };
+        return Err(Error::Config(format!(
+            "schema \"{}\" was installed for {}, and this config is for {}: check source_id and the database URLs (to move it, `clockwatch uninstall --purge` first)",
+            config.schema,
+            named(recorded.as_deref()),
+            named(config.source_id.as_deref())
+        )));
+    }
+    tx.execute(
+        "update settings set layout = $1, source_id = $2",
+        &[&side.code(), &config.source_id],
+    )
+    .await
+    .context("save the layout")?;
     tx.execute(
         "update settings set timezone = $1, max_report_days = $2, retention = $3::text::interval,
                              shared_sources = $4, actor_settings = $5::text::jsonb,
@@ -222,7 +264,27 @@ async fn prepare_schema(tx: &Transaction<'_>, config: &Config) -> Result<usize> 
 pub async fn install_log(client: &mut Client, config: &Config) -> Result<usize> {
     let tx = client.transaction().await.context("begin install")?;
     lock(&tx, &config.schema).await?;
-    let applied = prepare_schema(&tx, config).await?;
+    if let Some(role) = &config.daemon_role {
+        // A daemon role drains one host: granted on two hosts' schemas, either host's daemon
+        // could write, or read, the other's log.
+        let other = tx
+            .query_opt(
+                "select n.nspname::text from pg_namespace n join pg_roles r on r.rolname = $1
+                 where n.nspname <> $2 and has_schema_privilege(r.oid, n.oid, 'USAGE')
+                   and to_regclass(format('%I.chain_head', n.nspname)) is not null
+                 limit 1",
+                &[role, &config.schema],
+            )
+            .await
+            .context("look for other logs the daemon role drains")?;
+        if let Some(other) = other {
+            let other: String = other.get(0);
+            return Err(Error::Config(format!(
+                "daemon_role: {role} already drains the log in schema {other} of this database: give each host a daemon role of its own, so that none can write another's log"
+            )));
+        }
+    }
+    let applied = prepare_schema(&tx, config, Side::Log).await?;
     tx.commit().await.context("commit install")?;
     Ok(applied)
 }
@@ -335,6 +397,89 @@ pub async fn uninstall(client: &mut Client, schema: &str, purge: bool) -> Result
     }
     tx.commit().await.context("commit uninstall")?;
     Ok(detached)
+}
+
+/// Where a schema stands when the log may be in a database of its own (`settings.layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Capture and the log together, in the host's database (the default).
+    Together,
+    /// The host's database, whose log is in a database of its own: capture and staging only.
+    Host,
+    /// One host's log, in the log database.
+    Log,
+}
+
+impl Side {
+    fn code(self) -> Option<&'static str> {
+        match self {
+            Side::Together => None,
+            Side::Host => Some("host"),
+            Side::Log => Some("log"),
+        }
+    }
+
+    fn of(code: Option<&str>) -> Side {
+        match code {
+            Some("host") => Side::Host,
+            Some("log") => Side::Log,
+            _ => Side::Together,
+        }
+    }
+}
+
+/// Check that Clockwatch's schema is installed and is what the command expects to meet there:
+/// `side`, for `source` (Together also accepts a log database's schema, for commands that only
+/// read the log: a report pointed straight at the log database reads what it should). One line
+/// saying what is wrong and what to set, rather than an empty report from the host's unused
+/// tables, or a change drained into another host's log.
+pub async fn require_side(
+    client: &impl GenericClient,
+    schema: &str,
+    side: Side,
+    source: Option<&str>,
+) -> Result<()> {
+    require_installed(client, schema).await?;
+    let row = client
+        .query_one(
+            &format!(
+                "select layout, source_id from {}.settings",
+                quote_ident(schema)
+            ),
+            &[],
+        )
+        .await
+        .context("read the installed layout")?;
+    let (found, recorded): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+    let found = Side::of(found.as_deref());
+    let wrong = |why: &str| Err(Error::Config(format!("schema \"{schema}\": {why}")));
+    match (side, found) {
+        (Side::Together, Side::Host) => {
+            return wrong("this database keeps capture only, its audit log is in a database of its own: set log_database_url (or CLOCKWATCH_LOG_DATABASE_URL) to the log database")
+        }
+        (Side::Host, Side::Together) => {
+            return wrong("the log of this database is kept beside it, not in log_database_url: run `clockwatch install` with this config to move it, or unset log_database_url")
+        }
+        (Side::Host, Side::Log) => {
+            return wrong("this is a log database, not the application's: check the database URL")
+        }
+        (Side::Log, Side::Together | Side::Host) => {
+            return wrong("this database is not a log database installed by `clockwatch install` with log_database_url: check log_database_url")
+        }
+        _ => {}
+    }
+    if found != Side::Together && recorded.as_deref() != source {
+        let named = |s: Option<&str>| {
+            s.map(|s| format!("source_id \"{s}\""))
+                .unwrap_or_else(|| "no source_id".into())
+        };
+        return wrong(&format!(
+            "installed for {}, and this command is for {}: check source_id (--source-id, CLOCKWATCH_SOURCE_ID) and the database URLs",
+            named(recorded.as_deref()),
+            named(source)
+        ));
+    }
+    Ok(())
 }
 
 /// Whether Clockwatch's schema exists with its migrations table.

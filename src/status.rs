@@ -14,11 +14,25 @@ const NEWEST: &str =
     "select w.id, (select max(e.occurred_at) from events e where e.workspace_id = w.id)
                       from unnest($1::text[]) w(id)";
 
+/// Where `status` finds the log.
+pub enum LogSide<'a> {
+    /// Beside capture, in the host's database.
+    Here,
+    /// In a database of its own, through this connection.
+    Apart(&'a Client),
+    /// In a database of its own that could not be reached, and why.
+    Unreachable(String),
+}
+
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub schema: String,
     /// Whether the log is in a database of its own (`log_database_url`).
     pub log_database: bool,
+    /// The log's schema there (`<schema>_<source_id>` for one of several hosts).
+    pub log_schema: Option<String>,
+    /// This host's name in a log database that several hosts share.
+    pub source_id: Option<String>,
     pub staged: i64,
     pub oldest_staged_secs: Option<f64>,
     pub dead_letters: i64,
@@ -53,12 +67,25 @@ pub struct WorkspaceStatus {
 /// With the log in a database of its own (`log`), staging, daemons and the host's health are
 /// read on the host, and events, partitions, pruning and dead letters in the log (dead letters
 /// the daemon has not moved there yet counted too).
-pub async fn status(client: &Client, log: Option<&Client>, config: &Config) -> Result<Status> {
+///
+/// A log database that cannot be reached is a problem of the status, not its failure: the host's
+/// side, where changes wait meanwhile, is still shown.
+pub async fn status(client: &Client, log: LogSide<'_>, config: &Config) -> Result<Status> {
     let (schema, max_lag_secs) = (config.schema.as_str(), config.max_lag_secs);
     let log_schema = config.log_schema();
-    let sides = std::iter::once((client, schema)).chain(log.map(|l| (l, log_schema.as_str())));
-    for (side, schema) in sides {
-        crate::install::require_installed(side, schema).await?;
+    let (host_side, unreachable) = match &log {
+        LogSide::Here => (crate::install::Side::Together, None),
+        LogSide::Apart(_) => (crate::install::Side::Host, None),
+        LogSide::Unreachable(why) => (crate::install::Side::Host, Some(why.clone())),
+    };
+    let log = match log {
+        LogSide::Apart(log) => Some(log),
+        _ => None,
+    };
+    let sides = std::iter::once((client, schema, host_side))
+        .chain(log.map(|l| (l, log_schema.as_str(), crate::install::Side::Log)));
+    for (side, schema, expected) in sides {
+        crate::install::require_side(side, schema, expected, config.source_id.as_deref()).await?;
         side.batch_execute(&format!(
             "set search_path = {}, pg_catalog",
             crate::config::quote_ident(schema)
@@ -104,14 +131,16 @@ pub async fn status(client: &Client, log: Option<&Client>, config: &Config) -> R
         }
     }
     let last_prune: Option<DateTime<Utc>> = totals.get("last_prune");
-    let waiting_dead: i64 = if log.is_some() {
+    let waiting_dead: i64 = if host_side == crate::install::Side::Host {
         host_totals.get("dead_letters")
     } else {
         0
     };
     let mut status = Status {
         schema: schema.to_string(),
-        log_database: log.is_some(),
+        log_database: host_side == crate::install::Side::Host,
+        log_schema: (host_side == crate::install::Side::Host).then(|| log_schema.clone()),
+        source_id: config.source_id.clone(),
         staged: host_totals.get("staged"),
         oldest_staged_secs: host_totals.get("oldest_staged_secs"),
         dead_letters: totals.get::<_, i64>("dead_letters") + waiting_dead,
@@ -127,6 +156,17 @@ pub async fn status(client: &Client, log: Option<&Client>, config: &Config) -> R
         problems: Vec::new(),
         workspaces,
     };
+    if let Some(why) = unreachable {
+        // What was read on the host's unused tables says nothing of the log.
+        status.events_last_hour = 0;
+        status.events_last_day = 0;
+        status.partitions.clear();
+        status.last_prune = None;
+        status.next_prune = None;
+        status.problems.push(format!(
+            "the log database (log_database_url) cannot be reached: {why}; changes wait in staging meanwhile"
+        ));
+    }
     if status.daemons == 0 {
         status
             .problems
@@ -151,8 +191,13 @@ pub async fn status(client: &Client, log: Option<&Client>, config: &Config) -> R
     }
     if status.dead_letters > 0 {
         status.problems.push(format!(
-            "{} change(s) could not be normalised: see {schema}.dead_letter",
-            status.dead_letters
+            "{} change(s) could not be normalised: see {log_schema}.dead_letter{}",
+            status.dead_letters,
+            if status.log_database {
+                " in the log database"
+            } else {
+                ""
+            }
         ));
     }
     Ok(status)
@@ -167,7 +212,14 @@ impl Status {
         };
         let mut out = String::new();
         if self.log_database {
-            out.push_str("log: in a database of its own (log_database_url)\n");
+            out.push_str(&format!(
+                "log: in a database of its own (log_database_url), schema {}{}\n",
+                self.log_schema.as_deref().unwrap_or_default(),
+                self.source_id
+                    .as_deref()
+                    .map(|s| format!(", source_id {s}"))
+                    .unwrap_or_default()
+            ));
         }
         out.push_str(&format!(
             "schema {}: {} daemon(s) connected, {} change(s) staged (oldest {}), {} dead letter(s)\n",

@@ -36,7 +36,15 @@ create table settings (
     actor_settings  jsonb not null default '[{"setting": "clockwatch.actor"}]',
     -- When none of them names an actor, capture stages the session's login role (session_user),
     -- which the daemon maps to a user ([authors] db_role_column).
-    actor_role      boolean not null default false
+    actor_role      boolean not null default false,
+    -- With the log in a database of its own (log_database_url), what this schema is: 'host', the
+    -- application's database, which keeps capture and staging only; 'log', one host's log in
+    -- the log database. Null: capture and the log together, here. Set by `clockwatch install`;
+    -- the daemon and every command check it, so that none reads or writes the wrong side.
+    layout          text check (layout in ('host', 'log')),
+    -- The host's source_id in a log database that several hosts share, on both sides: a host
+    -- never drains into another host's log.
+    source_id       text
 );
 insert into settings default values;
 

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use crate::cli::{ExportFormat, FilterOpts, GlobalOpts};
 use crate::config::Config;
-use crate::db;
 use crate::error::{Error, Result};
 use crate::export::Format;
 
@@ -26,9 +25,8 @@ pub async fn export(
     if excel && format != Format::Csv {
         return Err(Error::Input("--excel only applies to CSV".into()));
     }
-    let (url, config) = super::reading(global, config)?;
+    let (mut client, config) = super::reading_client(global, config).await?;
     let config = &config;
-    let mut client = db::connect_once(&url, "cli").await?;
     let (tx, filter) = super::filtered(&mut client, config, opts, super::Span::Export).await?;
     let mut out: Box<dyn Write> = match output {
         Some(path) => {

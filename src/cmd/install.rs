@@ -21,7 +21,8 @@ pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
         );
     }
     let mut client = db::connect_once(&host, "install").await?;
-    let report = crate::install::install(&mut client, config).await?;
+    let report =
+        crate::install::install_host(&mut client, config, super::host_side(global, config)).await?;
     println!(
         "installed in schema {}: {} migration(s) applied, triggers on {} table(s){}",
         config.schema,
@@ -44,14 +45,32 @@ pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
 
 pub async fn uninstall(global: &GlobalOpts, config: &Config, purge: bool) -> Result<ExitCode> {
     let mut client = db::connect_once(&super::database_url(global, config)?, "install").await?;
+    // Only this config's own: never another source's schema, on either side.
+    let log = super::log_database_url(global, config);
+    let source = config.source_id.as_deref();
+    if crate::install::is_installed(&client, &config.schema).await? {
+        let side = super::host_side(global, config);
+        crate::install::require_side(&client, &config.schema, side, source).await?;
+    }
+    let log_client = match (purge, log) {
+        (true, Some(url)) => {
+            let client = db::connect_once(&url, "install").await?;
+            let schema = config.log_schema();
+            if crate::install::is_installed(&client, &schema).await? {
+                let side = crate::install::Side::Log;
+                crate::install::require_side(&client, &schema, side, source).await?;
+            }
+            Some(client)
+        }
+        _ => None,
+    };
     let detached = crate::install::uninstall(&mut client, &config.schema, purge).await?;
     println!("removed triggers from {} table(s)", detached.len());
     if purge {
         println!("dropped schema {}", config.schema);
     }
     // The log's own database holds no triggers: only a purge has anything to do there.
-    if let (true, Some(url)) = (purge, super::log_database_url(global, config)) {
-        let mut client = db::connect_once(&url, "install").await?;
+    if let Some(mut client) = log_client {
         let schema = config.log_schema();
         crate::install::uninstall(&mut client, &schema, true).await?;
         println!("log database: dropped schema {schema}");

@@ -95,6 +95,33 @@ fn reading(global: &GlobalOpts, config: &Config) -> Result<(String, Config)> {
     }
 }
 
+/// Connect to read the audit log (see [`reading`]), after checking that what is installed there
+/// is this config's log: never a host's unused tables, nor another source's log.
+async fn reading_client(
+    global: &GlobalOpts,
+    config: &Config,
+) -> Result<(tokio_postgres::Client, Config)> {
+    let apart = log_database_url(global, config).is_some();
+    let (url, config) = reading(global, config)?;
+    let client = crate::db::connect_once(&url, "cli").await?;
+    let side = if apart {
+        crate::install::Side::Log
+    } else {
+        crate::install::Side::Together
+    };
+    crate::install::require_side(&client, &config.schema, side, config.source_id.as_deref())
+        .await?;
+    Ok((client, config))
+}
+
+/// What the host's schema should be, by whether the log is apart.
+fn host_side(global: &GlobalOpts, config: &Config) -> crate::install::Side {
+    match log_database_url(global, config) {
+        Some(_) => crate::install::Side::Host,
+        None => crate::install::Side::Together,
+    }
+}
+
 /// The range a command may cover: a report's `max_report_days`, or an export's `max_export_days`.
 #[derive(Clone, Copy)]
 enum Span {

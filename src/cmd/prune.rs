@@ -4,13 +4,11 @@ use std::process::ExitCode;
 
 use crate::cli::GlobalOpts;
 use crate::config::Config;
-use crate::db;
 use crate::error::{DbContext, Result};
 
 pub async fn prune(global: &GlobalOpts, config: &Config, dry_run: bool) -> Result<ExitCode> {
-    let (url, config) = super::reading(global, config)?;
+    let (mut client, config) = super::reading_client(global, config).await?;
     let config = &config;
-    let mut client = db::connect_once(&url, "cli").await?;
     crate::install::require_installed(&client, &config.schema).await?;
     client
         .batch_execute(&format!(

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use crate::cli::{FilterOpts, GlobalOpts};
 use crate::config::Config;
-use crate::db;
 use crate::error::{Error, Result};
 
 pub async fn report(
@@ -18,9 +17,8 @@ pub async fn report(
     if limit < 1 {
         return Err(Error::Input(format!("--limit: {limit} must be at least 1")));
     }
-    let (url, config) = super::reading(global, config)?;
+    let (mut client, config) = super::reading_client(global, config).await?;
     let config = &config;
-    let mut client = db::connect_once(&url, "cli").await?;
     let (tx, filter) = super::filtered(&mut client, config, opts, super::Span::Report).await?;
     // One more than asked tells whether there is more to see.
     let mut rows = crate::report::fetch(&tx, &filter, limit + 1).await?;

@@ -14,7 +14,10 @@ pub async fn serve(
     config: Config,
     listen: Option<String>,
 ) -> Result<ExitCode> {
-    let (url, config) = super::reading(global, &config)?;
+    let (url, log_config) = super::reading(global, &config)?;
+    // Checked once here; the page then keeps connections of its own.
+    drop(super::reading_client(global, &config).await?);
+    let config = log_config;
     let listen = listen.unwrap_or_else(|| config.serve.listen.clone());
     let mut term = signal(SignalKind::terminate())
         .map_err(|e| Error::Input(format!("install SIGTERM handler: {e}")))?;

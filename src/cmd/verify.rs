@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use crate::cli::GlobalOpts;
 use crate::config::Config;
-use crate::db;
 use crate::error::Result;
 use crate::report::FilterArgs;
 use crate::verify::Verdict;
@@ -19,9 +18,8 @@ pub async fn verify(
     from: Option<String>,
     to: Option<String>,
 ) -> Result<ExitCode> {
-    let (url, config) = super::reading(global, config)?;
+    let (mut client, config) = super::reading_client(global, config).await?;
     let config = &config;
-    let mut client = db::connect_once(&url, "cli").await?;
     let mut tx = crate::report::snapshot(&mut client, &config.schema).await?;
     // Dates are read as reports read them (and the workspace must exist).
     let (given_from, given_to) = (from.is_some(), to.is_some());

@@ -322,6 +322,25 @@ async fn two_hosts_share_one_log_database_with_their_workspaces_kept_apart() {
             .to_string();
         pages.push((server, format!("http://127.0.0.1:{port}"), query));
     }
+    // A link minted as the README shows, for each source's page.
+    let mut minted = Vec::new();
+    for ((_, base, _), source) in pages.iter().zip(["tenant_a", "tenant_b"]) {
+        let python = format!(
+            "{}\nprint(audit_link({base:?}, {:?}, '1', 'ann', source={source:?}))",
+            crate::serve::readme_block("python"),
+            crate::serve::SECRET
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-c", &python])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        minted.push(String::from_utf8(out.stdout).unwrap().trim().to_string());
+    }
     let get = |url: String| async move {
         let response = reqwest::get(&url).await.ok()?;
         Some((response.status().as_u16(), response.text().await.ok()?))
@@ -337,9 +356,11 @@ async fn two_hosts_share_one_log_database_with_their_workspaces_kept_apart() {
             async move { get(health).await.is_some_and(|(status, _)| status == 200) }
         })
         .await;
-        let (status, page) = get(format!("{base}{query}")).await.unwrap();
-        assert_eq!(status, 200, "{page}");
-        assert!(page.contains(own) && !page.contains(other), "{page}");
+        for url in [format!("{base}{query}"), minted[i].clone()] {
+            let (status, page) = get(url).await.unwrap();
+            assert_eq!(status, 200, "{page}");
+            assert!(page.contains(own) && !page.contains(other), "{page}");
+        }
         let (_, _, foreign) = &pages[1 - i];
         let (status, _) = get(format!("{base}{foreign}")).await.unwrap();
         assert_eq!(status, 401, "the other source's link is refused");
@@ -347,5 +368,167 @@ async fn two_hosts_share_one_log_database_with_their_workspaces_kept_apart() {
     for (mut server, _, _) in pages {
         let _ = server.kill();
         let _ = server.wait();
+    }
+}
+
+/// Nothing ties a staged change to the host it came from but the host itself: the host's schema
+/// records its source at install, and neither the daemon nor a command works across sources, nor
+/// reads a host's unused tables as its log.
+#[tokio::test]
+async fn a_command_for_another_source_or_the_wrong_side_is_refused_in_one_line() {
+    let (host, log, mut client, log_client, config) = installed_split().await;
+    let text = format!("source_id = 'tenant_a'\n{}", split_config_text(&log.url));
+    let (_dir, path) = config_file(&text);
+    // Installed for no source: now the config names one.
+    let out = cli_at(&host.url, &path, &["install"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "was installed for no source_id, and this config is for source_id \"tenant_a\""
+        ),
+        "{stderr}"
+    );
+    // A second host, tenant_a, beside the first in the same log database.
+    let other = TestDb::with_host().await;
+    cli_with(&other.url, &path, &["install"]);
+    cli_with(&other.url, &path, &["enable", "--workspace", "1"]);
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'the first host')",
+    )
+    .await;
+    // The daemon for tenant_a pointed at the first host (installed for no source) stops at once.
+    let (_plain_dir, plain) = config_file(&split_config_text(&log.url));
+    for args in [
+        &["run", "--source-id", "tenant_a"][..],
+        &["status", "--source-id", "tenant_a"][..],
+        &["uninstall", "--purge", "--source-id", "tenant_a"][..],
+    ] {
+        let out = cli_at(&host.url, &plain, args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no source_id"), "{args:?}: {stderr}");
+        let errors = stderr.lines().filter(|l| l.starts_with("error: "));
+        assert_eq!(errors.count(), 1, "one line says what is wrong: {stderr}");
+    }
+    assert_eq!(
+        staged(&client).await,
+        1,
+        "nothing drained into tenant_a's log"
+    );
+    assert_eq!(
+        count(
+            &log_client,
+            "select count(*) from audit_log_tenant_a.events"
+        )
+        .await,
+        0
+    );
+    // A report read on the host, whose log is elsewhere, is refused rather than empty.
+    let out = cli(&host.url, &["report", "--workspace", "1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("keeps capture only"), "{stderr}");
+    drop(config);
+}
+
+/// A batch refused by the log database after its shapes were copied in the same transaction:
+/// the shapes are copied again with the batch that takes their events, so no event in the log
+/// names a shape the log does not hold; the change refused lands in the log's dead_letter.
+#[tokio::test]
+async fn a_batch_the_log_refuses_leaves_no_event_without_its_shape() {
+    let (_host, log, mut client, log_client, config) = installed_split().await;
+    client
+        .batch_execute("alter table app.client add column meta json")
+        .await
+        .unwrap();
+    act(
+        &mut client,
+        Some("2"),
+        r#"update app.client set meta = '{"a": 1}', name = 'Globex 3' where id = 1;
+           update app.client set meta = '{"a": "\u0000"}' where id = 1"#,
+    )
+    .await;
+    drain_split(&mut client, &log.url, &config).await;
+    assert_eq!(staged(&client).await, 0);
+    assert_eq!(
+        count(
+            &log_client,
+            "select count(*) from audit_log.events e
+             where e.row_shape is not null
+               and not exists (select from audit_log.shape s where s.id = e.row_shape)"
+        )
+        .await,
+        0,
+        "every event's shape is in the log"
+    );
+    assert_eq!(
+        count(
+            &log_client,
+            "select count(*) from audit_log.report where action_code = 'client.updated' and row_data ->> 'name' = 'Globex 3'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(&log_client, "select count(*) from audit_log.dead_letter").await,
+        1,
+        "the change the log refused, in the log's dead_letter"
+    );
+    assert_eq!(
+        count(&client, "select count(*) from audit_log.dead_letter").await,
+        0
+    );
+}
+
+/// The functions that move dead letters and shapes between the two databases work only where
+/// they belong: the daemon role cannot empty the dead letters an admin reads, nor plant shape
+/// ids ahead of capture's on the host.
+#[tokio::test]
+async fn the_daemon_role_cannot_empty_dead_letters_or_plant_shapes() {
+    let db = TestDb::with_host().await;
+    let mut admin = db.client().await;
+    let mut config = example_config();
+    let (_, url) = with_daemon_role(&db, &mut admin, &mut config).await;
+    let daemon = connect(&url).await;
+    for sql in [
+        "select * from audit_log.take_dead_letters(10)",
+        r#"select audit_log.copy_shapes('[{"id": 1000, "source": "x", "category": "tags", "columns": [], "types": [], "excluded": [], "signature": "x"}]')"#,
+    ] {
+        let e = daemon.query(sql, &[]).await.expect_err(sql);
+        assert_eq!(
+            e.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {e}"
+        );
+    }
+}
+
+/// One daemon role per host: granted on two hosts' logs, either host's daemon could write the
+/// other's.
+#[tokio::test]
+async fn a_daemon_role_drains_the_log_of_one_host_only() {
+    let log = TestDb::new().await;
+    let admin = log.client().await;
+    let role = unique_role("daemon");
+    admin
+        .batch_execute(&format!("create role {role} login"))
+        .await
+        .unwrap();
+    let mut client = log.client().await;
+    for (source, allowed) in [("tenant_a", true), ("tenant_b", false)] {
+        let mut config = clockwatch::Config::from_toml(&split_config_text(&log.url)).unwrap();
+        config.daemon_role = Some(role.clone());
+        config.source_id = Some(source.to_string());
+        let installed = clockwatch::install::install_log(&mut client, &config.in_log()).await;
+        match installed {
+            Ok(_) => assert!(allowed, "{source}"),
+            Err(e) => {
+                assert!(!allowed, "{source}: {e}");
+                assert!(e.to_string().contains("already drains"), "{e}");
+            }
+        }
     }
 }

@@ -551,7 +551,7 @@ pub fn spreadsheet(bytes: &[u8]) -> Vec<Vec<String>> {
 }
 
 /// A fenced block of the README's page section, by its language.
-fn readme_block(language: &str) -> String {
+pub fn readme_block(language: &str) -> String {
     let readme = include_str!("../../README.md");
     let section = readme
         .split_once("### The Audit Log page")

@@ -450,9 +450,7 @@ impl Drainer {
         // Taken out for the batch, so that its transaction can be open beside the host's.
         let mut log = self.log.take();
         let moved = self.move_batch_to(client, log.as_mut()).await;
-        if self.log.is_none() {
-            self.log = log;
-        }
+        self.log = log;
         moved
     }
 

@@ -11,7 +11,7 @@ use tokio_postgres::{Client, GenericClient, Transaction};
 
 use crate::config::{quote_ident, Config, SourceConfig, TableName};
 use crate::error::{DbContext, Error, Result};
-use crate::migrate;
+use crate::migrate::{self, Part};
 use crate::normalize::ACTIONS;
 
 /// Key of the advisory lock that serialises installs, migrations and uninstalls.
@@ -162,7 +162,7 @@ async fn prepare_schema(tx: &Transaction<'_>, config: &Config, side: Side) -> Re
             config.timezone
         )));
     }
-    let applied = migrate::migrate(tx, &config.schema).await?;
+    let applied = migrate::migrate(tx, &config.schema, side.parts()).await?;
     // A schema installed for one source stays that source's: installed again for another, its
     // staged changes, or its log, would be taken for the other host's.
     // (A schema with its log beside it has no source yet: it may become one host of several.)
@@ -241,9 +241,11 @@ async fn prepare_schema(tx: &Transaction<'_>, config: &Config, side: Side) -> Re
             .await
             .context(format!("grant the daemon's privileges to {role}"))?;
     }
-    tx.query_one("select ensure_partitions_ahead()", &[])
-        .await
-        .context("create partitions ahead")?;
+    if side != Side::Host {
+        tx.query_one("select ensure_partitions_ahead()", &[])
+            .await
+            .context("create partitions ahead")?;
+    }
     // The action table mirrors the labels the daemon writes, so filters can name either.
     let (codes, labels): (Vec<&str>, Vec<&str>) = ACTIONS.iter().copied().unzip();
     tx.execute(
@@ -373,7 +375,16 @@ pub async fn uninstall(client: &mut Client, schema: &str, purge: bool) -> Result
     let tx = client.transaction().await.context("begin uninstall")?;
     lock(&tx, schema).await?;
     let mut detached = Vec::new();
-    if is_installed(&tx, schema).await? {
+    // (A log database of its own holds no capture, and nothing to detach.)
+    let captures: bool = tx
+        .query_one(
+            "select to_regclass(format('%I.captured_table', $1::text)) is not null",
+            &[&schema],
+        )
+        .await
+        .context("look for capture")?
+        .get(0);
+    if captures {
         migrate::set_search_path(&tx, schema).await?;
         for row in tx
             .query("select t::oid, t::text from attached_tables() t", &[])
@@ -411,6 +422,15 @@ pub enum Side {
 }
 
 impl Side {
+    /// The parts of Clockwatch's schema a database on this side holds.
+    fn parts(self) -> &'static [Part] {
+        match self {
+            Side::Together => &[Part::Common, Part::Capture, Part::Log],
+            Side::Host => &[Part::Common, Part::Capture],
+            Side::Log => &[Part::Common, Part::Log],
+        }
+    }
+
     fn code(self) -> Option<&'static str> {
         match self {
             Side::Together => None,

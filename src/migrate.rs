@@ -1,7 +1,8 @@
 //! Versioned SQL migrations for Clockwatch's own schema.
 //!
-//! Version 1 is the baseline: the files in `sql/baseline/`, one per concern (tables, capture,
-//! chain, append, reports, retention, roles, claims, log), run in order as one migration. Until a release is
+//! Versions 1 to 3 are the baseline: the files in `sql/baseline/`, one per concern (tables,
+//! capture, chain, append, reports, retention, roles, claims, log), in three parts, each one
+//! migration: what both sides hold, capture's, and the log's (see [`Part`]). Until a release is
 //! tagged the baseline is edited in place, so each function has exactly one definition. After
 //! that, a release that changes the schema appends a migration here (`sql/upgrade/NNNN_name.sql`)
 //! and never edits a released one.
@@ -20,26 +21,59 @@ use crate::error::{DbContext, Error, Result};
 pub struct Migration {
     pub version: i32,
     pub name: &'static str,
+    /// Which side of Clockwatch the migration belongs to.
+    pub part: Part,
     /// The SQL files of this migration, run in order in one transaction.
     pub files: &'static [&'static str],
 }
 
+/// The parts of Clockwatch's schema. A database that captures and holds its log applies all
+/// three; with the log in a database of its own (`log_database_url`), the host's applies the
+/// common part and capture, the log database's the common part and the log, so that neither
+/// holds the other's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Settings, categories, shapes, names, dead letters, roles: what both sides read.
+    Common,
+    /// Staging, the capture triggers and the claims.
+    Capture,
+    /// Events, the chain, reports and retention.
+    Log,
+}
+
 /// Every migration, oldest first. Append only once released.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "baseline",
-    files: &[
-        include_str!("../sql/baseline/01_tables.sql"),
-        include_str!("../sql/baseline/02_capture.sql"),
-        include_str!("../sql/baseline/03_chain.sql"),
-        include_str!("../sql/baseline/04_append.sql"),
-        include_str!("../sql/baseline/05_reports.sql"),
-        include_str!("../sql/baseline/06_retention.sql"),
-        include_str!("../sql/baseline/07_roles.sql"),
-        include_str!("../sql/baseline/08_claims.sql"),
-        include_str!("../sql/baseline/09_log.sql"),
-    ],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "baseline",
+        part: Part::Common,
+        files: &[
+            include_str!("../sql/baseline/01_tables.sql"),
+            include_str!("../sql/baseline/07_roles.sql"),
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "baseline capture",
+        part: Part::Capture,
+        files: &[
+            include_str!("../sql/baseline/02_capture.sql"),
+            include_str!("../sql/baseline/08_claims.sql"),
+        ],
+    },
+    Migration {
+        version: 3,
+        name: "baseline log",
+        part: Part::Log,
+        files: &[
+            include_str!("../sql/baseline/03_chain.sql"),
+            include_str!("../sql/baseline/04_append.sql"),
+            include_str!("../sql/baseline/05_reports.sql"),
+            include_str!("../sql/baseline/06_retention.sql"),
+            include_str!("../sql/baseline/09_log.sql"),
+        ],
+    },
+];
 
 impl Migration {
     pub fn checksum(&self) -> String {
@@ -66,8 +100,9 @@ pub async fn set_search_path(tx: &Transaction<'_>, schema: &str) -> Result<()> {
     .context("set search_path")
 }
 
-/// Create the schema if needed and apply every migration not yet applied. Returns how many ran.
-pub async fn migrate(tx: &Transaction<'_>, schema: &str) -> Result<usize> {
+/// Create the schema if needed and apply every migration of `parts` not yet applied. Returns
+/// how many ran.
+pub async fn migrate(tx: &Transaction<'_>, schema: &str, parts: &[Part]) -> Result<usize> {
     // Every function here runs with this schema first on its search_path: a schema that another
     // role owns, or may create objects in, would let that role put a function of its own (a
     // pg_trigger_depth(), say) ahead of pg_catalog's, to run with the owner's rights.
@@ -117,7 +152,7 @@ pub async fn migrate(tx: &Transaction<'_>, schema: &str) -> Result<usize> {
         .await
         .context("read applied migrations")?;
     let mut ran = 0;
-    for migration in MIGRATIONS {
+    for migration in MIGRATIONS.iter().filter(|m| parts.contains(&m.part)) {
         let recorded = applied
             .iter()
             .find(|row| row.get::<_, i32>(0) == migration.version);

@@ -9,6 +9,7 @@ use crate::error::{DbContext, Result};
 
 const WORKSPACES: &str = include_str!("../sql/queries/status.sql");
 const TOTALS: &str = include_str!("../sql/queries/status_totals.sql");
+const CAPTURE: &str = include_str!("../sql/queries/status_capture.sql");
 /// Each workspace's newest event, read in the log's own database.
 const NEWEST: &str =
     "select w.id, (select max(e.occurred_at) from events e where e.workspace_id = w.id)
@@ -94,15 +95,22 @@ pub async fn status(client: &Client, log: LogSide<'_>, config: &Config) -> Resul
         .context("set search_path")?;
     }
     let host_totals = client
-        .query_one(TOTALS, &[&config.daemon_role])
+        .query_one(CAPTURE, &[&config.daemon_role])
         .await
         .context("read status")?;
+    // Where the log is read: the log database, the host's own (together), or nowhere.
+    let log = match (log, &unreachable) {
+        (Some(log), _) => Some(log),
+        (None, None) => Some(client),
+        (None, Some(_)) => None,
+    };
     let totals = match log {
-        Some(log) => log
-            .query_one(TOTALS, &[&config.daemon_role])
-            .await
-            .context("read the log database's status")?,
-        None => host_totals.clone(),
+        Some(log) => Some(
+            log.query_one(TOTALS, &[])
+                .await
+                .context("read the log's status")?,
+        ),
+        None => None,
     };
     let mut workspaces: Vec<WorkspaceStatus> = client
         .query(WORKSPACES, &[])
@@ -114,7 +122,7 @@ pub async fn status(client: &Client, log: LogSide<'_>, config: &Config) -> Resul
             categories: r.get("categories"),
             staged: r.get("staged"),
             oldest_staged_secs: r.get("oldest_staged_secs"),
-            newest_event: r.get("newest_event"),
+            newest_event: None,
         })
         .collect();
     if let Some(log) = log {
@@ -130,7 +138,14 @@ pub async fn status(client: &Client, log: LogSide<'_>, config: &Config) -> Resul
             w.newest_event = newest.get(&w.workspace_id).copied();
         }
     }
-    let last_prune: Option<DateTime<Utc>> = totals.get("last_prune");
+    let logged = |column: &str| {
+        totals
+            .as_ref()
+            .map(|t| t.get::<_, i64>(column))
+            .unwrap_or(0)
+    };
+    let last_prune: Option<DateTime<Utc>> = totals.as_ref().and_then(|t| t.get("last_prune"));
+    // Dead letters the claims set aside on a host whose log is apart wait there to be moved.
     let waiting_dead: i64 = if host_side == crate::install::Side::Host {
         host_totals.get("dead_letters")
     } else {
@@ -143,26 +158,24 @@ pub async fn status(client: &Client, log: LogSide<'_>, config: &Config) -> Resul
         source_id: config.source_id.clone(),
         staged: host_totals.get("staged"),
         oldest_staged_secs: host_totals.get("oldest_staged_secs"),
-        dead_letters: totals.get::<_, i64>("dead_letters") + waiting_dead,
+        dead_letters: logged("dead_letters") + waiting_dead,
         daemons: host_totals.get("daemons"),
-        events_last_hour: totals.get("events_last_hour"),
-        events_last_day: totals.get("events_last_day"),
+        events_last_hour: logged("events_last_hour"),
+        events_last_day: logged("events_last_day"),
         partitions: totals
-            .get::<_, Option<Vec<String>>>("partitions")
+            .as_ref()
+            .and_then(|t| t.get::<_, Option<Vec<String>>>("partitions"))
             .unwrap_or_default(),
-        retention: totals.get("retention"),
+        retention: totals
+            .as_ref()
+            .map(|t| t.get("retention"))
+            .unwrap_or_else(|| config.retention.clone()),
         last_prune,
         next_prune: last_prune.map(|t| t + chrono::Duration::days(1)),
         problems: Vec::new(),
         workspaces,
     };
     if let Some(why) = unreachable {
-        // What was read on the host's unused tables says nothing of the log.
-        status.events_last_hour = 0;
-        status.events_last_day = 0;
-        status.partitions.clear();
-        status.last_prune = None;
-        status.next_prune = None;
         status.problems.push(format!(
             "the log database (log_database_url) cannot be reached: {why}; changes wait in staging meanwhile"
         ));
@@ -183,7 +196,7 @@ pub async fn status(client: &Client, log: LogSide<'_>, config: &Config) -> Resul
     status
         .problems
         .extend(crate::install::health_problems(client, config).await?);
-    let early_prunes: i64 = totals.get("early_prunes");
+    let early_prunes = logged("early_prunes");
     if early_prunes > 0 {
         status.problems.push(format!(
             "{early_prunes} prune(s) removed events younger than the retention: see {schema}.prune_log, and run `clockwatch verify`"

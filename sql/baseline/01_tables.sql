@@ -1,7 +1,9 @@
 -- Clockwatch baseline, part 1 of 9: tables and settings.
 --
--- Every table of Clockwatch's schema, with what it holds and why it is shaped so. The functions
--- that write them live in the files that follow, one concern each:
+-- The tables every Clockwatch schema holds, with what each holds and why it is shaped so: the
+-- settings and the names both sides read. Capture's own tables open 02_capture.sql, and the
+-- log's open 03_chain.sql: with the log in a database of its own, each database holds only its
+-- side's (src/migrate.rs). The functions live in the files that follow, one concern each:
 --   02_capture.sql    the capture triggers on host tables, and enabling workspaces
 --   03_chain.sql      the hash chain's canonical content and running hash
 --   04_append.sql     appending a drained batch of events, chained
@@ -11,7 +13,7 @@
 --   08_claims.sql     the daemon's claims of staged changes
 --   09_log.sql        the log in a database of its own: what crosses from the host to it
 --
--- The baseline runs as migration 1 with `search_path = <clockwatch schema>, pg_catalog, pg_temp`
+-- The baseline runs as migrations 1 to 3 (common, capture, log) with `search_path = <clockwatch schema>, pg_catalog, pg_temp`
 -- (set by `clockwatch install`), so every name below lives in Clockwatch's own schema, whatever
 -- it is called. Functions pin that search_path with `SET search_path FROM CURRENT`, so they never
 -- resolve a name through the caller's search_path.
@@ -82,41 +84,6 @@ create table workspace_category (
     primary key (category, workspace_id)
 );
 
--- Changes copied by the capture triggers, waiting for the daemon. This is a queue: rows live for
--- milliseconds, so autovacuum must visit it often rather than by the default 20% rule.
---
--- A staged row is as narrow as capture can make it: every byte is written by the host's own
--- statement, once to the table and once to the WAL. Its source and category are its shape's.
-create table staging (
-    -- The columns are in this order so that none is padded for the next one's alignment: the
-    -- eight-byte ones first, then the four-byte, then the rest (13 bytes a row less than with
-    -- op second, of a staged single-row insert's 228 bytes of WAL).
-    id           bigint generated always as identity primary key,
-    txid         bigint not null,      -- txid_current() of the host transaction (as pg_current_xact_id())
-    stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
-    shape        bigint not null,      -- the images' columns, source and category (shape.id)
-    depth        integer not null,     -- 1: the host's own change; 2: a foreign-key action's; 3+: a host trigger's
-    -- I, U, D; T: TRUNCATE; L: rows of a link table changed a record's tags (new_row is the
-    -- record). No CHECK: only capture functions write staging, and a CHECK is prepared afresh
-    -- for every statement that inserts (43,000-47,000 instructions of a single-row INSERT's or
-    -- UPDATE's capture, bench/README.md); the daemon sets aside a change with any other op.
-    op           "char" not null,
-    -- Who acts: the first actor setting set, as its name (empty: the one default setting),
-    -- U+001F and its value ('role' and the login role for [authors] db_role_column); null
-    -- when none is (System). See actor_sql().
-    actor        text,
-    -- With several settings, staged by a compiled function's own statement: their texts, which
-    -- actor then holds only the settings of (the claim joins the two as actor_sql() prints them).
-    actor_values text[],
-    origin       text,                 -- clockwatch.origin, null when unset
-    workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
-    old_row      text,                 -- the row before, as PostgreSQL prints a record: (1,"a b",,t)
-    new_row      text,                 -- the row after
-    old_tags     text[],               -- L: the record's tag ids before the statement
-    new_tags     text[]                -- L: and after it
-) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
-        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 1000);
-
 -- The columns of captured row images, as the table had them when the images were captured. A
 -- staged image is a record's text, its fields in column order and without names; its shape names
 -- them, so a column added, dropped, renamed or retyped before the daemon drains the change never
@@ -142,36 +109,6 @@ create table shape (
 -- one looked up, and either reads the same.
 create index shape_signature on shape (relid, signature, source, category, id);
 
--- The host tables carrying capture triggers, with the shape their capture function was
--- generated for (02_capture.sql, attach()).
-create table captured_table (
-    relid            regclass primary key,
-    source           text not null,
-    function         text not null,    -- the table's capture function, in this schema
-    shape            bigint not null references shape,
-    -- What attach() was given, kept so that enable() and disable() can compile the function again.
-    category         text not null references category,
-    workspace_column text,             -- null: every row belongs to workspace
-    workspace        text,             -- (a single-workspace application)
-    excluded         text[] not null,
-    -- The excluded columns themselves (their attnums when attached): a column renamed since
-    -- stays excluded, and `clockwatch status` reports that the config names it no more.
-    excluded_attnums smallint[] not null default '{}',
-    channel          text not null,
-    -- The source's filter over a row `t`, as src/filter.rs prints it (null: every row), and the
-    -- columns it reads with their types when it was attached (filter_current()).
-    filter           text,
-    filter_columns   text[],
-    filter_types     oid[],
-    -- A link table holding the tags of another captured table's records: its changes are
-    -- staged as changes of those records (op L). source, category, workspace and excluded
-    -- are then the record table's.
-    link_parent      regclass,         -- the record table
-    parent_column    text,             -- the link table's column holding the record's id
-    tag_column       text,             -- the link table's column holding the tag's id
-    parent_id_column text              -- the record table's id column
-);
-
 -- A staged change the daemon could not turn into an event. Kept with the reason, never dropped,
 -- so that one bad row neither blocks the rows behind it nor disappears.
 create table dead_letter (
@@ -182,151 +119,6 @@ create table dead_letter (
     old_row    text,                   -- the staged images, as staged, when change cannot hold
     new_row    text                    -- them (too large to write, or a batch that failed)
 );
-
--- Whether a daemon is waiting for work: 2 idle (capture sends NOTIFY), 1 busy (it does not; the
--- daemon polls). A NOTIFY takes a cluster-wide lock at commit, which at 16 clients cut insert
--- throughput to 0.36x when every transaction sent one, and a daemon that is busy draining does
--- not need waking. A sequence rather than a table row: capture reads it with
--- pg_sequence_last_value(), a function call with no query behind it (5-6 us less per host
--- statement than asking a table), and setting it is not transactional, which suits a flag that
--- says what the daemon is doing now.
-create sequence wakeup_idle minvalue 1 maxvalue 2 no cycle;
-select setval('wakeup_idle', 2);
-
--- The secret that makes the linked-row count unforgeable (02_capture.sql, linked_count()).
--- Only Clockwatch's owner can read it.
-create table mark_key (
-    singleton boolean primary key default true check (singleton),
-    secret    text not null default gen_random_uuid()::text || gen_random_uuid()::text
-);
-insert into mark_key default values;
-
--- The audit log. Monthly range partitions on occurred_at, so retention drops whole partitions
--- instead of deleting rows (06_retention.sql creates them ahead). event_id is the staging id of
--- the change: it is unique, it orders changes to one record as they happened, and it is known
--- before the event is written, which lets a linked change point at its primary event whichever
--- daemon writes which first.
-create table events (
-    event_id       bigint not null,
-    occurred_at    timestamptz not null,
-    recorded_at    timestamptz not null default now(),
-    workspace_id   text not null,      -- '*': every workspace (a TRUNCATE of the whole table)
-    category       text not null,
-    action_code    text not null,
-    action         text not null,
-    origin         text,
-    author_id      text,               -- null for System
-    author         text not null,      -- the author's name when the change was recorded, or 'System'
-    target_id      text,
-    target         text,
-    caused_by      bigint,             -- event_id of the primary event of a linked change
-    linked         boolean not null default false, -- caused by another change (cascade, host trigger)
-    txid           bigint not null,
-    source         text not null,
-    -- The changed values are json, not jsonb: json keeps the text exactly as the daemon wrote it,
-    -- which is the text the daemon hashed for the chain (03_chain.sql), where jsonb would respell
-    -- a host's values (numbers, escapes, a json column's own spacing and key order).
-    previous_value json,               -- changed columns only: before
-    new_value      json,               -- changed columns only: after
-    -- The whole row (after; before for a delete) as captured: the record's text, read with
-    -- the columns of its shape (shape.id). Stored as staged, at a quarter of the bytes the row
-    -- takes as jsonb; the report view shows it as JSON (row_data, 05_reports.sql).
-    row_image      text,
-    row_shape      bigint,
-    -- Names and times as strings, and tags as an array of strings, printed by the daemon as jsonb
-    -- prints them (src/chain.rs). Stored as json, the daemon's text kept as sent: as jsonb, each
-    -- event's document would be parsed into jsonb's binary form as it is written, 7.3 us of the
-    -- server's CPU for 300 bytes against 1.8 us to check it as json (bench/README.md), and
-    -- events are written once and seldom read. The report view reads each event's document
-    -- once, with json_to_record() (5.1 us a row against 2.7 for jsonb_to_record()).
-    details        json not null default '{}',
-    chain_seq      bigint,             -- position in the workspace's hash chain, from 1
-    prev_hash      bytea,              -- hash of the event before it (or of the anchor)
-    hash           bytea,              -- sha256(prev_hash || sha256(canonical content)), 03_chain.sql
-    -- The key is also the report's index: a workspace's events in time order, walked either way
-    -- (a page of the newest, one record's history oldest first). A linked change finds its
-    -- primary event, which happened in the same statement, by workspace and time through it too
-    -- (sql/queries/primary_events.sql), so no index on txid is written for that. Every index
-    -- costs each event about 64 bytes of WAL and an insert's CPU.
-    primary key (workspace_id, occurred_at, event_id)
-) partition by range (occurred_at);
-
--- One record's history, and the chain walked in order (verify, and the anchors pruning leaves).
-create index events_target on events (workspace_id, target_id, event_id);
-create index events_chain on events (workspace_id, chain_seq);
-
--- The newest link of each workspace's chain: row-locked while a batch appends, so daemons
--- append to one workspace's chain one at a time.
-create table chain_head (
-    workspace_id text primary key,
-    seq          bigint not null,
-    hash         bytea not null
-);
-
--- Where the retained chain starts after pruning: the last pruned event's position, hash and
--- time, when it was written to the log, when it was pruned and the cutoff of that prune.
--- `clockwatch verify` checks that the pruned events were older than the retention when they were
--- removed, and that the anchor is an event written before the cutoff (give or take a long
--- transaction): the chain is ordered by when events were written, so an anchor written later
--- (an event backdated on its way in) would put every event written before it out of `verify`'s
--- reach.
-create table chain_anchor (
-    workspace_id text primary key,
-    seq          bigint not null,
-    hash         bytea not null,
-    occurred_at  timestamptz not null,
-    recorded_at  timestamptz not null,
-    cutoff       timestamptz not null,
-    pruned_at    timestamptz not null
-);
-
--- What each prune removed, and who asked (`clockwatch status` shows the last one, and reports a
--- cutoff later than the retention allows, which only the schema's owner could cause).
-create table prune_log (
-    id             bigint generated always as identity primary key,
-    ran_at         timestamptz not null default now(),
-    cutoff         timestamptz not null,
-    partition_name text not null,
-    action         text not null,
-    events         bigint not null,
-    pruned_by      name not null
-);
-
--- Events per workspace and month (the month of occurred_at in UTC, as partitions are cut), kept
--- by statement triggers on events (06_retention.sql) so that pruning a month reads a few rows
--- instead of counting the month.
-create table event_tally (
-    workspace_id text not null,
-    month        date not null,
-    events       bigint not null,
-    primary key (month, workspace_id)
-);
-
--- Who authored each workspace's events, per month (as event_tally counts them; 'system' for
--- System), kept by the same statement triggers: the Audit Log page lists every author the log
--- knows for a workspace from a few rows of it, where reading them from the events scans the
--- workspace's whole history (54 ms for the 41,000 events of one 30-day range, and growing with
--- the log).
-create table author_tally (
-    workspace_id text not null,
-    month        date not null,
-    author_id    text not null,
-    events       bigint not null,
-    primary key (workspace_id, month, author_id)
-);
-
--- When maintenance last ran, so several daemons do it once a day between them.
-create table maintenance (
-    job      text primary key,
-    last_run timestamptz not null
-);
-
--- One row per job that must run in one session at a time (creating a partition, pruning),
--- locked FOR UPDATE by the SECURITY DEFINER functions that run it. Row locks, not advisory
--- locks: any role may take an advisory lock of any key and keep the daemon waiting on it for as
--- long as it likes, while locking these rows takes UPDATE on the table, which only the owner has.
-create table job_lock (job text primary key);
-insert into job_lock (job) values ('partition'), ('prune');
 
 -- Names the log has seen, so a detail can still be named after its row is deleted from the host
 -- (a deleted project's name and client, a removed user's name). category is a category, or
@@ -357,3 +149,19 @@ begin
 end
 $$;
 create trigger stamp before insert on known_name for each row execute function stamp_known_name();
+
+-- The name a workspace bore when the daemon last wrote its events, for reports made where the
+-- host's table of workspaces is not (a log database of its own), which the daemon remembers as
+-- category 'workspace' of known_name. SECURITY DEFINER: a reporting role reads the report
+-- views, not known_name itself; what it learns here is what the report views show it.
+create function remembered_workspace(p_workspace text) returns text
+language sql
+stable
+security definer
+set search_path from current
+as $$
+    select k.name from known_name k
+    where k.category = 'workspace' and k.id = p_workspace and k.name is not null
+    order by k.seen_at desc
+    limit 1
+$$;

@@ -8,6 +8,92 @@
 -- linked change (a foreign-key cascade, a host trigger) from the host's own. enable() and
 -- disable() choose workspaces and categories.
 
+-- The tables capture writes and reads: only in a database that captures (02 and 08 make the
+-- capture migration, applied where the host's tables are).
+
+-- Changes copied by the capture triggers, waiting for the daemon. This is a queue: rows live for
+-- milliseconds, so autovacuum must visit it often rather than by the default 20% rule.
+--
+-- A staged row is as narrow as capture can make it: every byte is written by the host's own
+-- statement, once to the table and once to the WAL. Its source and category are its shape's.
+create table staging (
+    -- The columns are in this order so that none is padded for the next one's alignment: the
+    -- eight-byte ones first, then the four-byte, then the rest (13 bytes a row less than with
+    -- op second, of a staged single-row insert's 228 bytes of WAL).
+    id           bigint generated always as identity primary key,
+    txid         bigint not null,      -- txid_current() of the host transaction (as pg_current_xact_id())
+    stmt_at      timestamptz not null, -- statement_timestamp(): when the change happened
+    shape        bigint not null,      -- the images' columns, source and category (shape.id)
+    depth        integer not null,     -- 1: the host's own change; 2: a foreign-key action's; 3+: a host trigger's
+    -- I, U, D; T: TRUNCATE; L: rows of a link table changed a record's tags (new_row is the
+    -- record). No CHECK: only capture functions write staging, and a CHECK is prepared afresh
+    -- for every statement that inserts (43,000-47,000 instructions of a single-row INSERT's or
+    -- UPDATE's capture, bench/README.md); the daemon sets aside a change with any other op.
+    op           "char" not null,
+    -- Who acts: the first actor setting set, as its name (empty: the one default setting),
+    -- U+001F and its value ('role' and the login role for [authors] db_role_column); null
+    -- when none is (System). See actor_sql().
+    actor        text,
+    -- With several settings, staged by a compiled function's own statement: their texts, which
+    -- actor then holds only the settings of (the claim joins the two as actor_sql() prints them).
+    actor_values text[],
+    origin       text,                 -- clockwatch.origin, null when unset
+    workspace_id text,                 -- null when the workspace column is missing; '*' for TRUNCATE
+    old_row      text,                 -- the row before, as PostgreSQL prints a record: (1,"a b",,t)
+    new_row      text,                 -- the row after
+    old_tags     text[],               -- L: the record's tag ids before the statement
+    new_tags     text[]                -- L: and after it
+) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 1000);
+
+-- The host tables carrying capture triggers, with the shape their capture function was
+-- generated for (02_capture.sql, attach()).
+create table captured_table (
+    relid            regclass primary key,
+    source           text not null,
+    function         text not null,    -- the table's capture function, in this schema
+    shape            bigint not null references shape,
+    -- What attach() was given, kept so that enable() and disable() can compile the function again.
+    category         text not null references category,
+    workspace_column text,             -- null: every row belongs to workspace
+    workspace        text,             -- (a single-workspace application)
+    excluded         text[] not null,
+    -- The excluded columns themselves (their attnums when attached): a column renamed since
+    -- stays excluded, and `clockwatch status` reports that the config names it no more.
+    excluded_attnums smallint[] not null default '{}',
+    channel          text not null,
+    -- The source's filter over a row `t`, as src/filter.rs prints it (null: every row), and the
+    -- columns it reads with their types when it was attached (filter_current()).
+    filter           text,
+    filter_columns   text[],
+    filter_types     oid[],
+    -- A link table holding the tags of another captured table's records: its changes are
+    -- staged as changes of those records (op L). source, category, workspace and excluded
+    -- are then the record table's.
+    link_parent      regclass,         -- the record table
+    parent_column    text,             -- the link table's column holding the record's id
+    tag_column       text,             -- the link table's column holding the tag's id
+    parent_id_column text              -- the record table's id column
+);
+
+-- Whether a daemon is waiting for work: 2 idle (capture sends NOTIFY), 1 busy (it does not; the
+-- daemon polls). A NOTIFY takes a cluster-wide lock at commit, which at 16 clients cut insert
+-- throughput to 0.36x when every transaction sent one, and a daemon that is busy draining does
+-- not need waking. A sequence rather than a table row: capture reads it with
+-- pg_sequence_last_value(), a function call with no query behind it (5-6 us less per host
+-- statement than asking a table), and setting it is not transactional, which suits a flag that
+-- says what the daemon is doing now.
+create sequence wakeup_idle minvalue 1 maxvalue 2 no cycle;
+select setval('wakeup_idle', 2);
+
+-- The secret that makes the linked-row count unforgeable (02_capture.sql, linked_count()).
+-- Only Clockwatch's owner can read it.
+create table mark_key (
+    singleton boolean primary key default true check (singleton),
+    secret    text not null default gen_random_uuid()::text || gen_random_uuid()::text
+);
+insert into mark_key default values;
+
 -- Which rows of a captured statement are linked (changed by a foreign-key action or a host
 -- trigger, and authored by System) and which are the host's own.
 --
@@ -353,57 +439,6 @@ begin
     return exists (select 1 from shape s
                    where s.id = p_shape and s.relid = p_table
                      and s.signature = shape_signature(p_table, s.excluded));
-end
-$$;
-
--- Whether reading p_table runs no code that a role below the owner wrote. Planning a query of a
--- table evaluates its indexes' expressions and partial-index predicates, the CHECK constraints
--- of its inheritance children and its statistics objects' expressions where they are constant:
--- an IMMUTABLE function of the table owner's in any of them would run with the reader's rights
--- (the owner's, in a link table's capture; the daemon's, in a name lookup). So each of those
--- objects of the table, its partitions and its children may call built-in functions and
--- operators only, and cast to no domain of the host's. A policy runs for each row, and may call
--- a built-in function that runs any SQL: a table with row-level security enabled, or any
--- policy, is refused outright.
---
--- Declared IMMUTABLE, which it is not, for the reason shape_is_current() is: called with a
--- constant, it is answered once per plan, and creating an index, a policy, a child or a
--- statistics object on the table invalidates the plan, so the next call asks again.
-create function host_code_free(p_table regclass) returns boolean
-language plpgsql immutable
-set search_path from current
-as $$
-begin
-    return not exists (
-        with recursive tree(relid, depth) as (
-            select p_table::oid, 0
-            union
-            select i.inhrelid, t.depth + 1 from pg_inherits i join tree t on i.inhparent = t.relid
-        ), objects(classid, objid) as (
-            select 'pg_class'::regclass::oid, x.indexrelid from pg_index x join tree t on x.indrelid = t.relid
-            union all
-            select 'pg_constraint'::regclass::oid, c.oid from pg_constraint c
-            join tree t on c.conrelid = t.relid and t.depth > 0
-            union all
-            select 'pg_statistic_ext'::regclass::oid, s.oid from pg_statistic_ext s join tree t on s.stxrelid = t.relid
-        )
-        select from objects o
-        join pg_depend d on d.classid = o.classid and d.objid = o.objid
-        where d.refobjid >= 16384
-          and (d.refclassid in ('pg_proc'::regclass, 'pg_operator'::regclass)
-               or (d.refclassid = 'pg_type'::regclass
-                   and exists (select from pg_type y where y.oid = d.refobjid and y.typtype = 'd'))))
-        -- A policy runs for every row read, and a built-in function can run any SQL
-        -- (query_to_xml), as can a view its expression reads: a table with row-level security
-        -- is not read at all.
-        and not exists (
-            with recursive tree(relid) as (
-                select p_table::oid
-                union
-                select i.inhrelid from pg_inherits i join tree t on i.inhparent = t.relid
-            )
-            select from tree t join pg_class c on c.oid = t.relid
-            where c.relrowsecurity or exists (select from pg_policy p where p.polrelid = t.relid));
 end
 $$;
 

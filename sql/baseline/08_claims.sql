@@ -165,3 +165,30 @@ revoke execute on function claim_together(bigint, bigint, bigint, bigint),
     claim_rest_together(bigint, bigint[], text[], bigint),
     claim_rest_alone(bigint, bigint[], text[], bigint),
     set_aside_first(text, bigint) from public;
+
+-- With the log in a database of its own: take the dead letters the claims set aside (a change too large to log, one whose
+-- batch PostgreSQL refused), for the daemon to write into the log's dead_letter in the same
+-- pair of transactions as a batch. The host's dead_letter is then a queue like staging, and the
+-- log's the one an admin reads. SECURITY DEFINER: the daemon may take them but not delete
+-- anything else; SKIP LOCKED, so that drain connections never take the same ones.
+create function take_dead_letters(p_limit integer)
+returns setof dead_letter
+language plpgsql
+security definer
+set search_path from current
+as $$
+begin
+    -- Only where dead_letter is a queue: elsewhere (the log's, or capture and the log together)
+    -- it is what an admin reads, never emptied.
+    if (select s.layout from settings s) is distinct from 'host' then
+        raise exception 'take_dead_letters: this schema keeps the log''s dead letters, not a host''s queue of them'
+            using errcode = '42501';
+    end if;
+    return query
+        delete from dead_letter d
+        where d.staging_id in (select l.staging_id from dead_letter l order by l.staging_id
+                               limit p_limit for update skip locked)
+        returning d.*;
+end
+$$;
+revoke execute on function take_dead_letters(integer) from public;

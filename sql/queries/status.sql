@@ -1,5 +1,5 @@
--- One row per workspace that has anything enabled or staged: what is enabled, what waits in
--- staging, and the newest event.
+-- One row per workspace that has anything enabled or staged: what is enabled and what waits in
+-- staging (its newest event is read where the log is).
 with workspaces as (
     select workspace_id from workspace_category
     union
@@ -10,7 +10,6 @@ select w.workspace_id,
                  from workspace_category c where c.workspace_id = w.workspace_id), '{}') as categories,
        (select count(*) from staging s where s.workspace_id = w.workspace_id) as staged,
        (select extract(epoch from now() - min(s.stmt_at))::float8
-        from staging s where s.workspace_id = w.workspace_id) as oldest_staged_secs,
-       (select max(e.occurred_at) from events e where e.workspace_id = w.workspace_id) as newest_event
+        from staging s where s.workspace_id = w.workspace_id) as oldest_staged_secs
 from workspaces w
 order by w.workspace_id

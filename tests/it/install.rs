@@ -1,5 +1,7 @@
 //! install / uninstall: idempotent, all or nothing, refusing configs that name what is not there.
 
+use clockwatch::migrate::Part;
+
 use crate::support::*;
 
 const TRIGGERS: &str = "select count(*) from pg_trigger where tgname like 'clockwatch_audit_log_%'";
@@ -191,6 +193,29 @@ async fn a_custom_schema_name_is_used_throughout() {
     );
 }
 
+/// Each side's part of the baseline installs on its own: a host whose log is apart holds no log
+/// tables, and a log database no capture tables.
+#[tokio::test]
+async fn each_side_holds_its_own_part_of_the_schema_and_no_more() {
+    for (parts, has, lacks) in [
+        (&[Part::Common, Part::Capture][..], "staging", "events"),
+        (&[Part::Common, Part::Log][..], "events", "staging"),
+    ] {
+        let db = TestDb::new().await;
+        let mut client = db.client().await;
+        let tx = client.transaction().await.unwrap();
+        clockwatch::migrate::migrate(&tx, "audit_log", parts)
+            .await
+            .unwrap_or_else(|e| panic!("{parts:?}: {e}"));
+        tx.commit().await.unwrap();
+        let exists = |table: &str| {
+            format!("select (to_regclass('audit_log.{table}') is not null)::int::bigint")
+        };
+        assert_eq!(count(&client, &exists(has)).await, 1, "{parts:?}");
+        assert_eq!(count(&client, &exists(lacks)).await, 0, "{parts:?}");
+    }
+}
+
 /// The baseline installs into a database that holds nothing else, defines each function once,
 /// and a second install leaves every function and trigger exactly as it was.
 #[tokio::test]
@@ -198,9 +223,10 @@ async fn the_baseline_installs_into_an_empty_database_and_a_second_install_chang
     let db = TestDb::new().await;
     let mut client = db.client().await;
     let tx = client.transaction().await.unwrap();
-    let applied = clockwatch::migrate::migrate(&tx, "audit_log")
-        .await
-        .unwrap();
+    let applied =
+        clockwatch::migrate::migrate(&tx, "audit_log", &[Part::Common, Part::Capture, Part::Log])
+            .await
+            .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(applied, clockwatch::migrate::MIGRATIONS.len());
 
@@ -226,7 +252,7 @@ async fn the_baseline_installs_into_an_empty_database_and_a_second_install_chang
     let before: String = client.query_one(snapshot, &[]).await.unwrap().get(0);
     let tx = client.transaction().await.unwrap();
     assert_eq!(
-        clockwatch::migrate::migrate(&tx, "audit_log")
+        clockwatch::migrate::migrate(&tx, "audit_log", &[Part::Common, Part::Capture, Part::Log])
             .await
             .unwrap(),
         0

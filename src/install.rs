@@ -172,15 +172,11 @@ async fn prepare_schema(tx: &Transaction<'_>, config: &Config, side: Side) -> Re
         .context("read the installed source")?;
     let (layout, recorded): (Option<String>, Option<String>) = (row.get(0), row.get(1));
     if (layout.is_some() || recorded.is_some()) && recorded != config.source_id {
-        let named = |s: Option<&str>| {
-            s.map(|s| format!("source_id \"{s}\""))
-                .unwrap_or_else(|| "no source_id".into())
-        };
         return Err(Error::Config(format!(
             "schema \"{}\" was installed for {}, and this config is for {}: check source_id and the database URLs (to move it, `clockwatch uninstall --purge` first)",
             config.schema,
-            named(recorded.as_deref()),
-            named(config.source_id.as_deref())
+            source_named(recorded.as_deref()),
+            source_named(config.source_id.as_deref())
         )));
     }
     tx.execute(
@@ -449,15 +445,36 @@ impl Side {
 }
 
 /// Check that Clockwatch's schema is installed and is what the command expects to meet there:
-/// `side`, for `source` (Together also accepts a log database's schema, for commands that only
-/// read the log: a report pointed straight at the log database reads what it should). One line
-/// saying what is wrong and what to set, rather than an empty report from the host's unused
-/// tables, or a change drained into another host's log.
+/// `side`, for `source`. One line saying what is wrong and what to set, rather than a change
+/// drained into another host's log, or an empty report from tables a host does not use.
 pub async fn require_side(
     client: &impl GenericClient,
     schema: &str,
     side: Side,
     source: Option<&str>,
+) -> Result<()> {
+    check_side(client, schema, side, source, false).await
+}
+
+/// Check that Clockwatch's schema here holds this config's log: a log database's for `source`
+/// when the log is `apart`, else one with capture and the log together, or a log database's (a
+/// reading command pointed straight at the log database reads what it should).
+pub async fn require_log(
+    client: &impl GenericClient,
+    schema: &str,
+    apart: bool,
+    source: Option<&str>,
+) -> Result<()> {
+    let side = if apart { Side::Log } else { Side::Together };
+    check_side(client, schema, side, source, true).await
+}
+
+async fn check_side(
+    client: &impl GenericClient,
+    schema: &str,
+    side: Side,
+    source: Option<&str>,
+    log_will_do: bool,
 ) -> Result<()> {
     require_installed(client, schema).await?;
     let row = client
@@ -486,20 +503,26 @@ pub async fn require_side(
         (Side::Log, Side::Together | Side::Host) => {
             return wrong("this database is not a log database installed by `clockwatch install` with log_database_url: check log_database_url")
         }
+        (Side::Together, Side::Log) if !log_will_do => {
+            return wrong("this is a log database, not the application's: check the database URL (and log_database_url)")
+        }
         _ => {}
     }
     if found != Side::Together && recorded.as_deref() != source {
-        let named = |s: Option<&str>| {
-            s.map(|s| format!("source_id \"{s}\""))
-                .unwrap_or_else(|| "no source_id".into())
-        };
         return wrong(&format!(
             "installed for {}, and this command is for {}: check source_id (--source-id, CLOCKWATCH_SOURCE_ID) and the database URLs",
-            named(recorded.as_deref()),
-            named(source)
+            source_named(recorded.as_deref()),
+            source_named(source)
         ));
     }
     Ok(())
+}
+
+/// A source as a message names it: `source_id "eu_42"`, or `no source_id`.
+fn source_named(source: Option<&str>) -> String {
+    source
+        .map(|s| format!("source_id \"{s}\""))
+        .unwrap_or_else(|| "no source_id".into())
 }
 
 /// Whether Clockwatch's schema exists with its migrations table.

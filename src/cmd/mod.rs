@@ -104,12 +104,7 @@ async fn reading_client(
     let apart = log_database_url(global, config).is_some();
     let (url, config) = reading(global, config)?;
     let client = crate::db::connect_once(&url, "cli").await?;
-    let side = if apart {
-        crate::install::Side::Log
-    } else {
-        crate::install::Side::Together
-    };
-    crate::install::require_side(&client, &config.schema, side, config.source_id.as_deref())
+    crate::install::require_log(&client, &config.schema, apart, config.source_id.as_deref())
         .await?;
     Ok((client, config))
 }

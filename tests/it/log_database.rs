@@ -434,6 +434,11 @@ async fn a_command_for_another_source_or_the_wrong_side_is_refused_in_one_line()
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("keeps capture only"), "{stderr}");
+    // A daemon pointed at the log database as if it were the application's stops at once.
+    let out = cli(&log.url, &["run"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("this is a log database"), "{stderr}");
     drop(config);
 }
 

@@ -540,3 +540,62 @@ async fn a_daemon_role_drains_the_log_of_one_host_only() {
         }
     }
 }
+
+/// The daemon role drains with its own grants on each side: on the host what claiming needs, in
+/// the log what appending needs, and no more (it cannot read the host's staging into the log any
+/// other way, nor write events directly).
+#[tokio::test]
+async fn the_daemon_role_drains_across_the_two_databases_with_its_own_grants() {
+    let host = TestDb::with_host().await;
+    let log = TestDb::new().await;
+    let admin = host.client().await;
+    let role = unique_role("daemon");
+    admin
+        .batch_execute(&format!(
+            "create role {role} login;
+             grant usage on schema app to {role};
+             grant select on all tables in schema app to {role};"
+        ))
+        .await
+        .unwrap();
+    let text = format!("daemon_role = '{role}'\n{}", split_config_text(&log.url));
+    let (_dir, path) = config_file(&text);
+    cli_with(&host.url, &path, &["install"]);
+    cli_with(&host.url, &path, &["enable", "--workspace", "1"]);
+    let mut client = host.client().await;
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'as the daemon role')",
+    )
+    .await;
+    let mut daemon = std::process::Command::new(binary())
+        .arg("--config")
+        .arg(&path)
+        .arg("run")
+        .env("CLOCKWATCH_DATABASE_URL", host.url_as(&role))
+        .env("CLOCKWATCH_LOG_DATABASE_URL", log.url_as(&role))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log_client = log.client().await;
+    eventually(
+        "the change reaches the log",
+        Duration::from_secs(30),
+        || async { count(&log_client, "select count(*) from audit_log.events").await == 1 },
+    )
+    .await;
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(staged(&client).await, 0);
+    // In the log, the daemon role appends through the chain's functions only.
+    let as_daemon = connect(&log.url_as(&role)).await;
+    let e = as_daemon
+        .execute("delete from audit_log.events", &[])
+        .await
+        .expect_err("the daemon role cannot delete events");
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+}

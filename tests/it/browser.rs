@@ -21,8 +21,7 @@ struct Driver(std::process::Child, u16);
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        kill_hard(&mut self.0);
     }
 }
 

@@ -250,8 +250,7 @@ async fn sigterm_during_a_backlog_loses_and_doubles_nothing() {
         || async { events(&client).await == 5000 },
     )
     .await;
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    kill_hard(&mut daemon);
     assert_eq!(
         count(
             &client,

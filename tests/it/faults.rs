@@ -196,15 +196,13 @@ async fn daemon_killed_at_random_moments_loses_and_doubles_nothing() {
         let mut daemon = daemon_process(&db.url, &config);
         let alive = rand::thread_rng().gen_range(100..600);
         tokio::time::sleep(Duration::from_millis(alive)).await;
-        daemon.kill().unwrap(); // SIGKILL: no chance to finish the batch in hand
-        daemon.wait().unwrap();
+        kill_hard(&mut daemon); // SIGKILL: no chance to finish the batch in hand
     }
     let mut daemon = daemon_process(&db.url, &config);
     let rounds = writer.finish().await;
     assert!(rounds > 10, "the writer kept writing ({rounds} rounds)");
     wait_drained(&client).await;
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    kill_hard(&mut daemon);
     assert_exactly_once(&client).await;
 }
 
@@ -623,15 +621,13 @@ async fn with_the_log_apart_the_daemon_killed_at_random_moments_loses_and_double
         let mut daemon = daemon_process(&host.url, &config);
         let alive = rand::thread_rng().gen_range(100..600);
         tokio::time::sleep(Duration::from_millis(alive)).await;
-        daemon.kill().unwrap();
-        daemon.wait().unwrap();
+        kill_hard(&mut daemon);
     }
     let mut daemon = daemon_process(&host.url, &config);
     let rounds = writer.finish().await;
     assert!(rounds > 10, "the writer kept writing ({rounds} rounds)");
     wait_drained(&client).await;
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    kill_hard(&mut daemon);
     assert_exactly_once_in(&client, &log_client).await;
 }
 

@@ -74,8 +74,7 @@ async fn the_log_database_holds_the_events_and_reports_read_it_there() {
         || async { count(&log_client, "select count(*) from audit_log.events").await == 2 },
     )
     .await;
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    kill_hard(&mut daemon);
     assert_eq!(staged(&client).await, 0);
     for (side, table) in [(&client, "events"), (&log_client, "staging")] {
         let sql = format!("select (to_regclass('audit_log.{table}') is null)::int::bigint");
@@ -260,8 +259,7 @@ async fn two_hosts_share_one_log_database_with_their_workspaces_kept_apart() {
             || async { count(&log_client, &events).await == 1 },
         )
         .await;
-        daemon.kill().unwrap();
-        daemon.wait().unwrap();
+        kill_hard(&mut daemon);
         hosts.push((host, dir, path));
     }
     let (a, _, path_a) = &hosts[0];
@@ -369,8 +367,7 @@ async fn two_hosts_share_one_log_database_with_their_workspaces_kept_apart() {
         assert_eq!(status, 401, "the other source's link is refused");
     }
     for (mut server, _, _) in pages {
-        let _ = server.kill();
-        let _ = server.wait();
+        kill_hard(&mut server);
     }
 }
 
@@ -585,8 +582,7 @@ async fn the_daemon_role_drains_across_the_two_databases_with_its_own_grants() {
         || async { count(&log_client, "select count(*) from audit_log.events").await == 1 },
     )
     .await;
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    kill_hard(&mut daemon);
     assert_eq!(staged(&client).await, 0);
     // In the log, the daemon role appends through the chain's functions only.
     let as_daemon = connect(&log.url_as(&role)).await;

@@ -29,8 +29,7 @@ pub struct Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        kill_hard(&mut self.server);
     }
 }
 

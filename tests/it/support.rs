@@ -412,9 +412,24 @@ pub async fn drain_with_daemon_process(db: &TestDb, client: &Client, deadline: D
     })
     .await;
     let peak_kb = peak_rss_kb(daemon.id());
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    kill_hard(&mut daemon);
     peak_kb
+}
+
+/// SIGKILL a process the test started and reap it, then remove the semaphore and shared memory
+/// that libfaketime (the suite's run with the clock a year ahead, scripts/test-anywhere) names
+/// after its pid: a process killed so never removes them, and a server process later given the
+/// same pid, as another user, could then neither create nor open its own, and fail to start.
+pub fn kill_hard(child: &mut std::process::Child) {
+    let pid = child.id();
+    let _ = child.kill();
+    let _ = child.wait();
+    for leftover in [
+        format!("/dev/shm/sem.faketime_sem_{pid}"),
+        format!("/dev/shm/faketime_shm_{pid}"),
+    ] {
+        let _ = std::fs::remove_file(leftover);
+    }
 }
 
 /// The peak resident memory of a running process, in kB.

@@ -28,9 +28,8 @@ pub enum LogSide<'a> {
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub schema: String,
-    /// Whether the log is in a database of its own (`log_database_url`).
-    pub log_database: bool,
-    /// The log's schema there (`<schema>_<source_id>` for one of several hosts).
+    /// The log's schema in a database of its own (`log_database_url`; `<schema>_<source_id>`
+    /// for one of several hosts); None when the log is beside capture.
     pub log_schema: Option<String>,
     /// This host's name in a log database that several hosts share.
     pub source_id: Option<String>,
@@ -153,7 +152,6 @@ pub async fn status(client: &Client, log: LogSide<'_>, config: &Config) -> Resul
     };
     let mut status = Status {
         schema: schema.to_string(),
-        log_database: host_side == crate::install::Side::Host,
         log_schema: (host_side == crate::install::Side::Host).then(|| log_schema.clone()),
         source_id: config.source_id.clone(),
         staged: host_totals.get("staged"),
@@ -206,7 +204,7 @@ pub async fn status(client: &Client, log: LogSide<'_>, config: &Config) -> Resul
         status.problems.push(format!(
             "{} change(s) could not be normalised: see {log_schema}.dead_letter{}",
             status.dead_letters,
-            if status.log_database {
+            if status.log_schema.is_some() {
                 " in the log database"
             } else {
                 ""
@@ -224,10 +222,9 @@ impl Status {
                 .unwrap_or_else(|| "-".into())
         };
         let mut out = String::new();
-        if self.log_database {
+        if let Some(log_schema) = &self.log_schema {
             out.push_str(&format!(
-                "log: in a database of its own (log_database_url), schema {}{}\n",
-                self.log_schema.as_deref().unwrap_or_default(),
+                "log: in a database of its own (log_database_url), schema {log_schema}{}\n",
                 self.source_id
                     .as_deref()
                     .map(|s| format!(", source_id {s}"))

@@ -545,16 +545,7 @@ async fn a_daemon_role_drains_the_log_of_one_host_only() {
 async fn the_daemon_role_drains_across_the_two_databases_with_its_own_grants() {
     let host = TestDb::with_host().await;
     let log = TestDb::new().await;
-    let admin = host.client().await;
-    let role = unique_role("daemon");
-    admin
-        .batch_execute(&format!(
-            "create role {role} login;
-             grant usage on schema app to {role};
-             grant select on all tables in schema app to {role};"
-        ))
-        .await
-        .unwrap();
+    let role = daemon_login(&host.client().await).await;
     let text = format!("daemon_role = '{role}'\n{}", split_config_text(&log.url));
     let (_dir, path) = config_file(&text);
     cli_with(&host.url, &path, &["install"]);

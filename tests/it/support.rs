@@ -380,13 +380,8 @@ pub async fn dml_role(db: &TestDb, admin: &Client, schema: &str) -> Client {
     connect(&db.url_as(&role)).await
 }
 
-/// Create a login role for the daemon, able to read the host schema, and install with it as
-/// `daemon_role`. Returns the role and a URL that connects as it.
-pub async fn with_daemon_role(
-    db: &TestDb,
-    admin: &mut Client,
-    config: &mut Config,
-) -> (String, String) {
+/// A fresh login role for the daemon, reading the example host schema's tables for names.
+pub async fn daemon_login(admin: &Client) -> String {
     let role = unique_role("daemon");
     admin
         .batch_execute(&format!(
@@ -396,6 +391,17 @@ pub async fn with_daemon_role(
         ))
         .await
         .unwrap();
+    role
+}
+
+/// Create a login role for the daemon, able to read the host schema, and install with it as
+/// `daemon_role`. Returns the role and a URL that connects as it.
+pub async fn with_daemon_role(
+    db: &TestDb,
+    admin: &mut Client,
+    config: &mut Config,
+) -> (String, String) {
+    let role = daemon_login(admin).await;
     config.daemon_role = Some(role.clone());
     install(admin, config).await;
     let url = db.url_as(&role);

@@ -199,12 +199,37 @@ impl Daemon {
                         _ = shutdown.changed() => {}
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.explain(e).await),
             }
         }
         systemd::notify("STOPPING=1");
         tracing::info!("daemon stopped");
         Ok(())
+    }
+
+    /// A statement that worked before now names an undefined function, table or schema: most
+    /// likely Clockwatch was uninstalled (`uninstall --purge`) under the running daemon. Look
+    /// again on a fresh connection and, if so, say that rather than which object went missing.
+    async fn explain(&self, error: Error) -> Error {
+        if !matches!(error.code(), Some("42883" | "42P01" | "3F000")) {
+            return error;
+        }
+        let mut sides = vec![(&self.pg, self.config.schema.clone())];
+        if let Some(log) = &self.log_pg {
+            sides.push((log, self.config.log_schema()));
+        }
+        for (target, schema) in sides {
+            let Ok((client, _notifications)) = db::connect(target).await else {
+                return error;
+            };
+            if let Ok(false) = within(self.timeout(), install::is_installed(&client, &schema)).await
+            {
+                return Error::Schema(format!(
+                    "clockwatch was uninstalled from schema \"{schema}\" while the daemon ran: the daemon stops; run `clockwatch install` before starting it again"
+                ));
+            }
+        }
+        error
     }
 
     /// One connection's life: connect, listen, catch up, then drain on every wake-up until the

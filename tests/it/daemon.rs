@@ -209,6 +209,25 @@ async fn a_missing_install_stops_the_daemon_with_a_clear_error() {
 }
 
 #[tokio::test]
+async fn a_schema_purged_under_the_running_daemon_stops_it_with_a_clear_error() {
+    let (db, mut client, config) = installed_host().await;
+    let mut daemon = start_daemon(&config, &db.url);
+    daemon.ready().await;
+    clockwatch::install::uninstall(&mut client, "audit_log", true)
+        .await
+        .unwrap();
+    // Its next look at staging (at the latest on the poll timer) meets the schema gone.
+    let result = tokio::time::timeout(Duration::from_secs(30), daemon.task)
+        .await
+        .expect("the daemon stops by itself")
+        .unwrap();
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "clockwatch was uninstalled from schema \"audit_log\" while the daemon ran: the daemon stops; run `clockwatch install` before starting it again"
+    );
+}
+
+#[tokio::test]
 async fn sigterm_during_a_backlog_loses_and_doubles_nothing() {
     let (db, mut client, _config) = installed_host().await;
     act(

@@ -858,6 +858,11 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
             .into_iter()
             .map(|p| format!("{p}: reports show workspace ids instead of names")),
     );
+    // Tables with none of their capture triggers, and how many audited tables exist at all: when
+    // none has any, capture as a whole is off (`clockwatch uninstall` detaches them all), which
+    // one line says better than a line per table blaming each.
+    let (mut existing, mut bare) = (0, 0);
+    let mut missing_triggers = Vec::new();
     for source in &config.sources {
         problems.extend(source_problems(client, source).await?);
         let table = source.table_name()?;
@@ -872,8 +877,10 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
                 .await
                 .context(format!("read triggers of {captured}"))?;
             let (exists, attached): (bool, i64) = (row.get(0), row.get(1));
+            existing += usize::from(exists);
+            bare += usize::from(exists && attached == 0);
             if exists && attached < expected.len() as i64 {
-                problems.push(format!(
+                missing_triggers.push(format!(
                     "{}: capture triggers missing or disabled on {captured} (table recreated? ALTER TABLE ... DISABLE TRIGGER?): changes are not captured; run `clockwatch install`",
                     source.label()
                 ));
@@ -934,6 +941,14 @@ pub async fn health_problems(client: &impl GenericClient, config: &Config) -> Re
                 source.label()
             ));
         }
+    }
+    if existing > 0 && bare == existing {
+        problems.insert(
+            0,
+            "capture is off: no audited table has Clockwatch's triggers (`clockwatch uninstall` removes them; the log is kept): changes are not captured; run `clockwatch install` to capture again".into(),
+        );
+    } else {
+        problems.extend(missing_triggers);
     }
     Ok(problems)
 }

@@ -109,6 +109,15 @@ async fn uninstall_removes_triggers_and_purge_drops_the_schema() {
         .unwrap();
     assert_eq!(removed.len(), 7);
     assert_eq!(count(&client, TRIGGERS).await, 0);
+    // What status (and the daemon's hourly look) says: capture is off, in one line rather than
+    // one per table blaming each.
+    let problems = clockwatch::install::health_problems(&client, &config)
+        .await
+        .unwrap();
+    assert_eq!(
+        problems,
+        ["capture is off: no audited table has Clockwatch's triggers (`clockwatch uninstall` removes them; the log is kept): changes are not captured; run `clockwatch install` to capture again"]
+    );
     // Host writes go on untouched, and nothing more is staged.
     act(
         &mut client,

@@ -22,6 +22,8 @@ pub struct InstallReport {
     pub migrations_applied: usize,
     pub attached: Vec<String>,
     pub detached: Vec<String>,
+    /// The log kept beside capture until now, moved to the log database (src/move_log.rs).
+    pub moved: Option<crate::move_log::Moved>,
 }
 
 /// Install on the host: schema and capture triggers, with the log beside them unless the
@@ -31,18 +33,32 @@ pub async fn install(client: &mut Client, config: &Config) -> Result<InstallRepo
         Some(_) => Side::Host,
         None => Side::Together,
     };
-    install_host(client, config, side).await
+    install_host(client, config, side, None).await
 }
 
 /// Install on the host: Clockwatch's schema and the capture triggers; `side` says whether the
-/// log lives here too ([`Side::Together`]) or in a database of its own ([`Side::Host`]).
+/// log lives here too ([`Side::Together`]) or in a database of its own ([`Side::Host`]). A log
+/// kept here until now is moved to `log` (the log database, installed) first: without it, a
+/// schema with a log to move is refused rather than left holding a history nothing reads.
 pub async fn install_host(
     client: &mut Client,
     config: &Config,
     side: Side,
+    log: Option<&mut Client>,
 ) -> Result<InstallReport> {
     let tx = client.transaction().await.context("begin install")?;
     lock(&tx, &config.schema).await?;
+    let moved = if side == Side::Host && crate::move_log::has_log_to_move(&tx, config).await? {
+        let Some(log) = log else {
+            return Err(Error::Config(format!(
+                "schema \"{}\" keeps its log beside capture: moving it to log_database_url takes the log database's connection too (`clockwatch install` with this config)",
+                config.schema
+            )));
+        };
+        Some(crate::move_log::move_log(&tx, log, config).await?)
+    } else {
+        None
+    };
     for source in &config.sources {
         check_source(&tx, source).await?;
     }
@@ -69,6 +85,7 @@ pub async fn install_host(
     }
     let mut report = InstallReport {
         migrations_applied: prepare_schema(&tx, config, side).await?,
+        moved,
         ..Default::default()
     };
 
@@ -435,7 +452,7 @@ impl Side {
         }
     }
 
-    fn of(code: Option<&str>) -> Side {
+    pub fn of(code: Option<&str>) -> Side {
         match code {
             Some("host") => Side::Host,
             Some("log") => Side::Log,

@@ -7,7 +7,8 @@
 //! - [`install`] and [`migrate`]: Clockwatch's own schema (from the versioned files in `sql/`) and
 //!   the capture triggers on the host tables. The triggers (in `sql/baseline/02_capture.sql`) copy each
 //!   change, as the record's text, into a staging table and wake the daemon with NOTIFY; [`record`]
-//!   reads it back with the columns it was captured with.
+//!   reads it back with the columns it was captured with. [`move_log`] takes a log kept beside
+//!   capture out to a database of its own when `log_database_url` is set later.
 //! - [`daemon`]: `clockwatch run`. Listens, polls as a fallback, reconnects, shuts down cleanly.
 //! - [`drain`]: one transaction per batch moves staged changes into events, so none is lost or
 //!   doubled. [`normalize`] decides what each change means (action, author or System, changed
@@ -53,6 +54,7 @@ pub mod install;
 pub mod jsonfield;
 pub mod links;
 pub mod migrate;
+pub mod move_log;
 pub mod normalize;
 pub mod record;
 pub mod report;

@@ -11,6 +11,7 @@ pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
     let host = super::database_url(global, config)?;
     // The log's own database first: the host's triggers then never stage changes that no log
     // is ready for.
+    let mut log_client = None;
     if let Some(url) = super::log_database_url(global, config) {
         let mut client = db::connect_once(&url, "install").await?;
         let log = config.in_log();
@@ -19,10 +20,18 @@ pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
             "log database: installed in schema {}: {applied} migration(s) applied",
             log.schema
         );
+        log_client = Some(client);
     }
     let mut client = db::connect_once(&host, "install").await?;
+    let side = super::host_side(global, config);
     let report =
-        crate::install::install_host(&mut client, config, super::host_side(global, config)).await?;
+        crate::install::install_host(&mut client, config, side, log_client.as_mut()).await?;
+    if let Some(moved) = report.moved {
+        println!(
+            "moved the log kept beside capture to the log database: {} event(s) of {} workspace(s)",
+            moved.events, moved.workspaces
+        );
+    }
     println!(
         "installed in schema {}: {} migration(s) applied, triggers on {} table(s){}",
         config.schema,

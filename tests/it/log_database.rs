@@ -586,3 +586,117 @@ async fn the_daemon_role_drains_across_the_two_databases_with_its_own_grants() {
         Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
     );
 }
+
+/// A host whose log was kept beside capture, installed again with `log_database_url`: its
+/// history moves to the log database, where reports, `verify` and each workspace's chain go on
+/// from it; a move interrupted after the log's commit adds nothing twice when run again, and no
+/// move starts while a daemon could still drain behind it.
+#[tokio::test]
+async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
+    let host = TestDb::with_host().await;
+    let log = TestDb::new().await;
+    let apart_text = split_config_text(&log.url);
+    let beside_text = apart_text.split_once('\n').unwrap().1;
+    let (_beside_dir, beside) = config_file(beside_text);
+    let (_apart_dir, apart) = config_file(&apart_text);
+    let installed = cli_at(&host.url, &beside, &["install"]);
+    assert!(installed.status.success());
+    cli_with(&host.url, &beside, &["enable", "--workspace", "1"]);
+    let mut client = host.client().await;
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'before the move');
+         update app.project set name = 'Apollo II' where id = 1",
+    )
+    .await;
+    drain(
+        &mut client,
+        &clockwatch::Config::from_toml(beside_text).unwrap(),
+    )
+    .await;
+    let events = "select count(*) from audit_log.events";
+    assert_eq!(count(&client, events).await, 2);
+
+    // A daemon still connected to the host would drain behind the move.
+    let daemon = connect(&format!(
+        "{}?application_name=clockwatch%20daemon",
+        host.url
+    ))
+    .await;
+    let refused = cli_at(&host.url, &apart, &["install"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("a Clockwatch daemon is connected to this database (pid ")
+            && said.contains("stop it before moving the log"),
+        "{said}"
+    );
+    drop(daemon);
+    eventually(
+        "the daemon's session is gone",
+        Duration::from_secs(10),
+        || async {
+            count(
+            &client,
+            "select count(*) from pg_stat_activity where application_name = 'clockwatch daemon'",
+        )
+        .await
+            == 0
+        },
+    )
+    .await;
+
+    // Moved, and then the host's transaction lost: the log holds the rows, the host still too.
+    let config = clockwatch::Config::from_toml(&apart_text).unwrap();
+    let mut log_client = log.client().await;
+    {
+        let tx = client.transaction().await.unwrap();
+        let moved = clockwatch::move_log::move_log(&tx, &mut log_client, &config)
+            .await
+            .unwrap();
+        assert_eq!((moved.events, moved.workspaces), (2, 1));
+        tx.rollback().await.unwrap();
+    }
+    assert_eq!(count(&client, events).await, 2);
+
+    let out = cli_at(&host.url, &apart, &["install"]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains(
+            "moved the log kept beside capture to the log database: 2 event(s) of 1 workspace(s)"
+        ),
+        "{printed}"
+    );
+    assert_eq!(count(&client, events).await, 0, "moved, not copied");
+    assert_eq!(count(&log_client, events).await, 2, "none twice");
+
+    // The chain goes on in the log from where the host's ended.
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'after the move')",
+    )
+    .await;
+    drain_split(&mut client, &log.url, &config).await;
+    let verified = cli_with(&host.url, &apart, &["verify", "--workspace", "1"]);
+    assert!(
+        verified.contains("3 events verified, chain intact"),
+        "{verified}"
+    );
+    let report = cli_with(&host.url, &apart, &["report", "--workspace", "1"]);
+    assert!(
+        report.contains("before the move") && report.contains("after the move"),
+        "{report}"
+    );
+    // Installed again, nothing is left to move.
+    let again = cli_at(&host.url, &apart, &["install"]);
+    assert!(again.status.success());
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("moved"));
+    assert_eq!(count(&log_client, events).await, 3);
+}

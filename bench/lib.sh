@@ -19,6 +19,23 @@ if [ "${CLOCKWATCH_BENCH_LOG:-0}" = 1 ]; then
   CLOCKWATCH_PG_PORT="${log_port%%/*}" CLOCKWATCH_PG_DIR=/tmp/clockwatch-bench-log-pg \
     CLOCKWATCH_TEST_DATABASE_URL="$log_admin" scripts/pg-up
 fi
+# CLOCKWATCH_BENCH_CPUS="HOST LOG" (taskset CPU lists): the host's cluster and the pgbench
+# clients on HOST, the log's cluster and the daemon on LOG, as if each side had a machine of its
+# own (here, a core of its own); bare runs on HOST alike. $host_pin and $log_pin prefix commands.
+host_pin=""; log_pin=""
+# pin_cluster DIR CPUS: a running cluster's postmaster and its processes onto CPUS; backends
+# forked later inherit it.
+pin_cluster() {
+  local pm p
+  pm=$(head -1 "$1/postmaster.pid")
+  for p in $pm $(pgrep -P "$pm"); do taskset -pc "$2" "$p" >/dev/null; done
+}
+if [ -n "${CLOCKWATCH_BENCH_CPUS:-}" ]; then
+  read -r host_cpus log_cpus <<<"$CLOCKWATCH_BENCH_CPUS"
+  host_pin="taskset -c $host_cpus"; log_pin="taskset -c $log_cpus"
+  pin_cluster "$CLOCKWATCH_PG_DIR" "$host_cpus"
+  if [ -n "$log_admin" ]; then pin_cluster /tmp/clockwatch-bench-log-pg "$log_cpus"; fi
+fi
 # CLOCKWATCH_BENCH_BIN: a clockwatch binary already built (the test suite's smoke run uses its own).
 if [ -n "${CLOCKWATCH_BENCH_BIN:-}" ]; then
   bin="$CLOCKWATCH_BENCH_BIN"
@@ -91,7 +108,7 @@ pgbench_setup() {
 # one, and would pass for a figure).
 tps() {
   local c="${2:-$clients}" out
-  out=$(pgbench -n -c "$c" -j "$c" -T "$secs" -D lo="$lo" -D hi="$hi" -f "bench/pgbench/$1.sql" "$url" 2>&1) || true
+  out=$($host_pin pgbench -n -c "$c" -j "$c" -T "$secs" -D lo="$lo" -D hi="$hi" -f "bench/pgbench/$1.sql" "$url" 2>&1) || true
   if grep -q '^pgbench: error' <<<"$out" || ! grep -q '^tps = ' <<<"$out"; then
     echo "pgbench $1 failed: $(grep -m1 'ERROR\|error' <<<"$out")" >&2
     return 1

@@ -48,16 +48,15 @@ pub async fn install_host(
 ) -> Result<InstallReport> {
     let tx = client.transaction().await.context("begin install")?;
     lock(&tx, &config.schema).await?;
-    let moved = if side == Side::Host && crate::move_log::has_log_to_move(&tx, config).await? {
-        let Some(log) = log else {
+    let move_to = match log {
+        _ if side != Side::Host || !crate::move_log::has_log_to_move(&tx, config).await? => None,
+        Some(log) => Some(log),
+        None => {
             return Err(Error::Config(format!(
                 "schema \"{}\" keeps its log beside capture: moving it to log_database_url takes the log database's connection too (`clockwatch install` with this config)",
                 config.schema
-            )));
-        };
-        Some(crate::move_log::move_log(&tx, log, config).await?)
-    } else {
-        None
+            )))
+        }
     };
     for source in &config.sources {
         check_source(&tx, source).await?;
@@ -85,7 +84,6 @@ pub async fn install_host(
     }
     let mut report = InstallReport {
         migrations_applied: prepare_schema(&tx, config, side).await?,
-        moved,
         ..Default::default()
     };
 
@@ -156,6 +154,11 @@ pub async fn install_host(
                 .context("detach triggers")?;
             report.detached.push(row.get(1));
         }
+    }
+    // Last, once everything else has passed: the log database commits the history it takes
+    // over just before the host lets go of it, with the new layout.
+    if let Some(log) = move_to {
+        report.moved = Some(crate::move_log::move_log(&tx, log, config).await?);
     }
     tx.commit().await.context("commit install")?;
     Ok(report)

@@ -19,19 +19,35 @@ use tokio_postgres::{Client, GenericClient, Transaction};
 use crate::config::{quote_ident, Config};
 use crate::error::{DbContext, Error, Result};
 
-/// The log's tables that hold history, in the order they are moved, each with the clause its
-/// rows are added to the log's copy with. Tallies are not moved: the log's own triggers count
-/// the events as they arrive. Shapes stay on the host too (capture records them there) and are
-/// copied, since the moved events' row images are read with them.
-const MOVED: &[(&str, &str)] = &[
-    ("shape", "overriding system value"),
-    ("known_name", ""),
-    ("dead_letter", ""),
-    ("maintenance", ""),
-    ("prune_log", "overriding system value"),
-    ("chain_anchor", ""),
-    ("chain_head", ""),
-    ("events", ""),
+/// The log's tables that hold history, in the order they are moved, each with how its rows are
+/// added to the log's: rows it already has (from a move run before) are kept, but for the
+/// chains' heads and anchors and the last runs of its jobs, which the host's copy overrides (it
+/// may have moved on since). Tallies are not moved: the log's own triggers count the events as
+/// they arrive. Shapes stay on the host too (capture records them there) and are copied, since
+/// the moved events' row images are read with them.
+const MOVED: &[(&str, &str, &str)] = &[
+    ("shape", "overriding system value", "do nothing"),
+    ("known_name", "", "do nothing"),
+    ("dead_letter", "", "do nothing"),
+    (
+        "maintenance",
+        "",
+        "(job) do update set last_run = excluded.last_run",
+    ),
+    ("prune_log", "overriding system value", "do nothing"),
+    (
+        "chain_anchor",
+        "",
+        "(workspace_id) do update set seq = excluded.seq, hash = excluded.hash,
+         occurred_at = excluded.occurred_at, recorded_at = excluded.recorded_at,
+         cutoff = excluded.cutoff, pruned_at = excluded.pruned_at",
+    ),
+    (
+        "chain_head",
+        "",
+        "(workspace_id) do update set seq = excluded.seq, hash = excluded.hash",
+    ),
+    ("events", "", "do nothing"),
 ];
 
 /// What a move took across.
@@ -105,8 +121,8 @@ pub async fn move_log(host: &Transaction<'_>, log: &mut Client, config: &Config)
         .await
         .context("create a partition in the log database")?;
     }
-    for (table, clause) in MOVED {
-        copy_table(host, &tx, &schema, &log_schema, table, clause).await?;
+    for (table, clause, conflict) in MOVED {
+        copy_table(host, &tx, &schema, &log_schema, table, clause, conflict).await?;
     }
     // The log's own prunes go on numbering after the moved ones.
     tx.batch_execute(&format!(
@@ -115,10 +131,10 @@ pub async fn move_log(host: &Transaction<'_>, log: &mut Client, config: &Config)
     ))
     .await
     .context("number the log's prunes after the moved ones")?;
-    let counted = tx
+    let counted = host
         .query_one(
             &format!(
-                "select (select count(*) from {log_schema}.events), (select count(*) from {log_schema}.chain_head)"
+                "select (select count(*) from {schema}.events), (select count(*) from {schema}.chain_head)"
             ),
             &[],
         )
@@ -144,7 +160,7 @@ pub async fn move_log(host: &Transaction<'_>, log: &mut Client, config: &Config)
 }
 
 /// Copy one table's rows from the host's schema into the log database's, by binary COPY into a
-/// temporary table there and an INSERT that keeps the rows the log already has.
+/// temporary table there and an INSERT ... ON CONFLICT `conflict`.
 async fn copy_table(
     host: &Transaction<'_>,
     log: &Transaction<'_>,
@@ -152,6 +168,7 @@ async fn copy_table(
     log_schema: &str,
     table: &str,
     clause: &str,
+    conflict: &str,
 ) -> Result<()> {
     let moving = format!("moving_{table}");
     log.batch_execute(&format!(
@@ -196,7 +213,7 @@ async fn copy_table(
         .await
         .context(format!("write {table} to the log database"))?;
     log.batch_execute(&format!(
-        "insert into {log_schema}.{table} ({columns}) {clause} select {columns} from {moving} on conflict do nothing"
+        "insert into {log_schema}.{table} ({columns}) {clause} select {columns} from {moving} on conflict {conflict}"
     ))
     .await
     .context(format!("add the host's {table} to the log database"))?;

@@ -659,6 +659,18 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
         tx.rollback().await.unwrap();
     }
     assert_eq!(count(&client, events).await, 2);
+    // The host's log goes on meanwhile: its chain's head moves past the copy the log holds.
+    act(
+        &mut client,
+        Some("2"),
+        "insert into app.tag (workspace_id, name) values (1, 'between the moves')",
+    )
+    .await;
+    drain(
+        &mut client,
+        &clockwatch::Config::from_toml(beside_text).unwrap(),
+    )
+    .await;
 
     let out = cli_at(&host.url, &apart, &["install"]);
     let printed = String::from_utf8_lossy(&out.stdout);
@@ -669,12 +681,12 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
     );
     assert!(
         printed.contains(
-            "moved the log kept beside capture to the log database: 2 event(s) of 1 workspace(s)"
+            "moved the log kept beside capture to the log database: 3 event(s) of 1 workspace(s)"
         ),
         "{printed}"
     );
     assert_eq!(count(&client, events).await, 0, "moved, not copied");
-    assert_eq!(count(&log_client, events).await, 2, "none twice");
+    assert_eq!(count(&log_client, events).await, 3, "none twice");
 
     // The chain goes on in the log from where the host's ended.
     act(
@@ -686,7 +698,7 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
     drain_split(&mut client, &log.url, &config).await;
     let verified = cli_with(&host.url, &apart, &["verify", "--workspace", "1"]);
     assert!(
-        verified.contains("3 events verified, chain intact"),
+        verified.contains("4 events verified, chain intact"),
         "{verified}"
     );
     let report = cli_with(&host.url, &apart, &["report", "--workspace", "1"]);
@@ -698,5 +710,5 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
     let again = cli_at(&host.url, &apart, &["install"]);
     assert!(again.status.success());
     assert!(!String::from_utf8_lossy(&again.stdout).contains("moved"));
-    assert_eq!(count(&log_client, events).await, 3);
+    assert_eq!(count(&log_client, events).await, 4);
 }

@@ -48,6 +48,7 @@ pub async fn install_host(
 ) -> Result<InstallReport> {
     let tx = client.transaction().await.context("begin install")?;
     lock(&tx, &config.schema).await?;
+    check_host_install(&tx, config, side).await?;
     let move_to = match log {
         _ if side != Side::Host || !crate::move_log::has_log_to_move(&tx, config).await? => None,
         Some(log) => Some(log),
@@ -164,6 +165,57 @@ pub async fn install_host(
     Ok(report)
 }
 
+/// What an install on the host must refuse before it changes anything, on either side: a host
+/// whose log was moved out, installed again without `log_database_url` (it would start a second
+/// log beside the moved one, whose chains the next move would break); a schema installed for
+/// another source; a log database's schema; and a log kept beside capture that is to be moved
+/// while a daemon may still drain into it. `clockwatch install` asks before it installs the log
+/// database, and the host's install again under its lock.
+pub async fn check_host_install(
+    client: &impl GenericClient,
+    config: &Config,
+    side: Side,
+) -> Result<()> {
+    if !is_installed(client, &config.schema).await? {
+        return Ok(());
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "select layout, source_id from {}.settings",
+                quote_ident(&config.schema)
+            ),
+            &[],
+        )
+        .await
+        .context("read the installed layout")?;
+    let (found, recorded): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+    let schema = &config.schema;
+    match (side, Side::of(found.as_deref())) {
+        (Side::Together, Side::Host) => Err(Error::Config(format!(
+            "schema \"{schema}\" keeps capture only, its audit log is in a database of its own: set log_database_url (or CLOCKWATCH_LOG_DATABASE_URL) to the log database"
+        ))),
+        (_, Side::Log) => Err(Error::Config(format!(
+            "schema \"{schema}\" is a log database's, not the application's: check the database URL"
+        ))),
+        _ if (found.is_some() || recorded.is_some()) && recorded != config.source_id => {
+            Err(other_source(config, recorded.as_deref()))
+        }
+        (Side::Host, Side::Together) => crate::move_log::refuse_while_draining(client).await,
+        _ => Ok(()),
+    }
+}
+
+/// A schema installed for one source, met by a config for another.
+fn other_source(config: &Config, recorded: Option<&str>) -> Error {
+    Error::Config(format!(
+        "schema \"{}\" was installed for {}, and this config is for {}: check source_id and the database URLs (to move it, `clockwatch uninstall --purge` first)",
+        config.schema,
+        source_named(recorded),
+        source_named(config.source_id.as_deref())
+    ))
+}
+
 /// Clockwatch's schema, migrated, with the config's settings, the daemon role's grants,
 /// partitions ahead and action labels: all a database needs to hold the log (the host's, or the
 /// log's own). Returns how many migrations ran.
@@ -192,12 +244,7 @@ async fn prepare_schema(tx: &Transaction<'_>, config: &Config, side: Side) -> Re
         .context("read the installed source")?;
     let (layout, recorded): (Option<String>, Option<String>) = (row.get(0), row.get(1));
     if (layout.is_some() || recorded.is_some()) && recorded != config.source_id {
-        return Err(Error::Config(format!(
-            "schema \"{}\" was installed for {}, and this config is for {}: check source_id and the database URLs (to move it, `clockwatch uninstall --purge` first)",
-            config.schema,
-            source_named(recorded.as_deref()),
-            source_named(config.source_id.as_deref())
-        )));
+        return Err(other_source(config, recorded.as_deref()));
     }
     tx.execute(
         "update settings set layout = $1, source_id = $2",
@@ -284,12 +331,15 @@ pub async fn install_log(client: &mut Client, config: &Config) -> Result<usize> 
     lock(&tx, &config.schema).await?;
     if let Some(role) = &config.daemon_role {
         // A daemon role drains one host: granted on two hosts' schemas, either host's daemon
-        // could write, or read, the other's log.
+        // could write, or read, the other's log. (The catalog, not to_regclass(): that needs
+        // USAGE on each schema it looks in, pg_toast and other sessions' temporary schemas
+        // among them, which a database's owner does not have.)
         let other = tx
             .query_opt(
                 "select n.nspname::text from pg_namespace n join pg_roles r on r.rolname = $1
                  where n.nspname <> $2 and has_schema_privilege(r.oid, n.oid, 'USAGE')
-                   and to_regclass(format('%I.chain_head', n.nspname)) is not null
+                   and exists (select 1 from pg_class c
+                               where c.relnamespace = n.oid and c.relname = 'chain_head')
                  limit 1",
                 &[role, &config.schema],
             )

@@ -77,15 +77,12 @@ pub async fn has_log_to_move(host: &impl GenericClient, config: &Config) -> Resu
     Ok(crate::install::Side::of(layout.as_deref()) == crate::install::Side::Together)
 }
 
-/// Copy the host's log (`host` in the transaction that will switch its layout) into the log
-/// database's schema, commit it there, and empty it on the host. The host's transaction is left
-/// open: the caller commits it with the new layout.
-pub async fn move_log(host: &Transaction<'_>, log: &mut Client, config: &Config) -> Result<Moved> {
-    let schema = quote_ident(&config.schema);
-    let log_schema = quote_ident(&config.log_schema());
-    if let Some(pid) = host
+/// Refuse to move the host's log while a daemon is connected to the host: it would go on
+/// draining into the log being moved, behind the copy.
+pub async fn refuse_while_draining(host: &impl GenericClient) -> Result<()> {
+    let Some(session) = host
         .query_opt(
-            "select pid from pg_stat_activity
+            "select pid, coalesce(host(client_addr), 'a local socket') from pg_stat_activity
              where datname = current_database() and application_name like 'clockwatch daemon%'
                and pid <> pg_backend_pid()
              limit 1",
@@ -93,12 +90,22 @@ pub async fn move_log(host: &Transaction<'_>, log: &mut Client, config: &Config)
         )
         .await
         .context("look for a running daemon")?
-    {
-        let pid: i32 = pid.get(0);
-        return Err(Error::Input(format!(
-            "a Clockwatch daemon is connected to this database (pid {pid}): stop it before moving the log to log_database_url, then run `clockwatch install` again"
-        )));
-    }
+    else {
+        return Ok(());
+    };
+    let (pid, from): (i32, String) = (session.get(0), session.get(1));
+    Err(Error::Input(format!(
+        "a Clockwatch daemon is connected to this database (its session: server process {pid}, from {from}): stop the daemon before moving the log to log_database_url, then run `clockwatch install` again"
+    )))
+}
+
+/// Copy the host's log (`host` in the transaction that will switch its layout) into the log
+/// database's schema, commit it there, and empty it on the host. The host's transaction is left
+/// open: the caller commits it with the new layout.
+pub async fn move_log(host: &Transaction<'_>, log: &mut Client, config: &Config) -> Result<Moved> {
+    let schema = quote_ident(&config.schema);
+    let log_schema = quote_ident(&config.log_schema());
+    refuse_while_draining(host).await?;
     // No event may be appended here behind the copy; reports may still read.
     host.batch_execute(&format!("lock table {schema}.events in exclusive mode"))
         .await

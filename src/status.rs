@@ -194,6 +194,33 @@ pub async fn status(client: &Client, log: LogSide<'_>, config: &Config) -> Resul
     status
         .problems
         .extend(crate::install::health_problems(client, config).await?);
+    // A host whose log was moved out keeps the tables it was logged in (empty) when its schema
+    // held both: events there now were written by a daemon still running the old config while
+    // the log was moved, and no report of the log database shows them.
+    if host_side != crate::install::Side::Together {
+        let kept: bool = client
+            .query_one(
+                "select case when to_regclass('events') is null then false
+                             else has_table_privilege(to_regclass('events'), 'SELECT') end",
+                &[],
+            )
+            .await
+            .context("look for events left on the host")?
+            .get(0);
+        let left: i64 = match kept {
+            true => client
+                .query_one("select count(*) from events", &[])
+                .await
+                .context("count events left on the host")?
+                .get(0),
+            false => 0,
+        };
+        if left > 0 {
+            status.problems.push(format!(
+                "{left} event(s) are in the host's {schema}.events, not in the log database: a daemon with the log beside capture drained there after the log was moved out; they are kept there, out of the log's reports and chains"
+            ));
+        }
+    }
     let early_prunes = logged("early_prunes");
     if early_prunes > 0 {
         status.problems.push(format!(

@@ -9,6 +9,10 @@ use crate::error::Result;
 
 pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
     let host = super::database_url(global, config)?;
+    let mut client = db::connect_once(&host, "install").await?;
+    let side = super::host_side(global, config);
+    // What the host would refuse, refused before the log database is touched.
+    crate::install::check_host_install(&client, config, side).await?;
     // The log's own database first: the host's triggers then never stage changes that no log
     // is ready for.
     let mut log_client = None;
@@ -22,8 +26,6 @@ pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
         );
         log_client = Some(client);
     }
-    let mut client = db::connect_once(&host, "install").await?;
-    let side = super::host_side(global, config);
     let report =
         crate::install::install_host(&mut client, config, side, log_client.as_mut()).await?;
     if let Some(moved) = report.moved {

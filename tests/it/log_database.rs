@@ -538,6 +538,29 @@ async fn a_daemon_role_drains_the_log_of_one_host_only() {
     }
 }
 
+/// A log database's owner who is no superuser installs it with a daemon role, though it may not
+/// look into pg_toast or other sessions' temporary schemas.
+#[tokio::test]
+async fn the_log_database_owner_installs_it_with_a_daemon_role() {
+    let log = TestDb::new().await;
+    let admin = log.client().await;
+    let (owner, daemon) = (unique_role("log_owner"), unique_role("daemon"));
+    admin
+        .batch_execute(&format!(
+            "create role {owner} login; create role {daemon} login;
+             do $$ begin execute format('alter database %I owner to {owner}', current_database()); end $$;
+             create temp table another_sessions_temp (x int)"
+        ))
+        .await
+        .unwrap();
+    let mut config = clockwatch::Config::from_toml(&split_config_text(&log.url)).unwrap();
+    config.daemon_role = Some(daemon);
+    let mut as_owner = connect(&log.url_as(&owner)).await;
+    clockwatch::install::install_log(&mut as_owner, &config.in_log())
+        .await
+        .expect("the owner installs the log database");
+}
+
 /// The daemon role drains with its own grants on each side: on the host what claiming needs, in
 /// the log what appending needs, and no more (it cannot read the host's staging into the log any
 /// other way, nor write events directly).
@@ -628,9 +651,20 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        said.contains("a Clockwatch daemon is connected to this database (pid ")
-            && said.contains("stop it before moving the log"),
+        said.contains(
+            "a Clockwatch daemon is connected to this database (its session: server process "
+        ) && said.contains("stop the daemon before moving the log"),
         "{said}"
+    );
+    // Refused before the log database was touched: no empty log there for reports to read.
+    let log_client = log.client().await;
+    assert_eq!(
+        count(
+            &log_client,
+            "select count(*) from pg_namespace where nspname = 'audit_log'"
+        )
+        .await,
+        0
     );
     drop(daemon);
     eventually(
@@ -649,7 +683,10 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
 
     // Moved, and then the host's transaction lost: the log holds the rows, the host still too.
     let config = clockwatch::Config::from_toml(&apart_text).unwrap();
-    let mut log_client = log.client().await;
+    let mut log_client = log_client;
+    clockwatch::install::install_log(&mut log_client, &config.in_log())
+        .await
+        .unwrap();
     {
         let tx = client.transaction().await.unwrap();
         let moved = clockwatch::move_log::move_log(&tx, &mut log_client, &config)
@@ -711,4 +748,33 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
     assert!(again.status.success());
     assert!(!String::from_utf8_lossy(&again.stdout).contains("moved"));
     assert_eq!(count(&log_client, events).await, 4);
+    // Installed again with the config from before the move, it is refused: the host would
+    // start a second log beside the moved one.
+    let back = cli_at(&host.url, &beside, &["install"]);
+    assert!(!back.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&back.stderr).trim_end(),
+        "error: config: schema \"audit_log\" keeps capture only, its audit log is in a database of its own: set log_database_url (or CLOCKWATCH_LOG_DATABASE_URL) to the log database"
+    );
+
+    // An event a daemon of the old config wrote on the host behind the move is not silent.
+    let status =
+        String::from_utf8_lossy(&cli_at(&host.url, &apart, &["status"]).stdout).to_string();
+    assert!(!status.contains("event(s) are in the host's"), "{status}");
+    client
+        .batch_execute(
+            "insert into audit_log.events (event_id, occurred_at, workspace_id, category, action_code,
+                                           action, author, txid, source)
+             values (999999, now(), '1', 'tags', 'tag.created', 'Created tag', 'System', 1, 'app.tag')",
+        )
+        .await
+        .unwrap();
+    let status =
+        String::from_utf8_lossy(&cli_at(&host.url, &apart, &["status"]).stdout).to_string();
+    assert!(
+        status.contains(
+            "PROBLEM: 1 event(s) are in the host's audit_log.events, not in the log database"
+        ),
+        "{status}"
+    );
 }

@@ -111,6 +111,35 @@ pub async fn move_log(host: &Transaction<'_>, log: &mut Client, config: &Config)
         .await
         .context("lock the log's events for the move")?;
     let tx = log.transaction().await.context("begin the move")?;
+    // Each chain goes on in the log from the host's head, which overrides the log's: a log whose
+    // chain is already further along did not come from this host's, and would be broken.
+    let heads = host
+        .query(
+            &format!("select workspace_id, seq from {schema}.chain_head"),
+            &[],
+        )
+        .await
+        .context("read the host's chain heads")?;
+    let (workspaces, seqs): (Vec<String>, Vec<i64>) =
+        heads.iter().map(|r| (r.get(0), r.get::<_, i64>(1))).unzip();
+    if let Some(ahead) = tx
+        .query_opt(
+            &format!(
+                "select h.workspace_id, h.seq, m.seq from {log_schema}.chain_head h
+                 join unnest($1::text[], $2::bigint[]) m(workspace_id, seq) using (workspace_id)
+                 where h.seq > m.seq limit 1"
+            ),
+            &[&workspaces, &seqs],
+        )
+        .await
+        .context("compare the chains' heads")?
+    {
+        let (workspace, theirs, ours): (String, i64, i64) =
+            (ahead.get(0), ahead.get(1), ahead.get(2));
+        return Err(Error::Schema(format!(
+            "workspace {workspace}: the log database's chain is at position {theirs}, past the host's {ours}: it holds another log than this host's; nothing was moved"
+        )));
+    }
     // A month the host holds events for needs its partition in the log.
     for row in host
         .query(

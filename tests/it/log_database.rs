@@ -709,6 +709,21 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
     )
     .await;
 
+    // A log whose chain is further along than the host's is another log: not overwritten.
+    let bump = "update audit_log.chain_head set seq = seq + 100";
+    log_client.batch_execute(bump).await.unwrap();
+    let other = cli_at(&host.url, &apart, &["install"]);
+    assert!(!other.status.success());
+    let said = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        said.contains(
+            "workspace 1: the log database's chain is at position 102, past the host's 3"
+        ),
+        "{said}"
+    );
+    let unbump = "update audit_log.chain_head set seq = seq - 100";
+    log_client.batch_execute(unbump).await.unwrap();
+
     let out = cli_at(&host.url, &apart, &["install"]);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(

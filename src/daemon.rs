@@ -134,7 +134,7 @@ impl Daemon {
         let Some(target) = &self.log_pg else {
             return Ok(None);
         };
-        let (client, _notifications) = db::connect(target).await?;
+        let (client, _notifications) = db::connect(target).await.map_err(Error::on_log_database)?;
         let schema = self.config.log_schema();
         within(self.timeout(), async {
             let source = self.config.source_id.as_deref();
@@ -154,7 +154,8 @@ impl Daemon {
                 .await
                 .context("set the log session's settings")
         })
-        .await?;
+        .await
+        .map_err(Error::on_log_database)?;
         Ok(Some(client))
     }
 

@@ -57,6 +57,11 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
 
+    /// An error met on the log's own database (`log_database_url`), said as such: the host's
+    /// database and the log's may have different servers, roles and grants.
+    #[error("log database (log_database_url): {0}")]
+    LogDatabase(Box<Error>),
+
     /// Any other database error, with the operation it happened in.
     #[error("{context}: {message}")]
     Db {
@@ -76,6 +81,7 @@ impl Error {
         match self {
             Error::Connect(_) => true,
             Error::Db { transient, .. } => *transient,
+            Error::LogDatabase(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -84,7 +90,17 @@ impl Error {
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Db { code, .. } => code.as_deref(),
+            Error::LogDatabase(e) => e.code(),
             _ => None,
+        }
+    }
+
+    /// This error, said to have happened on the log's own database. (Errors that already say
+    /// which database they concern, or that only the config causes, pass unchanged.)
+    pub fn on_log_database(self) -> Error {
+        match self {
+            Error::LogDatabase(_) | Error::Config(_) | Error::BrokenPipe | Error::Output(_) => self,
+            e => Error::LogDatabase(Box::new(e)),
         }
     }
 

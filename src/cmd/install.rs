@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::cli::GlobalOpts;
 use crate::config::Config;
 use crate::db;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
     let host = super::database_url(global, config)?;
@@ -17,9 +17,13 @@ pub async fn install(global: &GlobalOpts, config: &Config) -> Result<ExitCode> {
     // is ready for.
     let mut log_client = None;
     if let Some(url) = super::log_database_url(global, config) {
-        let mut client = db::connect_once(&url, "install").await?;
+        let mut client = db::connect_once(&url, "install")
+            .await
+            .map_err(Error::on_log_database)?;
         let log = config.in_log();
-        let applied = crate::install::install_log(&mut client, &log).await?;
+        let applied = crate::install::install_log(&mut client, &log)
+            .await
+            .map_err(Error::on_log_database)?;
         println!(
             "log database: installed in schema {}: {applied} migration(s) applied",
             log.schema
@@ -65,7 +69,9 @@ pub async fn uninstall(global: &GlobalOpts, config: &Config, purge: bool) -> Res
     }
     let log_client = match (purge, log) {
         (true, Some(url)) => {
-            let client = db::connect_once(&url, "install").await?;
+            let client = db::connect_once(&url, "install")
+                .await
+                .map_err(Error::on_log_database)?;
             let schema = config.log_schema();
             if crate::install::is_installed(&client, &schema).await? {
                 let side = crate::install::Side::Log;

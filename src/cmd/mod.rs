@@ -103,7 +103,12 @@ async fn reading_client(
 ) -> Result<(tokio_postgres::Client, Config)> {
     let apart = log_database_url(global, config).is_some();
     let (url, config) = reading(global, config)?;
-    let client = crate::db::connect_once(&url, "cli").await?;
+    let client = crate::db::connect_once(&url, "cli")
+        .await
+        .map_err(|e| match apart {
+            true => e.on_log_database(),
+            false => e,
+        })?;
     crate::install::require_log(&client, &config.schema, apart, config.source_id.as_deref())
         .await?;
     Ok((client, config))

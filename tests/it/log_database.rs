@@ -793,3 +793,27 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
         "{status}"
     );
 }
+
+/// An error met on the log database says so: the host's server, roles and grants may be fine.
+#[tokio::test]
+async fn an_error_on_the_log_database_names_it() {
+    let host = TestDb::with_host().await;
+    let log = TestDb::new().await;
+    let (_dir, path) = config_file(&split_config_text(&log.url_as("no_such_role_here")));
+    let out = cli_at(&host.url, &path, &["install"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.starts_with(
+            "error: log database (log_database_url): cannot connect to the database: "
+        ) && said.contains("no_such_role_here"),
+        "{said}"
+    );
+    let out = cli_at(&host.url, &path, &["report", "--workspace", "1"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.starts_with("error: log database (log_database_url): cannot connect"),
+        "{said}"
+    );
+}

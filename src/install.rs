@@ -595,6 +595,24 @@ fn source_named(source: Option<&str>) -> String {
         .unwrap_or_else(|| "no source_id".into())
 }
 
+/// The schemas of a log database that hold a log under the config's schema name: `schema` itself
+/// and `schema_<source_id>` for each source. Read from the catalog, which needs no privilege on
+/// them.
+pub async fn log_schemas(client: &impl GenericClient, schema: &str) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "select n.nspname::text from pg_namespace n
+             where (n.nspname = $1 or left(n.nspname, length($1) + 1) = $1 || '_')
+               and exists (select 1 from pg_class c
+                           where c.relnamespace = n.oid and c.relname = 'chain_head')
+             order by 1",
+            &[&schema],
+        )
+        .await
+        .context("look for the logs in the log database")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Whether Clockwatch's schema exists with its migrations table.
 pub async fn is_installed(
     client: &impl tokio_postgres::GenericClient,

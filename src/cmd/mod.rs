@@ -102,16 +102,28 @@ async fn reading_client(
     config: &Config,
 ) -> Result<(tokio_postgres::Client, Config)> {
     let apart = log_database_url(global, config).is_some();
-    let (url, config) = reading(global, config)?;
+    let (url, log) = reading(global, config)?;
     let client = crate::db::connect_once(&url, "cli")
         .await
         .map_err(|e| match apart {
             true => e.on_log_database(),
             false => e,
         })?;
-    crate::install::require_log(&client, &config.schema, apart, config.source_id.as_deref())
-        .await?;
-    Ok((client, config))
+    let found =
+        crate::install::require_log(&client, &log.schema, apart, log.source_id.as_deref()).await;
+    // A log database holding other sources' logs but not this one's: most likely a source_id
+    // that does not match the one installed, which "run `clockwatch install`" would not mend.
+    if let (Err(crate::Error::NotInstalled(missing)), true) = (&found, apart) {
+        let others = crate::install::log_schemas(&client, &config.schema).await?;
+        if !others.is_empty() {
+            return Err(crate::Error::Config(format!(
+                "the log database has no Clockwatch schema \"{missing}\" for this source_id, but has {}: check source_id (or --source-id), or run `clockwatch install` to start this source's log",
+                others.join(", ")
+            )));
+        }
+    }
+    found?;
+    Ok((client, log))
 }
 
 /// What the host's schema should be, by whether the log is apart.

@@ -792,6 +792,16 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
         ),
         "{status}"
     );
+    // A source_id added afterwards is named as the likely cause, not a missing install.
+    let out = cli_at(
+        &host.url,
+        &apart,
+        &["report", "--workspace", "1", "--source-id", "acme"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "error: config: the log database has no Clockwatch schema \"audit_log_acme\" for this source_id, but has audit_log: check source_id (or --source-id), or run `clockwatch install` to start this source's log"
+    );
 }
 
 /// An error met on the log database says so: the host's server, roles and grants may be fine.

@@ -47,6 +47,9 @@ pub struct Status {
     /// When the daemon prunes next (a day after the last prune; at its next hourly check when
     /// it never has).
     pub next_prune: Option<DateTime<Utc>>,
+    /// False when the log database (`log_database_url`) could not be reached: the figures read
+    /// there (events, partitions, prunes, its dead letters) are then unknown, not zero.
+    pub log_reachable: bool,
     /// Why the pipeline is unhealthy (no daemon, staging too old); empty when healthy.
     pub problems: Vec<String>,
     pub workspaces: Vec<WorkspaceStatus>,
@@ -170,6 +173,7 @@ pub async fn status(client: &Client, log: LogSide<'_>, config: &Config) -> Resul
             .unwrap_or_else(|| config.retention.clone()),
         last_prune,
         next_prune: last_prune.map(|t| t + chrono::Duration::days(1)),
+        log_reachable: unreachable.is_none(),
         problems: Vec::new(),
         workspaces,
     };
@@ -266,22 +270,13 @@ impl Status {
             age(self.oldest_staged_secs),
             self.dead_letters
         ));
-        out.push_str(&format!(
-            "events: {} in the last hour, {} in the last day; retention {}, last prune {}, next prune {}\n",
-            self.events_last_hour,
-            self.events_last_day,
-            self.retention,
-            time_or_dash(self.last_prune),
-            self.next_prune.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_else(|| "within the hour".into()),
-        ));
-        out.push_str(&format!(
-            "partitions: {} ({})\n",
-            self.partitions.len(),
-            match (self.partitions.first(), self.partitions.last()) {
-                (Some(first), Some(last)) => format!("{first} .. {last}"),
-                _ => "none".into(),
-            }
-        ));
+        if self.log_reachable {
+            self.render_log(&mut out);
+        } else {
+            out.push_str(
+                "events, partitions and prunes: unknown (the log database cannot be reached)\n",
+            );
+        }
         for problem in &self.problems {
             out.push_str(&format!("PROBLEM: {problem}\n"));
         }
@@ -317,6 +312,26 @@ impl Status {
             .collect();
         out.push_str(&crate::table::render(&header, &rows));
         out
+    }
+
+    /// The lines read in the log's database: events, retention and partitions.
+    fn render_log(&self, out: &mut String) {
+        out.push_str(&format!(
+            "events: {} in the last hour, {} in the last day; retention {}, last prune {}, next prune {}\n",
+            self.events_last_hour,
+            self.events_last_day,
+            self.retention,
+            time_or_dash(self.last_prune),
+            self.next_prune.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_else(|| "within the hour".into()),
+        ));
+        out.push_str(&format!(
+            "partitions: {} ({})\n",
+            self.partitions.len(),
+            match (self.partitions.first(), self.partitions.last()) {
+                (Some(first), Some(last)) => format!("{first} .. {last}"),
+                _ => "none".into(),
+            }
+        ));
     }
 }
 

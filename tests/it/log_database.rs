@@ -827,3 +827,26 @@ async fn an_error_on_the_log_database_names_it() {
         "{said}"
     );
 }
+
+/// With the log database out of reach, `status` still shows the host's side, and says the log's
+/// figures are unknown rather than zero.
+#[tokio::test]
+async fn status_with_the_log_database_down_shows_the_host_and_no_false_zeros() {
+    let (host, _log, _client, _log_client, _config) = installed_split().await;
+    let (_dir, path) = config_file(&split_config_text(
+        "postgres://postgres@127.0.0.1:1/nowhere",
+    ));
+    let out = cli_at(&host.url, &path, &["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(
+            "events, partitions and prunes: unknown (the log database cannot be reached)"
+        ) && said.contains("PROBLEM: the log database (log_database_url) cannot be reached")
+            && !said.contains("events: 0"),
+        "{said}"
+    );
+    let json = cli_at(&host.url, &path, &["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["log_reachable"], false);
+}

@@ -76,6 +76,8 @@ pub struct Daemon {
     newest_staged: Option<(Instant, i64)>,
     /// Whether the last backlog was one the host was still writing (logged when it changes).
     in_burst: bool,
+    /// Whether a session has been ready: a schema missing after that was removed under it.
+    ready_once: bool,
 }
 
 impl Daemon {
@@ -117,6 +119,7 @@ impl Daemon {
             summary: (Instant::now(), BatchReport::default()),
             newest_staged: None,
             in_burst: false,
+            ready_once: false,
         })
     }
 
@@ -208,11 +211,14 @@ impl Daemon {
         Ok(())
     }
 
-    /// A statement that worked before now names an undefined function, table or schema: most
-    /// likely Clockwatch was uninstalled (`uninstall --purge`) under the running daemon. Look
-    /// again on a fresh connection and, if so, say that rather than which object went missing.
+    /// A statement that worked before now names an undefined function, table or schema, or a
+    /// reconnection finds no schema: most likely Clockwatch was uninstalled (`uninstall
+    /// --purge`) under the running daemon. Look again on a fresh connection and, if so, say
+    /// that rather than which object went missing.
     async fn explain(&self, error: Error) -> Error {
-        if !matches!(error.code(), Some("42883" | "42P01" | "3F000")) {
+        let missing = matches!(error.code(), Some("42883" | "42P01" | "3F000"))
+            || matches!(error, Error::NotInstalled(_));
+        if !missing || !self.ready_once {
             return error;
         }
         let mut sides = vec![(&self.pg, self.config.schema.clone())];
@@ -312,6 +318,7 @@ impl Daemon {
         );
         *failures = 0;
         self.announce(Lifecycle::Ready);
+        self.ready_once = true;
 
         let mut chores = tokio::time::interval(MAINTENANCE_EVERY);
         chores.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

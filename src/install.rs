@@ -48,9 +48,8 @@ pub async fn install_host(
 ) -> Result<InstallReport> {
     let tx = client.transaction().await.context("begin install")?;
     lock(&tx, &config.schema).await?;
-    check_host_install(&tx, config, side).await?;
     let move_to = match log {
-        _ if side != Side::Host || !crate::move_log::has_log_to_move(&tx, config).await? => None,
+        _ if !check_host_install(&tx, config, side).await? => None,
         Some(log) => Some(log),
         None => {
             return Err(Error::Config(format!(
@@ -170,14 +169,15 @@ pub async fn install_host(
 /// log beside the moved one, whose chains the next move would break); a schema installed for
 /// another source; a log database's schema; and a log kept beside capture that is to be moved
 /// while a daemon may still drain into it. `clockwatch install` asks before it installs the log
-/// database, and the host's install again under its lock.
+/// database, and the host's install again under its lock. Returns whether the install moves a
+/// log kept beside capture out to the log database (src/move_log.rs).
 pub async fn check_host_install(
     client: &impl GenericClient,
     config: &Config,
     side: Side,
-) -> Result<()> {
+) -> Result<bool> {
     if !is_installed(client, &config.schema).await? {
-        return Ok(());
+        return Ok(false);
     }
     let row = client
         .query_one(
@@ -201,8 +201,10 @@ pub async fn check_host_install(
         _ if (found.is_some() || recorded.is_some()) && recorded != config.source_id => {
             Err(other_source(config, recorded.as_deref()))
         }
-        (Side::Host, Side::Together) => crate::move_log::refuse_while_draining(client).await,
-        _ => Ok(()),
+        (Side::Host, Side::Together) => crate::move_log::refuse_while_draining(client)
+            .await
+            .map(|()| true),
+        _ => Ok(false),
     }
 }
 

@@ -57,26 +57,6 @@ pub struct Moved {
     pub workspaces: u64,
 }
 
-/// Whether the host's schema keeps a log beside capture that a move would take out: installed,
-/// its layout that of capture and log together.
-pub async fn has_log_to_move(host: &impl GenericClient, config: &Config) -> Result<bool> {
-    if !crate::install::is_installed(host, &config.schema).await? {
-        return Ok(false);
-    }
-    let layout: Option<String> = host
-        .query_one(
-            &format!(
-                "select layout from {}.settings",
-                quote_ident(&config.schema)
-            ),
-            &[],
-        )
-        .await
-        .context("read the installed layout")?
-        .get(0);
-    Ok(crate::install::Side::of(layout.as_deref()) == crate::install::Side::Together)
-}
-
 /// Refuse to move the host's log while a daemon is connected to the host: it would go on
 /// draining into the log being moved, behind the copy.
 pub async fn refuse_while_draining(host: &impl GenericClient) -> Result<()> {

@@ -141,10 +141,15 @@ pub async fn move_log(host: &Transaction<'_>, log: &mut Client, config: &Config)
         copy_table(host, &tx, &schema, &log_schema, table, clause, conflict).await?;
     }
     // The log's own prunes go on numbering after the moved ones.
-    tx.batch_execute(&format!(
-        "select setval(pg_get_serial_sequence('{log_schema}.prune_log', 'id'), max(id))
-         from {log_schema}.prune_log having max(id) is not null"
-    ))
+    // (The table's name as a value: spliced into a quoted literal, a quote in a schema's name
+    // would end it.)
+    tx.execute(
+        &format!(
+            "select setval(pg_get_serial_sequence($1, 'id'), max(id))
+             from {log_schema}.prune_log having max(id) is not null"
+        ),
+        &[&format!("{log_schema}.prune_log")],
+    )
     .await
     .context("number the log's prunes after the moved ones")?;
     let counted = host

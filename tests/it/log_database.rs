@@ -646,6 +646,10 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
     .await;
     let events = "select count(*) from audit_log.events";
     assert_eq!(count(&client, events).await, 2);
+    let prune =
+        "insert into audit_log.prune_log (cutoff, partition_name, action, events, pruned_by)
+                 values (now(), 'events_2000_01', 'dropped', 0, current_user)";
+    client.batch_execute(prune).await.unwrap();
 
     // A daemon still connected to the host would drain behind the move.
     let daemon = connect(&format!(
@@ -745,6 +749,12 @@ async fn installing_with_a_log_database_moves_the_log_kept_beside_capture() {
     );
     assert_eq!(count(&client, events).await, 0, "moved, not copied");
     assert_eq!(count(&log_client, events).await, 3, "none twice");
+    // The log's own prunes are numbered after the moved one.
+    log_client.batch_execute(prune).await.unwrap();
+    assert_eq!(
+        count(&log_client, "select count(*) from audit_log.prune_log").await,
+        2
+    );
 
     // The chain goes on in the log from where the host's ended.
     act(
